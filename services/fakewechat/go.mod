@@ -1,0 +1,7 @@
+module github.com/wxlogin/wxlogin/services/fakewechat
+
+go 1.26.0
+
+require github.com/wxlogin/wxlogin/shared v0.0.0
+
+replace github.com/wxlogin/wxlogin/shared => ../../shared

@@ -1,0 +1,77 @@
+// Package session is the NATS contract of the session service: subjects,
+// messages and a typed client.
+package session
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/wxlogin/wxlogin/shared/natsrpc"
+)
+
+// Service is the micro service name (`nats micro ls`) and queue group.
+const Service = "session"
+
+// Subjects, all under wxlogin.session.>.
+const (
+	SubjectIssue    = "wxlogin.session.issue"
+	SubjectRefresh  = "wxlogin.session.refresh"
+	SubjectRevoke   = "wxlogin.session.revoke"
+	SubjectQRCreate = "wxlogin.session.qr.create"
+	SubjectJWKS     = "wxlogin.session.jwks"
+)
+
+// KV buckets owned by the session service (the gateway reads some of them).
+const (
+	BucketQR       = "wxlogin_qr"
+	BucketSessions = "wxlogin_sessions"
+	BucketRevoked  = "wxlogin_revoked"
+	BucketBind     = "wxlogin_bind"
+	BucketKeys     = "wxlogin_keys"
+)
+
+// IssueRequest asks for a new token pair (a new refresh family) for a user
+// who has just logged in by Kind (api.KindMiniProgram, ...) on AppID.
+type IssueRequest struct {
+	UserID string `json:"user_id"`
+	Kind   string `json:"kind"`
+	AppID  string `json:"appid,omitempty"`
+}
+
+// Tokens is the token part of the HTTP token response.
+type Tokens struct {
+	AccessToken      string `json:"access_token"`
+	TokenType        string `json:"token_type"`
+	ExpiresIn        int64  `json:"expires_in"`
+	RefreshToken     string `json:"refresh_token"`
+	RefreshExpiresIn int64  `json:"refresh_expires_in"`
+}
+
+// JWKSRequest asks for the current verification keys.
+type JWKSRequest struct{}
+
+// JWKS is an RFC 7517 JWK set, kept raw: the gateway serves it as is and
+// hands it to the verifier.
+type JWKS = json.RawMessage
+
+// Client calls the session service.
+type Client struct{ nc *nats.Conn }
+
+// NewClient returns a client over nc.
+func NewClient(nc *nats.Conn) *Client { return &Client{nc: nc} }
+
+// Issue returns a new token pair for a user.
+func (c *Client) Issue(ctx context.Context, req IssueRequest) (Tokens, error) {
+	var res Tokens
+	err := natsrpc.Call(ctx, c.nc, SubjectIssue, req, &res)
+	return res, err
+}
+
+// JWKS returns the public verification keys as a JWK set.
+func (c *Client) JWKS(ctx context.Context) (JWKS, error) {
+	var res json.RawMessage
+	err := natsrpc.Call(ctx, c.nc, SubjectJWKS, JWKSRequest{}, &res)
+	return JWKS(res), err
+}

@@ -1,0 +1,39 @@
+package api
+
+import "time"
+
+// User is the public view of an account: what the HTTP API returns and what
+// identity sends to the gateway. It never holds a secret (no session_key, no
+// password hash).
+type User struct {
+	ID          string     `json:"id"`
+	Username    string     `json:"username"`
+	Nickname    string     `json:"nickname"`
+	AvatarURL   string     `json:"avatar_url"`
+	Gender      int        `json:"gender"`
+	Language    string     `json:"language"`
+	City        string     `json:"city"`
+	Province    string     `json:"province"`
+	Country     string     `json:"country"`
+	PhoneNumber string     `json:"phone_number"`
+	Email       string     `json:"email"`
+	CreatedAt   time.Time  `json:"created_at"`
+	Identities  []Identity `json:"identities,omitempty"`
+}
+
+// Identity is the public view of a linked WeChat identity: no openid secrets,
+// no session_key.
+type Identity struct {
+	ID        string    `json:"id"`
+	Provider  string    `json:"provider"`
+	Kind      string    `json:"kind"`
+	AppID     string    `json:"appid"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Identity kinds, also the login kinds of tokens and events.
+const (
+	KindMiniProgram = "miniprogram"
+	KindWeb         = "web"
+	KindPassword    = "password"
+)

@@ -1,0 +1,79 @@
+// Package natsrpc is the request/reply plumbing under the typed clients of
+// shared/api: JSON bodies, errors in the nats micro error headers carrying the
+// contract codes, request ids in a header, deadlines on every call, and a
+// bounded worker pool for micro endpoints (which otherwise serve one request at
+// a time per subscription).
+package natsrpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/wxlogin/wxlogin/shared/api"
+)
+
+// DefaultTimeout bounds a call whose context has no deadline, so a dead
+// service turns into service_unavailable instead of a hang.
+const DefaultTimeout = 2 * time.Second
+
+type ctxKey struct{}
+
+// WithRequestID returns ctx carrying the request id sent along with every call.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
+}
+
+// RequestID returns the request id carried by ctx, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(ctxKey{}).(string)
+	return id
+}
+
+// Call sends req as JSON to subject and decodes the reply into resp (which may
+// be nil). Errors are *api.Error: the service's own code, or
+// service_unavailable when nobody answers in time.
+func Call(ctx context.Context, nc *nats.Conn, subject string, req, resp any) error {
+	data, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+	}
+	msg := nats.NewMsg(subject)
+	msg.Data = data
+	if id := RequestID(ctx); id != "" {
+		msg.Header.Set(api.HeaderRequestID, id)
+	}
+	reply, err := nc.RequestMsgWithContext(ctx, msg)
+	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) ||
+			errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrConnectionClosed) ||
+			errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionReconnecting) {
+			return &api.Error{Code: api.CodeServiceUnavailable, Message: "a backend service is not answering; try again shortly"}
+		}
+		return err
+	}
+	if code := reply.Header.Get(micro.ErrorCodeHeader); code != "" {
+		e := &api.Error{Code: api.Code(code), Message: reply.Header.Get(micro.ErrorHeader)}
+		if len(reply.Data) > 0 {
+			// Best effort: the data of an error is optional.
+			_ = json.Unmarshal(reply.Data, &e.Data)
+		}
+		return e
+	}
+	if resp == nil {
+		return nil
+	}
+	if err := json.Unmarshal(reply.Data, resp); err != nil {
+		return &api.Error{Code: api.CodeInternal, Message: "malformed reply from " + subject}
+	}
+	return nil
+}

@@ -2,6 +2,9 @@ module github.com/wxlogin/wxlogin/services/fakewechat
 
 go 1.26.0
 
-require github.com/wxlogin/wxlogin/shared v0.0.0
+require (
+	github.com/caarlos0/env/v11 v11.4.2
+	github.com/wxlogin/wxlogin/shared v0.0.0
+)
 
 replace github.com/wxlogin/wxlogin/shared => ../../shared

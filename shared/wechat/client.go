@@ -201,6 +201,9 @@ func (c *Client) StableToken(ctx context.Context, appid, secret string, forceRef
 	if err := c.post(ctx, "/cgi-bin/stable_token", nil, body, &r); err != nil {
 		return AccessToken{}, err
 	}
+	if r.AccessToken == "" {
+		return AccessToken{}, fmt.Errorf("%w: stable_token answered no access_token", ErrUnavailable)
+	}
 	return AccessToken{AccessToken: r.AccessToken, ExpiresIn: int(r.ExpiresIn)}, nil
 }
 
@@ -229,6 +232,9 @@ func (c *Client) PhoneNumber(ctx context.Context, accessToken, code string) (Pho
 		return PhoneInfo{}, err
 	}
 	p := r.PhoneInfo
+	if p.PhoneNumber == "" && p.PurePhoneNumber == "" {
+		return PhoneInfo{}, fmt.Errorf("%w: getuserphonenumber answered no phone_info", ErrUnavailable)
+	}
 	return PhoneInfo{PhoneNumber: p.PhoneNumber, PurePhoneNumber: p.PurePhoneNumber,
 		CountryCode: string(p.CountryCode), WatermarkAppID: p.Watermark.AppID}, nil
 }
@@ -243,7 +249,7 @@ func (c *Client) QRConnectURL(appid, redirectURI, state string) string {
 func (c *Client) get(ctx context.Context, path string, q url.Values, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.apiBase+path+"?"+q.Encode(), nil)
 	if err != nil {
-		return fmt.Errorf("wechat %s: %w", path, err)
+		return fmt.Errorf("wechat %s: build request: %w", path, withoutURL(err))
 	}
 	return c.do(req, path, out)
 }
@@ -251,7 +257,7 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, out any) er
 func (c *Client) post(ctx context.Context, path string, q url.Values, body, out any) error {
 	b, err := json.Marshal(body)
 	if err != nil {
-		return err
+		return fmt.Errorf("wechat %s: encode request: %w", path, err)
 	}
 	u := c.apiBase + path
 	if len(q) > 0 {
@@ -259,7 +265,7 @@ func (c *Client) post(ctx context.Context, path string, q url.Values, body, out 
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
 	if err != nil {
-		return fmt.Errorf("wechat %s: %w", path, err)
+		return fmt.Errorf("wechat %s: build request: %w", path, withoutURL(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	return c.do(req, path, out)
@@ -271,12 +277,9 @@ const maxBody = 1 << 20
 func (c *Client) do(req *http.Request, path string, out any) error {
 	resp, err := c.http.Do(req)
 	if err != nil {
-		// *url.Error prints the URL, which holds the secret and the code: keep only the cause.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("%w: %s: %v", ErrUnavailable, path, err)
+		// The cause stays in the chain so callers can tell a cancelled or
+		// timed-out context (errors.Is context.DeadlineExceeded) from an outage.
+		return fmt.Errorf("%w: %s: %w", ErrUnavailable, path, withoutURL(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
@@ -301,6 +304,15 @@ func (c *Client) do(req *http.Request, path string, out any) error {
 		return fmt.Errorf("%w: %s: unexpected body: %v", ErrUnavailable, path, err)
 	}
 	return nil
+}
+
+// withoutURL drops the URL from a *url.Error: it holds the secret and the code.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // flexInt decodes a JSON number or a numeric string ("1"); "" is 0.

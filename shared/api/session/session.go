@@ -49,6 +49,23 @@ type Tokens struct {
 	RefreshExpiresIn int64  `json:"refresh_expires_in"`
 }
 
+// RefreshRequest spends a refresh token for a new token pair of the same family.
+type RefreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+// RevokeRequest ends an access token (by its jti, until its exp in unix
+// seconds) and, when SessionID is set, its whole refresh family. At least one
+// of JTI and SessionID is required. Revoking twice is not an error.
+type RevokeRequest struct {
+	JTI       string `json:"jti,omitempty"`
+	ExpiresAt int64  `json:"exp,omitempty"`
+	SessionID string `json:"sid,omitempty"`
+}
+
+// RevokeResponse is the empty answer to a revoke.
+type RevokeResponse struct{}
+
 // JWKSRequest asks for the current verification keys.
 type JWKSRequest struct{}
 
@@ -67,6 +84,20 @@ func (c *Client) Issue(ctx context.Context, req IssueRequest) (Tokens, error) {
 	var res Tokens
 	err := natsrpc.Call(ctx, c.nc, SubjectIssue, req, &res)
 	return res, err
+}
+
+// Refresh spends a refresh token and returns the next pair. Errors:
+// api.CodeTokenInvalid, api.CodeTokenExpired, api.CodeTokenRevoked,
+// api.CodeRefreshTokenReused (the family is revoked).
+func (c *Client) Refresh(ctx context.Context, refreshToken string) (Tokens, error) {
+	var res Tokens
+	err := natsrpc.Call(ctx, c.nc, SubjectRefresh, RefreshRequest{RefreshToken: refreshToken}, &res)
+	return res, err
+}
+
+// Revoke ends an access token and optionally its refresh family.
+func (c *Client) Revoke(ctx context.Context, req RevokeRequest) error {
+	return natsrpc.Call(ctx, c.nc, SubjectRevoke, req, nil)
 }
 
 // JWKS returns the public verification keys as a JWK set.

@@ -1,0 +1,120 @@
+// Command fakewechat serves the fake WeChat (shared/wechat/fakewechat) over
+// HTTP for development, demos and tests in other languages. Point
+// WXLOGIN_WECHAT_API_BASE (and WXLOGIN_WECHAT_OPEN_BASE) at it; mint codes
+// with POST /fake/codes (see GET /fake/).
+//
+// Environment:
+//
+//	FAKEWECHAT_ADDR    listen address, default 127.0.0.1:9090
+//	FAKEWECHAT_APPS    optional "appid:secret:kind,..." (kind miniprogram or web);
+//	                   default the two devstack apps
+//	WXLOGIN_LOG_LEVEL  debug, info (default), warn or error
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/wxlogin/wxlogin/shared/wechat/fakewechat"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "fakewechat:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	Addr     string `env:"FAKEWECHAT_ADDR" envDefault:"127.0.0.1:9090"`
+	Apps     string `env:"FAKEWECHAT_APPS"`
+	LogLevel string `env:"WXLOGIN_LOG_LEVEL" envDefault:"info"`
+
+	level slog.Level
+	apps  []fakewechat.App
+}
+
+// loadConfig reads the configuration from environ (os.Environ as a map); a bad
+// value is one error naming its variable.
+func loadConfig(environ map[string]string) (config, error) {
+	var cfg config
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: environ}); err != nil {
+		return config{}, err
+	}
+	if err := cfg.level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return config{}, fmt.Errorf("WXLOGIN_LOG_LEVEL: %q is not debug, info, warn or error", cfg.LogLevel)
+	}
+	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
+		return config{}, fmt.Errorf("FAKEWECHAT_ADDR: %q is not host:port: %w", cfg.Addr, err)
+	}
+	cfg.apps = fakewechat.DefaultApps()
+	if strings.TrimSpace(cfg.Apps) != "" {
+		apps, err := fakewechat.ParseApps(cfg.Apps)
+		if err != nil {
+			return config{}, fmt.Errorf("FAKEWECHAT_APPS: %w", err)
+		}
+		cfg.apps = apps
+	}
+	return cfg, nil
+}
+
+func run(ctx context.Context) error {
+	cfg, err := loadConfig(env.ToMap(os.Environ()))
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.level}))
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on FAKEWECHAT_ADDR %s: %w", cfg.Addr, err)
+	}
+	return serve(ctx, cfg, log, ln)
+}
+
+// serve answers on ln until ctx is cancelled, then shuts down gracefully.
+func serve(ctx context.Context, cfg config, log *slog.Logger, ln net.Listener) error {
+	fake := fakewechat.New(fakewechat.Options{Apps: cfg.apps, Logger: log})
+	srv := &http.Server{
+		Handler:           fake,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	for _, a := range cfg.apps {
+		log.Info("fakewechat: app", "appid", a.AppID, "kind", a.Kind) // never the secret
+	}
+	log.Info("fakewechat: listening", "addr", ln.Addr().String(), "control", "http://"+ln.Addr().String()+"/fake/")
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("fakewechat: shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}

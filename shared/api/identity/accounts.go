@@ -1,0 +1,168 @@
+package identity
+
+import (
+	"context"
+
+	"github.com/wxlogin/wxlogin/shared/api"
+	"github.com/wxlogin/wxlogin/shared/natsrpc"
+)
+
+// Subjects added for accounts and admin (issue 4).
+const (
+	SubjectIdentityDelete    = "wxlogin.identity.user.identity.delete"
+	SubjectAdminUserGet      = "wxlogin.identity.admin.users.get"
+	SubjectAdminUserDisabled = "wxlogin.identity.admin.users.disabled"
+)
+
+// WeChatProof names a WeChat identity to attach to an account: either a
+// bind_token from a wechat_not_bound answer (the identity is held
+// server-side in KV wxlogin_bind) or a fresh mini-program code.
+type WeChatProof struct {
+	BindToken string `json:"bind_token,omitempty"`
+	Code      string `json:"code,omitempty"`
+	App       string `json:"app,omitempty"`
+}
+
+// PasswordLoginRequest logs in by username and password.
+type PasswordLoginRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	ClientIP string `json:"client_ip,omitempty"` // for per-username failure limits and logs
+}
+
+// RegisterRequest creates a username/password account, optionally with a
+// WeChat identity attached at once.
+type RegisterRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	WeChatProof
+}
+
+// BindRequest attaches a WeChat identity to an existing account, proven by
+// its password (seed 004).
+type BindRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	WeChatProof
+}
+
+// UserUpdateRequest changes the caller's own profile. Nil fields stay.
+type UserUpdateRequest struct {
+	UserID string `json:"user_id"`
+	Profile
+	Email       *string `json:"email,omitempty"`
+	DateOfBirth *string `json:"date_of_birth,omitempty"` // YYYY-MM-DD, "" clears
+	Description *string `json:"description,omitempty"`
+}
+
+// UserPhoneRequest stores the phone number behind a getPhoneNumber code.
+type UserPhoneRequest struct {
+	UserID string `json:"user_id"`
+	Code   string `json:"code"`
+	App    string `json:"app,omitempty"`
+}
+
+// IdentityDeleteRequest unbinds one of the caller's identities; refused with
+// api.CodeLastIdentity when it is the last way to log in.
+type IdentityDeleteRequest struct {
+	UserID     string `json:"user_id"`
+	IdentityID string `json:"identity_id"`
+}
+
+// Empty is the reply of requests that answer nothing but success.
+type Empty struct{}
+
+// Admin requests carry the caller's user id; identity checks it is an admin
+// (api.CodeForbidden otherwise), so revoke-admin takes effect at once.
+
+// AdminSearchRequest searches users by username, nickname, email, phone,
+// openid or unionid. Page starts at 1.
+type AdminSearchRequest struct {
+	ActorID  string `json:"actor_id"`
+	Q        string `json:"q"`
+	Page     int    `json:"page"`
+	PageSize int    `json:"page_size"`
+}
+
+// AdminSearchResult is one page of users.
+type AdminSearchResult struct {
+	Items []api.User `json:"items"`
+	Total int        `json:"total"`
+}
+
+// AdminUserRequest names a user for an admin.
+type AdminUserRequest struct {
+	ActorID string `json:"actor_id"`
+	UserID  string `json:"user_id"`
+}
+
+// AdminDisableRequest disables (or re-enables) a user. The gateway then asks
+// session to revoke the user's sessions.
+type AdminDisableRequest struct {
+	ActorID  string `json:"actor_id"`
+	UserID   string `json:"user_id"`
+	Disabled bool   `json:"disabled"`
+}
+
+// WebResolveRequest exchanges a website (QR) login code.
+type WebResolveRequest struct {
+	App  string `json:"app,omitempty"`
+	Code string `json:"code"`
+}
+
+// WebResolve exchanges a website login code and returns the user.
+func (c *Client) WebResolve(ctx context.Context, req WebResolveRequest) (LoginResult, error) {
+	return call[LoginResult](ctx, c, SubjectWebResolve, req)
+}
+
+// PasswordLogin checks a username and password.
+func (c *Client) PasswordLogin(ctx context.Context, req PasswordLoginRequest) (LoginResult, error) {
+	return call[LoginResult](ctx, c, SubjectPasswordLogin, req)
+}
+
+// Register creates an account.
+func (c *Client) Register(ctx context.Context, req RegisterRequest) (LoginResult, error) {
+	return call[LoginResult](ctx, c, SubjectRegister, req)
+}
+
+// Bind attaches a WeChat identity to an account.
+func (c *Client) Bind(ctx context.Context, req BindRequest) (LoginResult, error) {
+	return call[LoginResult](ctx, c, SubjectBind, req)
+}
+
+// UpdateUser changes a profile.
+func (c *Client) UpdateUser(ctx context.Context, req UserUpdateRequest) (api.User, error) {
+	return call[api.User](ctx, c, SubjectUserUpdate, req)
+}
+
+// SetPhone stores the phone number behind a getPhoneNumber code.
+func (c *Client) SetPhone(ctx context.Context, req UserPhoneRequest) (api.User, error) {
+	return call[api.User](ctx, c, SubjectUserPhone, req)
+}
+
+// DeleteIdentity unbinds an identity.
+func (c *Client) DeleteIdentity(ctx context.Context, req IdentityDeleteRequest) error {
+	_, err := call[Empty](ctx, c, SubjectIdentityDelete, req)
+	return err
+}
+
+// AdminSearch searches users.
+func (c *Client) AdminSearch(ctx context.Context, req AdminSearchRequest) (AdminSearchResult, error) {
+	return call[AdminSearchResult](ctx, c, SubjectAdminUsersSearch, req)
+}
+
+// AdminGetUser returns any user with identities.
+func (c *Client) AdminGetUser(ctx context.Context, req AdminUserRequest) (api.User, error) {
+	return call[api.User](ctx, c, SubjectAdminUserGet, req)
+}
+
+// AdminSetDisabled disables or enables a user.
+func (c *Client) AdminSetDisabled(ctx context.Context, req AdminDisableRequest) (api.User, error) {
+	return call[api.User](ctx, c, SubjectAdminUserDisabled, req)
+}
+
+func call[T any](ctx context.Context, c *Client, subject string, req any) (T, error) {
+	var res T
+	err := natsrpc.Call(ctx, c.nc, subject, req, &res)
+	return res, err
+}

@@ -1,0 +1,104 @@
+package session
+
+import (
+	"context"
+	"time"
+
+	"github.com/wxlogin/wxlogin/shared/api"
+	"github.com/wxlogin/wxlogin/shared/natsrpc"
+)
+
+// Subjects of the website QR flow (issue 3).
+const (
+	SubjectQRComplete = "wxlogin.session.qr.complete"
+	SubjectQRConsume  = "wxlogin.session.qr.consume"
+)
+
+// QR ticket states, as stored in KV wxlogin_qr and answered to polls.
+const (
+	QRPending   = "pending"
+	QRConfirmed = "confirmed"
+	QRDenied    = "denied"
+)
+
+// QRCreateRequest starts a website login. App names a web app ("" = default).
+type QRCreateRequest struct {
+	App string `json:"app,omitempty"`
+}
+
+// QRTicket is a new ticket. The ticket is also WeChat's state parameter (it
+// is visible to whoever sees the QR code); PollToken is the secret that lets
+// only the creating browser read the result.
+type QRTicket struct {
+	Ticket    string `json:"ticket"`
+	PollToken string `json:"poll_token"`
+	AppID     string `json:"appid"`
+	ExpiresIn int64  `json:"expires_in"`
+}
+
+// QRRecord is the value under the ticket in KV wxlogin_qr. The gateway reads
+// and watches it; only session writes it. Tokens are never stored in KV: they
+// are issued when a poll consumes a confirmed record.
+type QRRecord struct {
+	Status        string    `json:"status"`
+	App           string    `json:"app,omitempty"`
+	AppID         string    `json:"appid"`
+	PollTokenHash string    `json:"poll_token_hash"` // hex SHA-256 of the poll token
+	CreatedAt     time.Time `json:"created_at"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	User          *api.User `json:"user,omitempty"`
+	IsNewUser     bool      `json:"is_new_user,omitempty"`
+	Reason        string    `json:"reason,omitempty"` // why denied, for the callback page
+}
+
+// QRCompleteRequest records the callback's outcome under a pending ticket
+// (compare-and-set: a ticket is completed once; a second callback is a no-op
+// and answers the stored status).
+type QRCompleteRequest struct {
+	Ticket    string    `json:"ticket"`
+	Denied    bool      `json:"denied,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	User      *api.User `json:"user,omitempty"`
+	IsNewUser bool      `json:"is_new_user,omitempty"`
+}
+
+// QRStatus is a ticket's status.
+type QRStatus struct {
+	Status string `json:"status"`
+}
+
+// QRConsumeRequest hands the tokens of a confirmed ticket out exactly once
+// (compare-and-set delete). Wrong poll token or a consumed ticket ->
+// api.CodeQRTicketNotFound; past expiry -> api.CodeQRTicketExpired.
+type QRConsumeRequest struct {
+	Ticket    string `json:"ticket"`
+	PollToken string `json:"poll_token"`
+}
+
+// QRConsumeResult is the token answer of a confirmed poll.
+type QRConsumeResult struct {
+	Tokens
+	User      api.User `json:"user"`
+	IsNewUser bool     `json:"is_new_user"`
+}
+
+// QRCreate starts a website login ticket.
+func (c *Client) QRCreate(ctx context.Context, req QRCreateRequest) (QRTicket, error) {
+	var res QRTicket
+	err := natsrpc.Call(ctx, c.nc, SubjectQRCreate, req, &res)
+	return res, err
+}
+
+// QRComplete records a callback's outcome.
+func (c *Client) QRComplete(ctx context.Context, req QRCompleteRequest) (QRStatus, error) {
+	var res QRStatus
+	err := natsrpc.Call(ctx, c.nc, SubjectQRComplete, req, &res)
+	return res, err
+}
+
+// QRConsume hands out a confirmed ticket's tokens, once.
+func (c *Client) QRConsume(ctx context.Context, req QRConsumeRequest) (QRConsumeResult, error) {
+	var res QRConsumeResult
+	err := natsrpc.Call(ctx, c.nc, SubjectQRConsume, req, &res)
+	return res, err
+}

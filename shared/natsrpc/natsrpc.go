@@ -54,9 +54,7 @@ func Call(ctx context.Context, nc *nats.Conn, subject string, req, resp any) err
 	}
 	reply, err := nc.RequestMsgWithContext(ctx, msg)
 	if err != nil {
-		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) ||
-			errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrConnectionClosed) ||
-			errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionReconnecting) {
+		if unavailable(err) {
 			return &api.Error{Code: api.CodeServiceUnavailable, Message: "a backend service is not answering; try again shortly"}
 		}
 		return err
@@ -76,4 +74,21 @@ func Call(ctx context.Context, nc *nats.Conn, subject string, req, resp any) err
 		return &api.Error{Code: api.CodeInternal, Message: "malformed reply from " + subject}
 	}
 	return nil
+}
+
+// unavailable tells the errors that mean "nobody can answer right now":
+// no responders, timeouts, and every state of a connection that is not up
+// (before the first connect, headers are "not supported" yet).
+func unavailable(err error) bool {
+	for _, e := range []error{
+		nats.ErrNoResponders, context.DeadlineExceeded, nats.ErrTimeout,
+		nats.ErrConnectionClosed, nats.ErrDisconnected, nats.ErrConnectionReconnecting,
+		nats.ErrConnectionDraining, nats.ErrReconnectBufExceeded, nats.ErrHeadersNotSupported,
+		nats.ErrNoServers, nats.ErrInvalidConnection,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

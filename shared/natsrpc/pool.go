@@ -71,7 +71,15 @@ func (p *Pool) respondError(r micro.Request, rid string, err error) {
 	if len(e.Data) > 0 {
 		data, _ = json.Marshal(e.Data)
 	}
-	if rerr := r.Error(string(e.Code), e.Message, data); rerr != nil {
+	msg := e.Message
+	if msg == "" {
+		msg = string(e.Code) // the error header must not be empty
+	}
+	// Not r.Error: it records the error in the request, which micro reads
+	// when the (already returned) handler callback ends: a data race once the
+	// reply comes from a pool goroutine. The headers are the same.
+	hdr := micro.Headers{micro.ErrorHeader: {msg}, micro.ErrorCodeHeader: {string(e.Code)}}
+	if rerr := r.Respond(data, micro.WithHeaders(hdr)); rerr != nil {
 		p.log.Warn("respond failed", "subject", r.Subject(), "request_id", rid, "error", rerr)
 	}
 }

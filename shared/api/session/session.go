@@ -25,11 +25,17 @@ const (
 
 // KV buckets owned by the session service (the gateway reads some of them).
 const (
-	BucketQR       = "wxlogin_qr"
+	BucketQR = "wxlogin_qr"
+	// BucketSessions: key = refresh family id (the sid claim), value = the
+	// family as JSON; private to the session service.
 	BucketSessions = "wxlogin_sessions"
-	BucketRevoked  = "wxlogin_revoked"
-	BucketBind     = "wxlogin_bind"
-	BucketKeys     = "wxlogin_keys"
+	// BucketRevoked: key = jti of a revoked access token, value = its exp in
+	// unix seconds (decimal). An entry outlives the token it names.
+	BucketRevoked = "wxlogin_revoked"
+	BucketBind    = "wxlogin_bind"
+	// BucketKeys holds generated signing keys (private: never read it outside
+	// the session service; verifiers use the JWKS).
+	BucketKeys = "wxlogin_keys"
 )
 
 // IssueRequest asks for a new token pair (a new refresh family) for a user

@@ -1,0 +1,202 @@
+// Package gatewaysvc runs the gateway: the HTTP API in front of the identity
+// and session services. main and the devstack both start it from here.
+package gatewaysvc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/wxlogin/wxlogin/services/gateway/internal/httpapi"
+	"github.com/wxlogin/wxlogin/services/gateway/internal/keys"
+	"github.com/wxlogin/wxlogin/shared/api/identity"
+	"github.com/wxlogin/wxlogin/shared/api/session"
+	"github.com/wxlogin/wxlogin/shared/jwtverify"
+)
+
+// HTTP server limits. Read and write timeouts leave room for the 25 s QR
+// long-poll: net/http keeps the read deadline while a handler runs and
+// cancels the request context when it passes. Slow clients are bounded by
+// ReadHeaderTimeout and the body limits.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 35 * time.Second
+	writeTimeout      = 35 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 16 << 10
+	shutdownTimeout   = 10 * time.Second
+	drainTimeout      = 5 * time.Second
+	pingTimeout       = time.Second
+)
+
+// Run listens on cfg.HTTPAddr and serves until ctx is cancelled (see Serve).
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on WXLOGIN_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	}
+	return Serve(ctx, cfg, log, ln)
+}
+
+// Serve runs the gateway on ln, which it closes. It blocks until ctx is
+// cancelled, then shuts down gracefully (in-flight requests finish, the NATS
+// connection drains) and returns nil; it returns an error if startup or the
+// listener fails.
+func Serve(ctx context.Context, cfg Config, log *slog.Logger, ln net.Listener) error {
+	if err := cfg.Validate(); err != nil {
+		ln.Close()
+		return err
+	}
+	opts := jwtverify.Options{Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience}
+
+	closed := make(chan struct{})
+	nc, err := connectNATS(cfg.NATSURL, log, closed)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer drain(nc, closed, log)
+
+	identityClient := identity.NewClient(nc)
+	sessionClient := session.NewClient(nc)
+	var k *keys.Keys
+	if cfg.JWTAlg == jwtverify.AlgHS256 {
+		if k, err = keys.NewHS256([]byte(cfg.JWTSecret), opts); err != nil {
+			ln.Close()
+			return fmt.Errorf("config: WXLOGIN_JWT_SECRET: %w", err)
+		}
+	} else {
+		fetch := func(ctx context.Context) ([]byte, error) { return sessionClient.JWKS(ctx) }
+		k = keys.NewEdDSA(fetch, opts, cfg.JWKSRefresh, log)
+	}
+	keysCtx, stopKeys := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { k.Run(keysCtx) })
+	defer wg.Wait()
+	defer stopKeys()
+
+	srv := &http.Server{
+		Handler: httpapi.New(httpapi.Options{
+			Log:         log,
+			Identity:    identityClient,
+			Session:     sessionClient,
+			Keys:        k,
+			Ready:       readiness(nc, k),
+			Connected:   nc.IsConnected,
+			CORSOrigins: cfg.CORSOrigins,
+		}),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("gateway listening", "addr", ln.Addr().String(), "config", cfg)
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve HTTP: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("HTTP shutdown incomplete; closing the remaining connections", "error", err)
+		srv.Close()
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("HTTP server stopped with an error", "error", err)
+	}
+	log.Info("gateway stopped")
+	return nil
+}
+
+// connectNATS connects, retrying in the background if NATS is not up yet:
+// the gateway starts anyway and reports not ready until it connects.
+func connectNATS(urls string, log *slog.Logger, closed chan struct{}) (*nats.Conn, error) {
+	nc, err := nats.Connect(urls,
+		nats.Name("wxlogin-gateway"),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.DrainTimeout(drainTimeout),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			log.Info("NATS connected", "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("NATS disconnected", "error", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.Warn("NATS error", "error", err)
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS (WXLOGIN_NATS_URL): %w", err)
+	}
+	return nc, nil
+}
+
+// drain lets in-flight replies arrive, then closes the connection; it waits
+// for the close so nothing of the gateway outlives Serve.
+func drain(nc *nats.Conn, closed chan struct{}, log *slog.Logger) {
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+	}
+	select {
+	case <-closed:
+	case <-time.After(drainTimeout + time.Second):
+		log.Warn("NATS connection did not close in time")
+	}
+}
+
+// readiness checks what the gateway needs to serve: NATS, a live identity
+// and session (a micro PING answers when at least one instance is up) and
+// loaded keys.
+func readiness(nc *nats.Conn, k *keys.Keys) httpapi.ReadyFunc {
+	return func(ctx context.Context) []string {
+		var down []string
+		if !nc.IsConnected() {
+			down = append(down, "nats")
+		} else {
+			services := []string{identity.Service, session.Service}
+			alive := make([]bool, len(services))
+			var wg sync.WaitGroup
+			for i, svc := range services {
+				wg.Go(func() {
+					pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+					defer cancel()
+					_, err := nc.RequestWithContext(pctx, "$SRV.PING."+svc, nil)
+					alive[i] = err == nil
+				})
+			}
+			wg.Wait()
+			for i, svc := range services {
+				if !alive[i] {
+					down = append(down, svc)
+				}
+			}
+		}
+		if !k.Loaded() {
+			down = append(down, "keys")
+		}
+		return down
+	}
+}

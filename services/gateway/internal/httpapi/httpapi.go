@@ -1,0 +1,127 @@
+// Package httpapi is the gateway's HTTP API: routes, input validation, and
+// the calls to the identity and session services behind each route.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wxlogin/wxlogin/services/gateway/internal/middleware"
+	"github.com/wxlogin/wxlogin/services/gateway/internal/problem"
+	"github.com/wxlogin/wxlogin/shared/api"
+	"github.com/wxlogin/wxlogin/shared/api/identity"
+	"github.com/wxlogin/wxlogin/shared/api/session"
+)
+
+func init() {
+	// gin's debug mode prints every route and a warning banner to stdout;
+	// the mode is process-wide, so set it once here.
+	gin.SetMode(gin.ReleaseMode)
+}
+
+// Deadlines of the NATS calls: a dead or stuck service turns into
+// service_unavailable within these. A login waits longer because identity
+// calls WeChat.
+const (
+	wechatCallTimeout = 3 * time.Second
+	callTimeout       = 2 * time.Second
+)
+
+// Identity is the part of the identity service the API uses (*identity.Client).
+type Identity interface {
+	MiniProgramLogin(ctx context.Context, req identity.MiniProgramLoginRequest) (identity.LoginResult, error)
+	GetUser(ctx context.Context, userID string) (api.User, error)
+}
+
+// Session is the part of the session service the API uses (*session.Client).
+type Session interface {
+	Issue(ctx context.Context, req session.IssueRequest) (session.Tokens, error)
+}
+
+// Keys verifies access tokens and provides the JWK set to publish.
+type Keys interface {
+	middleware.Verifier
+	JWKS() ([]byte, error)
+}
+
+// ReadyFunc lists what keeps the gateway from serving (empty when ready).
+type ReadyFunc func(ctx context.Context) []string
+
+// Options are the API's dependencies.
+type Options struct {
+	Log      *slog.Logger
+	Identity Identity
+	Session  Session
+	Keys     Keys
+	Ready    ReadyFunc
+	// Connected reports whether NATS is connected. While it is not, API
+	// calls fail fast with service_unavailable rather than waiting out their
+	// deadline in the reconnect buffer.
+	Connected   func() bool
+	CORSOrigins []string
+}
+
+type server struct {
+	log       *slog.Logger
+	identity  Identity
+	session   Session
+	keys      Keys
+	ready     ReadyFunc
+	connected func() bool
+}
+
+// New returns the API as an http.Handler.
+func New(o Options) http.Handler {
+	s := &server{log: o.Log, identity: o.Identity, session: o.Session, keys: o.Keys, ready: o.Ready, connected: o.Connected}
+
+	r := gin.New()
+	// Redirects would be answered before any middleware runs (no request id,
+	// no CORS); an unknown path is simply a 404 problem.
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	// No proxy is trusted until one is configured: ClientIP is the peer.
+	_ = r.SetTrustedProxies(nil)
+
+	// Order matters: the request id first so everything after can use it, the
+	// access log outside recovery so a panic is logged as the 500 it became.
+	r.Use(middleware.RequestID(), middleware.AccessLog(o.Log), middleware.Recovery(o.Log), middleware.CORS(o.CORSOrigins))
+	r.NoRoute(func(c *gin.Context) {
+		problem.Write(c, problem.New(api.CodeNotFound, "no such endpoint", middleware.RequestIDOf(c)))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		// gin has set the Allow header.
+		p := problem.New(api.CodeInvalidRequest, "method not allowed on this endpoint", middleware.RequestIDOf(c))
+		p.Status, p.Title = http.StatusMethodNotAllowed, "Method not allowed"
+		problem.Write(c, p)
+	})
+
+	// HEAD too: some load balancers probe with it.
+	r.Match([]string{http.MethodGet, http.MethodHead}, "/healthz", s.healthz)
+	r.Match([]string{http.MethodGet, http.MethodHead}, "/readyz", s.readyz)
+	r.GET("/.well-known/jwks.json", s.jwks)
+
+	v1 := r.Group("/api/v1", s.requireNATS)
+	v1.POST("/auth/miniprogram/login", s.miniProgramLogin)
+	v1.GET("/me", middleware.Bearer(o.Keys, o.Log), s.me)
+	return r
+}
+
+// requireNATS answers 503 at once while NATS is down.
+func (s *server) requireNATS(c *gin.Context) {
+	if s.connected != nil && !s.connected() {
+		problem.Write(c, problem.New(api.CodeServiceUnavailable, "the backend is not reachable; try again shortly", middleware.RequestIDOf(c)))
+		return
+	}
+	c.Next()
+}
+
+// fail answers with the problem for err.
+func (s *server) fail(c *gin.Context, err error) {
+	problem.Fail(c, s.log, err)
+}

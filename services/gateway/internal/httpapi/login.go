@@ -1,0 +1,422 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wxlogin/wxlogin/services/gateway/internal/middleware"
+	"github.com/wxlogin/wxlogin/shared/api"
+	"github.com/wxlogin/wxlogin/shared/api/identity"
+	"github.com/wxlogin/wxlogin/shared/api/session"
+)
+
+// Input limits. The contract has no 413, so an oversize body or field is a
+// 400 invalid_request like any other bad input.
+const (
+	maxBodyBytes      = 64 << 10
+	maxCodeBytes      = 256
+	maxAppBytes       = 64
+	maxUserInfoBytes  = 8 << 10
+	maxNicknameRunes  = 64
+	maxAvatarURLBytes = 1024
+	maxLanguageRunes  = 32
+	maxPlaceRunes     = 64
+)
+
+// tokenResponse is the token answer of every login route.
+type tokenResponse struct {
+	session.Tokens
+	User      api.User `json:"user"`
+	IsNewUser bool     `json:"is_new_user"`
+}
+
+// miniProgramLogin exchanges a wx.login code for tokens: identity resolves
+// the user, session issues the pair.
+func (s *server) miniProgramLogin(c *gin.Context) {
+	body, err := readBody(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	req, err := parseMiniProgramLogin(c.GetHeader("Content-Type"), body)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(c.Request.Context(), wechatCallTimeout)
+	res, err := s.identity.MiniProgramLogin(ctx, req)
+	cancel()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	middleware.SetUserID(c, res.User.ID)
+
+	ctx, cancel = context.WithTimeout(c.Request.Context(), callTimeout)
+	tokens, err := s.session.Issue(ctx, session.IssueRequest{UserID: res.User.ID, Kind: api.KindMiniProgram, AppID: res.AppID})
+	cancel()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	writeTokens(c, http.StatusOK, tokens, res.User, res.IsNewUser)
+}
+
+// writeTokens answers with a token pair, uncacheable (RFC 6749 section 5.1).
+func writeTokens(c *gin.Context, status int, t session.Tokens, u api.User, isNew bool) {
+	if t.TokenType == "" {
+		t.TokenType = "Bearer"
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Header("Pragma", "no-cache")
+	c.JSON(status, tokenResponse{Tokens: t, User: u, IsNewUser: isNew})
+}
+
+// readBody reads at most maxBodyBytes of the request body.
+func readBody(c *gin.Context) ([]byte, error) {
+	tooBig := api.Errorf(api.CodeInvalidRequest, "request body must be at most %d bytes", maxBodyBytes)
+	if c.Request.ContentLength > maxBodyBytes {
+		return nil, tooBig
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooBig
+		}
+		return nil, api.Errorf(api.CodeInvalidRequest, "could not read the request body")
+	}
+	return body, nil
+}
+
+// loginFields are the login inputs as sent, before validation.
+type loginFields struct {
+	code, app string
+	userInfo  *userInfoFields // nil when user_info was not sent
+	// The flat alternative to user_info.
+	nickname, avatarURL, gender string
+}
+
+// userInfoFields are the fields of wx.getUserInfo's rawData. gender is its
+// text, whether it came as a number or a string.
+type userInfoFields struct {
+	nickName, avatarURL, gender, language, city, province, country string
+}
+
+// parseMiniProgramLogin validates a login body (JSON or form) into the
+// identity request. Errors are *api.Error naming the offending field.
+func parseMiniProgramLogin(contentType string, body []byte) (identity.MiniProgramLoginRequest, error) {
+	var f loginFields
+	mt, _, err := mime.ParseMediaType(contentType)
+	switch {
+	case err == nil && mt == "application/json":
+		f, err = jsonLoginFields(body)
+	case err == nil && mt == "application/x-www-form-urlencoded":
+		f, err = formLoginFields(body)
+	default:
+		err = api.Errorf(api.CodeInvalidRequest, "Content-Type must be application/json or application/x-www-form-urlencoded")
+	}
+	if err != nil {
+		return identity.MiniProgramLoginRequest{}, err
+	}
+	return f.request()
+}
+
+func jsonLoginFields(body []byte) (loginFields, error) {
+	var f loginFields
+	if len(bytes.TrimSpace(body)) == 0 {
+		return f, nil
+	}
+	var in struct {
+		Code      json.RawMessage `json:"code"`
+		App       json.RawMessage `json:"app"`
+		UserInfo  json.RawMessage `json:"user_info"`
+		Nickname  json.RawMessage `json:"nickname"`
+		AvatarURL json.RawMessage `json:"avatar_url"`
+		Gender    json.RawMessage `json:"gender"`
+	}
+	if err := json.Unmarshal(body, &in); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return f, api.Errorf(api.CodeInvalidRequest, "body must be a JSON object")
+		}
+		return f, api.Errorf(api.CodeInvalidRequest, "malformed JSON body")
+	}
+	var err error
+	if f.code, err = jsonString("code", in.Code); err != nil {
+		return f, err
+	}
+	if f.app, err = jsonString("app", in.App); err != nil {
+		return f, err
+	}
+	if f.nickname, err = jsonString("nickname", in.Nickname); err != nil {
+		return f, err
+	}
+	if f.avatarURL, err = jsonString("avatar_url", in.AvatarURL); err != nil {
+		return f, err
+	}
+	if f.gender, err = jsonNumberText("gender", in.Gender); err != nil {
+		return f, err
+	}
+	if f.userInfo, err = jsonUserInfo(in.UserInfo); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+func formLoginFields(body []byte) (loginFields, error) {
+	var f loginFields
+	vals, err := url.ParseQuery(string(body))
+	if err != nil {
+		return f, api.Errorf(api.CodeInvalidRequest, "malformed form body")
+	}
+	f.code, f.app = vals.Get("code"), vals.Get("app")
+	f.nickname, f.avatarURL, f.gender = vals.Get("nickname"), vals.Get("avatar_url"), vals.Get("gender")
+	if s := vals.Get("user_info"); s != "" {
+		if f.userInfo, err = userInfoFromString(s); err != nil {
+			return f, err
+		}
+	}
+	return f, nil
+}
+
+// jsonUserInfo decodes user_info: an object, or the raw JSON string of one
+// (what wx.getUserInfo returns as rawData).
+func jsonUserInfo(raw json.RawMessage) (*userInfoFields, error) {
+	switch {
+	case isNull(raw):
+		return nil, nil
+	case raw[0] == '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, invalidField("user_info", "malformed string")
+		}
+		if s == "" {
+			return nil, nil
+		}
+		return userInfoFromString(s)
+	case raw[0] == '{':
+		return userInfoFromJSON(raw)
+	default:
+		return nil, invalidField("user_info", "must be an object or a JSON string of one")
+	}
+}
+
+func userInfoFromString(s string) (*userInfoFields, error) {
+	if len(s) > maxUserInfoBytes {
+		return nil, invalidField("user_info", fmt.Sprintf("must be at most %d bytes", maxUserInfoBytes))
+	}
+	raw := bytes.TrimSpace([]byte(s))
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, invalidField("user_info", "must hold a JSON object")
+	}
+	return userInfoFromJSON(raw)
+}
+
+func userInfoFromJSON(raw []byte) (*userInfoFields, error) {
+	var in struct {
+		NickName  json.RawMessage `json:"nickName"`
+		AvatarURL json.RawMessage `json:"avatarUrl"`
+		Gender    json.RawMessage `json:"gender"`
+		Language  json.RawMessage `json:"language"`
+		City      json.RawMessage `json:"city"`
+		Province  json.RawMessage `json:"province"`
+		Country   json.RawMessage `json:"country"`
+	}
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return nil, invalidField("user_info", "malformed JSON")
+	}
+	var u userInfoFields
+	var err error
+	for _, s := range []struct {
+		name string
+		raw  json.RawMessage
+		dst  *string
+	}{
+		{"user_info.nickName", in.NickName, &u.nickName},
+		{"user_info.avatarUrl", in.AvatarURL, &u.avatarURL},
+		{"user_info.language", in.Language, &u.language},
+		{"user_info.city", in.City, &u.city},
+		{"user_info.province", in.Province, &u.province},
+		{"user_info.country", in.Country, &u.country},
+	} {
+		if *s.dst, err = jsonString(s.name, s.raw); err != nil {
+			return nil, err
+		}
+	}
+	if u.gender, err = jsonNumberText("user_info.gender", in.Gender); err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// request validates every field and builds the identity request. Empty
+// profile fields count as not sent, so a form with blank inputs cannot wipe
+// a stored profile.
+func (f loginFields) request() (identity.MiniProgramLoginRequest, error) {
+	var req identity.MiniProgramLoginRequest
+	switch {
+	case f.code == "":
+		return req, api.Errorf(api.CodeCodeMissing, "code is required: send the code from wx.login")
+	case len(f.code) > maxCodeBytes:
+		return req, invalidField("code", fmt.Sprintf("must be at most %d bytes", maxCodeBytes))
+	case !isVisibleASCII(f.code):
+		return req, invalidField("code", "must be printable ASCII without spaces")
+	}
+	req.Code = f.code
+	if len(f.app) > maxAppBytes {
+		return req, invalidField("app", fmt.Sprintf("must be at most %d bytes", maxAppBytes))
+	}
+	if _, err := text("app", f.app, maxAppBytes); err != nil {
+		return req, err
+	}
+	req.App = f.app
+
+	var p identity.Profile
+	var err error
+	if u := f.userInfo; u != nil {
+		if p.Nickname, err = text("user_info.nickName", u.nickName, maxNicknameRunes); err != nil {
+			return req, err
+		}
+		if p.AvatarURL, err = avatarURL("user_info.avatarUrl", u.avatarURL); err != nil {
+			return req, err
+		}
+		if p.Gender, err = gender("user_info.gender", u.gender); err != nil {
+			return req, err
+		}
+		if p.Language, err = text("user_info.language", u.language, maxLanguageRunes); err != nil {
+			return req, err
+		}
+		if p.City, err = text("user_info.city", u.city, maxPlaceRunes); err != nil {
+			return req, err
+		}
+		if p.Province, err = text("user_info.province", u.province, maxPlaceRunes); err != nil {
+			return req, err
+		}
+		if p.Country, err = text("user_info.country", u.country, maxPlaceRunes); err != nil {
+			return req, err
+		}
+	}
+	// Flat fields are the more explicit form; they win over user_info.
+	if v, err := text("nickname", f.nickname, maxNicknameRunes); err != nil {
+		return req, err
+	} else if v != nil {
+		p.Nickname = v
+	}
+	if v, err := avatarURL("avatar_url", f.avatarURL); err != nil {
+		return req, err
+	} else if v != nil {
+		p.AvatarURL = v
+	}
+	if v, err := gender("gender", f.gender); err != nil {
+		return req, err
+	} else if v != nil {
+		p.Gender = v
+	}
+	if p != (identity.Profile{}) {
+		req.Profile = &p
+	}
+	return req, nil
+}
+
+func invalidField(field, why string) *api.Error {
+	return api.Errorf(api.CodeInvalidRequest, "%s: %s", field, why)
+}
+
+func isNull(raw json.RawMessage) bool {
+	return len(raw) == 0 || string(raw) == "null"
+}
+
+// jsonString decodes an optional JSON string ("" when absent or null).
+func jsonString(field string, raw json.RawMessage) (string, error) {
+	if isNull(raw) {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", invalidField(field, "must be a string")
+	}
+	return s, nil
+}
+
+// jsonNumberText returns the text of an optional number that may also come
+// as a string (rawData sends gender as a number, forms as text).
+func jsonNumberText(field string, raw json.RawMessage) (string, error) {
+	if isNull(raw) {
+		return "", nil
+	}
+	if raw[0] == '"' {
+		return jsonString(field, raw)
+	}
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return "", invalidField(field, "must be a number")
+	}
+	return n.String(), nil
+}
+
+// text validates an optional free-text field: UTF-8, at most maxRunes
+// characters, no control characters. nil when empty.
+func text(field, v string, maxRunes int) (*string, error) {
+	switch {
+	case v == "":
+		return nil, nil
+	case !utf8.ValidString(v):
+		return nil, invalidField(field, "must be valid UTF-8")
+	case utf8.RuneCountInString(v) > maxRunes:
+		return nil, invalidField(field, fmt.Sprintf("must be at most %d characters", maxRunes))
+	case strings.ContainsFunc(v, unicode.IsControl):
+		return nil, invalidField(field, "must not contain control characters")
+	}
+	return &v, nil
+}
+
+// avatarURL validates an optional absolute http(s) URL.
+func avatarURL(field, v string) (*string, error) {
+	if v == "" {
+		return nil, nil
+	}
+	if len(v) > maxAvatarURLBytes {
+		return nil, invalidField(field, fmt.Sprintf("must be at most %d bytes", maxAvatarURLBytes))
+	}
+	u, err := url.Parse(v)
+	if err != nil || !utf8.ValidString(v) || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return nil, invalidField(field, "must be an absolute http or https URL")
+	}
+	return &v, nil
+}
+
+// gender validates an optional gender: 0 unknown, 1 male, 2 female.
+func gender(field, v string) (*int, error) {
+	switch v {
+	case "":
+		return nil, nil
+	case "0", "1", "2":
+		g := int(v[0] - '0')
+		return &g, nil
+	}
+	return nil, invalidField(field, "must be 0 (unknown), 1 (male) or 2 (female)")
+}
+
+// isVisibleASCII reports whether s is all printable ASCII, no spaces.
+func isVisibleASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '!' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,397 @@
+package natsapi
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxlogin/wxlogin/shared/api"
+	"github.com/wxlogin/wxlogin/shared/api/session"
+	"github.com/wxlogin/wxlogin/shared/jwtverify"
+	"github.com/wxlogin/wxlogin/shared/natstest"
+
+	"github.com/wxlogin/wxlogin/services/session/internal/kvstate"
+	"github.com/wxlogin/wxlogin/services/session/internal/tokens"
+)
+
+const (
+	accessTTL  = 2 * time.Hour
+	refreshTTL = 24 * time.Hour
+)
+
+// clock is a settable time source.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+type fixture struct {
+	svc      *Service
+	clock    *clock
+	buckets  *kvstate.Buckets
+	verifier *jwtverify.Verifier
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	nc := natstest.Connect(t, natstest.Start(t))
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	b, err := kvstate.Open(ctx, js, kvstate.TTLs{Access: accessTTL, Refresh: refreshTTL, QR: 5 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(priv)
+	keys, err := tokens.NewPEMKeyring(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{now: time.Now().Truncate(time.Second)}
+	svc := New(Deps{
+		Keys:        keys,
+		Minter:      tokens.NewMinter(keys, "wxlogin", "wxlogin", accessTTL),
+		Families:    kvstate.NewFamilies(b.Sessions),
+		Revocations: kvstate.NewRevocations(b.Revoked),
+		RefreshTTL:  refreshTTL,
+		Log:         slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:         clk.Now,
+	})
+	jwks, err := svc.JWKS(ctx, session.JWKSRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := jwtverify.NewEdDSA(jwks, jwtverify.Options{Issuer: "wxlogin", Audience: "wxlogin", Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{svc: svc, clock: clk, buckets: b, verifier: v}
+}
+
+func (f *fixture) issue(t *testing.T) session.Tokens {
+	t.Helper()
+	tok, err := f.svc.Issue(context.Background(), session.IssueRequest{UserID: "user-1", Kind: api.KindMiniProgram, AppID: "wx1111111111111111"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func (f *fixture) refresh(token string) (session.Tokens, error) {
+	return f.svc.Refresh(context.Background(), session.RefreshRequest{RefreshToken: token})
+}
+
+func (f *fixture) family(t *testing.T, refreshToken string) kvstate.Family {
+	t.Helper()
+	id, _, _ := strings.Cut(refreshToken, ".")
+	fam, _, err := kvstate.NewFamilies(f.buckets.Sessions).Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fam
+}
+
+func wantCode(t *testing.T, err error, want api.Code) {
+	t.Helper()
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != want {
+		t.Fatalf("err = %v, want %s", err, want)
+	}
+}
+
+func TestIssue(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name string
+		req  session.IssueRequest
+		want api.Code // "" = success
+	}{
+		{"mini-program", session.IssueRequest{UserID: "u1", Kind: api.KindMiniProgram, AppID: "wx1111111111111111"}, ""},
+		{"password login has client_id wxlogin", session.IssueRequest{UserID: "u1", Kind: api.KindPassword}, ""},
+		{"missing user_id", session.IssueRequest{Kind: api.KindWeb}, api.CodeInvalidRequest},
+		{"oversize user_id", session.IssueRequest{UserID: strings.Repeat("u", 200), Kind: api.KindWeb}, api.CodeInvalidRequest},
+		{"missing kind", session.IssueRequest{UserID: "u1"}, api.CodeInvalidRequest},
+		{"unknown kind", session.IssueRequest{UserID: "u1", Kind: "saml"}, api.CodeInvalidRequest},
+		{"oversize appid", session.IssueRequest{UserID: "u1", Kind: api.KindWeb, AppID: strings.Repeat("w", 65)}, api.CodeInvalidRequest},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tok, err := f.svc.Issue(context.Background(), tc.req)
+			if tc.want != "" {
+				wantCode(t, err, tc.want)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tok.TokenType != "Bearer" || tok.ExpiresIn != int64(accessTTL/time.Second) || tok.RefreshExpiresIn != int64(refreshTTL/time.Second) {
+				t.Errorf("tokens %+v", tok)
+			}
+			c, err := f.verifier.Verify(tok.AccessToken)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantClient := tc.req.AppID
+			if wantClient == "" {
+				wantClient = "wxlogin"
+			}
+			sid, _, _ := strings.Cut(tok.RefreshToken, ".")
+			if c.Subject != tc.req.UserID || c.Kind != tc.req.Kind || c.ClientID != wantClient || c.SessionID != sid {
+				t.Errorf("claims %+v", c)
+			}
+			fam := f.family(t, tok.RefreshToken)
+			if fam.UserID != tc.req.UserID || fam.Generation != 0 || fam.TokenHash != tokens.HashRefreshToken(tok.RefreshToken) ||
+				!fam.ExpiresAt.Equal(f.clock.Now().Add(refreshTTL)) {
+				t.Errorf("family %+v", fam)
+			}
+		})
+	}
+}
+
+func TestRefreshRotates(t *testing.T) {
+	f := newFixture(t)
+	first := f.issue(t)
+	f.clock.Advance(time.Hour)
+	second, err := f.refresh(first.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.RefreshToken == first.RefreshToken || second.AccessToken == first.AccessToken {
+		t.Fatal("refresh returned the same tokens")
+	}
+	c1, _ := f.verifier.Verify(first.AccessToken)
+	c2, err := f.verifier.Verify(second.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2.SessionID != c1.SessionID || c2.Subject != c1.Subject || c2.ClientID != c1.ClientID || c2.Kind != c1.Kind || c2.ID == c1.ID {
+		t.Errorf("claims after refresh %+v, before %+v", c2, c1)
+	}
+	// The lifetime is absolute: an hour later, an hour less.
+	if want := int64((refreshTTL - time.Hour) / time.Second); second.RefreshExpiresIn != want {
+		t.Errorf("refresh_expires_in = %d, want %d", second.RefreshExpiresIn, want)
+	}
+	fam := f.family(t, second.RefreshToken)
+	if fam.Generation != 1 || fam.TokenHash != tokens.HashRefreshToken(second.RefreshToken) || len(fam.SpentHashes) != 1 {
+		t.Errorf("family %+v", fam)
+	}
+	if _, err := f.refresh(second.RefreshToken); err != nil {
+		t.Fatalf("second refresh: %v", err)
+	}
+}
+
+func TestRefreshReuseRevokesFamily(t *testing.T) {
+	f := newFixture(t)
+	first := f.issue(t)
+	second, err := f.refresh(first.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	third, err := f.refresh(second.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name  string
+		token string
+		want  api.Code
+	}{
+		{"a spent token is reuse", first.RefreshToken, api.CodeRefreshTokenReused},
+		{"the newest token is dead too", third.RefreshToken, api.CodeTokenRevoked},
+		{"the other spent token", second.RefreshToken, api.CodeRefreshTokenReused},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			_, err := f.refresh(s.token)
+			wantCode(t, err, s.want)
+		})
+	}
+	if fam := f.family(t, third.RefreshToken); fam.RevokedAt == nil {
+		t.Error("family not marked revoked")
+	}
+}
+
+func TestRefreshRejects(t *testing.T) {
+	f := newFixture(t)
+	live := f.issue(t)
+	famID, _, _ := strings.Cut(live.RefreshToken, ".")
+	forged, _ := tokens.NewRefreshToken(famID)
+	unknown, _ := tokens.NewRefreshToken(tokens.NewFamilyID())
+	tests := []struct {
+		name  string
+		token string
+		want  api.Code
+	}{
+		{"empty", "", api.CodeTokenInvalid},
+		{"garbage", "garbage", api.CodeTokenInvalid},
+		{"an access token", live.AccessToken, api.CodeTokenInvalid},
+		{"unknown family", unknown, api.CodeTokenInvalid},
+		{"right family, made-up secret", forged, api.CodeTokenInvalid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := f.refresh(tc.token)
+			wantCode(t, err, tc.want)
+		})
+	}
+	// A guessed token of a known family does not kill it.
+	if fam := f.family(t, live.RefreshToken); fam.RevokedAt != nil {
+		t.Fatal("a made-up token revoked the family")
+	}
+	if _, err := f.refresh(live.RefreshToken); err != nil {
+		t.Fatalf("live token after rejects: %v", err)
+	}
+}
+
+func TestRefreshConcurrentOneWinner(t *testing.T) {
+	f := newFixture(t)
+	tok := f.issue(t)
+	const n = 8
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		winners []session.Tokens
+		codes   = map[api.Code]int{}
+	)
+	start := make(chan struct{})
+	for range n {
+		wg.Go(func() {
+			<-start
+			res, err := f.refresh(tok.RefreshToken)
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				winners = append(winners, res)
+				return
+			}
+			codes[api.CodeOf(err)]++
+		})
+	}
+	close(start)
+	wg.Wait()
+	if len(winners) != 1 {
+		t.Fatalf("%d refreshes succeeded, want 1 (errors %v)", len(winners), codes)
+	}
+	for code := range codes {
+		if code != api.CodeRefreshTokenReused && code != api.CodeTokenInvalid {
+			t.Errorf("loser got %s", code)
+		}
+	}
+	if fam := f.family(t, winners[0].RefreshToken); fam.Generation != 1 {
+		t.Errorf("generation %d after one winning refresh", fam.Generation)
+	}
+}
+
+func TestRefreshExpiryIsAbsolute(t *testing.T) {
+	f := newFixture(t)
+	tok := f.issue(t)
+	// Refreshing keeps working, but never beyond the first login + refresh TTL.
+	for elapsed := time.Duration(0); elapsed+6*time.Hour < refreshTTL; elapsed += 6 * time.Hour {
+		f.clock.Advance(6 * time.Hour)
+		next, err := f.refresh(tok.RefreshToken)
+		if err != nil {
+			t.Fatalf("after %s: %v", elapsed+6*time.Hour, err)
+		}
+		tok = next
+	}
+	f.clock.Advance(6 * time.Hour) // exactly refreshTTL after issue
+	_, err := f.refresh(tok.RefreshToken)
+	wantCode(t, err, api.CodeTokenExpired)
+}
+
+func TestRevoke(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	tok := f.issue(t)
+	c, err := f.verifier.Verify(tok.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := []struct {
+		name string
+		req  session.RevokeRequest
+	}{
+		{"empty", session.RevokeRequest{}},
+		{"jti without exp", session.RevokeRequest{JTI: c.ID}},
+		{"malformed jti", session.RevokeRequest{JTI: "a.*", ExpiresAt: 1}},
+		{"malformed sid", session.RevokeRequest{SessionID: "{" + c.SessionID + "}"}},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := f.svc.Revoke(ctx, tc.req)
+			wantCode(t, err, api.CodeInvalidRequest)
+		})
+	}
+
+	req := session.RevokeRequest{JTI: c.ID, ExpiresAt: c.ExpiresAt.Unix(), SessionID: c.SessionID}
+	for i := range 2 { // idempotent
+		if _, err := f.svc.Revoke(ctx, req); err != nil {
+			t.Fatalf("revoke #%d: %v", i+1, err)
+		}
+	}
+	e, err := f.buckets.Revoked.Get(ctx, c.ID)
+	if err != nil {
+		t.Fatalf("revoked jti not in KV: %v", err)
+	}
+	if got := string(e.Value()); got != strconv.FormatInt(c.ExpiresAt.Unix(), 10) {
+		t.Errorf("revoked value %q, want exp", got)
+	}
+	_, err = f.refresh(tok.RefreshToken)
+	wantCode(t, err, api.CodeTokenRevoked)
+
+	// Unknown family: nothing to do, not an error.
+	if _, err := f.svc.Revoke(ctx, session.RevokeRequest{SessionID: tokens.NewFamilyID()}); err != nil {
+		t.Fatalf("revoke unknown sid: %v", err)
+	}
+}
+
+func TestStoredFamilyHoldsNoToken(t *testing.T) {
+	f := newFixture(t)
+	first := f.issue(t)
+	second, err := f.refresh(first.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	famID, _, _ := strings.Cut(second.RefreshToken, ".")
+	e, err := f.buckets.Sessions.Get(context.Background(), famID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{first.RefreshToken, second.RefreshToken} {
+		_, secret, _ := strings.Cut(tok, ".")
+		if strings.Contains(string(e.Value()), secret) {
+			t.Fatalf("KV value holds a refresh token: %s", e.Value())
+		}
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(e.Value(), &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"user_id", "kind", "appid", "token_hash", "generation", "created_at", "expires_at"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("family JSON lacks %q: %s", k, e.Value())
+		}
+	}
+}

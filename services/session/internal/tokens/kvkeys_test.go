@@ -1,0 +1,197 @@
+package tokens
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxlogin/wxlogin/shared/natstest"
+)
+
+func keysBucket(t *testing.T) jetstream.KeyValue {
+	t.Helper()
+	nc := natstest.Connect(t, natstest.Start(t))
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "wxlogin_keys", History: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv
+}
+
+func testLog(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(t.Output(), nil)) }
+
+func openRing(t *testing.T, kv jetstream.KeyValue, retention time.Duration) *Keyring {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	k, err := OpenKVKeyring(ctx, kv, retention, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(k.Close)
+	return k
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+func TestKVKeyringReplicasAgree(t *testing.T) {
+	kv := keysBucket(t)
+	const replicas = 6
+	rings := make([]*Keyring, replicas)
+	var wg sync.WaitGroup
+	for i := range rings {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			k, err := OpenKVKeyring(ctx, kv, time.Hour, testLog(t))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			rings[i] = k
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	now := time.Now()
+	want := rings[0].SigningKeyID(now)
+	for i, k := range rings {
+		t.Cleanup(k.Close)
+		if got := k.SigningKeyID(now); got != want {
+			t.Errorf("replica %d signs with %s, replica 0 with %s", i, got, want)
+		}
+	}
+	// Losers delete their keys; a replica may briefly publish one until the
+	// deletion reaches its watch.
+	eventually(t, "every replica publishes only the winning key", func() bool {
+		for _, k := range rings {
+			b, _ := k.JWKS(now)
+			if !slices.Equal(jwksKids(t, b), []string{want}) {
+				return false
+			}
+		}
+		return true
+	})
+	// A restarted replica finds the same key.
+	if got := openRing(t, kv, time.Hour).SigningKeyID(now); got != want {
+		t.Errorf("restarted replica signs with %s, want %s", got, want)
+	}
+}
+
+func TestRotateKV(t *testing.T) {
+	kv := keysBucket(t)
+	const retention = time.Hour
+	ring := openRing(t, kv, retention)
+	ctx := context.Background()
+	t0 := time.Now()
+	k1 := ring.SigningKeyID(t0)
+
+	// An immediate rotation: replicas switch without a restart.
+	k2, err := RotateKV(ctx, kv, retention, 0, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k2 == k1 {
+		t.Fatal("rotation kept the kid")
+	}
+	eventually(t, "replica signs with the rotated key", func() bool { return ring.SigningKeyID(time.Now()) == k2 })
+
+	// A delayed rotation: the new key is published at once, signs later.
+	t1 := time.Now()
+	const delay = 10 * time.Minute
+	k3, err := RotateKV(ctx, kv, retention, delay, t1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The rotation writes the new key, then "current", then the old keys'
+	// retirement; wait until the replica has seen all of it.
+	eventually(t, "new key published and old ones retired", func() bool {
+		b, _ := ring.JWKS(t1)
+		late, _ := ring.JWKS(t1.Add(delay + retention))
+		return slices.Contains(jwksKids(t, b), k3) && slices.Equal(jwksKids(t, late), []string{k3})
+	})
+	steps := []struct {
+		name      string
+		at        time.Time
+		signer    string
+		published []string
+	}{
+		{"before activation the previous key signs", t1, k2, []string{k1, k2, k3}},
+		{"after activation the new key signs", t1.Add(delay), k3, []string{k1, k2, k3}},
+		{"first key gone after its retention", t0.Add(retention), k3, []string{k2, k3}},
+		{"second key gone after its retention", t1.Add(delay + retention), k3, []string{k3}},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			if got := ring.SigningKeyID(s.at); got != s.signer {
+				t.Errorf("signer %s, want %s", got, s.signer)
+			}
+			b, _ := ring.JWKS(s.at)
+			got := jwksKids(t, b)
+			slices.Sort(got)
+			want := slices.Clone(s.published)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("published %v, want %v", got, want)
+			}
+		})
+	}
+
+	// Rotating after the retention deletes keys that can have no live token.
+	later := t1.Add(delay + retention + time.Second)
+	k4, err := RotateKV(ctx, kv, retention, 0, later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range []string{k1, k2} {
+		if _, err := kv.Get(ctx, keyPrefix+gone); !errors.Is(err, jetstream.ErrKeyNotFound) {
+			t.Errorf("key %s still stored (err %v)", gone, err)
+		}
+	}
+	for _, kept := range []string{k3, k4} {
+		if _, err := kv.Get(ctx, keyPrefix+kept); err != nil {
+			t.Errorf("key %s: %v", kept, err)
+		}
+	}
+	eventually(t, "replica follows the deletions", func() bool {
+		b, _ := ring.JWKS(later)
+		got := jwksKids(t, b)
+		slices.Sort(got)
+		want := []string{k3, k4}
+		slices.Sort(want)
+		return slices.Equal(got, want)
+	})
+}
+
+func TestRotateKVOnEmptyBucket(t *testing.T) {
+	kv := keysBucket(t)
+	kid, err := RotateKV(context.Background(), kv, time.Hour, time.Minute, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := openRing(t, kv, time.Hour).SigningKeyID(time.Now()); got != kid {
+		t.Fatalf("signs with %s, want %s", got, kid)
+	}
+}

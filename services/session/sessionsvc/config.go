@@ -1,0 +1,157 @@
+// Package sessionsvc runs the session service: the entry point of its binary
+// and of devstack, which cannot import the service's internal packages.
+package sessionsvc
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/wxlogin/wxlogin/shared/jwtverify"
+)
+
+// Config is the session service's configuration (DESIGN.md). JWTSecret is
+// secret: Config's String and LogValue mask it.
+type Config struct {
+	NATSURL     string        `env:"WXLOGIN_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	JWTAlg      string        `env:"WXLOGIN_JWT_ALG" envDefault:"EdDSA"`
+	JWTKeyFile  string        `env:"WXLOGIN_JWT_KEY_FILE"`
+	JWTSecret   string        `env:"WXLOGIN_JWT_SECRET"`
+	JWTIssuer   string        `env:"WXLOGIN_JWT_ISSUER" envDefault:"wxlogin"`
+	JWTAudience string        `env:"WXLOGIN_JWT_AUDIENCE" envDefault:"wxlogin"`
+	AccessTTL   time.Duration `env:"WXLOGIN_ACCESS_TTL" envDefault:"2h"`
+	RefreshTTL  time.Duration `env:"WXLOGIN_REFRESH_TTL" envDefault:"720h"`
+	QRTTL       time.Duration `env:"WXLOGIN_QR_TTL" envDefault:"5m"`
+	LogLevel    slog.Level    `env:"WXLOGIN_LOG_LEVEL" envDefault:"info"`
+}
+
+// Bounds on the lifetimes: beyond them a value is far more likely a typo
+// (2000h for 2h) than a choice.
+const (
+	minAccessTTL  = 10 * time.Second
+	maxAccessTTL  = 24 * time.Hour
+	maxRefreshTTL = 365 * 24 * time.Hour
+	minQRTTL      = 10 * time.Second
+	maxQRTTL      = time.Hour
+)
+
+// ConfigFromEnv reads the configuration from the environment and validates
+// it. Errors name the offending variable.
+func ConfigFromEnv() (Config, error) {
+	var cfg Config
+	if err := env.Parse(&cfg); err != nil {
+		return Config{}, envError(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// DefaultConfig returns the configuration with every DESIGN.md default and
+// nothing read from the environment.
+func DefaultConfig() Config {
+	var cfg Config
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: map[string]string{}}); err != nil {
+		panic(fmt.Sprintf("sessionsvc: defaults do not parse: %v", err)) // a bug in the tags above
+	}
+	return cfg
+}
+
+// Validate checks the values; the error names the variable to fix.
+func (c Config) Validate() error {
+	switch {
+	case strings.TrimSpace(c.NATSURL) == "":
+		return errors.New("WXLOGIN_NATS_URL: must not be empty")
+	case c.JWTIssuer == "":
+		return errors.New("WXLOGIN_JWT_ISSUER: must not be empty")
+	case c.JWTAudience == "":
+		return errors.New("WXLOGIN_JWT_AUDIENCE: must not be empty")
+	case c.AccessTTL < minAccessTTL || c.AccessTTL > maxAccessTTL:
+		return fmt.Errorf("WXLOGIN_ACCESS_TTL: %s is outside %s..%s", c.AccessTTL, minAccessTTL, maxAccessTTL)
+	case c.RefreshTTL <= c.AccessTTL || c.RefreshTTL > maxRefreshTTL:
+		return fmt.Errorf("WXLOGIN_REFRESH_TTL: %s must be longer than WXLOGIN_ACCESS_TTL (%s) and at most %s", c.RefreshTTL, c.AccessTTL, maxRefreshTTL)
+	case c.QRTTL < minQRTTL || c.QRTTL > maxQRTTL:
+		return fmt.Errorf("WXLOGIN_QR_TTL: %s is outside %s..%s", c.QRTTL, minQRTTL, maxQRTTL)
+	}
+	switch c.JWTAlg {
+	case jwtverify.AlgEdDSA:
+		if c.JWTSecret != "" {
+			return errors.New("WXLOGIN_JWT_SECRET: only used with WXLOGIN_JWT_ALG=HS256; unset it or set WXLOGIN_JWT_ALG=HS256")
+		}
+	case jwtverify.AlgHS256:
+		if len(c.JWTSecret) < jwtverify.MinSecretLength {
+			return fmt.Errorf("WXLOGIN_JWT_SECRET: WXLOGIN_JWT_ALG=HS256 needs a secret of at least %d bytes", jwtverify.MinSecretLength)
+		}
+		if c.JWTKeyFile != "" {
+			return errors.New("WXLOGIN_JWT_KEY_FILE: an Ed25519 key file cannot be used with WXLOGIN_JWT_ALG=HS256")
+		}
+	default:
+		return fmt.Errorf("WXLOGIN_JWT_ALG: %q is not EdDSA or HS256", c.JWTAlg)
+	}
+	return nil
+}
+
+// masked is Config with the secret replaced, for logs and %v.
+func (c Config) masked() Config {
+	if c.JWTSecret != "" {
+		c.JWTSecret = "[set]"
+	}
+	return c
+}
+
+// String prints the configuration without the secret.
+func (c Config) String() string {
+	type plain Config // no String method: no recursion
+	return fmt.Sprintf("%+v", plain(c.masked()))
+}
+
+// LogValue logs the configuration without the secret.
+func (c Config) LogValue() slog.Value {
+	m := c.masked()
+	return slog.GroupValue(
+		slog.String("nats_url", m.NATSURL),
+		slog.String("jwt_alg", m.JWTAlg),
+		slog.String("jwt_key_file", m.JWTKeyFile),
+		slog.String("jwt_secret", m.JWTSecret),
+		slog.String("jwt_issuer", m.JWTIssuer),
+		slog.String("jwt_audience", m.JWTAudience),
+		slog.Duration("access_ttl", m.AccessTTL),
+		slog.Duration("refresh_ttl", m.RefreshTTL),
+		slog.Duration("qr_ttl", m.QRTTL),
+		slog.String("log_level", m.LogLevel.String()),
+	)
+}
+
+// envError rewrites the env library's errors, which name Go fields, to name
+// the variable instead.
+func envError(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	var msgs []string
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			msgs = append(msgs, fmt.Sprintf("%s: invalid value: %v", envName(pe.Name), pe.Err))
+			continue
+		}
+		msgs = append(msgs, e.Error())
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+func envName(field string) string {
+	if f, ok := reflect.TypeFor[Config]().FieldByName(field); ok {
+		if name := f.Tag.Get("env"); name != "" {
+			return name
+		}
+	}
+	return field
+}

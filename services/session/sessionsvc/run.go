@@ -1,0 +1,228 @@
+package sessionsvc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/wxlogin/wxlogin/shared/api/session"
+	"github.com/wxlogin/wxlogin/shared/jwtverify"
+	"github.com/wxlogin/wxlogin/shared/natsrpc"
+
+	"github.com/wxlogin/wxlogin/services/session/internal/kvstate"
+	"github.com/wxlogin/wxlogin/services/session/internal/natsapi"
+	"github.com/wxlogin/wxlogin/services/session/internal/tokens"
+)
+
+// Version is reported to `nats micro ls`.
+const Version = "0.1.0"
+
+const (
+	poolSize       = 64
+	requestTimeout = 2 * time.Second
+	// setupTimeout bounds one attempt at creating buckets and loading keys.
+	setupTimeout = 10 * time.Second
+	drainTimeout = 5 * time.Second
+)
+
+// Run serves the session endpoints until ctx is cancelled, then stops
+// gracefully and returns nil. It returns an error if startup fails; while
+// NATS is not reachable yet it keeps retrying.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	// A static key is checked before anything connects, so a bad file fails fast.
+	static, err := staticKeyring(cfg)
+	if err != nil {
+		return err
+	}
+	log.Info("session service starting", "config", cfg)
+
+	nc, err := connect(cfg.NATSURL, "wxlogin-session", log, true)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+
+	var buckets *kvstate.Buckets
+	keys := static
+	err = retryWhileUnreachable(ctx, nc, log, func(ctx context.Context) error {
+		b, err := kvstate.Open(ctx, js, kvstate.TTLs{Access: cfg.AccessTTL, Refresh: cfg.RefreshTTL, QR: cfg.QRTTL})
+		if err != nil {
+			return err
+		}
+		buckets = b
+		if keys == nil {
+			keys, err = tokens.OpenKVKeyring(ctx, b.Keys, keyRetention(cfg), log)
+		}
+		return err
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // asked to stop while still starting
+		}
+		return err
+	}
+	defer keys.Close()
+
+	svc := natsapi.New(natsapi.Deps{
+		Keys:        keys,
+		Minter:      tokens.NewMinter(keys, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTTL),
+		Families:    kvstate.NewFamilies(buckets.Sessions),
+		Revocations: kvstate.NewRevocations(buckets.Revoked),
+		RefreshTTL:  cfg.RefreshTTL,
+		Log:         log,
+	})
+	pool := natsrpc.NewPool(poolSize, requestTimeout, log)
+	ms, err := micro.AddService(nc, micro.Config{
+		Name:        session.Service,
+		Version:     Version,
+		Description: "wxlogin tokens, refresh families and signing keys",
+		QueueGroup:  session.Service,
+	})
+	if err != nil {
+		return fmt.Errorf("micro service: %w", err)
+	}
+	if err := svc.AddEndpoints(ms, pool); err != nil {
+		_ = ms.Stop()
+		return err
+	}
+	log.Info("session service ready", "kid", keys.SigningKeyID(time.Now()))
+
+	<-ctx.Done()
+	log.Info("session service stopping")
+	if err := ms.Stop(); err != nil {
+		log.Warn("stop micro service", "error", err)
+	}
+	pool.Wait()
+	keys.Close()
+	drain(nc, log)
+	return nil
+}
+
+// keyRetention is how long a retired key stays published: its tokens live
+// at most one access TTL after it stops signing; twice that covers skew and
+// verifiers that refresh their key set late.
+func keyRetention(cfg Config) time.Duration { return 2 * cfg.AccessTTL }
+
+// staticKeyring returns the keyring of an HS256 secret or a key file, or nil
+// when keys are generated and shared through KV.
+func staticKeyring(cfg Config) (*tokens.Keyring, error) {
+	switch {
+	case cfg.JWTAlg == jwtverify.AlgHS256:
+		k, err := tokens.NewSecretKeyring([]byte(cfg.JWTSecret))
+		if err != nil {
+			return nil, fmt.Errorf("WXLOGIN_JWT_SECRET: %w", err)
+		}
+		return k, nil
+	case cfg.JWTKeyFile != "":
+		data, err := os.ReadFile(cfg.JWTKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("WXLOGIN_JWT_KEY_FILE: %w", err)
+		}
+		k, err := tokens.NewPEMKeyring(data)
+		if err != nil {
+			return nil, fmt.Errorf("WXLOGIN_JWT_KEY_FILE: %s: %w", cfg.JWTKeyFile, err)
+		}
+		return k, nil
+	}
+	return nil, nil
+}
+
+// connect connects to NATS. With retry, a server that is not up yet is
+// retried in the background instead of failing the start.
+func connect(url, name string, log *slog.Logger, retry bool) (*nats.Conn, error) {
+	nc, err := nats.Connect(url,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(retry),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "error", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			log.Warn("nats async error", "subject", subject, "error", err)
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("WXLOGIN_NATS_URL: connect: %w", err)
+	}
+	return nc, nil
+}
+
+// retryWhileUnreachable runs fn until it succeeds, retrying with backoff
+// while the failure looks like NATS or JetStream not being there yet; any
+// other error is returned at once.
+func retryWhileUnreachable(ctx context.Context, nc *nats.Conn, log *slog.Logger, fn func(context.Context) error) error {
+	backoff := 250 * time.Millisecond
+	for {
+		attempt, cancel := context.WithTimeout(ctx, setupTimeout)
+		err := fn(attempt)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if nc.IsConnected() && !transient(err) {
+			return err
+		}
+		log.Warn("NATS JetStream not reachable yet; retrying", "error", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func transient(err error) bool {
+	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+		return false // a server without JetStream will not grow it
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.Code == 503 {
+		return true // e.g. a cluster still electing its JetStream leader
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrConnectionReconnecting) ||
+		errors.Is(err, nats.ErrDisconnected)
+}
+
+// drain lets in-flight messages finish, then closes the connection.
+func drain(nc *nats.Conn, log *slog.Logger) {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return
+	}
+	select {
+	case <-closed:
+	case <-time.After(drainTimeout):
+		log.Warn("nats drain timed out")
+		nc.Close()
+	}
+}

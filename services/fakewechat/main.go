@@ -1,13 +1,17 @@
 // Command fakewechat serves the fake WeChat (shared/wechat/fakewechat) over
 // HTTP for development, demos and tests in other languages. Point
 // WXLOGIN_WECHAT_API_BASE (and WXLOGIN_WECHAT_OPEN_BASE) at it; mint codes
-// with POST /fake/codes (see GET /fake/).
+// with POST /fake/codes (see GET /fake/), or log in through the QR pages
+// (/connect/qrconnect and the phone page it links to).
 //
 // Environment:
 //
 //	FAKEWECHAT_ADDR    listen address, default 127.0.0.1:9090
 //	FAKEWECHAT_APPS    optional "appid:secret:kind,..." (kind miniprogram or web);
 //	                   default the two devstack apps
+//	FAKEWECHAT_PUBLIC_URL optional address a phone reaches the fake at (e.g.
+//	                   http://192.168.1.20:9090), put in the QR code; default
+//	                   derived from each request's Host
 //	WXLOGIN_LOG_LEVEL  debug, info (default), warn or error
 package main
 
@@ -39,9 +43,10 @@ func main() {
 }
 
 type config struct {
-	Addr     string `env:"FAKEWECHAT_ADDR" envDefault:"127.0.0.1:9090"`
-	Apps     string `env:"FAKEWECHAT_APPS"`
-	LogLevel string `env:"WXLOGIN_LOG_LEVEL" envDefault:"info"`
+	Addr      string `env:"FAKEWECHAT_ADDR" envDefault:"127.0.0.1:9090"`
+	Apps      string `env:"FAKEWECHAT_APPS"`
+	PublicURL string `env:"FAKEWECHAT_PUBLIC_URL"`
+	LogLevel  string `env:"WXLOGIN_LOG_LEVEL" envDefault:"info"`
 
 	level slog.Level
 	apps  []fakewechat.App
@@ -59,6 +64,9 @@ func loadConfig(environ map[string]string) (config, error) {
 	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		return config{}, fmt.Errorf("FAKEWECHAT_ADDR: %q is not host:port: %w", cfg.Addr, err)
+	}
+	if err := fakewechat.ValidatePublicURL(cfg.PublicURL); err != nil {
+		return config{}, fmt.Errorf("FAKEWECHAT_PUBLIC_URL: %w", err)
 	}
 	cfg.apps = fakewechat.DefaultApps()
 	if strings.TrimSpace(cfg.Apps) != "" {
@@ -86,7 +94,7 @@ func run(ctx context.Context) error {
 
 // serve answers on ln until ctx is cancelled, then shuts down gracefully.
 func serve(ctx context.Context, cfg config, log *slog.Logger, ln net.Listener) error {
-	fake := fakewechat.New(fakewechat.Options{Apps: cfg.apps, Logger: log})
+	fake := fakewechat.New(fakewechat.Options{Apps: cfg.apps, Logger: log, PublicURL: cfg.PublicURL})
 	srv := &http.Server{
 		Handler:           fake,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -38,6 +39,12 @@ func TestLoadConfig(t *testing.T) {
 		}, ""},
 		{"bad apps", map[string]string{"FAKEWECHAT_APPS": "wxa:topsecret"}, nil, "FAKEWECHAT_APPS"},
 		{"bad kind", map[string]string{"FAKEWECHAT_APPS": "wxa:topsecret:app"}, nil, "FAKEWECHAT_APPS"},
+		{"public URL", map[string]string{"FAKEWECHAT_PUBLIC_URL": "http://192.168.1.20:9090"}, func(t *testing.T, cfg config) {
+			if cfg.PublicURL != "http://192.168.1.20:9090" {
+				t.Errorf("config %+v", cfg)
+			}
+		}, ""},
+		{"bad public URL", map[string]string{"FAKEWECHAT_PUBLIC_URL": "192.168.1.20:9090"}, nil, "FAKEWECHAT_PUBLIC_URL"},
 		{"bad addr", map[string]string{"FAKEWECHAT_ADDR": "9090"}, nil, "FAKEWECHAT_ADDR"},
 		{"bad log level", map[string]string{"WXLOGIN_LOG_LEVEL": "loud"}, nil, "WXLOGIN_LOG_LEVEL"},
 	}
@@ -62,7 +69,8 @@ func TestLoadConfig(t *testing.T) {
 }
 
 func TestServe(t *testing.T) {
-	cfg, err := loadConfig(map[string]string{"FAKEWECHAT_APPS": "wxa:topsecret:miniprogram"})
+	cfg, err := loadConfig(map[string]string{"FAKEWECHAT_APPS": "wxa:topsecret:miniprogram,wxw:websecret:web",
+		"FAKEWECHAT_PUBLIC_URL": "http://phone.example:9090"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,10 +97,21 @@ func TestServe(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST /fake/codes: %d %v", resp.StatusCode, err)
 	}
-	client := wechat.New(wechat.Options{APIBase: base})
+	client := wechat.New(wechat.Options{APIBase: base, OpenBase: base})
 	sess, err := client.Code2Session(context.Background(), "wxa", "topsecret", minted.Code)
 	if err != nil || sess.OpenID != minted.OpenID {
 		t.Fatalf("Code2Session = %+v, %v", sess, err)
+	}
+	// The QR page encodes the configured public URL.
+	qr := client.QRConnectURL("wxw", "https://site.example/cb", "st")
+	resp, err = http.Get(qr) // the #wechat_redirect fragment stays in the client, as in a browser
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), `href="http://phone.example:9090/connect/confirm?uuid=`) {
+		t.Fatalf("QR page %d does not link the phone page at FAKEWECHAT_PUBLIC_URL: %s", resp.StatusCode, page)
 	}
 	// The devstack apps are not configured here.
 	if _, err := client.Code2Session(context.Background(), fakewechat.DevMiniProgramAppID, fakewechat.DevMiniProgramSecret, "x"); wechat.ErrCode(err) != 40013 {

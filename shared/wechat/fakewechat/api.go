@@ -18,7 +18,8 @@ const (
 	PathToken             = "/cgi-bin/token"
 	PathStableToken       = "/cgi-bin/stable_token"
 	PathGetUserPhone      = "/wxa/business/getuserphonenumber"
-	PathQRConnect         = "/connect/qrconnect"
+	PathQRConnect         = "/connect/qrconnect" // the QR page (open.weixin.qq.com)
+	PathQRConfirm         = "/connect/confirm"   // the page a phone opens on scanning the QR code
 	controlPrefix         = "/fake/"
 	contentTypeWeChatJSON = "text/plain" // the real quirk: JSON labelled text/plain
 )
@@ -75,13 +76,9 @@ func (s *Server) routes() *http.ServeMux {
 	mux.Handle(PathStableToken, s.api(http.MethodPost, (*Server).stableToken))
 	mux.Handle(PathGetUserPhone, s.api(http.MethodPost, (*Server).phoneNumber))
 
-	// The user-facing pages come in a later issue: the Open Platform QR page
-	// (open.weixin.qq.com/connect/qrconnect, with a "confirm on phone" button
-	// that mints a web code and redirects to redirect_uri) and the phone page.
-	// They belong here, next to the API they feed.
-	mux.HandleFunc(PathQRConnect, func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "fakewechat: the QR login page is not implemented yet", http.StatusNotImplemented)
-	})
+	// The user-facing pages of the website QR login (qrlogin.go).
+	mux.HandleFunc(PathQRConnect, s.qrConnectPage)
+	mux.HandleFunc(PathQRConfirm, s.confirmPage)
 
 	s.controlRoutes(mux)
 	return mux

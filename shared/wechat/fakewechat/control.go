@@ -24,6 +24,15 @@ WeChat API (HTTP 200, JSON served as text/plain, errors as {"errcode","errmsg"})
   POST /cgi-bin/stable_token            server access token (same token while valid; force_refresh renews)
   POST /wxa/business/getuserphonenumber phone number behind a getPhoneNumber code
 
+Website QR login pages (HTML):
+  GET  /connect/qrconnect?appid&redirect_uri&response_type=code&scope=snsapi_login&state[&style=white]
+                          the QR page (frameable): a QR code of the phone page's URL, and a link to it
+  GET  /connect/confirm?uuid=...[&openid=...]
+                          the phone page: pick or type a test user, then allow or deny
+  POST /connect/confirm   form uuid, action=allow|deny, nickname?, openid?, unionid?, headimgurl?
+                          -> 302 redirect_uri?code=CODE&state=STATE (allow) or redirect_uri?state=STATE (deny);
+                          each QR code answers once and expires after 5 minutes
+
 Control (JSON in and out):
   POST /fake/codes        {"appid", "openid"?, "unionid"?, "nickname"?, "headimgurl"?, "sex"?, "province"?, "city"?, "country"?}
                           -> 201 {"code", "openid", "unionid"}: a wx.login code (mini-program app) or an Open Platform code (web app)

@@ -201,7 +201,8 @@ func TestControlIndex(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("GET %s: %d", path, resp.StatusCode)
 		}
-		for _, want := range []string{"POST /fake/codes", "POST /fake/phone-codes", "POST /fake/errors", "POST /fake/clock"} {
+		for _, want := range []string{"POST /fake/codes", "POST /fake/phone-codes", "POST /fake/errors", "POST /fake/clock",
+			"GET  /connect/qrconnect", "POST /connect/confirm"} {
 			if !strings.Contains(string(b), want) {
 				t.Errorf("GET %s does not list %s", path, want)
 			}

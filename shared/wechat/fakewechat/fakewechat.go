@@ -8,7 +8,14 @@
 // POST /fake/codes over HTTP) instead of by a phone. Time is the Options.Now
 // clock moved forward by Advance, so expiry can be tested without waiting.
 //
+// The website QR login has its user-facing pages too (qrlogin.go): the
+// open.weixin.qq.com QR page (/connect/qrconnect) and the page a phone opens
+// on scanning it (/connect/confirm), where a person picks a test user and
+// allows or denies; ScanAndConfirm does the same for tests without a browser.
+//
 // Token lifetimes, as implemented:
+//   - QR scan sessions (one per QR page shown) live 5 minutes and are
+//     confirmed or denied once.
 //   - wx.login codes (jscode2session) live 5 minutes, Open Platform codes
 //     (sns/oauth2/access_token) 10 minutes, getPhoneNumber codes 5 minutes;
 //     all work once.
@@ -24,7 +31,8 @@
 //
 // Memory is bounded: expired records are purged as time passes (in expiry
 // order, so a purge costs only what it removes), and at most maxLiveCodes
-// codes and maxUsers users are kept; past that, minting fails with ErrFull.
+// codes, maxUsers users and maxScans QR scan sessions are kept; past that,
+// minting fails with ErrFull (and the QR page says the system is busy).
 package fakewechat
 
 import (
@@ -34,6 +42,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -112,6 +121,10 @@ type Options struct {
 	Apps   []App            // default: DefaultApps()
 	Now    func() time.Time // default time.Now; Advance moves the fake clock on from it
 	Logger *slog.Logger     // optional; the fake never logs codes, tokens or secrets
+	// PublicURL is the fake's own address as a phone reaches it (e.g.
+	// "http://192.168.1.20:9090"), used in the URL the QR code encodes.
+	// Empty: derived from each request's Host (and TLS or X-Forwarded-Proto).
+	PublicURL string
 }
 
 // User is a WeChat user as one app sees it: OpenID is per app, UnionID is
@@ -141,8 +154,11 @@ const (
 	tokenGrace       = 5 * time.Minute  // cgi-bin/token: life of the previous token; stable_token: refresh window
 	maxLiveCodes     = 1 << 20          // login + phone codes alive at once
 	maxUsers         = 1 << 20          // users across all apps
+	scanTTL          = 5 * time.Minute  // a QR page's scan session
+	maxScans         = 1 << 16          // QR scan sessions alive at once
 	maxFieldLen      = 1024             // any user field minted
 	maxBodyBytes     = 64 << 10         // request bodies, API and control
+	maxRecentUsers   = 8                // per app, offered on the phone page
 	sweepEvery       = 10 * time.Second // of fake time, between purges
 )
 
@@ -153,6 +169,8 @@ type Server struct {
 	mux      *http.ServeMux
 	maxCodes int // maxLiveCodes; tests lower it
 	maxUsers int // maxUsers; tests lower it
+	maxScans int // maxScans; tests lower it
+	public   string
 
 	mu        sync.Mutex
 	offset    time.Duration // added to clock() by Advance
@@ -164,9 +182,10 @@ type Server struct {
 	tokens    map[string]*serverToken      // cgi-bin access tokens, both families
 	users     map[string]map[string]*User  // appid -> openid -> user
 	unions    map[string]map[string]string // appid -> unionid -> openid
+	scans     map[string]*scanSession      // QR scan sessions by id
 	nUsers    int
 	fails     []failRule
-	queues    [4]fifo // purge order; see the queue* constants
+	queues    [5]fifo // purge order; see the queue* constants
 }
 
 const (
@@ -174,12 +193,14 @@ const (
 	queueWebCodes
 	queuePhoneCodes
 	queueOAuth
+	queueScans
 )
 
 type appState struct {
 	App
 	stable []string // stable_token family, oldest first, at most 2
 	plain  []string // cgi-bin/token family, oldest first, at most 2
+	recent []string // openids of the users last minted for, newest first; the phone page offers them
 }
 
 type loginCode struct {
@@ -215,8 +236,10 @@ type failRule struct {
 }
 
 // New returns a fake WeChat knowing opts.Apps. It panics if an app is
-// invalid (see App.Validate) or listed twice: that is a programming error;
-// binaries validate their input with ParseApps first.
+// invalid (see App.Validate) or listed twice, or if opts.PublicURL is not
+// empty or an http(s) URL (see ValidatePublicURL): that is a programming
+// error; binaries validate their input with ParseApps and ValidatePublicURL
+// first.
 func New(opts Options) *Server {
 	if opts.Apps == nil {
 		opts.Apps = DefaultApps()
@@ -227,11 +250,16 @@ func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if err := ValidatePublicURL(opts.PublicURL); err != nil {
+		panic("fakewechat.New: " + err.Error())
+	}
 	s := &Server{
 		clock:    opts.Now,
 		log:      opts.Logger,
 		maxCodes: maxLiveCodes,
 		maxUsers: maxUsers,
+		maxScans: maxScans,
+		public:   strings.TrimSuffix(opts.PublicURL, "/"),
 		apps:     make(map[string]*appState, len(opts.Apps)),
 		codes:    make(map[string]*loginCode),
 		phones:   make(map[string]*phoneCode),
@@ -239,6 +267,7 @@ func New(opts Options) *Server {
 		tokens:   make(map[string]*serverToken),
 		users:    make(map[string]map[string]*User, len(opts.Apps)),
 		unions:   make(map[string]map[string]string, len(opts.Apps)),
+		scans:    make(map[string]*scanSession),
 	}
 	for _, a := range opts.Apps {
 		if err := a.Validate(); err != nil {
@@ -275,6 +304,11 @@ func (s *Server) MintCode(appid string, u User) (code string, user User, err err
 	defer s.mu.Unlock()
 	now := s.nowLocked()
 	s.purgeLocked(now)
+	return s.mintCodeLocked(now, appid, u)
+}
+
+// mintCodeLocked is MintCode for a caller holding s.mu; u is validated.
+func (s *Server) mintCodeLocked(now time.Time, appid string, u User) (code string, user User, err error) {
 	app := s.apps[appid]
 	if app == nil {
 		return "", User{}, fmt.Errorf("%w %q", ErrUnknownApp, appid)
@@ -285,6 +319,12 @@ func (s *Server) MintCode(appid string, u User) (code string, user User, err err
 	stored, err := s.upsertUserLocked(appid, u)
 	if err != nil {
 		return "", User{}, err
+	}
+	app.recent = append([]string{stored.OpenID}, slices.DeleteFunc(app.recent, func(o string) bool {
+		return o == stored.OpenID
+	})...)
+	if len(app.recent) > maxRecentUsers {
+		app.recent = app.recent[:maxRecentUsers]
 	}
 	ttl, queue := miniCodeTTL, queueMiniCodes
 	if app.Kind == api.KindWeb {
@@ -529,6 +569,11 @@ func (s *Server) purgeLocked(now time.Time) {
 	s.queues[queueOAuth].popExpired(now, func(key string) {
 		if t, ok := s.oauth[key]; ok && !now.Before(t.exp.Add(expiredTokenKeep)) {
 			delete(s.oauth, key)
+		}
+	})
+	s.queues[queueScans].popExpired(now, func(key string) {
+		if sc, ok := s.scans[key]; ok && !now.Before(sc.exp) {
+			delete(s.scans, key)
 		}
 	})
 }

@@ -48,7 +48,7 @@ func newEnv(t *testing.T) *env {
 	})
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
-	return &env{fake: fake, srv: srv, client: wechat.New(wechat.Options{APIBase: srv.URL}), logs: logs}
+	return &env{fake: fake, srv: srv, client: wechat.New(wechat.Options{APIBase: srv.URL, OpenBase: srv.URL}), logs: logs}
 }
 
 func (e *env) mint(t *testing.T, appid string, u fakewechat.User) (string, fakewechat.User) {

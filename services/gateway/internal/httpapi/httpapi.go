@@ -31,15 +31,30 @@ const (
 	callTimeout       = 2 * time.Second
 )
 
-// Identity is the part of the identity service the API uses (*identity.Client).
+// Identity is the identity service as the API uses it (*identity.Client).
 type Identity interface {
 	MiniProgramLogin(ctx context.Context, req identity.MiniProgramLoginRequest) (identity.LoginResult, error)
 	GetUser(ctx context.Context, userID string) (api.User, error)
+	WebResolve(ctx context.Context, req identity.WebResolveRequest) (identity.LoginResult, error)
+	PasswordLogin(ctx context.Context, req identity.PasswordLoginRequest) (identity.LoginResult, error)
+	Register(ctx context.Context, req identity.RegisterRequest) (identity.LoginResult, error)
+	Bind(ctx context.Context, req identity.BindRequest) (identity.LoginResult, error)
+	UpdateUser(ctx context.Context, req identity.UserUpdateRequest) (api.User, error)
+	SetPhone(ctx context.Context, req identity.UserPhoneRequest) (api.User, error)
+	DeleteIdentity(ctx context.Context, req identity.IdentityDeleteRequest) error
+	AdminSearch(ctx context.Context, req identity.AdminSearchRequest) (identity.AdminSearchResult, error)
+	AdminGetUser(ctx context.Context, req identity.AdminUserRequest) (api.User, error)
+	AdminSetDisabled(ctx context.Context, req identity.AdminDisableRequest) (api.User, error)
 }
 
-// Session is the part of the session service the API uses (*session.Client).
+// Session is the session service as the API uses it (*session.Client).
 type Session interface {
 	Issue(ctx context.Context, req session.IssueRequest) (session.Tokens, error)
+	Refresh(ctx context.Context, refreshToken string) (session.Tokens, error)
+	Revoke(ctx context.Context, req session.RevokeRequest) error
+	QRCreate(ctx context.Context, req session.QRCreateRequest) (session.QRTicket, error)
+	QRComplete(ctx context.Context, req session.QRCompleteRequest) (session.QRStatus, error)
+	QRConsume(ctx context.Context, req session.QRConsumeRequest) (session.QRConsumeResult, error)
 }
 
 // Keys verifies access tokens and provides the JWK set to publish.
@@ -109,6 +124,12 @@ func New(o Options) http.Handler {
 	v1 := r.Group("/api/v1", s.requireNATS)
 	v1.POST("/auth/miniprogram/login", s.miniProgramLogin)
 	v1.GET("/me", middleware.Bearer(o.Keys, o.Log), s.me)
+	// Each route family registers itself from its own file.
+	s.registerWeb(r, v1)   // web.go, demo.go: QR login, callback page, polls, /demo
+	s.registerTokens(v1)   // tokens.go: refresh, logout
+	s.registerAccounts(v1) // accounts.go: register, password, bind, profile, phone, identities
+	s.registerAdmin(v1)    // admin.go
+	s.registerDocs(r)      // docs.go: /openapi.json, /docs
 	return r
 }
 

@@ -1,0 +1,162 @@
+// Package identitysvc runs the identity service: the public entry points
+// that its main.go and the devstack share (configuration, Run, Migrate).
+package identitysvc
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"reflect"
+	"strings"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/wxlogin/wxlogin/shared/apps"
+)
+
+// Names of the apps configured by the WXLOGIN_MINIPROGRAM_* and WXLOGIN_WEB_*
+// variables (shared/apps names them after their kinds); they are the
+// default apps of their kinds.
+const (
+	AppMiniProgram = apps.KindMiniProgram
+	AppWeb         = apps.KindWeb
+)
+
+// Config is the identity service's configuration (DESIGN.md, Configuration).
+// Build it with ConfigFromEnv, or in code (devstack, tests).
+type Config struct {
+	NATSURL           string     `env:"WXLOGIN_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	DatabaseURL       string     `env:"WXLOGIN_DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/wxlogin?sslmode=disable"`
+	WechatAPIBase     string     `env:"WXLOGIN_WECHAT_API_BASE" envDefault:"https://api.weixin.qq.com"`
+	MiniProgramAppID  string     `env:"WXLOGIN_MINIPROGRAM_APPID"`
+	MiniProgramSecret string     `env:"WXLOGIN_MINIPROGRAM_SECRET"`
+	WebAppID          string     `env:"WXLOGIN_WEB_APPID"`
+	WebSecret         string     `env:"WXLOGIN_WEB_SECRET"`
+	AppsFile          string     `env:"WXLOGIN_APPS_FILE"`
+	AutoRegister      bool       `env:"WXLOGIN_AUTO_REGISTER" envDefault:"true"`
+	LogLevel          slog.Level `env:"WXLOGIN_LOG_LEVEL" envDefault:"info"`
+}
+
+// DefaultConfig is the configuration of an empty environment.
+func DefaultConfig() Config {
+	cfg, err := env.ParseAsWithOptions[Config](env.Options{Environment: map[string]string{}})
+	if err != nil {
+		panic(err) // only a broken envDefault tag gets here
+	}
+	return cfg
+}
+
+// ConfigFromEnv reads the configuration from the environment and checks it.
+// An error names the offending variable.
+func ConfigFromEnv() (Config, error) {
+	cfg, err := env.ParseAs[Config]()
+	if err != nil {
+		return Config{}, explainEnvError(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// Validate checks the values and the app list (reading WXLOGIN_APPS_FILE).
+func (c Config) Validate() error {
+	if strings.TrimSpace(c.NATSURL) == "" {
+		return errors.New("WXLOGIN_NATS_URL: must not be empty")
+	}
+	if strings.TrimSpace(c.DatabaseURL) == "" {
+		return errors.New("WXLOGIN_DATABASE_URL: must not be empty")
+	}
+	if u, err := url.Parse(c.WechatAPIBase); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("WXLOGIN_WECHAT_API_BASE: %q is not an http(s) URL", c.WechatAPIBase)
+	}
+	_, err := c.apps()
+	return err
+}
+
+// apps is the app registry (shared/apps, as every service reads it), with
+// the check only identity needs: every app has its secret.
+func (c Config) apps() (*apps.Registry, error) {
+	switch {
+	case c.MiniProgramAppID == "" && c.MiniProgramSecret != "":
+		return nil, errors.New("WXLOGIN_MINIPROGRAM_APPID: must be set when WXLOGIN_MINIPROGRAM_SECRET is")
+	case c.MiniProgramAppID != "" && c.MiniProgramSecret == "":
+		return nil, errors.New("WXLOGIN_MINIPROGRAM_SECRET: must be set when WXLOGIN_MINIPROGRAM_APPID is")
+	case c.WebAppID == "" && c.WebSecret != "":
+		return nil, errors.New("WXLOGIN_WEB_APPID: must be set when WXLOGIN_WEB_SECRET is")
+	case c.WebAppID != "" && c.WebSecret == "":
+		return nil, errors.New("WXLOGIN_WEB_SECRET: must be set when WXLOGIN_WEB_APPID is")
+	}
+	reg, err := apps.Load(apps.Config{
+		MiniProgramAppID: c.MiniProgramAppID, MiniProgramSecret: c.MiniProgramSecret,
+		WebAppID: c.WebAppID, WebSecret: c.WebSecret, AppsFile: c.AppsFile,
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, app := range reg.All() {
+		if app.Secret == "" {
+			return nil, fmt.Errorf("WXLOGIN_APPS_FILE: app %q has no secret", app.Name)
+		}
+	}
+	return reg, nil
+}
+
+// LogValue is the configuration as logged: secrets masked.
+func (c Config) LogValue() slog.Value {
+	mask := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return "***"
+	}
+	return slog.GroupValue(
+		slog.String("nats_url", redactURL(c.NATSURL)),
+		slog.String("database_url", redactURL(c.DatabaseURL)),
+		slog.String("wechat_api_base", c.WechatAPIBase),
+		slog.String("miniprogram_appid", c.MiniProgramAppID),
+		slog.String("miniprogram_secret", mask(c.MiniProgramSecret)),
+		slog.String("web_appid", c.WebAppID),
+		slog.String("web_secret", mask(c.WebSecret)),
+		slog.String("apps_file", c.AppsFile),
+		slog.Bool("auto_register", c.AutoRegister),
+		slog.String("log_level", c.LogLevel.String()),
+	)
+}
+
+// redactURL hides the password of each URL in a comma-separated list.
+func redactURL(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil || u.User == nil {
+			if strings.Contains(p, "password=") {
+				parts[i] = "***" // a key=value DSN with a password: show nothing of it
+			}
+			continue
+		}
+		parts[i] = u.Redacted()
+	}
+	return strings.Join(parts, ",")
+}
+
+// explainEnvError rewrites env's field-named errors to name the variable.
+func explainEnvError(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	var msgs []string
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			if f, ok := reflect.TypeFor[Config]().FieldByName(pe.Name); ok {
+				msgs = append(msgs, fmt.Sprintf("%s: invalid value: %v", f.Tag.Get("env"), pe.Err))
+				continue
+			}
+		}
+		msgs = append(msgs, e.Error())
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}

@@ -1,0 +1,157 @@
+package identitysvc
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wxlogin/wxlogin/shared/api"
+)
+
+// clearEnv unsets every WXLOGIN_ variable for the test (t.Setenv restores them).
+func clearEnv(t *testing.T) {
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "WXLOGIN_") {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+}
+
+func TestConfigFromEnvDefaults(t *testing.T) {
+	clearEnv(t)
+	cfg, err := ConfigFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		NATSURL:       "nats://127.0.0.1:4222",
+		DatabaseURL:   "postgres://postgres@127.0.0.1:5432/wxlogin?sslmode=disable",
+		WechatAPIBase: "https://api.weixin.qq.com",
+		AutoRegister:  true,
+		LogLevel:      slog.LevelInfo,
+	}
+	if cfg != want {
+		t.Errorf("defaults = %+v\nwant %+v", cfg, want)
+	}
+	if DefaultConfig() != want {
+		t.Errorf("DefaultConfig() = %+v", DefaultConfig())
+	}
+}
+
+func TestConfigFromEnvValues(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("WXLOGIN_AUTO_REGISTER", "false")
+	t.Setenv("WXLOGIN_LOG_LEVEL", "debug")
+	t.Setenv("WXLOGIN_MINIPROGRAM_APPID", "wxa")
+	t.Setenv("WXLOGIN_MINIPROGRAM_SECRET", "sa")
+	cfg, err := ConfigFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AutoRegister || cfg.LogLevel != slog.LevelDebug || cfg.MiniProgramAppID != "wxa" || cfg.MiniProgramSecret != "sa" {
+		t.Errorf("cfg = %+v", cfg)
+	}
+}
+
+func TestConfigFromEnvErrorsNameTheVariable(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"bad bool", map[string]string{"WXLOGIN_AUTO_REGISTER": "maybe"}, "WXLOGIN_AUTO_REGISTER"},
+		{"bad level", map[string]string{"WXLOGIN_LOG_LEVEL": "loud"}, "WXLOGIN_LOG_LEVEL"},
+		{"bad api base", map[string]string{"WXLOGIN_WECHAT_API_BASE": "api.weixin.qq.com"}, "WXLOGIN_WECHAT_API_BASE"},
+		{"empty nats url", map[string]string{"WXLOGIN_NATS_URL": " "}, "WXLOGIN_NATS_URL"},
+		{"appid without secret", map[string]string{"WXLOGIN_MINIPROGRAM_APPID": "wxa"}, "WXLOGIN_MINIPROGRAM_SECRET"},
+		{"secret without appid", map[string]string{"WXLOGIN_WEB_SECRET": "s"}, "WXLOGIN_WEB_APPID"},
+		{"missing apps file", map[string]string{"WXLOGIN_APPS_FILE": filepath.Join(dir, "none.yaml")}, "WXLOGIN_APPS_FILE"},
+		{"unparsable apps file", map[string]string{"WXLOGIN_APPS_FILE": write("bad.yaml", "- name: [\n")}, "WXLOGIN_APPS_FILE"},
+		{"file app without secret", map[string]string{"WXLOGIN_APPS_FILE": write("nosecret.yaml", "- {name: a, kind: web, appid: x}\n")}, "WXLOGIN_APPS_FILE"},
+		{"bad kind", map[string]string{"WXLOGIN_APPS_FILE": write("kind.yaml", "- {name: a, kind: app, appid: x, secret: y}\n")}, "WXLOGIN_APPS_FILE"},
+		{"name clash with env app", map[string]string{
+			"WXLOGIN_WEB_APPID": "wxw", "WXLOGIN_WEB_SECRET": "sw",
+			"WXLOGIN_APPS_FILE": write("clash.json", `[{"name":"web","kind":"web","appid":"wxother","secret":"s"}]`),
+		}, "WXLOGIN_APPS_FILE"},
+		{"appid twice", map[string]string{"WXLOGIN_APPS_FILE": write("twice.yaml", "- {name: a, kind: web, appid: x, secret: y}\n- {name: b, kind: miniprogram, appid: x, secret: z}\n")}, "WXLOGIN_APPS_FILE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			_, err := ConfigFromEnv()
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want+":") {
+				t.Errorf("err = %v, want one starting %s:", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestConfigApps(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "apps.yaml")
+	text := "- name: shop\n  kind: miniprogram\n  appid: wxshop\n  secret: s-shop\n- name: site2\n  kind: web\n  appid: wxsite2\n  secret: s-site2\n"
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name                string
+		cfg                 Config
+		defaultMP, defaultW string
+	}{
+		{"env apps are the defaults", Config{MiniProgramAppID: "wxmp", MiniProgramSecret: "s1", WebAppID: "wxweb", WebSecret: "s2", AppsFile: file}, "wxmp", "wxweb"},
+		{"file only: first of each kind", Config{AppsFile: file}, "wxshop", "wxsite2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg, err := tc.cfg.apps()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for kind, want := range map[string]string{api.KindMiniProgram: tc.defaultMP, api.KindWeb: tc.defaultW} {
+				app, ok := reg.Lookup("", kind)
+				if !ok || app.AppID != want {
+					t.Errorf("default %s = %+v, %v; want %s", kind, app, ok, want)
+				}
+			}
+			if app, ok := reg.Lookup("shop", api.KindMiniProgram); !ok || app.Secret != "s-shop" {
+				t.Errorf("shop = %+v, %v", app, ok)
+			}
+			if _, ok := reg.Lookup("shop", api.KindWeb); ok {
+				t.Error("shop found as a web app")
+			}
+		})
+	}
+}
+
+func TestConfigLogValueMasksSecrets(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MiniProgramAppID, cfg.MiniProgramSecret = "wxmp", "mp-secret-value"
+	cfg.WebAppID, cfg.WebSecret = "wxweb", "web-secret-value"
+	cfg.DatabaseURL = "postgres://app:db-password@db:5432/wxlogin"
+	cfg.NATSURL = "nats://u:nats-password@n1:4222,nats://n2:4222"
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", cfg)
+	out := buf.String()
+	for _, secret := range []string{"mp-secret-value", "web-secret-value", "db-password", "nats-password"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("logged config holds %q: %s", secret, out)
+		}
+	}
+	for _, visible := range []string{"wxmp", "wxweb", "db:5432", "n2:4222"} {
+		if !strings.Contains(out, visible) {
+			t.Errorf("logged config lacks %q: %s", visible, out)
+		}
+	}
+}

@@ -1,0 +1,262 @@
+// Package outbox relays the events that identity's transactions write to the
+// outbox table onto the JetStream stream WXLOGIN_EVENTS: at least once, with
+// the event id as Nats-Msg-Id so the stream drops redeliveries. Several
+// relays (one per replica) share the work through FOR UPDATE SKIP LOCKED.
+package outbox
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxlogin/wxlogin/shared/api/identity"
+)
+
+// StreamConfig is the event stream. The duplicate window bounds how late a
+// redelivery the stream itself still drops; subscribers dedupe by id beyond it.
+func StreamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        identity.EventStream,
+		Description: "wxlogin user events (identity's outbox)",
+		Subjects:    []string{identity.EventStreamSubjects},
+		Storage:     jetstream.FileStorage,
+		Duplicates:  2 * time.Minute,
+		MaxAge:      7 * 24 * time.Hour,
+	}
+}
+
+// Options tune a Relay; zero values take the defaults.
+type Options struct {
+	BatchSize      int           // rows per transaction; default 200
+	Interval       time.Duration // poll when nothing signals; default 1s
+	MaxBackoff     time.Duration // cap of the retry delay after a failure; default 5s
+	PublishTimeout time.Duration // wait for a batch's acks; default 5s
+	Retention      time.Duration // keep published rows this long; default 24h
+	PruneEvery     time.Duration // default 10m
+}
+
+func (o *Options) defaults() {
+	if o.BatchSize <= 0 {
+		o.BatchSize = 200
+	}
+	if o.Interval <= 0 {
+		o.Interval = time.Second
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 5 * time.Second
+	}
+	if o.PublishTimeout <= 0 {
+		o.PublishTimeout = 5 * time.Second
+	}
+	if o.Retention <= 0 {
+		o.Retention = 24 * time.Hour
+	}
+	if o.PruneEvery <= 0 {
+		o.PruneEvery = 10 * time.Minute
+	}
+}
+
+const (
+	qPending = `
+SELECT id, subject, payload FROM outbox
+WHERE published_at IS NULL
+ORDER BY created_at, seq
+LIMIT $1
+FOR UPDATE SKIP LOCKED`
+	qMarkPublished = `UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])`
+	// Pruning goes in bounded slices so it never holds many locks or a long transaction.
+	qPrune     = `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE published_at < now() - make_interval(secs => $1) LIMIT $2)`
+	pruneSlice = 10000
+)
+
+// Relay publishes outbox rows. Run it once per process; Notify it after
+// each commit that wrote an event.
+type Relay struct {
+	db   *sqlx.DB
+	js   jetstream.JetStream
+	log  *slog.Logger
+	opts Options
+	wake chan struct{}
+
+	streamReady bool // owned by Run
+}
+
+// New returns a relay from db to the JetStream of nc.
+func New(db *sqlx.DB, nc *nats.Conn, log *slog.Logger, opts Options) (*Relay, error) {
+	opts.defaults()
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncTimeout(opts.PublishTimeout),
+		jetstream.WithPublishAsyncMaxPending(2*opts.BatchSize))
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return &Relay{db: db, js: js, log: log, opts: opts, wake: make(chan struct{}, 1)}, nil
+}
+
+// Notify wakes the relay; it never blocks (a pending wake-up covers many commits).
+func (r *Relay) Notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run relays until ctx is cancelled, then returns nil. Failures (NATS or
+// Postgres away) are retried with capped exponential backoff; a row is
+// marked published only after JetStream acknowledged it, so none is lost.
+func (r *Relay) Run(ctx context.Context) error {
+	ticker := time.NewTicker(r.opts.Interval)
+	defer ticker.Stop()
+	var backoff time.Duration
+	lastPrune := time.Now()
+	for {
+		err := r.drain(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			backoff = min(max(2*backoff, 100*time.Millisecond), r.opts.MaxBackoff)
+			r.log.Warn("outbox relay failed; will retry", "retry_in", backoff, "error", err)
+			// Wake-ups do not cut a backoff short: under load they come constantly.
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			continue
+		}
+		if backoff > 0 {
+			r.log.Info("outbox relay recovered")
+			backoff = 0
+		}
+		if time.Since(lastPrune) >= r.opts.PruneEvery {
+			lastPrune = time.Now()
+			if err := r.prune(ctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("outbox prune failed", "error", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.wake:
+		case <-ticker.C:
+		}
+	}
+}
+
+// drain relays batches until the outbox has no more pending rows for us.
+func (r *Relay) drain(ctx context.Context) error {
+	if !r.streamReady {
+		if _, err := r.js.CreateOrUpdateStream(ctx, StreamConfig()); err != nil {
+			return fmt.Errorf("stream %s: %w", identity.EventStream, err)
+		}
+		r.streamReady = true
+	}
+	for {
+		n, err := r.relayBatch(ctx)
+		if err != nil {
+			return err
+		}
+		if n < r.opts.BatchSize {
+			return nil
+		}
+	}
+}
+
+type row struct {
+	ID      string `db:"id"`
+	Subject string `db:"subject"`
+	Payload []byte `db:"payload"`
+}
+
+// relayBatch publishes one batch in one transaction, whose row locks keep
+// other relays off these rows until they are marked.
+func (r *Relay) relayBatch(ctx context.Context) (int, error) {
+	tx, err := r.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+
+	var rows []row
+	if err := tx.SelectContext(ctx, &rows, qPending, r.opts.BatchSize); err != nil {
+		return 0, fmt.Errorf("select pending: %w", err)
+	}
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	acked, pubErr := r.publish(ctx, rows)
+	if pubErr != nil {
+		// The stream may be gone or NATS away: ensure the stream again next time.
+		r.streamReady = false
+	}
+	if len(acked) > 0 {
+		if _, err := tx.ExecContext(ctx, qMarkPublished, pq.Array(acked)); err != nil {
+			return 0, fmt.Errorf("mark published: %w", err)
+		}
+		if err := tx.Commit(); err != nil {
+			return 0, fmt.Errorf("commit: %w", err)
+		}
+	}
+	if pubErr != nil {
+		return 0, pubErr
+	}
+	return len(rows), nil
+}
+
+// publish sends rows asynchronously and waits for their acks; it returns
+// the ids JetStream stored (or had already stored: duplicates are acked too).
+func (r *Relay) publish(ctx context.Context, rows []row) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.PublishTimeout)
+	defer cancel()
+	futures := make([]jetstream.PubAckFuture, 0, len(rows))
+	var firstErr error
+	for _, row := range rows {
+		msg := &nats.Msg{Subject: row.Subject, Data: row.Payload}
+		f, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(row.ID))
+		if err != nil {
+			firstErr = fmt.Errorf("publish %s: %w", row.Subject, err)
+			break
+		}
+		futures = append(futures, f)
+	}
+	acked := make([]string, 0, len(futures))
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+			acked = append(acked, rows[i].ID)
+		case err := <-f.Err():
+			if firstErr == nil {
+				firstErr = fmt.Errorf("publish %s: %w", rows[i].Subject, err)
+			}
+		case <-ctx.Done():
+			if firstErr == nil {
+				firstErr = fmt.Errorf("publish: no ack: %w", ctx.Err())
+			}
+			return acked, firstErr
+		}
+	}
+	return acked, firstErr
+}
+
+func (r *Relay) prune(ctx context.Context) error {
+	for {
+		res, err := r.db.ExecContext(ctx, qPrune, r.opts.Retention.Seconds(), pruneSlice)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n < pruneSlice {
+			return nil
+		}
+	}
+}

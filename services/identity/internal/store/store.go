@@ -1,0 +1,465 @@
+// Package store is identity's Postgres storage: users, their WeChat
+// identities and the event outbox. It returns domain sentinels (ErrNotFound,
+// ErrUserDisabled) wrapped with %w; callers map them to contract codes.
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/wxlogin/wxlogin/shared/api"
+	"github.com/wxlogin/wxlogin/shared/api/identity"
+)
+
+// Sentinels of the store.
+var (
+	ErrNotFound     = errors.New("not found")
+	ErrUserDisabled = errors.New("user is disabled")
+)
+
+// User is a users row without its secrets (no password hash).
+type User struct {
+	ID          string
+	Username    string
+	Nickname    string
+	AvatarURL   string
+	Gender      int
+	Language    string
+	City        string
+	Province    string
+	Country     string
+	PhoneNumber string
+	Email       string
+	DateOfBirth *time.Time // a date: only year, month and day count
+	Description string
+	UnionID     string
+	IsAdmin     bool
+	DisabledAt  *time.Time
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	LastLoginAt *time.Time
+	Identities  []api.Identity
+}
+
+// Public is the wire view of u.
+func (u User) Public() api.User {
+	p := api.User{
+		ID: u.ID, Username: u.Username, Nickname: u.Nickname, AvatarURL: u.AvatarURL, Gender: u.Gender,
+		Language: u.Language, City: u.City, Province: u.Province, Country: u.Country,
+		PhoneNumber: u.PhoneNumber, Email: u.Email, Description: u.Description, CreatedAt: u.CreatedAt,
+		IsAdmin: u.IsAdmin, DisabledAt: u.DisabledAt, Identities: u.Identities,
+	}
+	if u.DateOfBirth != nil {
+		p.DateOfBirth = u.DateOfBirth.Format(time.DateOnly)
+	}
+	return p
+}
+
+// userColumns are the users columns User holds, in scan order.
+var userColumns = []string{"id", "username", "nickname", "avatar_url", "gender", "language", "city",
+	"province", "country", "phone_number", "email", "date_of_birth", "description", "unionid", "is_admin", "disabled_at", "created_at",
+	"updated_at", "last_login_at"}
+
+// selectUser lists userColumns qualified by prefix ("u." or "(usr.u)."),
+// with a NULL unionid read as "".
+func selectUser(prefix string) string {
+	cols := make([]string, len(userColumns))
+	for i, c := range userColumns {
+		cols[i] = prefix + c
+		if c == "unionid" {
+			cols[i] = "COALESCE(" + prefix + c + ", '')"
+		}
+	}
+	return strings.Join(cols, ", ")
+}
+
+func (u *User) dest() []any {
+	return []any{&u.ID, &u.Username, &u.Nickname, &u.AvatarURL, &u.Gender, &u.Language, &u.City,
+		&u.Province, &u.Country, &u.PhoneNumber, &u.Email, &u.DateOfBirth, &u.Description, &u.UnionID, &u.IsAdmin, &u.DisabledAt,
+		&u.CreatedAt, &u.UpdatedAt, &u.LastLoginAt}
+}
+
+// Store is safe for concurrent use. Its statements are prepared once: each
+// then costs one round trip.
+type Store struct {
+	db *sqlx.DB
+
+	loginExisting    *sqlx.Stmt
+	upsertByUnionID  *sqlx.Stmt
+	upsertByUsername *sqlx.Stmt
+	linkIdentity     *sqlx.Stmt
+	userDisabled     *sqlx.Stmt
+	getUser          *sqlx.Stmt
+	setAdmin         *sqlx.Stmt
+}
+
+// New prepares the store's statements on db.
+func New(ctx context.Context, db *sqlx.DB) (*Store, error) {
+	s := &Store{db: db}
+	for _, p := range []struct {
+		stmt  **sqlx.Stmt
+		query string
+	}{
+		{&s.loginExisting, qLoginExisting},
+		{&s.upsertByUnionID, fmt.Sprintf(qUpsertUser, "(unionid) WHERE unionid IS NOT NULL", "")},
+		// A password account that happens to hold the generated name is never
+		// taken over: no row comes back and the next candidate name is tried.
+		{&s.upsertByUsername, fmt.Sprintf(qUpsertUser, "(username)", "WHERE u.password_hash IS NULL")},
+		{&s.linkIdentity, qLinkIdentity},
+		{&s.userDisabled, `SELECT disabled_at IS NOT NULL FROM users WHERE id = $1`},
+		{&s.getUser, qGetUser},
+		{&s.setAdmin, `UPDATE users SET is_admin = $2, updated_at = now() WHERE username = $1`},
+	} {
+		stmt, err := db.PreparexContext(ctx, p.query)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+		*p.stmt = stmt
+	}
+	return s, nil
+}
+
+// Close releases the prepared statements (not the db).
+func (s *Store) Close() error {
+	for _, st := range []*sqlx.Stmt{s.loginExisting, s.upsertByUnionID, s.upsertByUsername,
+		s.linkIdentity, s.userDisabled, s.getUser, s.setAdmin} {
+		if st != nil {
+			_ = st.Close()
+		}
+	}
+	return nil
+}
+
+// Profile parameters $n..$n+6 in the order nickname, avatar_url, gender,
+// language, city, province, country; a NULL leaves the stored value alone.
+const profileSet = `
+	nickname   = COALESCE(%[1]s::text, u.nickname),
+	avatar_url = COALESCE(%[2]s::text, u.avatar_url),
+	gender     = COALESCE(%[3]s::smallint, u.gender),
+	language   = COALESCE(%[4]s::text, u.language),
+	city       = COALESCE(%[5]s::text, u.city),
+	province   = COALESCE(%[6]s::text, u.province),
+	country    = COALESCE(%[7]s::text, u.country),
+	updated_at = CASE WHEN num_nonnulls(%[1]s::text, %[2]s::text, %[3]s::smallint, %[4]s::text, %[5]s::text,
+		%[6]s::text, %[7]s::text) > 0 THEN now() ELSE u.updated_at END,
+	last_login_at = now()`
+
+func profileSetAt(first int) string {
+	var ps [7]any
+	for i := range ps {
+		ps[i] = fmt.Sprintf("$%d", first+i)
+	}
+	return fmt.Sprintf(profileSet, ps[:]...)
+}
+
+func profileArgs(p *identity.Profile) []any {
+	if p == nil {
+		return make([]any, 7)
+	}
+	return []any{p.Nickname, p.AvatarURL, p.Gender, p.Language, p.City, p.Province, p.Country}
+}
+
+// qLoginExisting is a returning user's whole login in one statement: profile
+// and last_login_at, the identity's session_key and unionid, and the
+// logged_in event. The users row is locked before the identities row, the
+// order the new-user path uses too, so the two cannot deadlock. A user gets
+// the unionid WeChat now reports unless it has one or another user holds it.
+//
+// $1 appid, $2 openid, $3 session_key, $4 unionid or NULL, $5-$11 profile,
+// $12 event id, $13 event subject, $14 event type.
+var qLoginExisting = `
+WITH usr AS (
+	UPDATE users AS u SET ` + profileSetAt(5) + `,
+		unionid = COALESCE(u.unionid,
+			(SELECT $4::text WHERE NOT EXISTS (SELECT 1 FROM users AS x WHERE x.unionid = $4::text)))
+	-- A scalar subquery, not a join: the plan is two index lookups whatever
+	-- the table statistics say.
+	WHERE u.id = (SELECT i.user_id FROM identities AS i WHERE i.appid = $1 AND i.openid = $2)
+		AND u.disabled_at IS NULL
+	RETURNING u
+), ident AS (
+	UPDATE identities AS i
+	SET session_key = $3, unionid = COALESCE($4::text, i.unionid), updated_at = now()
+	FROM usr
+	WHERE i.appid = $1 AND i.openid = $2 AND i.user_id = (usr.u).id
+	RETURNING i
+), event AS (
+	INSERT INTO outbox (id, subject, payload)
+	SELECT $12::uuid, $13::text, wxlogin_user_event($12::uuid, $14::text, usr.u, ident.i)
+	FROM usr, ident
+)
+SELECT ` + selectUser("(usr.u).") + `, (ident.i).id
+FROM usr, ident`
+
+// qUpsertUser creates the user of a first login, or finds it by the
+// conflict target (%[1]s) and records the login on it. xmax = 0 only on a
+// row this statement inserted.
+//
+// $1 username, $2 unionid or NULL, $3-$9 profile.
+var qUpsertUser = `
+INSERT INTO users AS u (username, unionid, nickname, avatar_url, gender, language, city, province, country, last_login_at)
+VALUES ($1, $2::text, COALESCE($3::text, ''), COALESCE($4::text, ''), COALESCE($5::smallint, 0),
+	COALESCE($6::text, ''), COALESCE($7::text, ''), COALESCE($8::text, ''), COALESCE($9::text, ''), now())
+ON CONFLICT %[1]s DO UPDATE SET ` + profileSetAt(3) + `
+%[2]s
+RETURNING ` + selectUser("u.") + `, (u.xmax = 0)`
+
+// qLinkIdentity attaches (appid, openid) to user $1 and writes the events,
+// but only if the identity really is that user's: one bound elsewhere
+// comes back with its own user_id and no events, and the caller rolls back.
+//
+// $1 user id, $2 kind, $3 appid, $4 openid, $5 unionid or NULL, $6 session_key,
+// $7-$9 created event (id, subject, type), $10-$12 logged_in event, $13 user is new.
+const qLinkIdentity = `
+WITH ident AS (
+	INSERT INTO identities AS i (user_id, kind, appid, openid, unionid, session_key)
+	VALUES ($1::uuid, $2, $3, $4, $5::text, $6)
+	ON CONFLICT (appid, openid) DO UPDATE SET
+		session_key = EXCLUDED.session_key,
+		unionid = COALESCE(EXCLUDED.unionid, i.unionid),
+		updated_at = now()
+	RETURNING i
+), event AS (
+	INSERT INTO outbox (id, subject, payload)
+	SELECT e.id, e.subject, wxlogin_user_event(e.id, e.type, u, ident.i)
+	FROM ident
+	JOIN users AS u ON u.id = (ident.i).user_id
+	CROSS JOIN (VALUES (1, $7::uuid, $8::text, $9::text), (2, $10::uuid, $11::text, $12::text)) AS e (ord, id, subject, type)
+	WHERE (ident.i).user_id = $1::uuid AND (e.ord = 2 OR $13::boolean)
+	ORDER BY e.ord
+)
+SELECT (ident.i).id, (ident.i).user_id FROM ident`
+
+var qGetUser = `
+SELECT ` + selectUser("u.") + `,
+	COALESCE((SELECT json_agg(json_build_object('id', i.id, 'provider', i.provider, 'kind', i.kind,
+		'appid', i.appid, 'created_at', i.created_at) ORDER BY i.created_at, i.id)
+		FROM identities AS i WHERE i.user_id = u.id), '[]')
+FROM users AS u
+WHERE u.id = $1`
+
+// WechatLogin is a successful WeChat code exchange. SessionKey is a secret:
+// it is written to identities.session_key and nowhere else.
+type WechatLogin struct {
+	Kind       string
+	AppID      string
+	OpenID     string
+	UnionID    string
+	SessionKey string
+	Profile    *identity.Profile
+}
+
+// LoginResult is a committed login.
+type LoginResult struct {
+	User       User
+	IdentityID string
+	IsNewUser  bool
+}
+
+// GeneratedUsername is the username of a WeChat account: "wx_" and the
+// first n hex digits of sha256(appid:openid). n is 12 unless that name is
+// held by a password account.
+func GeneratedUsername(appid, openid string, n int) string {
+	sum := sha256.Sum256([]byte(appid + ":" + openid))
+	return "wx_" + hex.EncodeToString(sum[:])[:n]
+}
+
+// usernameLengths are the candidate name lengths, tried in order.
+var usernameLengths = []int{12, 20, 64}
+
+// maxLoginAttempts bounds the retries of a login that lost a race (a
+// concurrent first login, a unique violation, a deadlock).
+const maxLoginAttempts = 8
+
+var (
+	errNoIdentity     = errors.New("no such identity")
+	errRetry          = errors.New("lost a race; retry")
+	errUsernameInUse  = errors.New("generated username held by a password account")
+	errUsernameClash  = errors.New("generated username clash")
+	errUsernameOthers = errors.New("no free generated username")
+)
+
+// LoginWechat records a WeChat login in one transaction: the user (created
+// on first login, or found by unionid on another app), the identity with
+// its session_key, the profile fields that were sent, and the events. It is
+// safe under any number of concurrent first logins of one person: one user,
+// one identity, and exactly one caller sees IsNewUser.
+func (s *Store) LoginWechat(ctx context.Context, in WechatLogin) (LoginResult, error) {
+	nameLen, clashes := 0, 0
+	var err error
+	for range maxLoginAttempts {
+		var res LoginResult
+		res, err = s.returningLogin(ctx, in)
+		if err == nil {
+			return res, nil
+		}
+		if errors.Is(err, errNoIdentity) {
+			res, err = s.firstLogin(ctx, in, usernameLengths[nameLen])
+			if err == nil {
+				return res, nil
+			}
+		}
+		switch {
+		case errors.Is(err, errUsernameClash) && clashes == 0:
+			// A clash may come from a concurrent first login of the same
+			// person, whose identity is committed by now: retry as is once.
+			clashes++
+		case errors.Is(err, errUsernameInUse) || errors.Is(err, errUsernameClash):
+			clashes = 0
+			if nameLen++; nameLen == len(usernameLengths) {
+				return LoginResult{}, errUsernameOthers
+			}
+		case errors.Is(err, errRetry) || retryable(err):
+		default:
+			return LoginResult{}, err
+		}
+	}
+	// %v: the last race is not the caller's to interpret (it would read as a conflict).
+	return LoginResult{}, fmt.Errorf("login gave up after %d attempts: %v", maxLoginAttempts, err)
+}
+
+// retryable reports the Postgres errors a concurrent login can cause and a
+// fresh attempt resolves.
+func retryable(err error) bool {
+	var pe *pq.Error
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "23505", "40001", "40P01": // unique_violation, serialization_failure, deadlock_detected
+		return true
+	}
+	return false
+}
+
+func (s *Store) returningLogin(ctx context.Context, in WechatLogin) (LoginResult, error) {
+	var res LoginResult
+	args := append([]any{in.AppID, in.OpenID, in.SessionKey, nullIfEmpty(in.UnionID)}, profileArgs(in.Profile)...)
+	args = append(args, uuid.New(), identity.SubjectUserLoggedIn, identity.EventUserLoggedIn)
+	err := s.loginExisting.QueryRowContext(ctx, args...).Scan(append(res.User.dest(), &res.IdentityID)...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return LoginResult{}, errNoIdentity
+	}
+	if err != nil {
+		return LoginResult{}, fmt.Errorf("login existing: %w", err)
+	}
+	return res, nil
+}
+
+func (s *Store) firstLogin(ctx context.Context, in WechatLogin, nameLen int) (res LoginResult, err error) {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return LoginResult{}, fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+
+	upsert := s.upsertByUsername
+	if in.UnionID != "" {
+		upsert = s.upsertByUnionID
+	}
+	args := append([]any{GeneratedUsername(in.AppID, in.OpenID, nameLen), nullIfEmpty(in.UnionID)}, profileArgs(in.Profile)...)
+	err = tx.StmtxContext(ctx, upsert).QueryRowContext(ctx, args...).Scan(append(res.User.dest(), &res.IsNewUser)...)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return LoginResult{}, errUsernameInUse
+	case isUniqueViolation(err, "users_username_key"):
+		return LoginResult{}, errUsernameClash
+	case err != nil:
+		return LoginResult{}, fmt.Errorf("upsert user: %w", err)
+	case res.User.DisabledAt != nil:
+		return LoginResult{}, ErrUserDisabled
+	}
+
+	var owner string
+	err = tx.StmtxContext(ctx, s.linkIdentity).QueryRowContext(ctx,
+		res.User.ID, in.Kind, in.AppID, in.OpenID, nullIfEmpty(in.UnionID), in.SessionKey,
+		uuid.New(), identity.SubjectUserCreated, identity.EventUserCreated,
+		uuid.New(), identity.SubjectUserLoggedIn, identity.EventUserLoggedIn,
+		res.IsNewUser,
+	).Scan(&res.IdentityID, &owner)
+	if err != nil {
+		return LoginResult{}, fmt.Errorf("link identity: %w", err)
+	}
+	if owner != res.User.ID {
+		// The identity appeared meanwhile and belongs to another account
+		// (bound to it): that account's state decides, and rolling back
+		// drops any user this attempt created.
+		var disabled bool
+		if err = tx.StmtxContext(ctx, s.userDisabled).QueryRowContext(ctx, owner).Scan(&disabled); err != nil {
+			return LoginResult{}, fmt.Errorf("identity owner: %w", err)
+		}
+		if disabled {
+			return LoginResult{}, ErrUserDisabled
+		}
+		return LoginResult{}, errRetry
+	}
+	if err = tx.Commit(); err != nil {
+		return LoginResult{}, fmt.Errorf("commit: %w", err)
+	}
+	return res, nil
+}
+
+// GetUser returns the user with its identities, or ErrNotFound (also for an
+// id that is not a UUID).
+func (s *Store) GetUser(ctx context.Context, id string) (User, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return User{}, ErrNotFound
+	}
+	var u User
+	var idents []byte
+	err := s.getUser.QueryRowContext(ctx, id).Scan(append(u.dest(), &idents)...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, ErrNotFound
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("get user: %w", err)
+	}
+	if err := json.Unmarshal(idents, &u.Identities); err != nil {
+		return User{}, fmt.Errorf("get user: identities: %w", err)
+	}
+	return u, nil
+}
+
+// SetAdmin grants or revokes admin rights; ErrNotFound if no such username.
+func (s *Store) SetAdmin(ctx context.Context, username string, admin bool) error {
+	res, err := s.setAdmin.ExecContext(ctx, username, admin)
+	if err != nil {
+		return fmt.Errorf("set admin: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("set admin: %w", err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func isUniqueViolation(err error, constraint string) bool {
+	var pe *pq.Error
+	return errors.As(err, &pe) && pe.Code == "23505" && pe.Constraint == constraint
+}

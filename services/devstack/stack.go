@@ -1,0 +1,268 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/nats-io/nats-server/v2/server"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/wxlogin/wxlogin/services/gateway/gatewaysvc"
+	"github.com/wxlogin/wxlogin/services/identity/identitysvc"
+	"github.com/wxlogin/wxlogin/services/session/sessionsvc"
+	"github.com/wxlogin/wxlogin/shared/wechat/fakewechat"
+)
+
+// The devstack's apps; the fake WeChat knows them.
+const (
+	devMiniProgramAppID  = "wx1111111111111111"
+	devMiniProgramSecret = "devstack-miniprogram-secret"
+	devWebAppID          = "wx2222222222222222"
+	devWebSecret         = "devstack-web-secret"
+)
+
+// Options configure the devstack. The services' own variables (DESIGN.md)
+// are read by each service as usual; these are the devstack's extras.
+type Options struct {
+	DatabaseURL string     `env:"WXLOGIN_DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/wxlogin?sslmode=disable"`
+	HTTPAddr    string     `env:"WXLOGIN_HTTP_ADDR" envDefault:"127.0.0.1:8080"`
+	DataDir     string     `env:"WXLOGIN_DEVSTACK_DIR" envDefault:".devstack"`
+	NATSPort    int        `env:"WXLOGIN_DEVSTACK_NATS_PORT" envDefault:"4223"`
+	FakeAddr    string     `env:"WXLOGIN_DEVSTACK_FAKE_ADDR" envDefault:"127.0.0.1:8081"`
+	LogLevel    slog.Level `env:"WXLOGIN_LOG_LEVEL" envDefault:"info"`
+}
+
+func optionsFromEnv() (Options, error) {
+	var o Options
+	if err := env.Parse(&o); err != nil {
+		return o, fmt.Errorf("config: %w", err)
+	}
+	return o, nil
+}
+
+// Stack is a running devstack.
+type Stack struct {
+	GatewayURL string
+	FakeURL    string
+	NATSURL    string
+	Fake       *fakewechat.Server
+
+	group *errgroup.Group
+}
+
+// Start brings every part up and returns once the gateway is ready. The
+// stack stops when ctx is cancelled; Wait returns when it has.
+func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
+	if err := ensureDatabase(ctx, o.DatabaseURL); err != nil {
+		return nil, err
+	}
+	ns, err := startNATS(o)
+	if err != nil {
+		return nil, err
+	}
+
+	fake := fakewechat.New(fakewechat.Options{
+		Apps: []fakewechat.App{
+			{AppID: devMiniProgramAppID, Secret: devMiniProgramSecret, Kind: "miniprogram"},
+			{AppID: devWebAppID, Secret: devWebSecret, Kind: "web"},
+		},
+		Logger: log.With("svc", "fakewechat"),
+	})
+	fakeLn, err := net.Listen("tcp", o.FakeAddr)
+	if err != nil {
+		ns.Shutdown()
+		return nil, fmt.Errorf("fake WeChat listener on %s: %w (set WXLOGIN_DEVSTACK_FAKE_ADDR)", o.FakeAddr, err)
+	}
+	gwLn, err := net.Listen("tcp", o.HTTPAddr)
+	if err != nil {
+		ns.Shutdown()
+		fakeLn.Close()
+		return nil, fmt.Errorf("gateway listener on %s: %w (set WXLOGIN_HTTP_ADDR)", o.HTTPAddr, err)
+	}
+	st := &Stack{
+		GatewayURL: "http://" + gwLn.Addr().String(),
+		FakeURL:    "http://" + fakeLn.Addr().String(),
+		NATSURL:    ns.ClientURL(),
+		Fake:       fake,
+	}
+
+	// Each service reads its own variables; the devstack only points them at
+	// its NATS, its database and its fake WeChat.
+	idCfg, err := identitysvc.ConfigFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	idCfg.NATSURL = st.NATSURL
+	idCfg.DatabaseURL = o.DatabaseURL
+	if os.Getenv("WXLOGIN_WECHAT_API_BASE") == "" {
+		idCfg.WechatAPIBase = st.FakeURL
+	}
+	if idCfg.MiniProgramAppID == "" {
+		idCfg.MiniProgramAppID, idCfg.MiniProgramSecret = devMiniProgramAppID, devMiniProgramSecret
+	}
+	if idCfg.WebAppID == "" {
+		idCfg.WebAppID, idCfg.WebSecret = devWebAppID, devWebSecret
+	}
+	seCfg, err := sessionsvc.ConfigFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	seCfg.NATSURL = st.NATSURL
+	gwCfg, err := gatewaysvc.ConfigFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	gwCfg.NATSURL = st.NATSURL
+	if os.Getenv("WXLOGIN_PUBLIC_URL") == "" {
+		gwCfg.PublicURL = st.GatewayURL
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	st.group = g
+	fakeSrv := &http.Server{Handler: fake, ReadHeaderTimeout: 5 * time.Second}
+	g.Go(func() error {
+		if err := fakeSrv.Serve(fakeLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("fake WeChat: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { return identitysvc.Run(gctx, idCfg, log.With("svc", "identity")) })
+	g.Go(func() error { return sessionsvc.Run(gctx, seCfg, log.With("svc", "session")) })
+	g.Go(func() error { return gatewaysvc.Serve(gctx, gwCfg, log.With("svc", "gateway"), gwLn) })
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = fakeSrv.Shutdown(sctx)
+		// NATS goes last: the services drain their connections first.
+		return nil
+	})
+	go func() {
+		_ = g.Wait()
+		ns.Shutdown()
+	}()
+
+	if err := waitReady(gctx, st.GatewayURL+"/readyz", 30*time.Second); err != nil {
+		return nil, errors.Join(err, g.Wait())
+	}
+	return st, nil
+}
+
+// Wait blocks until every part has stopped and returns the first failure.
+func (s *Stack) Wait() error { return s.group.Wait() }
+
+// Banner is the copy-paste quick start printed once the stack is up.
+func (s *Stack) Banner() string {
+	return fmt.Sprintf(`
+wxlogin devstack is up.
+  API and demo   %[1]s/demo
+  fake WeChat    %[2]s/fake/
+  NATS           %[3]s   (nats micro ls --server %[3]s)
+
+Try a mini-program login:
+  CODE=$(curl -s -X POST %[2]s/fake/codes -d '{"appid":"%[4]s","nickname":"Alice"}' | sed 's/.*"code":"\([^"]*\)".*/\1/')
+  curl -s -X POST %[1]s/api/v1/auth/miniprogram/login -H 'Content-Type: application/json' -d "{\"code\":\"$CODE\"}"
+
+`, s.GatewayURL, s.FakeURL, s.NATSURL, devMiniProgramAppID)
+}
+
+func startNATS(o Options) (*server.Server, error) {
+	dir, err := filepath.Abs(filepath.Join(o.DataDir, "nats"))
+	if err != nil {
+		return nil, err
+	}
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "wxlogin-devstack",
+		Host:       "127.0.0.1",
+		Port:       o.NATSPort,
+		JetStream:  true,
+		StoreDir:   dir,
+		NoLog:      true,
+		NoSigs:     true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("embedded NATS did not start on port %d (in use? set WXLOGIN_DEVSTACK_NATS_PORT)", o.NATSPort)
+	}
+	return ns, nil
+}
+
+// ensureDatabase creates the database named in dsn when it is missing, so a
+// fresh Postgres is all the devstack needs. Migrations are identity's job.
+func ensureDatabase(ctx context.Context, dsn string) error {
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme == "" {
+		return fmt.Errorf("WXLOGIN_DATABASE_URL is not a postgres:// URL")
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	if name == "" {
+		return fmt.Errorf("WXLOGIN_DATABASE_URL names no database")
+	}
+	admin := *u
+	admin.Path = "/postgres"
+	db, err := sqlx.Open("postgres", admin.String())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		return fmt.Errorf("PostgreSQL is not reachable at %s (%v). Start one, e.g. `sudo apt-get install postgresql` or "+
+			"`docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:17`, or point WXLOGIN_DATABASE_URL at yours",
+			u.Redacted(), err)
+	}
+	var exists bool
+	if err := db.GetContext(ctx, &exists, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name); err != nil {
+		return fmt.Errorf("look up database %q: %w", name, err)
+	}
+	if exists {
+		return nil
+	}
+	_, err = db.ExecContext(ctx, `CREATE DATABASE `+pq.QuoteIdentifier(name))
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code == "42P04" { // created meanwhile by someone else
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create database %q: %w", name, err)
+	}
+	return nil
+}
+
+func waitReady(ctx context.Context, url string, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("gateway not ready after %s", limit)
+		case <-t.C:
+		}
+	}
+}

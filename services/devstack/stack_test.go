@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wxlogin/wxlogin/shared/pgtest"
+	"github.com/wxlogin/wxlogin/shared/wechat/fakewechat"
+)
+
+// lockedBuffer collects every service's log lines so tests can assert what
+// never appears in them.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type testStack struct {
+	*Stack
+	dsn  string
+	logs *lockedBuffer
+}
+
+// startStack runs the whole devstack in-process on random ports against a
+// fresh database; it stops when the test ends.
+func startStack(t *testing.T) *testStack {
+	t.Helper()
+	dsn := pgtest.NewDatabase(t, nil) // identity migrates it on start, as in production
+	logs := &lockedBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := Start(ctx, Options{
+		DatabaseURL: dsn,
+		HTTPAddr:    "127.0.0.1:0",
+		FakeAddr:    "127.0.0.1:0",
+		NATSPort:    -1,
+		DataDir:     t.TempDir(),
+	}, log)
+	if err != nil {
+		cancel()
+		t.Fatalf("start devstack: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := st.Wait(); err != nil && err != context.Canceled {
+			t.Errorf("devstack stopped with: %v", err)
+		}
+	})
+	return &testStack{Stack: st, dsn: dsn, logs: logs}
+}
+
+func (s *testStack) mint(t *testing.T, u fakewechat.User) string {
+	t.Helper()
+	code, _, err := s.Fake.MintCode(devMiniProgramAppID, u)
+	if err != nil {
+		t.Fatalf("mint code: %v", err)
+	}
+	return code
+}
+
+type response struct {
+	status int
+	header http.Header
+	raw    string
+	body   map[string]any
+}
+
+func do(t *testing.T, method, url, contentType, body string, header map[string]string) response {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	_ = json.Unmarshal(raw, &r.body)
+	return r
+}
+
+func postJSON(t *testing.T, url string, v any) response {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return do(t, http.MethodPost, url, "application/json", string(b), nil)
+}
+
+// wantProblem checks a problem+json answer with the given status and code.
+func wantProblem(t *testing.T, r response, status int, code string) {
+	t.Helper()
+	if r.status != status || r.body["code"] != code {
+		t.Fatalf("got %d %v, want %d %s; body %s", r.status, r.body["code"], status, code, r.raw)
+	}
+	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
+		t.Errorf("Content-Type = %q, want application/problem+json", ct)
+	}
+	if r.body["request_id"] == "" || r.header.Get("X-Request-ID") == "" {
+		t.Errorf("problem without request id: %s", r.raw)
+	}
+}
+
+func userID(t *testing.T, r response) string {
+	t.Helper()
+	u, _ := r.body["user"].(map[string]any)
+	id, _ := u["id"].(string)
+	if id == "" {
+		t.Fatalf("no user id in %s", r.raw)
+	}
+	return id
+}

@@ -120,6 +120,12 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 		return nil, err
 	}
 	seCfg.NATSURL = st.NATSURL
+	if seCfg.WebAppID == "" && idCfg.WebAppID == devWebAppID {
+		seCfg.WebAppID = devWebAppID // session names QR tickets' app; it never sees the secret
+	}
+	if seCfg.MiniProgramAppID == "" && idCfg.MiniProgramAppID == devMiniProgramAppID {
+		seCfg.MiniProgramAppID = devMiniProgramAppID
+	}
 	gwCfg, err := gatewaysvc.ConfigFromEnv()
 	if err != nil {
 		return nil, err

@@ -26,7 +26,7 @@ const MaxTokenLength = 4096
 
 // DefaultLeeway and MaxLeeway bound the clock skew tolerated on exp, nbf and iat.
 const (
-	DefaultLeeway = 30 * time.Second
+	DefaultLeeway = 5 * time.Second
 	MaxLeeway     = 60 * time.Second
 )
 

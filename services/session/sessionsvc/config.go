@@ -12,6 +12,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/wxlogin/wxlogin/shared/apps"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
 )
 
@@ -28,12 +29,17 @@ type Config struct {
 	RefreshTTL  time.Duration `env:"WXLOGIN_REFRESH_TTL" envDefault:"720h"`
 	QRTTL       time.Duration `env:"WXLOGIN_QR_TTL" envDefault:"5m"`
 	LogLevel    slog.Level    `env:"WXLOGIN_LOG_LEVEL" envDefault:"info"`
+	// The app registry (shared/apps), for QR tickets. Session needs only
+	// names and appids: it never reads the app secrets.
+	MiniProgramAppID string `env:"WXLOGIN_MINIPROGRAM_APPID"`
+	WebAppID         string `env:"WXLOGIN_WEB_APPID"`
+	AppsFile         string `env:"WXLOGIN_APPS_FILE"`
 }
 
 // Bounds on the lifetimes: beyond them a value is far more likely a typo
 // (2000h for 2h) than a choice.
 const (
-	minAccessTTL  = 10 * time.Second
+	minAccessTTL  = time.Second
 	maxAccessTTL  = 24 * time.Hour
 	maxRefreshTTL = 365 * 24 * time.Hour
 	minQRTTL      = 10 * time.Second
@@ -97,6 +103,12 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// Apps loads the app registry the configuration names (the apps file is
+// read here). Errors name the variable.
+func (c Config) Apps() (*apps.Registry, error) {
+	return apps.Load(apps.Config{MiniProgramAppID: c.MiniProgramAppID, WebAppID: c.WebAppID, AppsFile: c.AppsFile})
+}
+
 // masked is Config with the secret replaced, for logs and %v.
 func (c Config) masked() Config {
 	if c.JWTSecret != "" {
@@ -125,6 +137,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("refresh_ttl", m.RefreshTTL),
 		slog.Duration("qr_ttl", m.QRTTL),
 		slog.String("log_level", m.LogLevel.String()),
+		slog.String("miniprogram_appid", m.MiniProgramAppID),
+		slog.String("web_appid", m.WebAppID),
+		slog.String("apps_file", m.AppsFile),
 	)
 }
 

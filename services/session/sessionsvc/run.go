@@ -44,7 +44,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("session service starting", "config", cfg)
+	registry, err := cfg.Apps()
+	if err != nil {
+		return err
+	}
+	log.Info("session service starting", "config", cfg, "apps", registry.All())
 
 	nc, err := connect(cfg.NATSURL, "wxlogin-session", log, true)
 	if err != nil {
@@ -56,40 +60,54 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 
-	var buckets *kvstate.Buckets
-	keys := static
+	var (
+		buckets *kvstate.Buckets
+		users   *kvstate.UserRevocations
+		keys    = static
+		ttls    = kvstate.TTLs{Access: cfg.AccessTTL, Refresh: cfg.RefreshTTL, QR: cfg.QRTTL}
+	)
 	err = retryWhileUnreachable(ctx, nc, log, func(ctx context.Context) error {
-		b, err := kvstate.Open(ctx, js, kvstate.TTLs{Access: cfg.AccessTTL, Refresh: cfg.RefreshTTL, QR: cfg.QRTTL})
+		b, err := kvstate.Open(ctx, js, ttls)
 		if err != nil {
 			return err
 		}
 		buckets = b
 		if keys == nil {
-			keys, err = tokens.OpenKVKeyring(ctx, b.Keys, keyRetention(cfg), log)
+			if keys, err = tokens.OpenKVKeyring(ctx, b.Keys, keyRetention(cfg), log); err != nil {
+				return err
+			}
 		}
+		users, err = kvstate.WatchUserRevocations(ctx, b.Revoked, ttls.Revoked(), log)
 		return err
 	})
+	if keys != nil {
+		defer keys.Close()
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // asked to stop while still starting
 		}
 		return err
 	}
-	defer keys.Close()
+	defer users.Stop()
 
 	svc := natsapi.New(natsapi.Deps{
-		Keys:        keys,
-		Minter:      tokens.NewMinter(keys, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTTL),
-		Families:    kvstate.NewFamilies(buckets.Sessions),
-		Revocations: kvstate.NewRevocations(buckets.Revoked),
-		RefreshTTL:  cfg.RefreshTTL,
-		Log:         log,
+		Keys:            keys,
+		Minter:          tokens.NewMinter(keys, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTTL),
+		Families:        kvstate.NewFamilies(buckets.Sessions),
+		Revocations:     kvstate.NewRevocations(buckets.Revoked),
+		UserRevocations: users,
+		Tickets:         kvstate.NewTickets(buckets.QR),
+		Apps:            registry,
+		RefreshTTL:      cfg.RefreshTTL,
+		QRTTL:           cfg.QRTTL,
+		Log:             log,
 	})
 	pool := natsrpc.NewPool(poolSize, requestTimeout, log)
 	ms, err := micro.AddService(nc, micro.Config{
 		Name:        session.Service,
 		Version:     Version,
-		Description: "wxlogin tokens, refresh families and signing keys",
+		Description: "wxlogin tokens, refresh families, QR tickets and signing keys",
 		QueueGroup:  session.Service,
 	})
 	if err != nil {
@@ -107,6 +125,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		log.Warn("stop micro service", "error", err)
 	}
 	pool.Wait()
+	users.Stop()
 	keys.Close()
 	drain(nc, log)
 	return nil

@@ -149,7 +149,7 @@ func TestIssueVerifiesWithJWKSFromNATS(t *testing.T) {
 		{"kind", claims["kind"], api.KindMiniProgram},
 		{"exp - iat", claims["exp"].(float64) - claims["iat"].(float64), float64(2 * 60 * 60)},
 		{"nbf", claims["nbf"], claims["iat"]},
-		{"sid is the refresh family", c.SessionID, strings.SplitN(tok.RefreshToken, ".", 2)[0]},
+		{"sid is the refresh family", c.SessionID, strings.Split(tok.RefreshToken, ".")[1]},
 		{"token_type", tok.TokenType, "Bearer"},
 		{"expires_in", tok.ExpiresIn, int64(7200)},
 		{"refresh_expires_in", tok.RefreshExpiresIn, int64(720 * 3600)},
@@ -168,18 +168,23 @@ func TestIssueVerifiesWithJWKSFromNATS(t *testing.T) {
 		t.Errorf("iat %s is not now", c.IssuedAt)
 	}
 
-	// Refresh token: "<family>.<base64url(32 bytes)>", stored only hashed.
-	fam, secret, ok := strings.Cut(tok.RefreshToken, ".")
+	// Refresh token: "<user>.<family>.<base64url(32 bytes)>", stored only
+	// hashed under "<user>.<family>".
+	parts := strings.Split(tok.RefreshToken, ".")
+	if len(parts) != 3 || parts[0] != c.Subject {
+		t.Fatalf("refresh token %q: want <user>.<family>.<secret>", tok.RefreshToken)
+	}
+	secret := parts[2]
 	raw, err := base64.RawURLEncoding.DecodeString(secret)
-	if !ok || err != nil || len(raw) < 32 {
-		t.Fatalf("refresh token %q: want <family>.<base64url of ≥32 bytes>", tok.RefreshToken)
+	if err != nil || len(raw) < 32 {
+		t.Fatalf("refresh token %q: want a secret of base64url of ≥32 bytes", tok.RefreshToken)
 	}
 	js, _ := jetstream.New(nc)
 	kv, err := js.KeyValue(call(t), session.BucketSessions)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := kv.Get(call(t), fam)
+	e, err := kv.Get(call(t), parts[0]+"."+parts[1])
 	if err != nil {
 		t.Fatalf("family not stored: %v", err)
 	}
@@ -456,8 +461,10 @@ func TestRefreshRevokeOverNATS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := kv.Get(call(t), c.ID); err != nil {
-			t.Fatalf("jti not revoked: %v", err)
+		for _, key := range []string{session.RevokedJTIKey(c.ID), session.RevokedSIDKey(c.SessionID)} {
+			if _, err := kv.Get(call(t), key); err != nil {
+				t.Fatalf("%s not written: %v", key, err)
+			}
 		}
 		if _, err := client.Refresh(call(t), tok.RefreshToken); api.CodeOf(err) != api.CodeTokenRevoked {
 			t.Fatalf("refresh after revoke: %v", err)
@@ -536,7 +543,7 @@ func TestConfigFromEnv(t *testing.T) {
 		{"HS256 with key file", map[string]string{"WXLOGIN_JWT_ALG": "HS256", "WXLOGIN_JWT_SECRET": testSecret, "WXLOGIN_JWT_KEY_FILE": "/k.pem"}, "WXLOGIN_JWT_KEY_FILE"},
 		{"secret with EdDSA", map[string]string{"WXLOGIN_JWT_SECRET": testSecret}, "WXLOGIN_JWT_SECRET"},
 		{"unparsable access TTL", map[string]string{"WXLOGIN_ACCESS_TTL": "2 hours"}, "WXLOGIN_ACCESS_TTL"},
-		{"tiny access TTL", map[string]string{"WXLOGIN_ACCESS_TTL": "1s"}, "WXLOGIN_ACCESS_TTL"},
+		{"tiny access TTL", map[string]string{"WXLOGIN_ACCESS_TTL": "500ms"}, "WXLOGIN_ACCESS_TTL"},
 		{"refresh shorter than access", map[string]string{"WXLOGIN_REFRESH_TTL": "1h"}, "WXLOGIN_REFRESH_TTL"},
 		{"unparsable refresh TTL", map[string]string{"WXLOGIN_REFRESH_TTL": "30d"}, "WXLOGIN_REFRESH_TTL"},
 		{"QR TTL too long", map[string]string{"WXLOGIN_QR_TTL": "48h"}, "WXLOGIN_QR_TTL"},
@@ -600,6 +607,8 @@ func TestRunStartupErrors(t *testing.T) {
 		{"missing key file", func(c *sessionsvc.Config) { c.JWTKeyFile = filepath.Join(t.TempDir(), "missing.pem") }, "WXLOGIN_JWT_KEY_FILE"},
 		{"key file without a key", func(c *sessionsvc.Config) { c.JWTKeyFile = badFile }, "WXLOGIN_JWT_KEY_FILE"},
 		{"zero config", func(c *sessionsvc.Config) { *c = sessionsvc.Config{} }, "WXLOGIN_"},
+		{"missing apps file", func(c *sessionsvc.Config) { c.AppsFile = filepath.Join(t.TempDir(), "apps.yaml") }, "WXLOGIN_APPS_FILE"},
+		{"apps file that is no list", func(c *sessionsvc.Config) { c.AppsFile = badFile }, "WXLOGIN_APPS_FILE"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -68,8 +68,10 @@ type QRStatus struct {
 }
 
 // QRConsumeRequest hands the tokens of a confirmed ticket out exactly once
-// (compare-and-set delete). Wrong poll token or a consumed ticket ->
-// api.CodeQRTicketNotFound; past expiry -> api.CodeQRTicketExpired.
+// (compare-and-set delete). Wrong poll token, a ticket not (or no longer)
+// confirmed, or one consumed by a concurrent poll -> api.CodeQRTicketNotFound;
+// past expiry -> api.CodeQRTicketExpired; the user's sessions revoked (e.g.
+// disabled) since the ticket was created -> api.CodeTokenRevoked.
 type QRConsumeRequest struct {
 	Ticket    string `json:"ticket"`
 	PollToken string `json:"poll_token"`

@@ -26,11 +26,13 @@ const (
 // KV buckets owned by the session service (the gateway reads some of them).
 const (
 	BucketQR = "wxlogin_qr"
-	// BucketSessions: key = refresh family id (the sid claim), value = the
-	// family as JSON; private to the session service.
+	// BucketSessions: key = "<user_id>.<family_id>" (family_id is the sid
+	// claim), value = the refresh family as JSON; private to the session
+	// service.
 	BucketSessions = "wxlogin_sessions"
-	// BucketRevoked: key = jti of a revoked access token, value = its exp in
-	// unix seconds (decimal). An entry outlives the token it names.
+	// BucketRevoked: keys RevokedJTIKey, RevokedSIDKey and RevokedUserKey,
+	// values a JSON Revocation. The bucket TTL (access TTL + 1m) outlives
+	// every token an entry can name. Session writes it; the gateway watches it.
 	BucketRevoked = "wxlogin_revoked"
 	BucketBind    = "wxlogin_bind"
 	// BucketKeys holds generated signing keys (private: never read it outside
@@ -60,13 +62,20 @@ type RefreshRequest struct {
 	RefreshToken string `json:"refresh_token"`
 }
 
-// RevokeRequest ends an access token (by its jti, until its exp in unix
-// seconds) and, when SessionID is set, its whole refresh family. At least one
-// of JTI and SessionID is required. Revoking twice is not an error.
+// RevokeRequest revokes any subset of: one access token (JTI, with its exp
+// in unix seconds), one refresh family and all of its access tokens
+// (SessionID), every family and access token of a user (UserID, e.g. on
+// disable). At least one of JTI, SessionID and UserID is required. Revoking
+// twice is not an error.
 type RevokeRequest struct {
 	JTI       string `json:"jti,omitempty"`
 	ExpiresAt int64  `json:"exp,omitempty"`
 	SessionID string `json:"sid,omitempty"`
+	// Subject is the user the SessionID belongs to (the token's sub claim).
+	// Optional: with it session finds the family at once, without it by a
+	// scan of the sessions bucket. It revokes nothing by itself.
+	Subject string `json:"sub,omitempty"`
+	UserID  string `json:"user_id,omitempty"`
 }
 
 // RevokeResponse is the empty answer to a revoke.
@@ -101,7 +110,7 @@ func (c *Client) Refresh(ctx context.Context, refreshToken string) (Tokens, erro
 	return res, err
 }
 
-// Revoke ends an access token and optionally its refresh family.
+// Revoke revokes what req names (see RevokeRequest).
 func (c *Client) Revoke(ctx context.Context, req RevokeRequest) error {
 	return natsrpc.Call(ctx, c.nc, SubjectRevoke, req, nil)
 }

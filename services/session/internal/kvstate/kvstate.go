@@ -1,6 +1,6 @@
 // Package kvstate is the session service's state in NATS KV: the buckets it
-// owns, refresh families (changed only by compare-and-set) and revoked access
-// token ids.
+// owns, refresh families and QR tickets (changed only by compare-and-set) and
+// revocations.
 package kvstate
 
 import (
@@ -8,7 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,7 +25,8 @@ var (
 // BindTTL is how long a bind token lives.
 const BindTTL = 10 * time.Minute
 
-// revokedSlack keeps a revoked jti a little past the longest possible exp.
+// revokedSlack keeps a revocation a little past the longest possible exp of
+// a token it names.
 const revokedSlack = time.Minute
 
 // TTLs are the lifetimes the buckets are sized for.
@@ -34,6 +35,9 @@ type TTLs struct {
 	Refresh time.Duration
 	QR      time.Duration
 }
+
+// Revoked is the revoked bucket's TTL: longer than any access token lives.
+func (t TTLs) Revoked() time.Duration { return t.Access + revokedSlack }
 
 // Buckets are the KV buckets of the session service.
 type Buckets struct {
@@ -53,7 +57,7 @@ func Open(ctx context.Context, js jetstream.JetStream, ttl TTLs) (*Buckets, erro
 		cfg jetstream.KeyValueConfig
 	}{
 		{&b.Sessions, jetstream.KeyValueConfig{Bucket: session.BucketSessions, Description: "wxlogin refresh token families", TTL: ttl.Refresh, History: 1}},
-		{&b.Revoked, jetstream.KeyValueConfig{Bucket: session.BucketRevoked, Description: "wxlogin revoked access token ids", TTL: ttl.Access + revokedSlack, History: 1}},
+		{&b.Revoked, jetstream.KeyValueConfig{Bucket: session.BucketRevoked, Description: "wxlogin revoked access tokens (jti, sid, user keys)", TTL: ttl.Revoked(), History: 1}},
 		{&b.QR, jetstream.KeyValueConfig{Bucket: session.BucketQR, Description: "wxlogin QR login tickets", TTL: ttl.QR, History: 1}},
 		{&b.Bind, jetstream.KeyValueConfig{Bucket: session.BucketBind, Description: "wxlogin bind tokens", TTL: BindTTL, History: 1}},
 		{&b.Keys, keysConfig},
@@ -96,19 +100,24 @@ type Family struct {
 	SpentHashes []string `json:"spent_hashes,omitempty"`
 }
 
-// Families stores refresh families in the sessions bucket, keyed by family id.
+// FamilyKey is a family's key in the sessions bucket: "<user_id>.<family_id>",
+// so that ListKeysFiltered("<user_id>.*") finds all of a user's families.
+func FamilyKey(userID, familyID string) string { return userID + "." + familyID }
+
+// Families stores refresh families in the sessions bucket. Callers pass ids
+// that are valid KV key tokens (tokens.ValidUserID, tokens.ValidFamilyID).
 type Families struct{ kv jetstream.KeyValue }
 
 // NewFamilies returns a store over the sessions bucket.
 func NewFamilies(kv jetstream.KeyValue) *Families { return &Families{kv: kv} }
 
 // Create stores a new family; ErrConflict if the id is taken.
-func (f *Families) Create(ctx context.Context, id string, fam Family) error {
+func (f *Families) Create(ctx context.Context, userID, familyID string, fam Family) error {
 	data, err := json.Marshal(fam)
 	if err != nil {
 		return err
 	}
-	if _, err := f.kv.Create(ctx, id, data); err != nil {
+	if _, err := f.kv.Create(ctx, FamilyKey(userID, familyID), data); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			return ErrConflict
 		}
@@ -119,8 +128,8 @@ func (f *Families) Create(ctx context.Context, id string, fam Family) error {
 
 // Get returns a family and the revision to update it with; ErrNotFound when
 // it never existed or has aged out of the bucket.
-func (f *Families) Get(ctx context.Context, id string) (Family, uint64, error) {
-	e, err := f.kv.Get(ctx, id)
+func (f *Families) Get(ctx context.Context, userID, familyID string) (Family, uint64, error) {
+	e, err := f.kv.Get(ctx, FamilyKey(userID, familyID))
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return Family{}, 0, ErrNotFound
@@ -135,12 +144,12 @@ func (f *Families) Get(ctx context.Context, id string) (Family, uint64, error) {
 }
 
 // Update replaces a family if it is still at rev; ErrConflict otherwise.
-func (f *Families) Update(ctx context.Context, id string, fam Family, rev uint64) error {
+func (f *Families) Update(ctx context.Context, userID, familyID string, fam Family, rev uint64) error {
 	data, err := json.Marshal(fam)
 	if err != nil {
 		return err
 	}
-	if _, err := f.kv.Update(ctx, id, data, rev); err != nil {
+	if _, err := f.kv.Update(ctx, FamilyKey(userID, familyID), data, rev); err != nil {
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 			return ErrConflict
 		}
@@ -153,41 +162,124 @@ func (f *Families) Update(ctx context.Context, id string, fam Family, rev uint64
 // means a refresh happened in between, which cannot go on for long.
 const revokeAttempts = 8
 
-// Revoke marks a family revoked at at. It is idempotent: an unknown or
-// already revoked family is left alone and is not an error.
-func (f *Families) Revoke(ctx context.Context, id string, at time.Time) error {
+// Revoke marks a family revoked at at. It is idempotent: an already revoked
+// family is left alone and is not an error; revoked reports whether this call
+// marked it. ErrNotFound when there is no such family.
+func (f *Families) Revoke(ctx context.Context, userID, familyID string, at time.Time) (revoked bool, err error) {
 	for range revokeAttempts {
-		fam, rev, err := f.Get(ctx, id)
-		if errors.Is(err, ErrNotFound) {
-			return nil
-		}
+		fam, rev, err := f.Get(ctx, userID, familyID)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if fam.RevokedAt != nil {
-			return nil
+			return false, nil
 		}
 		fam.RevokedAt = &at
-		err = f.Update(ctx, id, fam, rev)
+		err = f.Update(ctx, userID, familyID, fam, rev)
+		if err == nil {
+			return true, nil
+		}
 		if !errors.Is(err, ErrConflict) {
-			return err
+			return false, err
 		}
 	}
-	return fmt.Errorf("revoke family: %w after %d attempts", ErrConflict, revokeAttempts)
+	return false, fmt.Errorf("revoke family: %w after %d attempts", ErrConflict, revokeAttempts)
 }
 
-// Revocations stores revoked access token ids (the gateway reads them).
+// RevokeUser marks every family of the user revoked at at and returns how
+// many this call marked.
+func (f *Families) RevokeUser(ctx context.Context, userID string, at time.Time) (int, error) {
+	keys, err := f.listKeys(ctx, FamilyKey(userID, "*"))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, key := range keys {
+		_, familyID, _ := strings.Cut(key, ".")
+		revoked, err := f.Revoke(ctx, userID, familyID, at)
+		if errors.Is(err, ErrNotFound) {
+			continue // aged out since the listing
+		}
+		if err != nil {
+			return n, err
+		}
+		if revoked {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// OwnerOf returns the user whose family familyID is, by a scan of the
+// bucket's keys (a server-side subject filter): for callers that only know
+// the sid. ErrNotFound when no such family exists.
+func (f *Families) OwnerOf(ctx context.Context, familyID string) (string, error) {
+	keys, err := f.listKeys(ctx, FamilyKey("*", familyID))
+	if err != nil {
+		return "", err
+	}
+	if len(keys) == 0 {
+		return "", ErrNotFound
+	}
+	userID, _, _ := strings.Cut(keys[0], ".")
+	return userID, nil
+}
+
+// listKeys returns the live keys matching filter.
+func (f *Families) listKeys(ctx context.Context, filter string) ([]string, error) {
+	lister, err := f.kv.ListKeysFiltered(ctx, filter)
+	if err != nil {
+		return nil, fmt.Errorf("list families %s: %w", filter, err)
+	}
+	defer func() { _ = lister.Stop() }()
+	seen := map[string]bool{}
+	var keys []string
+	for {
+		select {
+		case key, ok := <-lister.Keys():
+			if !ok {
+				return keys, nil
+			}
+			if !seen[key] { // the lister may repeat a key that is being written
+				seen[key] = true
+				keys = append(keys, key)
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("list families %s: %w", filter, ctx.Err())
+		}
+	}
+}
+
+// Revocations writes the revoked bucket (the gateway watches it).
 type Revocations struct{ kv jetstream.KeyValue }
 
 // NewRevocations returns a store over the revoked bucket.
 func NewRevocations(kv jetstream.KeyValue) *Revocations { return &Revocations{kv: kv} }
 
-// Revoke records jti as revoked; the value is the token's exp in unix
-// seconds. The bucket TTL outlives any access token, so the entry stays at
-// least as long as the token could be used.
-func (r *Revocations) Revoke(ctx context.Context, jti string, exp time.Time) error {
-	if _, err := r.kv.Put(ctx, jti, []byte(strconv.FormatInt(exp.Unix(), 10))); err != nil {
-		return fmt.Errorf("revoke jti: %w", err)
+// RevokeJTI revokes one access token until its exp. The bucket TTL outlives
+// any access token, so the entry stays at least as long as the token could
+// be used.
+func (r *Revocations) RevokeJTI(ctx context.Context, jti string, exp, now time.Time) error {
+	return r.put(ctx, session.RevokedJTIKey(jti), session.Revocation{At: now.Unix(), Exp: exp.Unix()})
+}
+
+// RevokeSID revokes every access token of a refresh family.
+func (r *Revocations) RevokeSID(ctx context.Context, sid string, now time.Time) error {
+	return r.put(ctx, session.RevokedSIDKey(sid), session.Revocation{At: now.Unix()})
+}
+
+// RevokeUser revokes every access token of the user issued at or before now.
+func (r *Revocations) RevokeUser(ctx context.Context, userID string, now time.Time) error {
+	return r.put(ctx, session.RevokedUserKey(userID), session.Revocation{At: now.Unix()})
+}
+
+func (r *Revocations) put(ctx context.Context, key string, v session.Revocation) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, err := r.kv.Put(ctx, key, data); err != nil {
+		return fmt.Errorf("revoke %s: %w", key, err)
 	}
 	return nil
 }

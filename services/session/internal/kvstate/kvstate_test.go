@@ -3,6 +3,7 @@ package kvstate
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -68,38 +69,230 @@ func TestFamilies(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Second)
 	fam := Family{UserID: "u", Kind: "web", TokenHash: "h0", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	const famID = "5b0c8f7e-2a4d-4c31-9e8b-7f6a5d4c3b2a"
 
-	if _, _, err := f.Get(ctx, "missing"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := f.Get(ctx, "u", "missing"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get missing: %v", err)
 	}
-	if err := f.Create(ctx, "fam", fam); err != nil {
+	if err := f.Create(ctx, "u", famID, fam); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Create(ctx, "fam", fam); !errors.Is(err, ErrConflict) {
+	if err := f.Create(ctx, "u", famID, fam); !errors.Is(err, ErrConflict) {
 		t.Fatalf("second Create: %v, want ErrConflict", err)
 	}
-	got, rev, err := f.Get(ctx, "fam")
+	if _, err := b.Sessions.Get(ctx, "u."+famID); err != nil {
+		t.Fatalf("family not under <user>.<family>: %v", err)
+	}
+	got, rev, err := f.Get(ctx, "u", famID)
 	if err != nil || got.TokenHash != "h0" {
 		t.Fatalf("Get: %+v %v", got, err)
 	}
 	got.TokenHash = "h1"
-	if err := f.Update(ctx, "fam", got, rev); err != nil {
+	if err := f.Update(ctx, "u", famID, got, rev); err != nil {
 		t.Fatal(err)
 	}
 	got.TokenHash = "h2"
-	if err := f.Update(ctx, "fam", got, rev); !errors.Is(err, ErrConflict) {
+	if err := f.Update(ctx, "u", famID, got, rev); !errors.Is(err, ErrConflict) {
 		t.Fatalf("stale Update: %v, want ErrConflict", err)
 	}
-	for i := range 2 {
-		if err := f.Revoke(ctx, "fam", now.Add(time.Duration(i)*time.Minute)); err != nil {
-			t.Fatalf("Revoke #%d: %v", i+1, err)
+	if owner, err := f.OwnerOf(ctx, famID); err != nil || owner != "u" {
+		t.Fatalf("OwnerOf = %q, %v", owner, err)
+	}
+	if _, err := f.OwnerOf(ctx, "6b0c8f7e-2a4d-4c31-9e8b-7f6a5d4c3b2a"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("OwnerOf unknown: %v", err)
+	}
+	for i, want := range []bool{true, false} {
+		revoked, err := f.Revoke(ctx, "u", famID, now.Add(time.Duration(i)*time.Minute))
+		if err != nil || revoked != want {
+			t.Fatalf("Revoke #%d = %v, %v; want %v", i+1, revoked, err, want)
 		}
 	}
-	got, _, _ = f.Get(ctx, "fam")
+	got, _, _ = f.Get(ctx, "u", famID)
 	if got.RevokedAt == nil || !got.RevokedAt.Equal(now) || got.TokenHash != "h1" {
 		t.Fatalf("after revoke %+v (the first revocation time must stay)", got)
 	}
-	if err := f.Revoke(ctx, "missing", now); err != nil {
-		t.Fatalf("Revoke missing: %v", err)
+	if revoked, err := f.Revoke(ctx, "u", "missing", now); !errors.Is(err, ErrNotFound) || revoked {
+		t.Fatalf("Revoke missing: %v %v", revoked, err)
+	}
+}
+
+func TestRevokeUserFamilies(t *testing.T) {
+	b, _ := open(t)
+	f := NewFamilies(b.Sessions)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Second)
+	fam := Family{Kind: "web", TokenHash: "h", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	ids := map[string][]string{"alice": {"a1", "a2", "a3"}, "bob": {"b1"}, "alice2": {"c1"}}
+	for user, fams := range ids {
+		for _, id := range fams {
+			if err := f.Create(ctx, user, id, fam); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := f.Revoke(ctx, "alice", "a2", now); err != nil { // already revoked: not counted
+		t.Fatal(err)
+	}
+	n, err := f.RevokeUser(ctx, "alice", now)
+	if err != nil || n != 2 {
+		t.Fatalf("RevokeUser = %d, %v; want 2", n, err)
+	}
+	for user, fams := range ids {
+		for _, id := range fams {
+			got, _, err := f.Get(ctx, user, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := user == "alice"; (got.RevokedAt != nil) != want {
+				t.Errorf("%s.%s revoked = %v, want %v", user, id, got.RevokedAt != nil, want)
+			}
+		}
+	}
+	if n, err := f.RevokeUser(ctx, "nobody", now); err != nil || n != 0 {
+		t.Fatalf("RevokeUser of a user without families = %d, %v", n, err)
+	}
+}
+
+func TestRevocationKeys(t *testing.T) {
+	b, _ := open(t)
+	r := NewRevocations(b.Revoked)
+	ctx := context.Background()
+	now := time.Unix(1_700_000_000, 0)
+	exp := now.Add(time.Hour)
+	if err := r.RevokeJTI(ctx, "j1", exp, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RevokeSID(ctx, "s1", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RevokeUser(ctx, "u1", now); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		key  string
+		want string
+	}{
+		{"jti.j1", `{"at":1700000000,"exp":1700003600}`},
+		{"sid.s1", `{"at":1700000000}`},
+		{"user.u1", `{"at":1700000000}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.key, func(t *testing.T) {
+			e, err := b.Revoked.Get(ctx, tc.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(e.Value()) != tc.want {
+				t.Fatalf("value %s, want %s", e.Value(), tc.want)
+			}
+		})
+	}
+}
+
+func TestTickets(t *testing.T) {
+	b, _ := open(t)
+	tk := NewTickets(b.QR)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Second)
+	rec := session.QRRecord{Status: session.QRPending, AppID: "wx2", PollTokenHash: "h", CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
+
+	if _, _, err := tk.Get(ctx, "missing"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get missing: %v", err)
+	}
+	if err := tk.Create(ctx, "t1", rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := tk.Create(ctx, "t1", rec); !errors.Is(err, ErrConflict) {
+		t.Fatalf("second Create: %v", err)
+	}
+	got, rev, err := tk.Get(ctx, "t1")
+	if err != nil || got.Status != session.QRPending || !got.ExpiresAt.Equal(rec.ExpiresAt) {
+		t.Fatalf("Get: %+v %v", got, err)
+	}
+	got.Status = session.QRConfirmed
+	if err := tk.Update(ctx, "t1", got, rev); err != nil {
+		t.Fatal(err)
+	}
+	if err := tk.Update(ctx, "t1", got, rev); !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale Update: %v", err)
+	}
+	if err := tk.Consume(ctx, "t1", rev); !errors.Is(err, ErrConflict) {
+		t.Fatalf("Consume at a stale revision: %v", err)
+	}
+	_, rev, _ = tk.Get(ctx, "t1")
+	if err := tk.Consume(ctx, "t1", rev); err != nil {
+		t.Fatal(err)
+	}
+	if err := tk.Consume(ctx, "t1", rev); !errors.Is(err, ErrConflict) {
+		t.Fatalf("second Consume: %v", err)
+	}
+	if _, _, err := tk.Get(ctx, "t1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get consumed: %v", err)
+	}
+}
+
+func TestUserRevocations(t *testing.T) {
+	b, _ := open(t)
+	ctx := context.Background()
+	r := NewRevocations(b.Revoked)
+	now := time.Now()
+	// One written before the watch starts, one after.
+	if err := r.RevokeUser(ctx, "before", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RevokeSID(ctx, "s1", now); err != nil { // not a user key: ignored
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	u, err := WatchUserRevocations(wctx, b.Revoked, time.Hour, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Stop()
+	if at, ok := u.Cutoff("before", now); !ok || at != now.Unix() {
+		t.Fatalf("initial value: %d %v", at, ok)
+	}
+	if _, ok := u.Cutoff("s1", now); ok {
+		t.Fatal("a sid key counted as a user")
+	}
+	if err := r.RevokeUser(ctx, "after", now); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { _, ok := u.Cutoff("after", now); return ok })
+	if err := b.Revoked.Delete(ctx, "user.after"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { _, ok := u.Cutoff("after", now); return !ok })
+
+	u.Record("local", now.Unix())
+	tests := []struct {
+		name string
+		user string
+		now  time.Time
+		ok   bool
+	}{
+		{"recorded locally", "local", now, true},
+		{"unknown user", "nobody", now, false},
+		{"aged past retention", "before", now.Add(time.Hour + 2*time.Second), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, ok := u.Cutoff(tc.user, tc.now); ok != tc.ok {
+				t.Fatalf("Cutoff(%q) ok = %v, want %v", tc.user, ok, tc.ok)
+			}
+		})
+	}
+}
+
+// waitFor polls cond until it holds or a deadline passes.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
 	}
 }

@@ -1,5 +1,6 @@
 // Package natsapi is the session service's NATS API: it issues, refreshes
-// and revokes tokens and publishes the verification keys, as micro endpoints.
+// and revokes tokens, runs QR login tickets and publishes the verification
+// keys, as micro endpoints.
 package natsapi
 
 import (
@@ -16,6 +17,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/session"
+	"github.com/wxlogin/wxlogin/shared/apps"
 	"github.com/wxlogin/wxlogin/shared/natsrpc"
 
 	"github.com/wxlogin/wxlogin/services/session/internal/kvstate"
@@ -27,11 +29,9 @@ import (
 // "invalid" (the family stays alive).
 const maxSpent = 32
 
-// Limits on identifiers we store or sign, so a request cannot bloat tokens.
-const (
-	maxUserIDLength = 128
-	maxAppIDLength  = 64
-)
+// maxAppIDLength bounds the appids we store or sign, so a request cannot
+// bloat tokens.
+const maxAppIDLength = 64
 
 // kinds are the login kinds a token may carry.
 var kinds = map[string]bool{api.KindMiniProgram: true, api.KindWeb: true, api.KindPassword: true}
@@ -42,9 +42,14 @@ type Deps struct {
 	Minter      *tokens.Minter
 	Families    *kvstate.Families
 	Revocations *kvstate.Revocations
-	RefreshTTL  time.Duration
-	Log         *slog.Logger
-	Now         func() time.Time // nil: time.Now
+	// UserRevocations is the local view of the user revocation keys.
+	UserRevocations *kvstate.UserRevocations
+	Tickets         *kvstate.Tickets
+	Apps            *apps.Registry
+	RefreshTTL      time.Duration
+	QRTTL           time.Duration
+	Log             *slog.Logger
+	Now             func() time.Time // nil: time.Now
 }
 
 // Service implements the session endpoints.
@@ -70,6 +75,9 @@ func (s *Service) AddEndpoints(svc micro.Service, pool *natsrpc.Pool) error {
 		{"refresh", session.SubjectRefresh, natsrpc.Endpoint(pool, s.Refresh)},
 		{"revoke", session.SubjectRevoke, natsrpc.Endpoint(pool, s.Revoke)},
 		{"jwks", session.SubjectJWKS, natsrpc.Endpoint(pool, s.JWKS)},
+		{"qr-create", session.SubjectQRCreate, natsrpc.Endpoint(pool, s.QRCreate)},
+		{"qr-complete", session.SubjectQRComplete, natsrpc.Endpoint(pool, s.QRComplete)},
+		{"qr-consume", session.SubjectQRConsume, natsrpc.Endpoint(pool, s.QRConsume)},
 	}
 	for _, e := range endpoints {
 		if err := svc.AddEndpoint(e.name, e.h, micro.WithEndpointSubject(e.subject)); err != nil {
@@ -79,51 +87,83 @@ func (s *Service) AddEndpoints(svc micro.Service, pool *natsrpc.Pool) error {
 	return nil
 }
 
+// grant is a signed token pair and the new family that backs it, not yet
+// stored: signing can fail, so it happens before anything irreversible.
+type grant struct {
+	userID, familyID string
+	access, refresh  string
+	family           kvstate.Family
+}
+
+// newGrant signs a token pair of a new refresh family.
+func (s *Service) newGrant(userID, kind, appID string, now time.Time) (grant, error) {
+	familyID := tokens.NewFamilyID()
+	access, err := s.Minter.Mint(now, accessClaims(userID, kind, appID, familyID))
+	if err != nil {
+		return grant{}, err
+	}
+	refresh, err := tokens.NewRefreshToken(userID, familyID)
+	if err != nil {
+		return grant{}, err
+	}
+	return grant{
+		userID:   userID,
+		familyID: familyID,
+		access:   access,
+		refresh:  refresh,
+		family: kvstate.Family{
+			UserID:    userID,
+			Kind:      kind,
+			AppID:     appID,
+			TokenHash: tokens.HashRefreshToken(refresh),
+			CreatedAt: now.UTC(),
+			ExpiresAt: now.Add(s.RefreshTTL).UTC(),
+		},
+	}, nil
+}
+
+// store creates the grant's family; its tokens work from then on.
+func (s *Service) store(ctx context.Context, g grant, now time.Time) (session.Tokens, error) {
+	if err := s.Families.Create(ctx, g.userID, g.familyID, g.family); err != nil {
+		return session.Tokens{}, fmt.Errorf("store refresh family: %w", err)
+	}
+	return s.tokens(g.access, g.refresh, g.family.ExpiresAt, now), nil
+}
+
 // Issue starts a new refresh family for a user who has just logged in.
 func (s *Service) Issue(ctx context.Context, req session.IssueRequest) (session.Tokens, error) {
 	switch {
 	case req.UserID == "":
 		return session.Tokens{}, api.Errorf(api.CodeInvalidRequest, "user_id is required")
-	case len(req.UserID) > maxUserIDLength:
-		return session.Tokens{}, api.Errorf(api.CodeInvalidRequest, "user_id is too long")
+	case !tokens.ValidUserID(req.UserID):
+		return session.Tokens{}, api.Errorf(api.CodeInvalidRequest, "user_id must be 1 to 64 characters of [A-Za-z0-9_-]")
 	case !kinds[req.Kind]:
 		return session.Tokens{}, api.Errorf(api.CodeInvalidRequest, "kind must be one of miniprogram, web, password")
 	case len(req.AppID) > maxAppIDLength:
 		return session.Tokens{}, api.Errorf(api.CodeInvalidRequest, "appid is too long")
 	}
 	now := s.Now()
-	familyID := tokens.NewFamilyID()
-	access, err := s.Minter.Mint(now, accessClaims(req.UserID, req.Kind, req.AppID, familyID))
+	g, err := s.newGrant(req.UserID, req.Kind, req.AppID, now)
 	if err != nil {
 		return session.Tokens{}, err
 	}
-	refresh, err := tokens.NewRefreshToken(familyID)
+	tok, err := s.store(ctx, g, now)
 	if err != nil {
 		return session.Tokens{}, err
 	}
-	fam := kvstate.Family{
-		UserID:    req.UserID,
-		Kind:      req.Kind,
-		AppID:     req.AppID,
-		TokenHash: tokens.HashRefreshToken(refresh),
-		CreatedAt: now.UTC(),
-		ExpiresAt: now.Add(s.RefreshTTL).UTC(),
-	}
-	if err := s.Families.Create(ctx, familyID, fam); err != nil {
-		return session.Tokens{}, fmt.Errorf("issue: %w", err)
-	}
-	s.Log.Debug("issued tokens", "request_id", natsrpc.RequestID(ctx), "user_id", req.UserID, "appid", req.AppID, "sid", familyID)
-	return s.tokens(access, refresh, fam.ExpiresAt, now), nil
+	s.Log.Info("tokens issued", "request_id", natsrpc.RequestID(ctx), "user_id", req.UserID, "sid", g.familyID,
+		"kind", req.Kind, "appid", req.AppID)
+	return tok, nil
 }
 
 // Refresh spends a refresh token: the family moves to a new token by
 // compare-and-set, so of concurrent refreshes with one token exactly one wins.
 func (s *Service) Refresh(ctx context.Context, req session.RefreshRequest) (session.Tokens, error) {
-	familyID, err := tokens.ParseRefreshToken(req.RefreshToken)
+	userID, familyID, err := tokens.ParseRefreshToken(req.RefreshToken)
 	if err != nil {
 		return session.Tokens{}, errInvalidRefresh
 	}
-	fam, rev, err := s.Families.Get(ctx, familyID)
+	fam, rev, err := s.Families.Get(ctx, userID, familyID)
 	if errors.Is(err, kvstate.ErrNotFound) {
 		return session.Tokens{}, errInvalidRefresh
 	}
@@ -133,22 +173,24 @@ func (s *Service) Refresh(ctx context.Context, req session.RefreshRequest) (sess
 	now := s.Now()
 	hash := tokens.HashRefreshToken(req.RefreshToken)
 	if !tokens.HashesEqual(hash, fam.TokenHash) {
-		return session.Tokens{}, s.mismatch(ctx, familyID, fam, hash, now)
+		return session.Tokens{}, s.mismatch(ctx, userID, familyID, fam, hash, now)
 	}
 	switch {
 	case fam.RevokedAt != nil:
-		return session.Tokens{}, api.Errorf(api.CodeTokenRevoked, "refresh token revoked")
+		return session.Tokens{}, errRevoked
+	case s.revokedWithUser(ctx, userID, familyID, fam, now):
+		return session.Tokens{}, errRevoked
 	case !now.Before(fam.ExpiresAt):
 		return session.Tokens{}, api.Errorf(api.CodeTokenExpired, "refresh token expired")
 	}
 
 	// Sign first: once the family moves on, the old token is gone, so nothing
 	// may fail after the update.
-	access, err := s.Minter.Mint(now, accessClaims(fam.UserID, fam.Kind, fam.AppID, familyID))
+	access, err := s.Minter.Mint(now, accessClaims(userID, fam.Kind, fam.AppID, familyID))
 	if err != nil {
 		return session.Tokens{}, err
 	}
-	refresh, err := tokens.NewRefreshToken(familyID)
+	refresh, err := tokens.NewRefreshToken(userID, familyID)
 	if err != nil {
 		return session.Tokens{}, err
 	}
@@ -159,29 +201,48 @@ func (s *Service) Refresh(ctx context.Context, req session.RefreshRequest) (sess
 	}
 	next.TokenHash = tokens.HashRefreshToken(refresh)
 	next.Generation = fam.Generation + 1
-	err = s.Families.Update(ctx, familyID, next, rev)
+	err = s.Families.Update(ctx, userID, familyID, next, rev)
 	if errors.Is(err, kvstate.ErrConflict) {
 		// A concurrent refresh with the same token won. That is a double
 		// submit or a race with a thief; either way this token is spent now.
 		// The family stays alive: a later replay of this token revokes it.
-		s.Log.Info("refresh token used concurrently", "request_id", natsrpc.RequestID(ctx), "user_id", fam.UserID, "sid", familyID)
+		s.Log.Info("refresh token used concurrently", "request_id", natsrpc.RequestID(ctx), "user_id", userID, "sid", familyID)
 		return session.Tokens{}, errReused
 	}
 	if err != nil {
 		return session.Tokens{}, fmt.Errorf("refresh: %w", err)
 	}
+	s.Log.Info("tokens refreshed", "request_id", natsrpc.RequestID(ctx), "user_id", userID, "sid", familyID, "generation", next.Generation)
 	return s.tokens(access, refresh, fam.ExpiresAt, now), nil
 }
 
 var (
 	errInvalidRefresh = api.Errorf(api.CodeTokenInvalid, "refresh token invalid")
+	errRevoked        = api.Errorf(api.CodeTokenRevoked, "refresh token revoked")
 	errReused         = api.Errorf(api.CodeRefreshTokenReused, "refresh token already used; sign in again")
 )
 
+// revokedWithUser reports whether the user's tokens were revoked in bulk at
+// or after the family began. Revoking a user marks the families it finds, but
+// one created while that ran is only caught here; it is marked now, so it
+// stays dead after the user key ages out of the revoked bucket.
+func (s *Service) revokedWithUser(ctx context.Context, userID, familyID string, fam kvstate.Family, now time.Time) bool {
+	at, ok := s.UserRevocations.Cutoff(userID, now)
+	if !ok || fam.CreatedAt.Unix() > at {
+		return false
+	}
+	if _, err := s.Families.Revoke(ctx, userID, familyID, time.Unix(at, 0).UTC()); err != nil {
+		// The refresh is refused either way; the next attempt retries the mark.
+		s.Log.Warn("mark family of revoked user", "request_id", natsrpc.RequestID(ctx), "user_id", userID, "sid", familyID, "error", err)
+	}
+	return true
+}
+
 // mismatch answers a token that is not the family's current one. A spent
-// token of the family means it was copied: the whole family is revoked, so
-// whoever holds the newest token loses it too. Anything else is just invalid.
-func (s *Service) mismatch(ctx context.Context, familyID string, fam kvstate.Family, hash string, now time.Time) error {
+// token of the family means it was copied: the whole family is revoked, and
+// its access tokens with it, so whoever holds the newest pair loses it too.
+// Anything else is just invalid.
+func (s *Service) mismatch(ctx context.Context, userID, familyID string, fam kvstate.Family, hash string, now time.Time) error {
 	spent := false
 	for _, h := range fam.SpentHashes {
 		if tokens.HashesEqual(hash, h) {
@@ -192,43 +253,103 @@ func (s *Service) mismatch(ctx context.Context, familyID string, fam kvstate.Fam
 		return errInvalidRefresh
 	}
 	if fam.RevokedAt == nil && now.Before(fam.ExpiresAt) {
-		if err := s.Families.Revoke(ctx, familyID, now.UTC()); err != nil {
+		// The sid key first: the family's live access tokens die at once,
+		// even if marking the family then fails (a retry marks it).
+		if err := s.Revocations.RevokeSID(ctx, familyID, now); err != nil {
+			return fmt.Errorf("revoke reused family's access tokens: %w", err)
+		}
+		if _, err := s.Families.Revoke(ctx, userID, familyID, now.UTC()); err != nil && !errors.Is(err, kvstate.ErrNotFound) {
 			return fmt.Errorf("revoke reused family: %w", err)
 		}
-		s.Log.Warn("refresh token reused; session revoked", "request_id", natsrpc.RequestID(ctx), "user_id", fam.UserID, "sid", familyID)
+		s.Log.Warn("refresh token reuse detected; session revoked", "request_id", natsrpc.RequestID(ctx), "user_id", userID, "sid", familyID)
 	}
 	return errReused
 }
 
-// Revoke ends an access token by its jti and, if given, its refresh family.
+// Revoke revokes any subset of one access token, one refresh family (and its
+// access tokens) and every family and access token of a user.
 func (s *Service) Revoke(ctx context.Context, req session.RevokeRequest) (session.RevokeResponse, error) {
-	if req.JTI == "" && req.SessionID == "" {
-		return session.RevokeResponse{}, api.Errorf(api.CodeInvalidRequest, "jti or sid is required")
+	if err := checkRevoke(req); err != nil {
+		return session.RevokeResponse{}, err
 	}
-	// Both are ours and UUIDs; checking the form also keeps them valid KV keys.
+	now := s.Now()
 	if req.JTI != "" {
-		if !canonicalUUID(req.JTI) {
-			return session.RevokeResponse{}, api.Errorf(api.CodeInvalidRequest, "jti is malformed")
-		}
-		if req.ExpiresAt <= 0 {
-			return session.RevokeResponse{}, api.Errorf(api.CodeInvalidRequest, "exp is required with jti")
-		}
-	}
-	if req.SessionID != "" && !canonicalUUID(req.SessionID) {
-		return session.RevokeResponse{}, api.Errorf(api.CodeInvalidRequest, "sid is malformed")
-	}
-	if req.JTI != "" {
-		if err := s.Revocations.Revoke(ctx, req.JTI, time.Unix(req.ExpiresAt, 0)); err != nil {
+		if err := s.Revocations.RevokeJTI(ctx, req.JTI, time.Unix(req.ExpiresAt, 0), now); err != nil {
 			return session.RevokeResponse{}, err
 		}
 	}
+	user := req.UserID
 	if req.SessionID != "" {
-		if err := s.Families.Revoke(ctx, req.SessionID, s.Now().UTC()); err != nil {
+		// The key first: access tokens die at once; then the refresh token.
+		if err := s.Revocations.RevokeSID(ctx, req.SessionID, now); err != nil {
 			return session.RevokeResponse{}, err
 		}
+		owner, err := s.revokeFamily(ctx, req.Subject, req.SessionID, now)
+		if err != nil {
+			return session.RevokeResponse{}, err
+		}
+		if user == "" {
+			user = owner
+		}
 	}
-	s.Log.Debug("revoked", "request_id", natsrpc.RequestID(ctx), "sid", req.SessionID)
+	families := 0
+	if req.UserID != "" {
+		if err := s.Revocations.RevokeUser(ctx, req.UserID, now); err != nil {
+			return session.RevokeResponse{}, err
+		}
+		s.UserRevocations.Record(req.UserID, now.Unix())
+		n, err := s.Families.RevokeUser(ctx, req.UserID, now.UTC())
+		if err != nil {
+			return session.RevokeResponse{}, fmt.Errorf("revoke families of user: %w", err)
+		}
+		families = n
+	}
+	s.Log.Info("revoked", "request_id", natsrpc.RequestID(ctx), "user_id", user, "sid", req.SessionID, "jti", req.JTI,
+		"all_of_user", req.UserID != "", "families_revoked", families)
 	return session.RevokeResponse{}, nil
+}
+
+func checkRevoke(req session.RevokeRequest) error {
+	switch {
+	case req.JTI == "" && req.SessionID == "" && req.UserID == "":
+		return api.Errorf(api.CodeInvalidRequest, "jti, sid or user_id is required")
+	// jti and sid are ours and UUIDs; checking the form also keeps them
+	// valid KV keys.
+	case req.JTI != "" && !canonicalUUID(req.JTI):
+		return api.Errorf(api.CodeInvalidRequest, "jti is malformed")
+	case req.JTI != "" && req.ExpiresAt <= 0:
+		return api.Errorf(api.CodeInvalidRequest, "exp is required with jti")
+	case req.SessionID != "" && !tokens.ValidFamilyID(req.SessionID):
+		return api.Errorf(api.CodeInvalidRequest, "sid is malformed")
+	case req.Subject != "" && !tokens.ValidUserID(req.Subject):
+		return api.Errorf(api.CodeInvalidRequest, "sub is malformed")
+	case req.UserID != "" && !tokens.ValidUserID(req.UserID):
+		return api.Errorf(api.CodeInvalidRequest, "user_id is malformed")
+	}
+	return nil
+}
+
+// revokeFamily marks family sid revoked and returns its owner. The caller's
+// sub names its key directly; without it (or when it is wrong) the owner is
+// found by a scan. An unknown family is not an error: it may have aged out.
+func (s *Service) revokeFamily(ctx context.Context, sub, sid string, now time.Time) (owner string, err error) {
+	if sub != "" {
+		_, err := s.Families.Revoke(ctx, sub, sid, now.UTC())
+		if !errors.Is(err, kvstate.ErrNotFound) {
+			return sub, err
+		}
+	}
+	owner, err = s.Families.OwnerOf(ctx, sid)
+	if errors.Is(err, kvstate.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if _, err := s.Families.Revoke(ctx, owner, sid, now.UTC()); err != nil && !errors.Is(err, kvstate.ErrNotFound) {
+		return owner, err
+	}
+	return owner, nil
 }
 
 // JWKS returns the public keys verifiers need.

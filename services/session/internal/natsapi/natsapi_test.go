@@ -1,6 +1,7 @@
 package natsapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -8,8 +9,9 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/session"
+	"github.com/wxlogin/wxlogin/shared/apps"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
 	"github.com/wxlogin/wxlogin/shared/natstest"
 
@@ -29,6 +32,8 @@ import (
 const (
 	accessTTL  = 2 * time.Hour
 	refreshTTL = 24 * time.Hour
+	qrTTL      = 5 * time.Minute
+	webAppID   = "wx2222222222222222"
 )
 
 // clock is a settable time source.
@@ -49,6 +54,7 @@ type fixture struct {
 	clock    *clock
 	buckets  *kvstate.Buckets
 	verifier *jwtverify.Verifier
+	logs     *syncBuffer
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -59,7 +65,19 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	b, err := kvstate.Open(ctx, js, kvstate.TTLs{Access: accessTTL, Refresh: refreshTTL, QR: 5 * time.Minute})
+	ttls := kvstate.TTLs{Access: accessTTL, Refresh: refreshTTL, QR: qrTTL}
+	b, err := kvstate.Open(ctx, js, ttls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	users, err := kvstate.WatchUserRevocations(ctx, b.Revoked, ttls.Revoked(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(users.Stop)
+	registry, err := apps.Load(apps.Config{MiniProgramAppID: "wx1111111111111111", WebAppID: webAppID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,13 +89,17 @@ func newFixture(t *testing.T) *fixture {
 	}
 	clk := &clock{now: time.Now().Truncate(time.Second)}
 	svc := New(Deps{
-		Keys:        keys,
-		Minter:      tokens.NewMinter(keys, "wxlogin", "wxlogin", accessTTL),
-		Families:    kvstate.NewFamilies(b.Sessions),
-		Revocations: kvstate.NewRevocations(b.Revoked),
-		RefreshTTL:  refreshTTL,
-		Log:         slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:         clk.Now,
+		Keys:            keys,
+		Minter:          tokens.NewMinter(keys, "wxlogin", "wxlogin", accessTTL),
+		Families:        kvstate.NewFamilies(b.Sessions),
+		Revocations:     kvstate.NewRevocations(b.Revoked),
+		UserRevocations: users,
+		Tickets:         kvstate.NewTickets(b.QR),
+		Apps:            registry,
+		RefreshTTL:      refreshTTL,
+		QRTTL:           qrTTL,
+		Log:             log,
+		Now:             clk.Now,
 	})
 	jwks, err := svc.JWKS(ctx, session.JWKSRequest{})
 	if err != nil {
@@ -87,12 +109,35 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{svc: svc, clock: clk, buckets: b, verifier: v}
+	return &fixture{svc: svc, clock: clk, buckets: b, verifier: v, logs: logs}
+}
+
+// syncBuffer collects log output from concurrent handlers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func (f *fixture) issue(t *testing.T) session.Tokens {
 	t.Helper()
-	tok, err := f.svc.Issue(context.Background(), session.IssueRequest{UserID: "user-1", Kind: api.KindMiniProgram, AppID: "wx1111111111111111"})
+	return f.issueFor(t, "user-1")
+}
+
+func (f *fixture) issueFor(t *testing.T, userID string) session.Tokens {
+	t.Helper()
+	tok, err := f.svc.Issue(context.Background(), session.IssueRequest{UserID: userID, Kind: api.KindMiniProgram, AppID: "wx1111111111111111"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,8 +150,11 @@ func (f *fixture) refresh(token string) (session.Tokens, error) {
 
 func (f *fixture) family(t *testing.T, refreshToken string) kvstate.Family {
 	t.Helper()
-	id, _, _ := strings.Cut(refreshToken, ".")
-	fam, _, err := kvstate.NewFamilies(f.buckets.Sessions).Get(context.Background(), id)
+	user, id, err := tokens.ParseRefreshToken(refreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fam, _, err := kvstate.NewFamilies(f.buckets.Sessions).Get(context.Background(), user, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +179,9 @@ func TestIssue(t *testing.T) {
 		{"mini-program", session.IssueRequest{UserID: "u1", Kind: api.KindMiniProgram, AppID: "wx1111111111111111"}, ""},
 		{"password login has client_id wxlogin", session.IssueRequest{UserID: "u1", Kind: api.KindPassword}, ""},
 		{"missing user_id", session.IssueRequest{Kind: api.KindWeb}, api.CodeInvalidRequest},
-		{"oversize user_id", session.IssueRequest{UserID: strings.Repeat("u", 200), Kind: api.KindWeb}, api.CodeInvalidRequest},
+		{"oversize user_id", session.IssueRequest{UserID: strings.Repeat("u", 65), Kind: api.KindWeb}, api.CodeInvalidRequest},
+		{"user_id with a dot", session.IssueRequest{UserID: "u.1", Kind: api.KindWeb}, api.CodeInvalidRequest},
+		{"user_id with a wildcard", session.IssueRequest{UserID: "u*", Kind: api.KindWeb}, api.CodeInvalidRequest},
 		{"missing kind", session.IssueRequest{UserID: "u1"}, api.CodeInvalidRequest},
 		{"unknown kind", session.IssueRequest{UserID: "u1", Kind: "saml"}, api.CodeInvalidRequest},
 		{"oversize appid", session.IssueRequest{UserID: "u1", Kind: api.KindWeb, AppID: strings.Repeat("w", 65)}, api.CodeInvalidRequest},
@@ -157,7 +207,7 @@ func TestIssue(t *testing.T) {
 			if wantClient == "" {
 				wantClient = "wxlogin"
 			}
-			sid, _, _ := strings.Cut(tok.RefreshToken, ".")
+			_, sid, _ := tokens.ParseRefreshToken(tok.RefreshToken)
 			if c.Subject != tc.req.UserID || c.Kind != tc.req.Kind || c.ClientID != wantClient || c.SessionID != sid {
 				t.Errorf("claims %+v", c)
 			}
@@ -236,9 +286,10 @@ func TestRefreshReuseRevokesFamily(t *testing.T) {
 func TestRefreshRejects(t *testing.T) {
 	f := newFixture(t)
 	live := f.issue(t)
-	famID, _, _ := strings.Cut(live.RefreshToken, ".")
-	forged, _ := tokens.NewRefreshToken(famID)
-	unknown, _ := tokens.NewRefreshToken(tokens.NewFamilyID())
+	user, famID, _ := tokens.ParseRefreshToken(live.RefreshToken)
+	forged, _ := tokens.NewRefreshToken(user, famID)
+	unknown, _ := tokens.NewRefreshToken(user, tokens.NewFamilyID())
+	otherUser, _ := tokens.NewRefreshToken("user-2", famID)
 	tests := []struct {
 		name  string
 		token string
@@ -249,6 +300,7 @@ func TestRefreshRejects(t *testing.T) {
 		{"an access token", live.AccessToken, api.CodeTokenInvalid},
 		{"unknown family", unknown, api.CodeTokenInvalid},
 		{"right family, made-up secret", forged, api.CodeTokenInvalid},
+		{"right family, another user", otherUser, api.CodeTokenInvalid},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -337,6 +389,8 @@ func TestRevoke(t *testing.T) {
 		{"jti without exp", session.RevokeRequest{JTI: c.ID}},
 		{"malformed jti", session.RevokeRequest{JTI: "a.*", ExpiresAt: 1}},
 		{"malformed sid", session.RevokeRequest{SessionID: "{" + c.SessionID + "}"}},
+		{"malformed sub", session.RevokeRequest{SessionID: c.SessionID, Subject: "a.b"}},
+		{"malformed user_id", session.RevokeRequest{UserID: "user.*"}},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
@@ -345,25 +399,152 @@ func TestRevoke(t *testing.T) {
 		})
 	}
 
-	req := session.RevokeRequest{JTI: c.ID, ExpiresAt: c.ExpiresAt.Unix(), SessionID: c.SessionID}
+	req := session.RevokeRequest{JTI: c.ID, ExpiresAt: c.ExpiresAt.Unix(), SessionID: c.SessionID, Subject: c.Subject}
 	for i := range 2 { // idempotent
 		if _, err := f.svc.Revoke(ctx, req); err != nil {
 			t.Fatalf("revoke #%d: %v", i+1, err)
 		}
 	}
-	e, err := f.buckets.Revoked.Get(ctx, c.ID)
-	if err != nil {
-		t.Fatalf("revoked jti not in KV: %v", err)
-	}
-	if got := string(e.Value()); got != strconv.FormatInt(c.ExpiresAt.Unix(), 10) {
-		t.Errorf("revoked value %q, want exp", got)
-	}
+	now := f.clock.Now().Unix()
+	wantRevocation(t, f.buckets, session.RevokedJTIKey(c.ID), session.Revocation{At: now, Exp: c.ExpiresAt.Unix()})
+	wantRevocation(t, f.buckets, session.RevokedSIDKey(c.SessionID), session.Revocation{At: now})
 	_, err = f.refresh(tok.RefreshToken)
 	wantCode(t, err, api.CodeTokenRevoked)
 
 	// Unknown family: nothing to do, not an error.
 	if _, err := f.svc.Revoke(ctx, session.RevokeRequest{SessionID: tokens.NewFamilyID()}); err != nil {
 		t.Fatalf("revoke unknown sid: %v", err)
+	}
+}
+
+func TestRevokeSIDFindsFamily(t *testing.T) {
+	tests := []struct {
+		name string
+		sub  func(c *jwtverify.Claims) string
+	}{
+		{"with sub", func(c *jwtverify.Claims) string { return c.Subject }},
+		{"without sub (scan)", func(*jwtverify.Claims) string { return "" }},
+		{"wrong sub (scan)", func(*jwtverify.Claims) string { return "someone-else" }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			tok := f.issue(t)
+			other := f.issue(t) // same user, another session: stays alive
+			c, _ := f.verifier.Verify(tok.AccessToken)
+			if _, err := f.svc.Revoke(context.Background(), session.RevokeRequest{SessionID: c.SessionID, Subject: tc.sub(c)}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := f.refresh(tok.RefreshToken)
+			wantCode(t, err, api.CodeTokenRevoked)
+			if _, err := f.refresh(other.RefreshToken); err != nil {
+				t.Fatalf("another session of the user: %v", err)
+			}
+		})
+	}
+}
+
+func TestRevokeUser(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	const alice, bob = "8d4c2b1a-0f9e-4d7c-8b6a-5e4d3c2b1a09", "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+	var aliceTokens []session.Tokens
+	for range 3 {
+		aliceTokens = append(aliceTokens, f.issueFor(t, alice))
+	}
+	// One of alice's families has moved on by a refresh: still hers.
+	refreshed, err := f.refresh(aliceTokens[2].RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aliceTokens[2] = refreshed
+	bobTokens := f.issueFor(t, bob)
+
+	for i := range 2 { // idempotent
+		if _, err := f.svc.Revoke(ctx, session.RevokeRequest{UserID: alice}); err != nil {
+			t.Fatalf("revoke #%d: %v", i+1, err)
+		}
+	}
+	wantRevocation(t, f.buckets, session.RevokedUserKey(alice), session.Revocation{At: f.clock.Now().Unix()})
+	for i, tok := range aliceTokens {
+		t.Run(fmt.Sprint("alice family ", i), func(t *testing.T) {
+			_, err := f.refresh(tok.RefreshToken)
+			wantCode(t, err, api.CodeTokenRevoked)
+			if fam := f.family(t, tok.RefreshToken); fam.RevokedAt == nil {
+				t.Error("family not marked revoked")
+			}
+		})
+	}
+	if _, err := f.refresh(bobTokens.RefreshToken); err != nil {
+		t.Fatalf("another user's session: %v", err)
+	}
+	if _, err := f.buckets.Revoked.Get(ctx, session.RevokedUserKey(bob)); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("bob has a user revocation: %v", err)
+	}
+	// A later login (re-enabled account) works again.
+	f.clock.Advance(time.Second)
+	if _, err := f.refresh(f.issueFor(t, alice).RefreshToken); err != nil {
+		t.Fatalf("login after the revocation: %v", err)
+	}
+}
+
+// A family created while its user was being revoked (after the revoke listed
+// the families) dies at its first refresh.
+func TestRevokeUserRacingLogin(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	const user = "8d4c2b1a-0f9e-4d7c-8b6a-5e4d3c2b1a09"
+	// The revocation, as another replica wrote it: only the key, no family to mark yet.
+	at := f.clock.Now()
+	if err := kvstate.NewRevocations(f.buckets.Revoked).RevokeUser(ctx, user, at); err != nil {
+		t.Fatal(err)
+	}
+	late := f.issueFor(t, user) // created in the same second: at or before the cut-off
+	waitFor(t, func() bool { _, ok := f.svc.UserRevocations.Cutoff(user, at); return ok })
+	_, err := f.refresh(late.RefreshToken)
+	wantCode(t, err, api.CodeTokenRevoked)
+	if fam := f.family(t, late.RefreshToken); fam.RevokedAt == nil {
+		t.Error("family not marked revoked, so it would live on after the user key ages out")
+	}
+}
+
+func TestReuseWritesSIDKey(t *testing.T) {
+	f := newFixture(t)
+	first := f.issue(t)
+	c, _ := f.verifier.Verify(first.AccessToken)
+	if _, err := f.refresh(first.RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.buckets.Revoked.Get(context.Background(), session.RevokedSIDKey(c.SessionID)); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("sid key before any reuse: %v", err)
+	}
+	f.clock.Advance(time.Minute)
+	_, err := f.refresh(first.RefreshToken)
+	wantCode(t, err, api.CodeRefreshTokenReused)
+	wantRevocation(t, f.buckets, session.RevokedSIDKey(c.SessionID), session.Revocation{At: f.clock.Now().Unix()})
+}
+
+func wantRevocation(t *testing.T, b *kvstate.Buckets, key string, want session.Revocation) {
+	t.Helper()
+	e, err := b.Revoked.Get(context.Background(), key)
+	if err != nil {
+		t.Fatalf("%s not in KV: %v", key, err)
+	}
+	got, err := session.DecodeRevocation(e.Value())
+	if err != nil || got != want {
+		t.Fatalf("%s = %s (%v), want %+v", key, e.Value(), err, want)
+	}
+}
+
+// waitFor polls cond until it holds or a deadline passes.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
 	}
 }
 
@@ -374,13 +555,13 @@ func TestStoredFamilyHoldsNoToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	famID, _, _ := strings.Cut(second.RefreshToken, ".")
-	e, err := f.buckets.Sessions.Get(context.Background(), famID)
+	user, famID, _ := tokens.ParseRefreshToken(second.RefreshToken)
+	e, err := f.buckets.Sessions.Get(context.Background(), user+"."+famID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tok := range []string{first.RefreshToken, second.RefreshToken} {
-		_, secret, _ := strings.Cut(tok, ".")
+		secret := tok[strings.LastIndex(tok, ".")+1:]
 		if strings.Contains(string(e.Value()), secret) {
 			t.Fatalf("KV value holds a refresh token: %s", e.Value())
 		}

@@ -72,58 +72,96 @@ func (m *Minter) Mint(now time.Time, c AccessClaims) (string, error) {
 	return s, nil
 }
 
-// refreshSecretBytes is the randomness of a refresh token beyond its family id.
+// refreshSecretBytes is the randomness of a refresh token beyond its ids.
 const refreshSecretBytes = 32
 
-// maxRefreshTokenLength bounds what ParseRefreshToken looks at.
-const maxRefreshTokenLength = 128
+// maxUserIDLength bounds the user ids a token may name (identity's are
+// UUIDs, 36 characters).
+const maxUserIDLength = 64
+
+// maxRefreshTokenLength bounds what ParseRefreshToken looks at: user id,
+// family id, secret and two dots.
+const maxRefreshTokenLength = maxUserIDLength + 36 + 43 + 2
 
 // ErrMalformed is returned for a string that is not one of our refresh tokens.
 var ErrMalformed = errors.New("tokens: malformed refresh token")
 
+// ValidUserID reports whether id can name a user in tokens and KV keys: 1 to
+// 64 characters of [A-Za-z0-9_-]. No dot, so it is exactly one token of a
+// KV key ("<user_id>.<family_id>", "user.<user_id>") and of a refresh token.
+func ValidUserID(id string) bool {
+	if id == "" || len(id) > maxUserIDLength {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidFamilyID reports whether id is a family id as NewFamilyID makes them
+// (the canonical UUID form: uuid.Parse also accepts braces and urn prefixes).
+func ValidFamilyID(id string) bool {
+	u, err := uuid.Parse(id)
+	return err == nil && u.String() == id
+}
+
 // NewFamilyID returns a new refresh family id (a UUID v4, which is also a
-// valid KV key).
+// valid KV key token).
 func NewFamilyID() string { return uuid.NewString() }
 
-// NewRefreshToken returns a refresh token of family familyID:
-// "<familyID>.<base64url of 32 random bytes>".
-func NewRefreshToken(familyID string) (string, error) {
-	var b [refreshSecretBytes]byte
-	if _, err := rand.Read(b[:]); err != nil {
+// NewRefreshToken returns a refresh token of the user's family familyID:
+// "<userID>.<familyID>.<base64url of 32 random bytes>". The ids make the
+// family's KV key ("<userID>.<familyID>") derivable from the token, so a
+// refresh is one Get, and a user's families can be listed by key prefix.
+func NewRefreshToken(userID, familyID string) (string, error) {
+	secret, err := RandomString(refreshSecretBytes)
+	if err != nil {
 		return "", fmt.Errorf("refresh token randomness: %w", err)
 	}
-	return familyID + "." + base64.RawURLEncoding.EncodeToString(b[:]), nil
+	return userID + "." + familyID + "." + secret, nil
 }
 
-// ParseRefreshToken returns the family id of a well-formed refresh token.
-// Anything else, a JWT included, is ErrMalformed.
-func ParseRefreshToken(token string) (string, error) {
+// ParseRefreshToken returns the user and family ids of a well-formed refresh
+// token. Anything else, a JWT included, is ErrMalformed.
+func ParseRefreshToken(token string) (userID, familyID string, err error) {
 	if len(token) > maxRefreshTokenLength {
-		return "", ErrMalformed
+		return "", "", ErrMalformed
 	}
-	familyID, secret, ok := strings.Cut(token, ".")
-	if !ok || strings.Contains(secret, ".") {
-		return "", ErrMalformed
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 || !ValidUserID(parts[0]) || !ValidFamilyID(parts[1]) {
+		return "", "", ErrMalformed
 	}
-	// Only the canonical UUID form: it is the KV key, and uuid.Parse also
-	// accepts forms with braces or a urn prefix.
-	id, err := uuid.Parse(familyID)
-	if err != nil || id.String() != familyID {
-		return "", ErrMalformed
-	}
-	raw, err := base64.RawURLEncoding.Strict().DecodeString(secret)
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(parts[2])
 	if err != nil || len(raw) != refreshSecretBytes {
-		return "", ErrMalformed
+		return "", "", ErrMalformed
 	}
-	return familyID, nil
+	return parts[0], parts[1], nil
 }
 
-// HashRefreshToken is the stored form of a refresh token: hex SHA-256 of the
-// whole token. The token has 256 random bits, so a fast hash is enough.
-func HashRefreshToken(token string) string {
+// RandomString returns n bytes from the CSPRNG, base64url without padding
+// (so also a valid KV key and URL component).
+func RandomString(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// HashToken is hex SHA-256 of a high-entropy token (refresh tokens, QR poll
+// tokens): with ≥128 random bits a fast hash is enough, no salt or KDF.
+func HashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
 }
+
+// HashRefreshToken is the stored form of a refresh token: HashToken of the
+// whole token.
+func HashRefreshToken(token string) string { return HashToken(token) }
 
 // HashesEqual compares two token hashes in constant time.
 func HashesEqual(a, b string) bool {

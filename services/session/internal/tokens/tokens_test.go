@@ -20,49 +20,60 @@ import (
 )
 
 func TestRefreshTokenFormat(t *testing.T) {
+	const user = "3f1c0a4e-9d7b-4b8e-a2f1-0c6d5e4b3a21"
 	fam := NewFamilyID()
-	tok, err := NewRefreshToken(fam)
+	tok, err := NewRefreshToken(user, fam)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, _ := NewRefreshToken(fam)
+	other, _ := NewRefreshToken(user, fam)
 	if tok == other {
 		t.Fatal("two refresh tokens are equal")
 	}
-	famPart, secret, _ := strings.Cut(tok, ".")
-	raw, err := base64.RawURLEncoding.DecodeString(secret)
-	if err != nil || len(raw)*8 < 256 || famPart != fam {
-		t.Fatalf("token %q: family %q, %d secret bits (%v)", tok, famPart, len(raw)*8, err)
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 || parts[0] != user || parts[1] != fam {
+		t.Fatalf("token %q: want <user>.<family>.<secret>", tok)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil || len(raw)*8 < 256 {
+		t.Fatalf("token %q: %d secret bits (%v)", tok, len(raw)*8, err)
 	}
 
 	secret32 := base64.RawURLEncoding.EncodeToString(make([]byte, 32))
+	long := strings.Repeat("u", 64)
 	tests := []struct {
-		name  string
-		token string
-		ok    bool
+		name     string
+		token    string
+		wantUser string // "" = malformed
 	}{
-		{"fresh", tok, true},
-		{"zero secret still well-formed", fam + "." + secret32, true},
-		{"empty", "", false},
-		{"no dot", fam, false},
-		{"a JWT", "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln", false},
-		{"three parts", fam + "." + secret32 + ".x", false},
-		{"short secret", fam + "." + base64.RawURLEncoding.EncodeToString(make([]byte, 16)), false},
-		{"padded secret", fam + "." + base64.URLEncoding.EncodeToString(make([]byte, 32)), false},
-		{"std base64 secret", fam + "." + strings.Repeat("+", 43), false},
-		{"braced uuid", "{" + fam + "}." + secret32, false},
-		{"upper-case uuid", strings.ToUpper(fam) + "." + secret32, false},
-		{"urn uuid", "urn:uuid:" + fam + "." + secret32, false},
-		{"not a uuid", "family." + secret32, false},
-		{"wildcard family", "*." + secret32, false},
-		{"oversize", fam + "." + strings.Repeat("A", 200), false},
+		{"fresh", tok, user},
+		{"zero secret still well-formed", user + "." + fam + "." + secret32, user},
+		{"short user id", "u1." + fam + "." + secret32, "u1"},
+		{"longest user id", long + "." + fam + "." + secret32, long},
+		{"empty", "", ""},
+		{"no dot", fam, ""},
+		{"old two-part form", fam + "." + secret32, ""},
+		{"a JWT", "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln", ""},
+		{"four parts", user + "." + fam + "." + secret32 + ".x", ""},
+		{"empty user", "." + fam + "." + secret32, ""},
+		{"oversize user", long + "u." + fam + "." + secret32, ""},
+		{"wildcard user", "*." + fam + "." + secret32, ""},
+		{"user with space", "a b." + fam + "." + secret32, ""},
+		{"short secret", user + "." + fam + "." + base64.RawURLEncoding.EncodeToString(make([]byte, 16)), ""},
+		{"padded secret", user + "." + fam + "." + base64.URLEncoding.EncodeToString(make([]byte, 32)), ""},
+		{"std base64 secret", user + "." + fam + "." + strings.Repeat("+", 43), ""},
+		{"braced uuid", user + ".{" + fam + "}." + secret32, ""},
+		{"upper-case uuid", user + "." + strings.ToUpper(fam) + "." + secret32, ""},
+		{"not a uuid", user + ".family." + secret32, ""},
+		{"wildcard family", user + ".*." + secret32, ""},
+		{"oversize", user + "." + fam + "." + strings.Repeat("A", 200), ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := ParseRefreshToken(tc.token)
-			if tc.ok {
-				if err != nil || got != fam {
-					t.Fatalf("ParseRefreshToken = %q, %v; want %q", got, err, fam)
+			gotUser, gotFam, err := ParseRefreshToken(tc.token)
+			if tc.wantUser != "" {
+				if err != nil || gotUser != tc.wantUser || gotFam != fam {
+					t.Fatalf("ParseRefreshToken = %q, %q, %v; want %q, %q", gotUser, gotFam, err, tc.wantUser, fam)
 				}
 				return
 			}
@@ -73,8 +84,44 @@ func TestRefreshTokenFormat(t *testing.T) {
 	}
 }
 
+func TestValidUserID(t *testing.T) {
+	tests := []struct {
+		id string
+		ok bool
+	}{
+		{"3f1c0a4e-9d7b-4b8e-a2f1-0c6d5e4b3a21", true},
+		{"u_1-A", true},
+		{strings.Repeat("a", 64), true},
+		{"", false},
+		{strings.Repeat("a", 65), false},
+		{"a.b", false},
+		{"a*", false},
+		{"a>", false},
+		{"用户", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.id, func(t *testing.T) {
+			if got := ValidUserID(tc.id); got != tc.ok {
+				t.Fatalf("ValidUserID(%q) = %v", tc.id, got)
+			}
+		})
+	}
+}
+
+func TestRandomString(t *testing.T) {
+	a, err := RandomString(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := RandomString(16)
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(a)
+	if err != nil || len(raw) != 16 || a == b {
+		t.Fatalf("RandomString(16) = %q, %q (%v)", a, b, err)
+	}
+}
+
 func TestHashRefreshToken(t *testing.T) {
-	tok, _ := NewRefreshToken(NewFamilyID())
+	tok, _ := NewRefreshToken("u1", NewFamilyID())
 	h := HashRefreshToken(tok)
 	if len(h) != 64 || strings.Contains(h, tok) || h != HashRefreshToken(tok) {
 		t.Fatalf("hash %q", h)

@@ -1,0 +1,204 @@
+package natsapi
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/wxlogin/wxlogin/shared/api"
+	"github.com/wxlogin/wxlogin/shared/api/session"
+	"github.com/wxlogin/wxlogin/shared/apps"
+	"github.com/wxlogin/wxlogin/shared/natsrpc"
+
+	"github.com/wxlogin/wxlogin/services/session/internal/kvstate"
+	"github.com/wxlogin/wxlogin/services/session/internal/tokens"
+)
+
+// Random bytes in a ticket (also WeChat's state, and the KV key) and in a
+// poll token (the browser's secret).
+const (
+	ticketBytes    = 16
+	pollTokenBytes = 32
+)
+
+// Limits on what callers hand us.
+const (
+	maxAppNameLength = 64
+	maxReasonLength  = 200
+)
+
+// completeAttempts bounds the compare-and-set loop of QRComplete. Only a
+// completion changes a pending ticket, so the second attempt already sees
+// the winner's status; the bound is a guard, not a tuning knob.
+const completeAttempts = 4
+
+var (
+	errTicketNotFound = api.Errorf(api.CodeQRTicketNotFound, "QR ticket not found")
+	errTicketExpired  = api.Errorf(api.CodeQRTicketExpired, "QR ticket expired")
+)
+
+// QRCreate starts a website login: a pending ticket for a web app.
+func (s *Service) QRCreate(ctx context.Context, req session.QRCreateRequest) (session.QRTicket, error) {
+	if len(req.App) > maxAppNameLength {
+		return session.QRTicket{}, api.Errorf(api.CodeInvalidRequest, "app is too long")
+	}
+	app, ok := s.Apps.Lookup(req.App, apps.KindWeb)
+	if !ok {
+		if req.App == "" {
+			return session.QRTicket{}, api.Errorf(api.CodeInvalidRequest,
+				"no website app is configured (WXLOGIN_WEB_APPID or a web app in WXLOGIN_APPS_FILE)")
+		}
+		return session.QRTicket{}, api.Errorf(api.CodeInvalidRequest, "unknown website app %q", req.App)
+	}
+	ticket, err := tokens.RandomString(ticketBytes)
+	if err != nil {
+		return session.QRTicket{}, fmt.Errorf("qr ticket randomness: %w", err)
+	}
+	poll, err := tokens.RandomString(pollTokenBytes)
+	if err != nil {
+		return session.QRTicket{}, fmt.Errorf("qr poll token randomness: %w", err)
+	}
+	now := s.Now()
+	rec := session.QRRecord{
+		Status:        session.QRPending,
+		App:           app.Name,
+		AppID:         app.AppID,
+		PollTokenHash: tokens.HashToken(poll),
+		CreatedAt:     now.UTC(),
+		ExpiresAt:     now.Add(s.QRTTL).UTC(),
+	}
+	if err := s.Tickets.Create(ctx, ticket, rec); err != nil {
+		return session.QRTicket{}, err // ErrConflict needs a 128-bit collision
+	}
+	// Never the ticket: it is WeChat's state parameter.
+	s.Log.Info("qr ticket created", "request_id", natsrpc.RequestID(ctx), "appid", app.AppID)
+	return session.QRTicket{Ticket: ticket, PollToken: poll, AppID: app.AppID, ExpiresIn: int64(s.QRTTL / time.Second)}, nil
+}
+
+// QRComplete records the callback's outcome under a pending ticket, once:
+// compare-and-set from pending, so a second callback or a lost race answers
+// the stored status and changes nothing.
+func (s *Service) QRComplete(ctx context.Context, req session.QRCompleteRequest) (session.QRStatus, error) {
+	if !validRandom(req.Ticket, ticketBytes) {
+		return session.QRStatus{}, errTicketNotFound
+	}
+	reason := req.Reason
+	switch {
+	case req.Denied && req.User != nil:
+		return session.QRStatus{}, api.Errorf(api.CodeInvalidRequest, "a denied ticket has no user")
+	case req.Denied && len(reason) > maxReasonLength:
+		return session.QRStatus{}, api.Errorf(api.CodeInvalidRequest, "reason is too long")
+	case req.Denied && reason == "":
+		reason = "denied"
+	case !req.Denied && (req.User == nil || !tokens.ValidUserID(req.User.ID)):
+		return session.QRStatus{}, api.Errorf(api.CodeInvalidRequest, "user with an id is required unless denied")
+	}
+	for range completeAttempts {
+		rec, rev, err := s.Tickets.Get(ctx, req.Ticket)
+		if errors.Is(err, kvstate.ErrNotFound) {
+			return session.QRStatus{}, errTicketNotFound
+		}
+		if err != nil {
+			return session.QRStatus{}, err
+		}
+		if !s.Now().Before(rec.ExpiresAt) {
+			return session.QRStatus{}, errTicketExpired
+		}
+		if rec.Status != session.QRPending {
+			return session.QRStatus{Status: rec.Status}, nil
+		}
+		next := rec
+		if req.Denied {
+			next.Status, next.Reason = session.QRDenied, reason
+		} else {
+			next.Status, next.User, next.IsNewUser = session.QRConfirmed, req.User, req.IsNewUser
+		}
+		err = s.Tickets.Update(ctx, req.Ticket, next, rev)
+		if errors.Is(err, kvstate.ErrConflict) {
+			continue // completed (or consumed) meanwhile: answer what is stored
+		}
+		if err != nil {
+			return session.QRStatus{}, err
+		}
+		userID := ""
+		if next.User != nil {
+			userID = next.User.ID
+		}
+		s.Log.Info("qr ticket completed", "request_id", natsrpc.RequestID(ctx), "status", next.Status, "user_id", userID,
+			"appid", rec.AppID, "reason", next.Reason)
+		return session.QRStatus{Status: next.Status}, nil
+	}
+	return session.QRStatus{}, fmt.Errorf("complete qr ticket: %w after %d attempts", kvstate.ErrConflict, completeAttempts)
+}
+
+// QRConsume hands out the tokens of a confirmed ticket exactly once: the
+// ticket is deleted by compare-and-set, and only the deleter gets tokens.
+// Anything the poller may not see (wrong poll token, not confirmed, already
+// consumed) is "not found", so the answer reveals nothing about the ticket.
+func (s *Service) QRConsume(ctx context.Context, req session.QRConsumeRequest) (session.QRConsumeResult, error) {
+	if !validRandom(req.Ticket, ticketBytes) || !validRandom(req.PollToken, pollTokenBytes) {
+		return session.QRConsumeResult{}, errTicketNotFound
+	}
+	rec, rev, err := s.Tickets.Get(ctx, req.Ticket)
+	if errors.Is(err, kvstate.ErrNotFound) {
+		return session.QRConsumeResult{}, errTicketNotFound
+	}
+	if err != nil {
+		return session.QRConsumeResult{}, err
+	}
+	if !tokens.HashesEqual(tokens.HashToken(req.PollToken), rec.PollTokenHash) {
+		return session.QRConsumeResult{}, errTicketNotFound
+	}
+	now := s.Now()
+	if !now.Before(rec.ExpiresAt) {
+		return session.QRConsumeResult{}, errTicketExpired
+	}
+	if rec.Status != session.QRConfirmed {
+		return session.QRConsumeResult{}, errTicketNotFound
+	}
+	if rec.User == nil || !tokens.ValidUserID(rec.User.ID) {
+		return session.QRConsumeResult{}, errors.New("consume qr ticket: confirmed record without a valid user")
+	}
+	userID := rec.User.ID
+	// A user revoked (disabled) after this login began gets no tokens from it.
+	if at, ok := s.UserRevocations.Cutoff(userID, now); ok && rec.CreatedAt.Unix() <= at {
+		if err := s.Tickets.Consume(ctx, req.Ticket, rev); err != nil && !errors.Is(err, kvstate.ErrConflict) {
+			s.Log.Warn("drop qr ticket of revoked user", "request_id", natsrpc.RequestID(ctx), "user_id", userID, "error", err)
+		}
+		return session.QRConsumeResult{}, api.Errorf(api.CodeTokenRevoked, "the account's sessions were revoked during this login")
+	}
+	// Sign before consuming: after the delete nothing but storing the family
+	// may fail.
+	g, err := s.newGrant(userID, api.KindWeb, rec.AppID, now)
+	if err != nil {
+		return session.QRConsumeResult{}, err
+	}
+	err = s.Tickets.Consume(ctx, req.Ticket, rev)
+	if errors.Is(err, kvstate.ErrConflict) {
+		return session.QRConsumeResult{}, errTicketNotFound // a concurrent poll won
+	}
+	if err != nil {
+		return session.QRConsumeResult{}, err
+	}
+	tok, err := s.store(ctx, g, now)
+	if err != nil {
+		// The ticket is spent; the browser has to start over.
+		return session.QRConsumeResult{}, fmt.Errorf("qr ticket consumed but no session stored: %w", err)
+	}
+	s.Log.Info("tokens issued", "request_id", natsrpc.RequestID(ctx), "user_id", userID, "sid", g.familyID,
+		"kind", api.KindWeb, "appid", rec.AppID, "via", "qr")
+	return session.QRConsumeResult{Tokens: tok, User: *rec.User, IsNewUser: rec.IsNewUser}, nil
+}
+
+// validRandom reports whether s is base64url (no padding) of exactly n bytes,
+// the form of our tickets and poll tokens. Anything else cannot name a
+// ticket, and is never used as a KV key.
+func validRandom(s string, n int) bool {
+	if len(s) != base64.RawURLEncoding.EncodedLen(n) {
+		return false
+	}
+	_, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	return err == nil
+}

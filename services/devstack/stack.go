@@ -120,6 +120,8 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 		return nil, err
 	}
 	seCfg.NATSURL = st.NATSURL
+	// One embedded server, one process: no replicas, no per-service ports.
+	seCfg.NATSReplicas, seCfg.MetricsAddr = 1, ""
 	if seCfg.WebAppID == "" && idCfg.WebAppID == devWebAppID {
 		seCfg.WebAppID = devWebAppID // session names QR tickets' app; it never sees the secret
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"reflect"
 	"strings"
 	"time"
@@ -34,6 +35,11 @@ type Config struct {
 	MiniProgramAppID string `env:"WXLOGIN_MINIPROGRAM_APPID"`
 	WebAppID         string `env:"WXLOGIN_WEB_APPID"`
 	AppsFile         string `env:"WXLOGIN_APPS_FILE"`
+	// NATSReplicas is how many copies of each KV bucket JetStream keeps: 1
+	// for a single server, 3 on a cluster (at most 5, JetStream's limit).
+	NATSReplicas int `env:"WXLOGIN_NATS_REPLICAS" envDefault:"1"`
+	// MetricsAddr is where GET /metrics and GET /healthz are served; "" off.
+	MetricsAddr string `env:"WXLOGIN_METRICS_ADDR"`
 }
 
 // Bounds on the lifetimes: beyond them a value is far more likely a typo
@@ -44,6 +50,8 @@ const (
 	maxRefreshTTL = 365 * 24 * time.Hour
 	minQRTTL      = 10 * time.Second
 	maxQRTTL      = time.Hour
+	// maxReplicas is JetStream's own limit on a stream's replicas.
+	maxReplicas = 5
 )
 
 // ConfigFromEnv reads the configuration from the environment and validates
@@ -84,6 +92,13 @@ func (c Config) Validate() error {
 		return fmt.Errorf("WXLOGIN_REFRESH_TTL: %s must be longer than WXLOGIN_ACCESS_TTL (%s) and at most %s", c.RefreshTTL, c.AccessTTL, maxRefreshTTL)
 	case c.QRTTL < minQRTTL || c.QRTTL > maxQRTTL:
 		return fmt.Errorf("WXLOGIN_QR_TTL: %s is outside %s..%s", c.QRTTL, minQRTTL, maxQRTTL)
+	case c.NATSReplicas < 1 || c.NATSReplicas > maxReplicas:
+		return fmt.Errorf("WXLOGIN_NATS_REPLICAS: %d is outside 1..%d (1 for a single NATS server, 3 for a cluster)", c.NATSReplicas, maxReplicas)
+	}
+	if c.MetricsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
+			return fmt.Errorf("WXLOGIN_METRICS_ADDR: %q is not a host:port address (e.g. \":9100\")", c.MetricsAddr)
+		}
 	}
 	switch c.JWTAlg {
 	case jwtverify.AlgEdDSA:
@@ -140,6 +155,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("miniprogram_appid", m.MiniProgramAppID),
 		slog.String("web_appid", m.WebAppID),
 		slog.String("apps_file", m.AppsFile),
+		slog.Int("nats_replicas", m.NATSReplicas),
+		slog.String("metrics_addr", m.MetricsAddr),
 	)
 }
 

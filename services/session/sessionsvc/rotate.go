@@ -47,9 +47,9 @@ func RotateKey(ctx context.Context, cfg Config, log *slog.Logger, activateAfter 
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	kv, err := kvstate.OpenKeys(ctx, js)
+	kv, err := kvstate.OpenKeys(ctx, js, cfg.NATSReplicas)
 	if err != nil {
-		return "", err
+		return "", replicasError(err, cfg.NATSReplicas)
 	}
 	now := time.Now()
 	kid, err := tokens.RotateKV(ctx, kv, keyRetention(cfg), activateAfter, now)

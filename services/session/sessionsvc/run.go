@@ -6,17 +6,21 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/session"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
 	"github.com/wxlogin/wxlogin/shared/natsrpc"
+	"github.com/wxlogin/wxlogin/shared/opshttp"
 
 	"github.com/wxlogin/wxlogin/services/session/internal/kvstate"
+	"github.com/wxlogin/wxlogin/services/session/internal/metrics"
 	"github.com/wxlogin/wxlogin/services/session/internal/natsapi"
 	"github.com/wxlogin/wxlogin/services/session/internal/tokens"
 )
@@ -50,11 +54,43 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	log.Info("session service starting", "config", cfg, "apps", registry.All())
 
+	// Connecting does not wait for the server (it retries in the background).
 	nc, err := connect(cfg.NATSURL, "wxlogin-session", log, true)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
+
+	m := metrics.New(api.KindMiniProgram, api.KindWeb, api.KindPassword)
+	// serving is true while the endpoints are registered; with a NATS
+	// connection that makes the replica healthy.
+	var serving atomic.Bool
+	ready := func(context.Context) error {
+		switch {
+		case !serving.Load():
+			return errors.New("not serving (starting or stopping)")
+		case !nc.IsConnected():
+			return errors.New("NATS not connected")
+		}
+		return nil
+	}
+	// The ops server listens before the (possibly slow) JetStream setup, so a
+	// taken port fails the start at once; it stays up until Run returns.
+	ops, err := opshttp.Listen(cfg.MetricsAddr, m.Registry(), ready, log)
+	if err != nil {
+		return fmt.Errorf("WXLOGIN_METRICS_ADDR: %w", err)
+	}
+	opsCtx, stopOps := context.WithCancel(context.WithoutCancel(ctx))
+	opsDone := make(chan struct{})
+	go func() {
+		defer close(opsDone)
+		if err := ops.Run(opsCtx); err != nil {
+			// The service itself still works; the failing health check shows it.
+			log.Error("ops server stopped", "error", err)
+		}
+	}()
+	defer func() { stopOps(); <-opsDone }()
+
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
@@ -67,9 +103,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		ttls    = kvstate.TTLs{Access: cfg.AccessTTL, Refresh: cfg.RefreshTTL, QR: cfg.QRTTL}
 	)
 	err = retryWhileUnreachable(ctx, nc, log, func(ctx context.Context) error {
-		b, err := kvstate.Open(ctx, js, ttls)
+		b, err := kvstate.Open(ctx, js, ttls, cfg.NATSReplicas)
 		if err != nil {
-			return err
+			return replicasError(err, cfg.NATSReplicas)
 		}
 		buckets = b
 		if keys == nil {
@@ -102,6 +138,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		RefreshTTL:      cfg.RefreshTTL,
 		QRTTL:           cfg.QRTTL,
 		Log:             log,
+		Metrics:         m,
 	})
 	pool := natsrpc.NewPool(poolSize, requestTimeout, log)
 	ms, err := micro.AddService(nc, micro.Config{
@@ -117,9 +154,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		_ = ms.Stop()
 		return err
 	}
+	serving.Store(true)
 	log.Info("session service ready", "kid", keys.SigningKeyID(time.Now()))
 
 	<-ctx.Done()
+	serving.Store(false)
 	log.Info("session service stopping")
 	if err := ms.Stop(); err != nil {
 		log.Warn("stop micro service", "error", err)
@@ -222,12 +261,33 @@ func transient(err error) bool {
 		return false // a server without JetStream will not grow it
 	}
 	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.Code == 503 {
-		return true // e.g. a cluster still electing its JetStream leader
+	if errors.As(err, &apiErr) && (apiErr.Code == 503 || apiErr.ErrorCode == jsErrCodeNoPeers) {
+		// e.g. a cluster still electing its JetStream leader, or with too
+		// few servers up yet to place every replica of a bucket.
+		return true
 	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrConnectionReconnecting) ||
 		errors.Is(err, nats.ErrDisconnected)
+}
+
+// JetStream API error codes (nats-server's errors.json) that a bucket's
+// replica count causes.
+const (
+	jsErrCodeNoPeers              jetstream.ErrorCode = 10005 // not enough servers to place the replicas
+	jsErrCodeReplicasNotClustered jetstream.ErrorCode = 10074 // replicas > 1 on a server without a cluster
+)
+
+// replicasError names WXLOGIN_NATS_REPLICAS in an error it caused.
+func replicasError(err error, replicas int) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrCodeReplicasNotClustered {
+		return fmt.Errorf("WXLOGIN_NATS_REPLICAS: %d replicas need a NATS cluster, and this server runs JetStream alone (set 1): %w", replicas, err)
+	}
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrCodeNoPeers {
+		return fmt.Errorf("WXLOGIN_NATS_REPLICAS: %d replicas, but not that many JetStream servers are up: %w", replicas, err)
+	}
+	return err
 }
 
 // drain lets in-flight messages finish, then closes the connection.

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -529,6 +530,7 @@ func TestConfigFromEnv(t *testing.T) {
 	vars := []string{
 		"WXLOGIN_NATS_URL", "WXLOGIN_JWT_ALG", "WXLOGIN_JWT_KEY_FILE", "WXLOGIN_JWT_SECRET", "WXLOGIN_JWT_ISSUER",
 		"WXLOGIN_JWT_AUDIENCE", "WXLOGIN_ACCESS_TTL", "WXLOGIN_REFRESH_TTL", "WXLOGIN_QR_TTL", "WXLOGIN_LOG_LEVEL",
+		"WXLOGIN_NATS_REPLICAS", "WXLOGIN_METRICS_ADDR",
 	}
 	tests := []struct {
 		name    string
@@ -548,6 +550,16 @@ func TestConfigFromEnv(t *testing.T) {
 		{"unparsable refresh TTL", map[string]string{"WXLOGIN_REFRESH_TTL": "30d"}, "WXLOGIN_REFRESH_TTL"},
 		{"QR TTL too long", map[string]string{"WXLOGIN_QR_TTL": "48h"}, "WXLOGIN_QR_TTL"},
 		{"bad log level", map[string]string{"WXLOGIN_LOG_LEVEL": "loud"}, "WXLOGIN_LOG_LEVEL"},
+		{"3 replicas", map[string]string{"WXLOGIN_NATS_REPLICAS": "3"}, ""},
+		{"5 replicas", map[string]string{"WXLOGIN_NATS_REPLICAS": "5"}, ""},
+		{"0 replicas", map[string]string{"WXLOGIN_NATS_REPLICAS": "0"}, "WXLOGIN_NATS_REPLICAS"},
+		{"6 replicas", map[string]string{"WXLOGIN_NATS_REPLICAS": "6"}, "WXLOGIN_NATS_REPLICAS"},
+		{"negative replicas", map[string]string{"WXLOGIN_NATS_REPLICAS": "-1"}, "WXLOGIN_NATS_REPLICAS"},
+		{"unparsable replicas", map[string]string{"WXLOGIN_NATS_REPLICAS": "three"}, "WXLOGIN_NATS_REPLICAS"},
+		{"metrics port", map[string]string{"WXLOGIN_METRICS_ADDR": ":9100"}, ""},
+		{"metrics host and port", map[string]string{"WXLOGIN_METRICS_ADDR": "127.0.0.1:9100"}, ""},
+		{"metrics port without colon", map[string]string{"WXLOGIN_METRICS_ADDR": "9100"}, "WXLOGIN_METRICS_ADDR"},
+		{"metrics host without port", map[string]string{"WXLOGIN_METRICS_ADDR": "localhost:"}, "WXLOGIN_METRICS_ADDR"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -579,6 +591,7 @@ func TestDefaultConfigAndMasking(t *testing.T) {
 	want := sessionsvc.Config{
 		NATSURL: "nats://127.0.0.1:4222", JWTAlg: "EdDSA", JWTIssuer: "wxlogin", JWTAudience: "wxlogin",
 		AccessTTL: 2 * time.Hour, RefreshTTL: 720 * time.Hour, QRTTL: 5 * time.Minute, LogLevel: slog.LevelInfo,
+		NATSReplicas: 1,
 	}
 	if cfg != want {
 		t.Fatalf("DefaultConfig = %+v, want %+v", cfg, want)
@@ -599,6 +612,11 @@ func TestRunStartupErrors(t *testing.T) {
 	if err := os.WriteFile(badFile, []byte("not a key"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
 	tests := []struct {
 		name    string
 		edit    func(*sessionsvc.Config)
@@ -609,6 +627,8 @@ func TestRunStartupErrors(t *testing.T) {
 		{"zero config", func(c *sessionsvc.Config) { *c = sessionsvc.Config{} }, "WXLOGIN_"},
 		{"missing apps file", func(c *sessionsvc.Config) { c.AppsFile = filepath.Join(t.TempDir(), "apps.yaml") }, "WXLOGIN_APPS_FILE"},
 		{"apps file that is no list", func(c *sessionsvc.Config) { c.AppsFile = badFile }, "WXLOGIN_APPS_FILE"},
+		{"metrics port in use", func(c *sessionsvc.Config) { c.MetricsAddr = busy.Addr().String() }, "WXLOGIN_METRICS_ADDR"},
+		{"replicas out of range", func(c *sessionsvc.Config) { c.NATSReplicas = 7 }, "WXLOGIN_NATS_REPLICAS"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

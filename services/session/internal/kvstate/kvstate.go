@@ -48,38 +48,60 @@ type Buckets struct {
 	Keys     jetstream.KeyValue
 }
 
-// Open creates or updates every bucket. It is safe to run from every replica
-// at once: the configuration is the same, so the update is a no-op.
-func Open(ctx context.Context, js jetstream.JetStream, ttl TTLs) (*Buckets, error) {
+// Open creates or updates every bucket with replicas copies each (1 on a
+// single server, typically 3 on a cluster). It is safe to run from every
+// replica at once: the configuration is the same, so the update is a no-op.
+// A different replica count than the buckets have scales them.
+func Open(ctx context.Context, js jetstream.JetStream, ttl TTLs, replicas int) (*Buckets, error) {
 	var b Buckets
-	specs := []struct {
-		kv  *jetstream.KeyValue
-		cfg jetstream.KeyValueConfig
-	}{
-		{&b.Sessions, jetstream.KeyValueConfig{Bucket: session.BucketSessions, Description: "wxlogin refresh token families", TTL: ttl.Refresh, History: 1}},
-		{&b.Revoked, jetstream.KeyValueConfig{Bucket: session.BucketRevoked, Description: "wxlogin revoked access tokens (jti, sid, user keys)", TTL: ttl.Revoked(), History: 1}},
-		{&b.QR, jetstream.KeyValueConfig{Bucket: session.BucketQR, Description: "wxlogin QR login tickets", TTL: ttl.QR, History: 1}},
-		{&b.Bind, jetstream.KeyValueConfig{Bucket: session.BucketBind, Description: "wxlogin bind tokens", TTL: BindTTL, History: 1}},
-		{&b.Keys, keysConfig},
+	dst := map[string]*jetstream.KeyValue{
+		session.BucketSessions: &b.Sessions,
+		session.BucketRevoked:  &b.Revoked,
+		session.BucketQR:       &b.QR,
+		session.BucketBind:     &b.Bind,
+		session.BucketKeys:     &b.Keys,
 	}
-	for _, s := range specs {
-		kv, err := js.CreateOrUpdateKeyValue(ctx, s.cfg)
+	for _, cfg := range bucketConfigs(ttl, replicas) {
+		kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
 		if err != nil {
-			return nil, fmt.Errorf("kv bucket %s: %w", s.cfg.Bucket, err)
+			return nil, fmt.Errorf("kv bucket %s: %w", cfg.Bucket, err)
 		}
-		*s.kv = kv
+		*dst[cfg.Bucket] = kv
 	}
 	return &b, nil
 }
 
-// keysConfig keeps keys forever: they are retired explicitly (rotate-key).
-var keysConfig = jetstream.KeyValueConfig{Bucket: session.BucketKeys, Description: "wxlogin generated signing keys", History: 1}
+// bucketConfigs are the configurations of every bucket the service owns.
+func bucketConfigs(ttl TTLs, replicas int) []jetstream.KeyValueConfig {
+	return []jetstream.KeyValueConfig{
+		{Bucket: session.BucketSessions, Description: "wxlogin refresh token families", TTL: ttl.Refresh, History: 1, Replicas: replicas},
+		{Bucket: session.BucketRevoked, Description: "wxlogin revoked access tokens (jti, sid, user keys)", TTL: ttl.Revoked(), History: 1, Replicas: replicas},
+		{Bucket: session.BucketQR, Description: "wxlogin QR login tickets", TTL: ttl.QR, History: 1, Replicas: replicas},
+		{Bucket: session.BucketBind, Description: "wxlogin bind tokens", TTL: BindTTL, History: 1, Replicas: replicas},
+		keysConfig(replicas),
+	}
+}
 
-// OpenKeys creates or updates only the signing key bucket (for rotate-key).
-func OpenKeys(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, keysConfig)
+// keysConfig keeps keys forever: they are retired explicitly (rotate-key).
+func keysConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{Bucket: session.BucketKeys, Description: "wxlogin generated signing keys", History: 1, Replicas: replicas}
+}
+
+// OpenKeys opens only the signing key bucket (for rotate-key), creating it
+// with replicas copies if it does not exist yet. An existing bucket is used
+// as it is: a one-off command run with a different replica count must not
+// rescale what the running service set up.
+func OpenKeys(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
+	cfg := keysConfig(replicas)
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, cfg.Bucket) // created meanwhile by the service
+		}
+	}
 	if err != nil {
-		return nil, fmt.Errorf("kv bucket %s: %w", keysConfig.Bucket, err)
+		return nil, fmt.Errorf("kv bucket %s: %w", cfg.Bucket, err)
 	}
 	return kv, nil
 }

@@ -3,6 +3,7 @@ package kvstate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ func open(t *testing.T) (*Buckets, jetstream.JetStream) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Open(context.Background(), js, ttls)
+	b, err := Open(context.Background(), js, ttls, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +34,7 @@ func TestOpenBuckets(t *testing.T) {
 	_, js := open(t)
 	ctx := context.Background()
 	// A second replica opening the same buckets is fine.
-	if _, err := Open(ctx, js, ttls); err != nil {
+	if _, err := Open(ctx, js, ttls, 1); err != nil {
 		t.Fatalf("second Open: %v", err)
 	}
 	tests := []struct {
@@ -59,7 +60,89 @@ func TestOpenBuckets(t *testing.T) {
 			if st.TTL() != tc.ttl || st.History() != 1 {
 				t.Errorf("ttl %s history %d, want ttl %s history 1", st.TTL(), st.History(), tc.ttl)
 			}
+			if r := replicas(t, st); r != 1 {
+				t.Errorf("%d replicas, want 1", r)
+			}
 		})
+	}
+}
+
+func replicas(t *testing.T, st jetstream.KeyValueStatus) int {
+	t.Helper()
+	js, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		t.Fatalf("bucket status is a %T", st)
+	}
+	return js.StreamInfo().Config.Replicas
+}
+
+// Every bucket carries the replica count (JetStream itself is checked below).
+func TestBucketConfigsReplicas(t *testing.T) {
+	for _, n := range []int{1, 3, 5} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			seen := map[string]bool{}
+			for _, cfg := range bucketConfigs(ttls, n) {
+				seen[cfg.Bucket] = true
+				if cfg.Replicas != n {
+					t.Errorf("%s: %d replicas, want %d", cfg.Bucket, cfg.Replicas, n)
+				}
+			}
+			for _, b := range []string{session.BucketSessions, session.BucketRevoked, session.BucketQR, session.BucketBind, session.BucketKeys} {
+				if !seen[b] {
+					t.Errorf("no configuration for %s", b)
+				}
+			}
+		})
+	}
+}
+
+// A single server refuses replicated buckets; a cluster cannot be started
+// in a unit test, so this shows the count reaches JetStream.
+func TestOpenReplicasReachJetStream(t *testing.T) {
+	nc := natstest.Connect(t, natstest.Start(t))
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var apiErr *jetstream.APIError
+	if _, err := Open(ctx, js, ttls, 3); !errors.As(err, &apiErr) || apiErr.ErrorCode != 10074 {
+		t.Fatalf("Open with 3 replicas on a single server: %v, want JetStream error 10074", err)
+	}
+	if _, err := OpenKeys(ctx, js, 3); !errors.As(err, &apiErr) || apiErr.ErrorCode != 10074 {
+		t.Fatalf("OpenKeys creating an R3 bucket on a single server: %v, want JetStream error 10074", err)
+	}
+}
+
+// rotate-key opens the keys bucket as the service made it: run with another
+// replica count, it neither fails nor rescales the bucket.
+func TestOpenKeysKeepsExistingBucket(t *testing.T) {
+	nc := natstest.Connect(t, natstest.Start(t))
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	created, err := OpenKeys(ctx, js, 1) // no bucket yet: created
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := created.Put(ctx, "current", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := OpenKeys(ctx, js, 3) // would fail if it tried to create or update
+	if err != nil {
+		t.Fatalf("OpenKeys on an existing bucket with another replica count: %v", err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := replicas(t, st); r != 1 || st.Values() != 1 {
+		t.Fatalf("bucket has %d replicas and %d values, want 1 and 1", r, st.Values())
+	}
+	if _, err := Open(ctx, js, ttls, 1); err != nil {
+		t.Fatalf("Open after OpenKeys: %v", err)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/wxlogin/wxlogin/shared/natsrpc"
 
 	"github.com/wxlogin/wxlogin/services/session/internal/kvstate"
+	"github.com/wxlogin/wxlogin/services/session/internal/metrics"
 	"github.com/wxlogin/wxlogin/services/session/internal/tokens"
 )
 
@@ -49,6 +50,7 @@ type Deps struct {
 	RefreshTTL      time.Duration
 	QRTTL           time.Duration
 	Log             *slog.Logger
+	Metrics         *metrics.Metrics // nil: not measured
 	Now             func() time.Time // nil: time.Now
 }
 
@@ -65,19 +67,22 @@ func New(deps Deps) *Service {
 	return &Service{Deps: deps}
 }
 
-// AddEndpoints registers the endpoints on svc, running them on pool.
+// AddEndpoints registers the endpoints on svc, running them on pool, each
+// counted and timed by subject. (A body that is not JSON is refused by
+// natsrpc before the handler, so it is not counted.)
 func (s *Service) AddEndpoints(svc micro.Service, pool *natsrpc.Pool) error {
+	m := s.Metrics
 	endpoints := []struct {
 		name, subject string
 		h             micro.Handler
 	}{
-		{"issue", session.SubjectIssue, natsrpc.Endpoint(pool, s.Issue)},
-		{"refresh", session.SubjectRefresh, natsrpc.Endpoint(pool, s.Refresh)},
-		{"revoke", session.SubjectRevoke, natsrpc.Endpoint(pool, s.Revoke)},
-		{"jwks", session.SubjectJWKS, natsrpc.Endpoint(pool, s.JWKS)},
-		{"qr-create", session.SubjectQRCreate, natsrpc.Endpoint(pool, s.QRCreate)},
-		{"qr-complete", session.SubjectQRComplete, natsrpc.Endpoint(pool, s.QRComplete)},
-		{"qr-consume", session.SubjectQRConsume, natsrpc.Endpoint(pool, s.QRConsume)},
+		{"issue", session.SubjectIssue, natsrpc.Endpoint(pool, metrics.Instrument(m, session.SubjectIssue, s.Issue))},
+		{"refresh", session.SubjectRefresh, natsrpc.Endpoint(pool, metrics.Instrument(m, session.SubjectRefresh, s.Refresh))},
+		{"revoke", session.SubjectRevoke, natsrpc.Endpoint(pool, metrics.Instrument(m, session.SubjectRevoke, s.Revoke))},
+		{"jwks", session.SubjectJWKS, natsrpc.Endpoint(pool, metrics.Instrument(m, session.SubjectJWKS, s.JWKS))},
+		{"qr-create", session.SubjectQRCreate, natsrpc.Endpoint(pool, metrics.Instrument(m, session.SubjectQRCreate, s.QRCreate))},
+		{"qr-complete", session.SubjectQRComplete, natsrpc.Endpoint(pool, metrics.Instrument(m, session.SubjectQRComplete, s.QRComplete))},
+		{"qr-consume", session.SubjectQRConsume, natsrpc.Endpoint(pool, metrics.Instrument(m, session.SubjectQRConsume, s.QRConsume))},
 	}
 	for _, e := range endpoints {
 		if err := svc.AddEndpoint(e.name, e.h, micro.WithEndpointSubject(e.subject)); err != nil {
@@ -151,6 +156,7 @@ func (s *Service) Issue(ctx context.Context, req session.IssueRequest) (session.
 	if err != nil {
 		return session.Tokens{}, err
 	}
+	s.Metrics.TokensIssued(req.Kind)
 	s.Log.Info("tokens issued", "request_id", natsrpc.RequestID(ctx), "user_id", req.UserID, "sid", g.familyID,
 		"kind", req.Kind, "appid", req.AppID)
 	return tok, nil
@@ -212,6 +218,7 @@ func (s *Service) Refresh(ctx context.Context, req session.RefreshRequest) (sess
 	if err != nil {
 		return session.Tokens{}, fmt.Errorf("refresh: %w", err)
 	}
+	s.Metrics.TokensIssued(fam.Kind)
 	s.Log.Info("tokens refreshed", "request_id", natsrpc.RequestID(ctx), "user_id", userID, "sid", familyID, "generation", next.Generation)
 	return s.tokens(access, refresh, fam.ExpiresAt, now), nil
 }
@@ -252,6 +259,7 @@ func (s *Service) mismatch(ctx context.Context, userID, familyID string, fam kvs
 	if !spent {
 		return errInvalidRefresh
 	}
+	s.Metrics.RefreshReuse()
 	if fam.RevokedAt == nil && now.Before(fam.ExpiresAt) {
 		// The sid key first: the family's live access tokens die at once,
 		// even if marking the family then fails (a retry marks it).

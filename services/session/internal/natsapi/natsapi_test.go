@@ -66,7 +66,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	ctx := context.Background()
 	ttls := kvstate.TTLs{Access: accessTTL, Refresh: refreshTTL, QR: qrTTL}
-	b, err := kvstate.Open(ctx, js, ttls)
+	b, err := kvstate.Open(ctx, js, ttls, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

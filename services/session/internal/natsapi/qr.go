@@ -187,6 +187,7 @@ func (s *Service) QRConsume(ctx context.Context, req session.QRConsumeRequest) (
 		// The ticket is spent; the browser has to start over.
 		return session.QRConsumeResult{}, fmt.Errorf("qr ticket consumed but no session stored: %w", err)
 	}
+	s.Metrics.TokensIssued(api.KindWeb)
 	s.Log.Info("tokens issued", "request_id", natsrpc.RequestID(ctx), "user_id", userID, "sid", g.familyID,
 		"kind", api.KindWeb, "appid", rec.AppID, "via", "qr")
 	return session.QRConsumeResult{Tokens: tok, User: *rec.User, IsNewUser: rec.IsNewUser}, nil

@@ -1,0 +1,169 @@
+// Package opshttp is the operations HTTP server of the services that speak
+// only NATS (identity, session): GET /metrics for Prometheus and GET /healthz
+// for container health checks. It is meant for a private port (":9100" in the
+// containers), never for the public.
+package opshttp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Timeouts of the server. A scrape gathers in-process collectors only, so
+// generous bounds still cut off a stuck or slow client quickly.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 60 * time.Second
+	maxHeaderBytes    = 16 << 10
+	// readyTimeout bounds one readiness check, so a hung dependency answers
+	// 503 before the health checker gives up on us.
+	readyTimeout = 2 * time.Second
+	// shutdownTimeout is how long in-flight scrapes get after ctx ends.
+	shutdownTimeout = 5 * time.Second
+	// maxScrapes limits concurrent scrapes; more get 503 instead of piling
+	// up gathers.
+	maxScrapes = 4
+)
+
+// Server is an ops server bound to its listener, or a disabled one.
+type Server struct {
+	ln  net.Listener // nil: disabled
+	srv *http.Server
+	log *slog.Logger
+}
+
+// Listen binds addr and returns a server for it, so that a port in use fails
+// a service's start rather than surfacing later. addr "" returns a disabled
+// server whose Run only waits for its context. See Handler for reg and ready.
+func Listen(addr string, reg *prometheus.Registry, ready func(context.Context) error, log *slog.Logger) (*Server, error) {
+	if addr == "" {
+		return &Server{log: log}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("ops listener: %w", err)
+	}
+	return New(ln, reg, ready, log), nil
+}
+
+// New returns a server on ln (which Run closes).
+func New(ln net.Listener, reg *prometheus.Registry, ready func(context.Context) error, log *slog.Logger) *Server {
+	return &Server{
+		ln:  ln,
+		log: log,
+		srv: &http.Server{
+			Handler:           Handler(reg, ready, log),
+			ReadHeaderTimeout: readHeaderTimeout,
+			ReadTimeout:       readTimeout,
+			WriteTimeout:      writeTimeout,
+			IdleTimeout:       idleTimeout,
+			MaxHeaderBytes:    maxHeaderBytes,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+	}
+}
+
+// Addr is the address the server listens on; nil when disabled.
+func (s *Server) Addr() net.Addr {
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Run serves until ctx ends, then shuts down gracefully and returns nil. It
+// returns an error if serving fails. A disabled server just waits for ctx.
+func (s *Server) Run(ctx context.Context) error {
+	if s.ln == nil {
+		<-ctx.Done()
+		return nil
+	}
+	s.log.Info("ops server listening", "addr", s.ln.Addr().String())
+	served := make(chan error, 1)
+	go func() { served <- s.srv.Serve(s.ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("ops server: %w", err) // Serve never returns nil
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := s.srv.Shutdown(sctx); err != nil {
+		s.log.Warn("ops server shutdown", "error", err)
+		_ = s.srv.Close()
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("ops server: %w", err)
+	}
+	return nil
+}
+
+// Serve is Listen followed by Run.
+func Serve(ctx context.Context, addr string, reg *prometheus.Registry, ready func(context.Context) error, log *slog.Logger) error {
+	s, err := Listen(addr, reg, ready, log)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}
+
+// Handler serves:
+//
+//	GET /metrics  reg in the Prometheus exposition format (404 when reg is nil)
+//	GET /healthz  200 {"status":"ok"}; 503 {"status":"unavailable","error":...}
+//	              when ready is not nil and fails
+//
+// ready should be cheap: a health checker calls it every few seconds.
+func Handler(reg *prometheus.Registry, ready func(context.Context) error, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	if reg != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+			// One failing collector must not hide the others.
+			ErrorHandling:       promhttp.ContinueOnError,
+			ErrorLog:            promLogger{log},
+			Registry:            reg, // counts promhttp's own errors
+			MaxRequestsInFlight: maxScrapes,
+		}))
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if ready != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+			err := ready(ctx)
+			cancel()
+			if err != nil {
+				writeJSON(w, http.StatusServiceUnavailable, health{Status: "unavailable", Error: err.Error()})
+				return
+			}
+		}
+		writeJSON(w, http.StatusOK, health{Status: "ok"})
+	})
+	return mux
+}
+
+type health struct {
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// promLogger sends promhttp's gather and write errors to slog.
+type promLogger struct{ log *slog.Logger }
+
+func (l promLogger) Println(v ...any) { l.log.Warn("metrics scrape", "error", fmt.Sprint(v...)) }

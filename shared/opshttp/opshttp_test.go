@@ -1,0 +1,260 @@
+package opshttp_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wxlogin/wxlogin/shared/opshttp"
+)
+
+func testLog(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// run serves s until the test ends and checks that Run then returns nil.
+func run(t *testing.T, s *opshttp.Server) (base string, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	stopped := false
+	stop = func() {
+		t.Helper()
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run returned %v after cancel, want nil", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+	}
+	t.Cleanup(stop)
+	return "http://" + s.Addr().String(), stop
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+func get(t *testing.T, method, url string) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, string(body)
+}
+
+func TestServer(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	hits := prometheus.NewCounter(prometheus.CounterOpts{Name: "wxlogin_test_hits_total", Help: "Test counter."})
+	reg.MustRegister(hits)
+	hits.Add(3)
+	var readyErr error
+	ready := func(ctx context.Context) error {
+		if _, ok := ctx.Deadline(); !ok {
+			t.Error("ready called without a deadline")
+		}
+		return readyErr
+	}
+	base, _ := run(t, opshttp.New(listen(t), reg, ready, testLog(t)))
+
+	tests := []struct {
+		name, method, path string
+		notReady           bool
+		wantStatus         int
+		wantBody           string // substring
+	}{
+		{"metrics", "GET", "/metrics", false, 200, "wxlogin_test_hits_total 3"},
+		{"metrics HEAD", "HEAD", "/metrics", false, 200, ""},
+		{"healthz", "GET", "/healthz", false, 200, `{"status":"ok"}`},
+		{"healthz not ready", "GET", "/healthz", true, 503, `{"status":"unavailable","error":"nats: not connected"}`},
+		{"metrics while not ready", "GET", "/metrics", true, 200, "wxlogin_test_hits_total 3"},
+		{"POST healthz", "POST", "/healthz", false, 405, ""},
+		{"unknown path", "GET", "/debug/pprof/", false, 404, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			readyErr = nil // requests run one at a time: no race
+			if tc.notReady {
+				readyErr = errors.New("nats: not connected")
+			}
+			status, hdr, body := get(t, tc.method, base+tc.path)
+			if status != tc.wantStatus || !strings.Contains(body, tc.wantBody) {
+				t.Fatalf("%s %s = %d %q, want %d containing %q", tc.method, tc.path, status, body, tc.wantStatus, tc.wantBody)
+			}
+			if tc.path == "/healthz" && status != 405 && hdr.Get("Content-Type") != "application/json" {
+				t.Errorf("Content-Type %q", hdr.Get("Content-Type"))
+			}
+		})
+	}
+}
+
+func TestNilRegistryAndReady(t *testing.T) {
+	base, _ := run(t, opshttp.New(listen(t), nil, nil, testLog(t)))
+	if status, _, _ := get(t, "GET", base+"/metrics"); status != 404 {
+		t.Errorf("/metrics without a registry: %d, want 404", status)
+	}
+	status, _, body := get(t, "GET", base+"/healthz")
+	var h struct{ Status string }
+	if status != 200 || json.Unmarshal([]byte(body), &h) != nil || h.Status != "ok" {
+		t.Errorf("/healthz = %d %q", status, body)
+	}
+}
+
+func TestDisabled(t *testing.T) {
+	s, err := opshttp.Listen("", prometheus.NewRegistry(), nil, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Addr() != nil {
+		t.Fatalf("disabled server listens on %v", s.Addr())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	select {
+	case err := <-done:
+		t.Fatalf("disabled Run returned %v before ctx ended", err)
+	default:
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("disabled Run did not return after cancel")
+	}
+}
+
+func TestServeAndListenErrors(t *testing.T) {
+	busy := listen(t)
+	defer busy.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tests := []struct{ name, addr string }{
+		{"port in use", busy.Addr().String()},
+		{"not an address", "localhost:notaport"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := opshttp.Serve(ctx, tc.addr, nil, nil, testLog(t)); err == nil {
+				t.Fatalf("Serve(%q) = nil, want a listen error", tc.addr)
+			}
+		})
+	}
+	t.Run("Serve on a free port until cancelled", func(t *testing.T) {
+		addr := listen(t)
+		free := addr.Addr().String()
+		addr.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- opshttp.Serve(ctx, free, nil, nil, testLog(t)) }()
+		// Wait (with a deadline) until it answers, then stop it.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			resp, err := http.Get("http://" + free + "/healthz")
+			if err == nil {
+				resp.Body.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Serve never answered: %v", err)
+			}
+			time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Serve = %v after cancel, want nil", err)
+		}
+	})
+}
+
+// A request in flight when ctx ends is answered before Run returns; the
+// listener closes at once.
+func TestGracefulShutdown(t *testing.T) {
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	ready := func(context.Context) error {
+		close(entered)
+		<-release
+		return nil
+	}
+	s := opshttp.New(listen(t), nil, ready, testLog(t))
+	base, stop := run(t, s)
+
+	type result struct {
+		status int
+		err    error
+	}
+	res := make(chan result, 1)
+	go func() {
+		resp, err := http.Get(base + "/healthz")
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		resp.Body.Close()
+		res <- result{status: resp.StatusCode}
+	}()
+	<-entered
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	// Shutdown closes the listener first: wait for that, then let the
+	// request finish.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", s.Addr().String(), time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("listener still accepting after cancel")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
+	}
+	select {
+	case <-stopped:
+		t.Fatal("Run returned with a request in flight")
+	default:
+	}
+	close(release)
+	r := <-res
+	if r.err != nil || r.status != 200 {
+		t.Fatalf("in-flight request: %d, %v; want 200", r.status, r.err)
+	}
+	<-stopped
+}

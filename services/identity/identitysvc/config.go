@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"reflect"
 	"strings"
@@ -36,6 +37,8 @@ type Config struct {
 	AppsFile          string     `env:"WXLOGIN_APPS_FILE"`
 	AutoRegister      bool       `env:"WXLOGIN_AUTO_REGISTER" envDefault:"true"`
 	LogLevel          slog.Level `env:"WXLOGIN_LOG_LEVEL" envDefault:"info"`
+	// MetricsAddr is where GET /metrics and GET /healthz are served; "" off.
+	MetricsAddr string `env:"WXLOGIN_METRICS_ADDR"`
 }
 
 // DefaultConfig is the configuration of an empty environment.
@@ -70,6 +73,11 @@ func (c Config) Validate() error {
 	}
 	if u, err := url.Parse(c.WechatAPIBase); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("WXLOGIN_WECHAT_API_BASE: %q is not an http(s) URL", c.WechatAPIBase)
+	}
+	if c.MetricsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
+			return fmt.Errorf("WXLOGIN_METRICS_ADDR: %q is not a host:port address (e.g. \":9100\")", c.MetricsAddr)
+		}
 	}
 	_, err := c.apps()
 	return err
@@ -122,6 +130,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("apps_file", c.AppsFile),
 		slog.Bool("auto_register", c.AutoRegister),
 		slog.String("log_level", c.LogLevel.String()),
+		slog.String("metrics_addr", c.MetricsAddr),
 	)
 }
 

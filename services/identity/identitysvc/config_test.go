@@ -48,11 +48,13 @@ func TestConfigFromEnvValues(t *testing.T) {
 	t.Setenv("WXLOGIN_LOG_LEVEL", "debug")
 	t.Setenv("WXLOGIN_MINIPROGRAM_APPID", "wxa")
 	t.Setenv("WXLOGIN_MINIPROGRAM_SECRET", "sa")
+	t.Setenv("WXLOGIN_METRICS_ADDR", ":9100")
 	cfg, err := ConfigFromEnv()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.AutoRegister || cfg.LogLevel != slog.LevelDebug || cfg.MiniProgramAppID != "wxa" || cfg.MiniProgramSecret != "sa" {
+	if cfg.AutoRegister || cfg.LogLevel != slog.LevelDebug || cfg.MiniProgramAppID != "wxa" || cfg.MiniProgramSecret != "sa" ||
+		cfg.MetricsAddr != ":9100" {
 		t.Errorf("cfg = %+v", cfg)
 	}
 }
@@ -75,6 +77,8 @@ func TestConfigFromEnvErrorsNameTheVariable(t *testing.T) {
 		{"bad level", map[string]string{"WXLOGIN_LOG_LEVEL": "loud"}, "WXLOGIN_LOG_LEVEL"},
 		{"bad api base", map[string]string{"WXLOGIN_WECHAT_API_BASE": "api.weixin.qq.com"}, "WXLOGIN_WECHAT_API_BASE"},
 		{"empty nats url", map[string]string{"WXLOGIN_NATS_URL": " "}, "WXLOGIN_NATS_URL"},
+		{"metrics addr without port", map[string]string{"WXLOGIN_METRICS_ADDR": "9100"}, "WXLOGIN_METRICS_ADDR"},
+		{"metrics addr with empty port", map[string]string{"WXLOGIN_METRICS_ADDR": "localhost:"}, "WXLOGIN_METRICS_ADDR"},
 		{"appid without secret", map[string]string{"WXLOGIN_MINIPROGRAM_APPID": "wxa"}, "WXLOGIN_MINIPROGRAM_SECRET"},
 		{"secret without appid", map[string]string{"WXLOGIN_WEB_SECRET": "s"}, "WXLOGIN_WEB_APPID"},
 		{"missing apps file", map[string]string{"WXLOGIN_APPS_FILE": filepath.Join(dir, "none.yaml")}, "WXLOGIN_APPS_FILE"},

@@ -6,14 +6,23 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 	_ "github.com/lib/pq" // the Postgres driver
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/wxlogin/wxlogin/services/identity/internal/bindtoken"
+	"github.com/wxlogin/wxlogin/services/identity/internal/faillimit"
+	"github.com/wxlogin/wxlogin/services/identity/internal/metrics"
 	"github.com/wxlogin/wxlogin/services/identity/internal/natsapi"
 	"github.com/wxlogin/wxlogin/services/identity/internal/outbox"
+	"github.com/wxlogin/wxlogin/services/identity/internal/password"
 	"github.com/wxlogin/wxlogin/services/identity/internal/store"
 	"github.com/wxlogin/wxlogin/services/identity/internal/wxauth"
 	"github.com/wxlogin/wxlogin/shared/natsrpc"
@@ -22,8 +31,15 @@ import (
 
 const (
 	// Handlers wait on WeChat: many run at once, each within requestTimeout.
+	// Password hashing (CPU and 19 MiB each) is bounded separately, to the
+	// CPUs: see password.Hasher.
 	poolSize       = 64
 	requestTimeout = 5 * time.Second
+	// Failed passwords: per (username, client IP), this many per window,
+	// for at most failureKeys pairs at once (~100 bytes each).
+	failureLimit  = 5
+	failureWindow = 15 * time.Minute
+	failureKeys   = 65536
 	// Connections to Postgres: about the handlers that can be in a
 	// transaction at once on a small server, plus the relay.
 	maxDBConns = 20
@@ -85,10 +101,21 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer nc.Close() // after a drain, a no-op
 
-	relay, err := outbox.New(db, nc, log.With("component", "outbox"), outbox.Options{})
+	m := metrics.New()
+	relay, err := outbox.New(db, nc, log.With("component", "outbox"), outbox.Options{Published: m.EventsPublished})
 	if err != nil {
 		return err
 	}
+	m.WatchOutbox(relay.Pending)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	stopMetrics, err := serveMetrics(cfg.MetricsAddr, m, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	// The relay outlives ctx a little: it stops after the handlers are done.
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	relayDone := make(chan struct{})
@@ -99,7 +126,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer func() { stopRelay(); <-relayDone }()
 
 	wc := wechat.New(wechat.Options{APIBase: cfg.WechatAPIBase})
-	a := natsapi.New(st, apps, wxauth.NewExchanger(wc, log), relay, log)
+	a := natsapi.New(natsapi.Deps{
+		Store:        st,
+		Apps:         apps,
+		WeChat:       wxauth.NewExchanger(wc, wxauth.NewTokenCache(wc, js, log), log),
+		BindTokens:   bindtoken.New(js),
+		Passwords:    password.NewHasher(runtime.GOMAXPROCS(0)),
+		Failures:     faillimit.New(failureLimit, failureWindow, failureKeys, nil),
+		Events:       relay,
+		Metrics:      m,
+		AutoRegister: cfg.AutoRegister,
+	}, log)
 	pool := natsrpc.NewPool(poolSize, requestTimeout, log)
 	svc, err := a.AddService(nc, pool)
 	if err != nil {
@@ -109,6 +146,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	<-ctx.Done()
 	log.Info("identity stopping")
+	stopMetrics()
 	if err := svc.Stop(); err != nil {
 		log.Warn("micro service stop", "error", err)
 	}
@@ -125,6 +163,47 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	log.Info("identity stopped")
 	return nil
+}
+
+// serveMetrics serves GET /metrics and GET /healthz on addr ("" = not at
+// all) until the returned stop is called (more than once is fine). A port
+// that cannot be bound fails the start.
+func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (stop func(), err error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("WXLOGIN_METRICS_ADDR: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	// Liveness: the process serves. NATS and Postgres outages are retried
+	// inside, and restarting the service would not end them.
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server failed", "error", err)
+		}
+	}()
+	log.Info("metrics listening", "addr", ln.Addr().String())
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil {
+				log.Warn("metrics server shutdown", "error", err)
+			}
+			<-done
+		})
+	}, nil
 }
 
 // openDB opens the pool and waits (bounded) for Postgres to answer, so a

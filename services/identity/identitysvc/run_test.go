@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -47,27 +48,74 @@ func (s *syncBuffer) String() string {
 
 // service is a running identity service with real parts around it.
 type service struct {
-	fake   *fakewechat.Server
+	*env
 	client *identity.Client
 	nc     *nats.Conn
-	db     *sqlx.DB
 	logs   *syncBuffer
+	cfg    identitysvc.Config
+	stop   func() // stops this instance (also at the end of the test)
+}
+
+// env is what identity instances share: NATS, Postgres, the fake WeChat.
+type env struct {
+	ns    *server.Server
+	fake  *fakewechat.Server
+	calls *callCounter
+	wxURL string
+	dsn   string
+	db    *sqlx.DB
+}
+
+// callCounter counts the requests the fake WeChat gets, by path.
+type callCounter struct {
+	mu     sync.Mutex
+	counts map[string]int
+	next   http.Handler
+}
+
+func (c *callCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	c.counts[r.URL.Path]++
+	c.mu.Unlock()
+	c.next.ServeHTTP(w, r)
+}
+
+func (c *callCounter) count(path string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.counts[path]
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ns := natstest.Start(t)
+	fake := fakewechat.New(fakewechat.Options{})
+	calls := &callCounter{counts: map[string]int{}, next: fake}
+	hs := httptest.NewServer(calls)
+	t.Cleanup(hs.Close)
+	dsn := pgtest.NewDatabase(t, nil)
+	db, err := sqlx.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return &env{ns: ns, fake: fake, calls: calls, wxURL: hs.URL, dsn: dsn, db: db}
 }
 
 // start runs identitysvc.Run against an embedded NATS, a fresh database
 // (which Run migrates) and the fake WeChat; it stops when the test ends.
 func start(t *testing.T, edit func(*identitysvc.Config)) *service {
 	t.Helper()
-	ns := natstest.Start(t)
-	fake := fakewechat.New(fakewechat.Options{})
-	hs := httptest.NewServer(fake)
-	t.Cleanup(hs.Close)
-	dsn := pgtest.NewDatabase(t, nil)
+	return newEnv(t).start(t, edit)
+}
 
+// start runs one more identity instance in e.
+func (e *env) start(t *testing.T, edit func(*identitysvc.Config)) *service {
+	t.Helper()
 	cfg := identitysvc.DefaultConfig()
-	cfg.NATSURL = ns.ClientURL()
-	cfg.DatabaseURL = dsn
-	cfg.WechatAPIBase = hs.URL
+	cfg.NATSURL = e.ns.ClientURL()
+	cfg.DatabaseURL = e.dsn
+	cfg.WechatAPIBase = e.wxURL
 	cfg.MiniProgramAppID, cfg.MiniProgramSecret = fakewechat.DevMiniProgramAppID, fakewechat.DevMiniProgramSecret
 	cfg.WebAppID, cfg.WebSecret = fakewechat.DevWebAppID, fakewechat.DevWebSecret
 	if edit != nil {
@@ -79,25 +127,24 @@ func start(t *testing.T, edit func(*identitysvc.Config)) *service {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- identitysvc.Run(ctx, cfg, log) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Error("Run did not return after cancel")
 			}
-		case <-time.After(20 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-	})
-
-	nc := natstest.Connect(t, ns)
-	db, err := sqlx.Open("postgres", dsn)
-	if err != nil {
-		t.Fatal(err)
+		})
 	}
-	t.Cleanup(func() { db.Close() })
-	s := &service{fake: fake, client: identity.NewClient(nc), nc: nc, db: db, logs: logs}
+	t.Cleanup(stop)
+
+	nc := natstest.Connect(t, e.ns)
+	s := &service{env: e, client: identity.NewClient(nc), nc: nc, logs: logs, cfg: cfg, stop: stop}
 
 	// Ready once user.get answers (not_found for a random id).
 	deadline := time.Now().Add(20 * time.Second)
@@ -193,7 +240,7 @@ func TestMiniProgramLogin(t *testing.T) {
 			t.Errorf("%s holds the app secret", name)
 		}
 	}
-	if !strings.Contains(s.logs.String(), `"msg":"mini-program login"`) {
+	if !strings.Contains(s.logs.String(), `"msg":"wechat login"`) {
 		t.Error("no login was logged: the log checks above prove nothing")
 	}
 

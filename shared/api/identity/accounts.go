@@ -43,6 +43,7 @@ type RegisterRequest struct {
 type BindRequest struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
+	ClientIP string `json:"client_ip,omitempty"` // for per-username failure limits and logs
 	WeChatProof
 }
 
@@ -68,6 +69,15 @@ type IdentityDeleteRequest struct {
 	UserID     string `json:"user_id"`
 	IdentityID string `json:"identity_id"`
 }
+
+// DataBindToken is the key of the bind token in the Data of a
+// wechat_not_bound error: the token that Register or Bind accept as proof
+// of the WeChat identity, valid for 10 minutes and once.
+const DataBindToken = "bind_token"
+
+// DataRetryAfter is the key, in the Data of a rate_limited error, of the
+// seconds after which the caller may try again.
+const DataRetryAfter = "retry_after"
 
 // Empty is the reply of requests that answer nothing but success.
 type Empty struct{}

@@ -37,6 +37,9 @@ type Event struct {
 	OccurredAt time.Time      `json:"occurred_at"`
 	User       api.User       `json:"user"`
 	Identity   *EventIdentity `json:"identity,omitempty"`
+	// Kind is how the user logged in (api.KindMiniProgram, KindWeb,
+	// KindPassword); set on user.logged_in events only.
+	Kind string `json:"kind,omitempty"`
 }
 
 // EventIdentity is the identity an event is about (none of its secrets).

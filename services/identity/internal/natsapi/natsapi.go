@@ -1,6 +1,6 @@
 // Package natsapi is identity's NATS face: the micro service and its
-// endpoints. It runs each use case (app lookup, WeChat exchange, store) and
-// translates store sentinels into contract codes, once.
+// endpoints. It runs each use case (app lookup, WeChat exchange, password
+// check, store) and translates store sentinels into contract codes, once.
 package natsapi
 
 import (
@@ -10,13 +10,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
-	"unicode/utf8"
+	"time"
 
 	"github.com/lib/pq"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/wxlogin/wxlogin/services/identity/internal/bindtoken"
+	"github.com/wxlogin/wxlogin/services/identity/internal/faillimit"
+	"github.com/wxlogin/wxlogin/services/identity/internal/metrics"
+	"github.com/wxlogin/wxlogin/services/identity/internal/password"
 	"github.com/wxlogin/wxlogin/services/identity/internal/store"
 	"github.com/wxlogin/wxlogin/services/identity/internal/wxauth"
 	"github.com/wxlogin/wxlogin/shared/api"
@@ -31,18 +34,35 @@ const Version = "0.1.0"
 // Notifier is told that a commit wrote events (the outbox relay).
 type Notifier interface{ Notify() }
 
+// Deps are what the API works with.
+type Deps struct {
+	Store      *store.Store
+	Apps       *apps.Registry
+	WeChat     *wxauth.Exchanger
+	BindTokens *bindtoken.Store
+	Passwords  *password.Hasher
+	// Failures counts failed passwords per (username, client IP).
+	Failures *faillimit.Limiter
+	Events   Notifier
+	Metrics  *metrics.Metrics // nil: not measured
+	// AutoRegister: unknown WeChat users get an account on first login;
+	// otherwise they get a bind token (WXLOGIN_AUTO_REGISTER).
+	AutoRegister bool
+	Now          func() time.Time // nil: time.Now
+}
+
 // API serves identity's subjects.
 type API struct {
-	store  *store.Store
-	apps   *apps.Registry
-	wx     *wxauth.Exchanger
-	events Notifier
-	log    *slog.Logger
+	Deps
+	log *slog.Logger
 }
 
 // New returns the API over its dependencies.
-func New(st *store.Store, reg *apps.Registry, wx *wxauth.Exchanger, events Notifier, log *slog.Logger) *API {
-	return &API{store: st, apps: reg, wx: wx, events: events, log: log}
+func New(d Deps, log *slog.Logger) *API {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return &API{Deps: d, log: log}
 }
 
 // AddService registers the identity micro service on nc, its handlers
@@ -51,7 +71,7 @@ func (a *API) AddService(nc *nats.Conn, pool *natsrpc.Pool) (micro.Service, erro
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        identity.Service,
 		Version:     Version,
-		Description: "wxlogin identity: users, WeChat identities, events",
+		Description: "wxlogin identity: users, WeChat identities, passwords, events",
 		QueueGroup:  identity.Service,
 	})
 	if err != nil {
@@ -61,8 +81,18 @@ func (a *API) AddService(nc *nats.Conn, pool *natsrpc.Pool) (micro.Service, erro
 		name, subject string
 		handler       micro.Handler
 	}{
-		{"miniprogram-login", identity.SubjectMiniProgramLogin, natsrpc.Endpoint(pool, a.MiniProgramLogin)},
-		{"user-get", identity.SubjectUserGet, natsrpc.Endpoint(pool, a.GetUser)},
+		{"miniprogram-login", identity.SubjectMiniProgramLogin, endpoint(a, pool, identity.SubjectMiniProgramLogin, a.MiniProgramLogin)},
+		{"web-resolve", identity.SubjectWebResolve, endpoint(a, pool, identity.SubjectWebResolve, a.WebResolve)},
+		{"password-login", identity.SubjectPasswordLogin, endpoint(a, pool, identity.SubjectPasswordLogin, a.PasswordLogin)},
+		{"register", identity.SubjectRegister, endpoint(a, pool, identity.SubjectRegister, a.Register)},
+		{"bind", identity.SubjectBind, endpoint(a, pool, identity.SubjectBind, a.Bind)},
+		{"user-get", identity.SubjectUserGet, endpoint(a, pool, identity.SubjectUserGet, a.GetUser)},
+		{"user-update", identity.SubjectUserUpdate, endpoint(a, pool, identity.SubjectUserUpdate, a.UpdateUser)},
+		{"user-phone", identity.SubjectUserPhone, endpoint(a, pool, identity.SubjectUserPhone, a.SetPhone)},
+		{"identity-delete", identity.SubjectIdentityDelete, endpoint(a, pool, identity.SubjectIdentityDelete, a.DeleteIdentity)},
+		{"admin-users-search", identity.SubjectAdminUsersSearch, endpoint(a, pool, identity.SubjectAdminUsersSearch, a.AdminSearch)},
+		{"admin-users-get", identity.SubjectAdminUserGet, endpoint(a, pool, identity.SubjectAdminUserGet, a.AdminGetUser)},
+		{"admin-users-disabled", identity.SubjectAdminUserDisabled, endpoint(a, pool, identity.SubjectAdminUserDisabled, a.AdminSetDisabled)},
 	} {
 		if err := svc.AddEndpoint(ep.name, ep.handler, micro.WithEndpointSubject(ep.subject)); err != nil {
 			_ = svc.Stop()
@@ -72,35 +102,24 @@ func (a *API) AddService(nc *nats.Conn, pool *natsrpc.Pool) (micro.Service, erro
 	return svc, nil
 }
 
-// MiniProgramLogin exchanges a wx.login code and resolves it to a committed user.
-func (a *API) MiniProgramLogin(ctx context.Context, req identity.MiniProgramLoginRequest) (identity.LoginResult, error) {
-	app, err := a.lookupApp(req.App, api.KindMiniProgram)
-	if err != nil {
-		return identity.LoginResult{}, err
-	}
-	if err := checkProfile(req.Profile); err != nil {
-		return identity.LoginResult{}, err
-	}
-	sess, err := a.wx.Code2Session(ctx, app, req.Code)
-	if err != nil {
-		return identity.LoginResult{}, err
-	}
-	res, err := a.store.LoginWechat(ctx, store.WechatLogin{
-		Kind: api.KindMiniProgram, AppID: app.AppID, OpenID: sess.OpenID, UnionID: sess.UnionID,
-		SessionKey: sess.SessionKey, Profile: req.Profile,
+// endpoint is natsrpc.Endpoint with the request measured.
+func endpoint[Req, Resp any](a *API, pool *natsrpc.Pool, subject string, fn func(context.Context, Req) (Resp, error)) micro.Handler {
+	return natsrpc.Endpoint(pool, func(ctx context.Context, req Req) (Resp, error) {
+		began := time.Now()
+		resp, err := fn(ctx, req)
+		a.Metrics.ObserveRequest(subject, time.Since(began), err)
+		return resp, err
 	})
-	if err != nil {
-		return identity.LoginResult{}, a.storeError(ctx, err)
-	}
-	a.events.Notify()
-	a.log.Debug("mini-program login", "request_id", natsrpc.RequestID(ctx), "user_id", res.User.ID,
-		"appid", app.AppID, "is_new_user", res.IsNewUser)
-	return identity.LoginResult{User: res.User.Public(), IsNewUser: res.IsNewUser, Kind: api.KindMiniProgram, AppID: app.AppID}, nil
 }
 
-// lookupApp finds the named app of kind ("" is the kind's default).
+// lookupApp finds the named app of kind ("" is the kind's default). An
+// appid is accepted for a name too: a QR record may carry only that.
 func (a *API) lookupApp(name, kind string) (apps.App, error) {
-	app, ok := a.apps.Lookup(name, kind)
+	app, ok := a.Apps.Lookup(name, kind)
+	if !ok && name != "" {
+		app, ok = a.Apps.ByAppID(name)
+		ok = ok && app.Kind == kind
+	}
 	switch {
 	case ok:
 		return app, nil
@@ -111,15 +130,6 @@ func (a *API) lookupApp(name, kind string) (apps.App, error) {
 	}
 }
 
-// GetUser returns a user with its identities.
-func (a *API) GetUser(ctx context.Context, req identity.UserGetRequest) (api.User, error) {
-	u, err := a.store.GetUser(ctx, req.UserID)
-	if err != nil {
-		return api.User{}, a.storeError(ctx, err)
-	}
-	return u.Public(), nil
-}
-
 // storeError maps store errors to contract codes. Anything unexpected goes
 // back as is: natsrpc logs it once and answers internal_error.
 func (a *API) storeError(ctx context.Context, err error) error {
@@ -128,6 +138,14 @@ func (a *API) storeError(ctx context.Context, err error) error {
 		return api.Errorf(api.CodeNotFound, "user not found")
 	case errors.Is(err, store.ErrUserDisabled):
 		return api.Errorf(api.CodeUserDisabled, "this account is disabled")
+	case errors.Is(err, store.ErrUsernameTaken):
+		return api.Errorf(api.CodeUsernameTaken, "this username is taken")
+	case errors.Is(err, store.ErrIdentityBound):
+		return api.Errorf(api.CodeIdentityBound, "this WeChat account is already bound to another account")
+	case errors.Is(err, store.ErrLastLoginMethod):
+		return api.Errorf(api.CodeLastIdentity, "this is the account's only way to log in; set a password or bind another WeChat account first")
+	case errors.Is(err, bindtoken.ErrNotFound):
+		return errBindToken
 	case storageUnavailable(err):
 		a.log.Warn("storage unavailable", "request_id", natsrpc.RequestID(ctx), "error", err)
 		return api.Errorf(api.CodeServiceUnavailable, "storage is unavailable; try again shortly")
@@ -135,59 +153,17 @@ func (a *API) storeError(ctx context.Context, err error) error {
 	return err
 }
 
-// storageUnavailable reports errors of an absent or overloaded Postgres (or
-// a request that ran out of time), which a retry later can cure.
+var errBindToken = api.Errorf(api.CodeInvalidRequest, "bind_token is invalid, expired or already used")
+
+// storageUnavailable reports errors of an absent or overloaded Postgres or
+// NATS (or a request that ran out of time), which a retry later can cure.
 func storageUnavailable(err error) bool {
 	var pe *pq.Error
 	if errors.As(err, &pe) {
 		return pe.Code.Class() == "08" || pe.Code == "57P01" || pe.Code == "57P03" || pe.Code == "53300"
 	}
 	var ne net.Error
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, driver.ErrBadConn) || errors.As(err, &ne)
-}
-
-// Profile limits: generous for real WeChat data, small enough to keep rows small.
-const (
-	maxNickname = 64   // runes
-	maxURL      = 1024 // bytes
-	maxShort    = 64   // runes: language, city, province, country
-)
-
-func checkProfile(p *identity.Profile) error {
-	if p == nil {
-		return nil
-	}
-	if p.Gender != nil && (*p.Gender < 0 || *p.Gender > 2) {
-		return api.Errorf(api.CodeInvalidRequest, "gender must be 0, 1 or 2")
-	}
-	for _, f := range []struct {
-		name  string
-		value *string
-		limit int
-		bytes bool
-	}{
-		{"nickname", p.Nickname, maxNickname, false},
-		{"avatar_url", p.AvatarURL, maxURL, true},
-		{"language", p.Language, maxShort, false},
-		{"city", p.City, maxShort, false},
-		{"province", p.Province, maxShort, false},
-		{"country", p.Country, maxShort, false},
-	} {
-		if f.value == nil {
-			continue
-		}
-		v := *f.value
-		n := utf8.RuneCountInString(v)
-		if f.bytes {
-			n = len(v)
-		}
-		if n > f.limit {
-			return api.Errorf(api.CodeInvalidRequest, "%s is longer than %d characters", f.name, f.limit)
-		}
-		// Postgres text holds neither invalid UTF-8 nor NUL.
-		if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
-			return api.Errorf(api.CodeInvalidRequest, "%s is not valid text", f.name)
-		}
-	}
-	return nil
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, driver.ErrBadConn) || errors.As(err, &ne) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrConnectionClosed) ||
+		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionReconnecting)
 }

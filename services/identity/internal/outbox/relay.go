@@ -39,6 +39,8 @@ type Options struct {
 	PublishTimeout time.Duration // wait for a batch's acks; default 5s
 	Retention      time.Duration // keep published rows this long; default 24h
 	PruneEvery     time.Duration // default 10m
+	// Published, if set, is told how many events each batch published.
+	Published func(n int)
 }
 
 func (o *Options) defaults() {
@@ -203,6 +205,9 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 		if err := tx.Commit(); err != nil {
 			return 0, fmt.Errorf("commit: %w", err)
 		}
+		if r.opts.Published != nil {
+			r.opts.Published(len(acked))
+		}
 	}
 	if pubErr != nil {
 		return 0, pubErr
@@ -243,6 +248,15 @@ func (r *Relay) publish(ctx context.Context, rows []row) ([]string, error) {
 		}
 	}
 	return acked, firstErr
+}
+
+// Pending counts the events not yet published.
+func (r *Relay) Pending(ctx context.Context) (int, error) {
+	var n int
+	if err := r.db.GetContext(ctx, &n, `SELECT count(*) FROM outbox WHERE published_at IS NULL`); err != nil {
+		return 0, fmt.Errorf("outbox pending: %w", err)
+	}
+	return n, nil
 }
 
 func (r *Relay) prune(ctx context.Context) error {

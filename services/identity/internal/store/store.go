@@ -26,6 +26,8 @@ import (
 var (
 	ErrNotFound     = errors.New("not found")
 	ErrUserDisabled = errors.New("user is disabled")
+	// ErrNotBound: a WeChat login with NoCreate found no account to log in to.
+	ErrNotBound = errors.New("wechat identity not bound to an account")
 )
 
 // User is a users row without its secrets (no password hash).
@@ -99,7 +101,9 @@ type Store struct {
 	upsertByUnionID  *sqlx.Stmt
 	upsertByUsername *sqlx.Stmt
 	linkIdentity     *sqlx.Stmt
+	touchByUnionID   *sqlx.Stmt
 	userDisabled     *sqlx.Stmt
+	credentials      *sqlx.Stmt
 	getUser          *sqlx.Stmt
 	setAdmin         *sqlx.Stmt
 }
@@ -117,6 +121,8 @@ func New(ctx context.Context, db *sqlx.DB) (*Store, error) {
 		// taken over: no row comes back and the next candidate name is tried.
 		{&s.upsertByUsername, fmt.Sprintf(qUpsertUser, "(username)", "WHERE u.password_hash IS NULL")},
 		{&s.linkIdentity, qLinkIdentity},
+		{&s.touchByUnionID, qTouchByUnionID},
+		{&s.credentials, qCredentials},
 		{&s.userDisabled, `SELECT disabled_at IS NOT NULL FROM users WHERE id = $1`},
 		{&s.getUser, qGetUser},
 		{&s.setAdmin, `UPDATE users SET is_admin = $2, updated_at = now() WHERE username = $1`},
@@ -134,7 +140,7 @@ func New(ctx context.Context, db *sqlx.DB) (*Store, error) {
 // Close releases the prepared statements (not the db).
 func (s *Store) Close() error {
 	for _, st := range []*sqlx.Stmt{s.loginExisting, s.upsertByUnionID, s.upsertByUsername,
-		s.linkIdentity, s.userDisabled, s.getUser, s.setAdmin} {
+		s.linkIdentity, s.touchByUnionID, s.userDisabled, s.credentials, s.getUser, s.setAdmin} {
 		if st != nil {
 			_ = st.Close()
 		}
@@ -197,7 +203,7 @@ WITH usr AS (
 	RETURNING i
 ), event AS (
 	INSERT INTO outbox (id, subject, payload)
-	SELECT $12::uuid, $13::text, wxlogin_user_event($12::uuid, $14::text, usr.u, ident.i)
+	SELECT $12::uuid, $13::text, wxlogin_user_event($12::uuid, $14::text, usr.u, ident.i) || jsonb_build_object('kind', (ident.i).kind)
 	FROM usr, ident
 )
 SELECT ` + selectUser("(usr.u).") + `, (ident.i).id
@@ -233,7 +239,8 @@ WITH ident AS (
 	RETURNING i
 ), event AS (
 	INSERT INTO outbox (id, subject, payload)
-	SELECT e.id, e.subject, wxlogin_user_event(e.id, e.type, u, ident.i)
+	SELECT e.id, e.subject, wxlogin_user_event(e.id, e.type, u, ident.i) ||
+		CASE WHEN e.ord = 2 THEN jsonb_build_object('kind', (ident.i).kind) ELSE '{}'::jsonb END
 	FROM ident
 	JOIN users AS u ON u.id = (ident.i).user_id
 	CROSS JOIN (VALUES (1, $7::uuid, $8::text, $9::text), (2, $10::uuid, $11::text, $12::text)) AS e (ord, id, subject, type)
@@ -241,6 +248,13 @@ WITH ident AS (
 	ORDER BY e.ord
 )
 SELECT (ident.i).id, (ident.i).user_id FROM ident`
+
+// qTouchByUnionID records a login on the user holding unionid $1, for an
+// identity of that person new to us. $2-$8 profile.
+var qTouchByUnionID = `
+UPDATE users AS u SET ` + profileSetAt(2) + `
+WHERE u.unionid = $1
+RETURNING ` + selectUser("u.")
 
 var qGetUser = `
 SELECT ` + selectUser("u.") + `,
@@ -251,7 +265,8 @@ FROM users AS u
 WHERE u.id = $1`
 
 // WechatLogin is a successful WeChat code exchange. SessionKey is a secret:
-// it is written to identities.session_key and nowhere else.
+// it is written to identities.session_key and nowhere else (websites have
+// none: "").
 type WechatLogin struct {
 	Kind       string
 	AppID      string
@@ -259,6 +274,10 @@ type WechatLogin struct {
 	UnionID    string
 	SessionKey string
 	Profile    *identity.Profile
+	// NoCreate: an identity seen for the first time is linked to the user
+	// holding its unionid, if any, and otherwise refused with ErrNotBound
+	// (WXLOGIN_AUTO_REGISTER=false).
+	NoCreate bool
 }
 
 // LoginResult is a committed login.
@@ -305,7 +324,12 @@ func (s *Store) LoginWechat(ctx context.Context, in WechatLogin) (LoginResult, e
 		if err == nil {
 			return res, nil
 		}
-		if errors.Is(err, errNoIdentity) {
+		if errors.Is(err, errNoIdentity) && in.NoCreate {
+			res, err = s.linkToUnionID(ctx, in)
+			if err == nil {
+				return res, nil
+			}
+		} else if errors.Is(err, errNoIdentity) {
 			res, err = s.firstLogin(ctx, in, usernameLengths[nameLen])
 			if err == nil {
 				return res, nil
@@ -346,7 +370,7 @@ func retryable(err error) bool {
 
 func (s *Store) returningLogin(ctx context.Context, in WechatLogin) (LoginResult, error) {
 	var res LoginResult
-	args := append([]any{in.AppID, in.OpenID, in.SessionKey, nullIfEmpty(in.UnionID)}, profileArgs(in.Profile)...)
+	args := append([]any{in.AppID, in.OpenID, nullIfEmpty(in.SessionKey), nullIfEmpty(in.UnionID)}, profileArgs(in.Profile)...)
 	args = append(args, uuid.New(), identity.SubjectUserLoggedIn, identity.EventUserLoggedIn)
 	err := s.loginExisting.QueryRowContext(ctx, args...).Scan(append(res.User.dest(), &res.IdentityID)...)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -386,33 +410,92 @@ func (s *Store) firstLogin(ctx context.Context, in WechatLogin, nameLen int) (re
 		return LoginResult{}, ErrUserDisabled
 	}
 
-	var owner string
-	err = tx.StmtxContext(ctx, s.linkIdentity).QueryRowContext(ctx,
-		res.User.ID, in.Kind, in.AppID, in.OpenID, nullIfEmpty(in.UnionID), in.SessionKey,
-		uuid.New(), identity.SubjectUserCreated, identity.EventUserCreated,
-		uuid.New(), identity.SubjectUserLoggedIn, identity.EventUserLoggedIn,
-		res.IsNewUser,
-	).Scan(&res.IdentityID, &owner)
-	if err != nil {
-		return LoginResult{}, fmt.Errorf("link identity: %w", err)
-	}
-	if owner != res.User.ID {
-		// The identity appeared meanwhile and belongs to another account
-		// (bound to it): that account's state decides, and rolling back
-		// drops any user this attempt created.
-		var disabled bool
-		if err = tx.StmtxContext(ctx, s.userDisabled).QueryRowContext(ctx, owner).Scan(&disabled); err != nil {
-			return LoginResult{}, fmt.Errorf("identity owner: %w", err)
-		}
-		if disabled {
-			return LoginResult{}, ErrUserDisabled
-		}
-		return LoginResult{}, errRetry
+	if err = s.link(ctx, tx, &res, in); err != nil {
+		return LoginResult{}, err
 	}
 	if err = tx.Commit(); err != nil {
 		return LoginResult{}, fmt.Errorf("commit: %w", err)
 	}
 	return res, nil
+}
+
+// link attaches the identity of in to res.User inside tx, with the events.
+func (s *Store) link(ctx context.Context, tx *sqlx.Tx, res *LoginResult, in WechatLogin) error {
+	var owner string
+	err := tx.StmtxContext(ctx, s.linkIdentity).QueryRowContext(ctx,
+		res.User.ID, in.Kind, in.AppID, in.OpenID, nullIfEmpty(in.UnionID), nullIfEmpty(in.SessionKey),
+		uuid.New(), identity.SubjectUserCreated, identity.EventUserCreated,
+		uuid.New(), identity.SubjectUserLoggedIn, identity.EventUserLoggedIn,
+		res.IsNewUser,
+	).Scan(&res.IdentityID, &owner)
+	if err != nil {
+		return fmt.Errorf("link identity: %w", err)
+	}
+	if owner != res.User.ID {
+		// The identity appeared meanwhile and belongs to another account
+		// (bound to it): that account's state decides, and rolling back
+		// drops any user this attempt created.
+		return s.ownerState(ctx, tx, owner)
+	}
+	return nil
+}
+
+// ownerState is the answer for an identity found to belong to owner after
+// all: ErrUserDisabled, or errRetry (the returning-user path will take it).
+func (s *Store) ownerState(ctx context.Context, tx *sqlx.Tx, owner string) error {
+	var disabled bool
+	if err := tx.StmtxContext(ctx, s.userDisabled).QueryRowContext(ctx, owner).Scan(&disabled); err != nil {
+		return fmt.Errorf("identity owner: %w", err)
+	}
+	if disabled {
+		return ErrUserDisabled
+	}
+	return errRetry
+}
+
+// linkToUnionID is the first login of an identity when accounts are not
+// created on the fly: the user that holds its unionid gets it, else nobody
+// (ErrNotBound) and nothing is written.
+func (s *Store) linkToUnionID(ctx context.Context, in WechatLogin) (res LoginResult, err error) {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return LoginResult{}, fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if in.UnionID != "" {
+		args := append([]any{in.UnionID}, profileArgs(in.Profile)...)
+		err = tx.StmtxContext(ctx, s.touchByUnionID).QueryRowContext(ctx, args...).Scan(res.User.dest()...)
+		switch {
+		case err == nil:
+			if res.User.DisabledAt != nil {
+				return LoginResult{}, ErrUserDisabled
+			}
+			if err = s.link(ctx, tx, &res, in); err != nil {
+				return LoginResult{}, err
+			}
+			if err = tx.Commit(); err != nil {
+				return LoginResult{}, fmt.Errorf("commit: %w", err)
+			}
+			return res, nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return LoginResult{}, fmt.Errorf("user by unionid: %w", err)
+		}
+	}
+	// Nobody to link to, unless the identity itself appeared meanwhile (or
+	// belongs to a disabled user, which the returning path skips).
+	var owner string
+	err = tx.QueryRowContext(ctx, `SELECT user_id FROM identities WHERE appid = $1 AND openid = $2`, in.AppID, in.OpenID).Scan(&owner)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return LoginResult{}, ErrNotBound
+	case err != nil:
+		return LoginResult{}, fmt.Errorf("identity owner: %w", err)
+	}
+	return LoginResult{}, s.ownerState(ctx, tx, owner)
 }
 
 // GetUser returns the user with its identities, or ErrNotFound (also for an

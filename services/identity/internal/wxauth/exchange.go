@@ -17,14 +17,25 @@ import (
 // *api.Error with a short client-safe message; WeChat's own message text is
 // never passed on.
 type Exchanger struct {
-	wc  *wechat.Client
-	log *slog.Logger
+	wc     *wechat.Client
+	tokens *TokenCache
+	log    *slog.Logger
 }
 
-// NewExchanger returns an Exchanger calling WeChat through wc.
-func NewExchanger(wc *wechat.Client, log *slog.Logger) *Exchanger {
-	return &Exchanger{wc: wc, log: log}
+// NewExchanger returns an Exchanger calling WeChat through wc, with server
+// access tokens (for phone numbers) from tokens.
+func NewExchanger(wc *wechat.Client, tokens *TokenCache, log *slog.Logger) *Exchanger {
+	return &Exchanger{wc: wc, tokens: tokens, log: log}
 }
+
+// Names of the WeChat calls, in logs.
+const (
+	callCode2Session = "jscode2session"
+	callOAuthToken   = "oauth2/access_token"
+	callUserInfo     = "userinfo"
+	callStableToken  = "stable_token"
+	callPhone        = "getuserphonenumber"
+)
 
 // Code2Session exchanges a mini-program wx.login code. The returned
 // session's SessionKey is a secret: store it, never log or return it.
@@ -34,7 +45,7 @@ func (e *Exchanger) Code2Session(ctx context.Context, app apps.App, code string)
 	}
 	s, err := e.wc.Code2Session(ctx, app.AppID, app.Secret, code)
 	if err != nil {
-		return wechat.Session{}, e.translate(ctx, app, "jscode2session", err)
+		return wechat.Session{}, e.translate(ctx, app, callCode2Session, err)
 	}
 	return s, nil
 }
@@ -49,11 +60,15 @@ func (e *Exchanger) translate(ctx context.Context, app apps.App, call string, er
 		e.log.Warn("wechat unreachable", "call", call, "appid", app.AppID, "request_id", rid, "error", err)
 		return api.Errorf(api.CodeWechatUnavailable, "WeChat is unavailable; try again shortly")
 	}
+	what := "login code"
+	if call == callPhone {
+		what = "phone number code"
+	}
 	switch we.Code {
 	case wechat.ErrCodeInvalidCode:
-		return api.Errorf(api.CodeWechatCodeInvalid, "the WeChat login code is invalid or expired")
+		return api.Errorf(api.CodeWechatCodeInvalid, "the WeChat %s is invalid or expired", what)
 	case wechat.ErrCodeCodeUsed:
-		return api.Errorf(api.CodeWechatCodeUsed, "the WeChat login code has already been used")
+		return api.Errorf(api.CodeWechatCodeUsed, "the WeChat %s has already been used", what)
 	case wechat.ErrCodeMinuteQuota:
 		e.log.Warn("wechat rate limit", "call", call, "appid", app.AppID, "request_id", rid, "errcode", we.Code)
 		return api.Errorf(api.CodeWechatRateLimited, "too many WeChat logins; try again in a minute")
@@ -64,9 +79,9 @@ func (e *Exchanger) translate(ctx context.Context, app apps.App, call string, er
 		// Our configuration is wrong, not the user's request.
 		e.log.Error("wechat rejected the app credentials; check the app's appid and secret",
 			"call", call, "appid", app.AppID, "request_id", rid, "errcode", we.Code)
-		return api.Errorf(api.CodeWechatError, "WeChat refused the login")
+		return api.Errorf(api.CodeWechatError, "WeChat refused the request")
 	default:
 		e.log.Warn("wechat error", "call", call, "appid", app.AppID, "request_id", rid, "errcode", we.Code)
-		return api.Errorf(api.CodeWechatError, "WeChat refused the login")
+		return api.Errorf(api.CodeWechatError, "WeChat refused the request")
 	}
 }

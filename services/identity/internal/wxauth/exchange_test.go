@@ -60,7 +60,7 @@ func TestCode2SessionTranslatesErrors(t *testing.T) {
 				defer cancel()
 			}
 			var logs bytes.Buffer
-			e := NewExchanger(wechatAnswering(t, tc.body, delay), slog.New(slog.NewTextHandler(&logs, nil)))
+			e := NewExchanger(wechatAnswering(t, tc.body, delay), nil, slog.New(slog.NewTextHandler(&logs, nil)))
 			s, err := e.Code2Session(ctx, app, tc.code)
 			if tc.want == "" {
 				if err != nil || s.OpenID != "o1" {

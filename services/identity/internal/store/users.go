@@ -1,0 +1,244 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/wxlogin/wxlogin/shared/api/identity"
+)
+
+// ProfileUpdate is a change to a user's own data: nil fields stay, "" clears
+// (DateOfBirth "" sets it NULL). Values are validated by the caller.
+type ProfileUpdate struct {
+	identity.Profile
+	Email       *string
+	DateOfBirth *string // YYYY-MM-DD
+	Description *string
+	PhoneNumber *string
+}
+
+func (p ProfileUpdate) empty() bool {
+	q := p.Profile
+	for _, v := range []*string{q.Nickname, q.AvatarURL, q.Language, q.City, q.Province, q.Country,
+		p.Email, p.DateOfBirth, p.Description, p.PhoneNumber} {
+		if v != nil {
+			return false
+		}
+	}
+	return q.Gender == nil
+}
+
+// qUpdateUser: $1 user id, $2-$8 profile, $9 email, $10 date_of_birth,
+// $11 description, $12 phone_number, $13 event id.
+var qUpdateUser = `
+WITH usr AS (
+	UPDATE users AS u SET
+		nickname      = COALESCE($2::text, u.nickname),
+		avatar_url    = COALESCE($3::text, u.avatar_url),
+		gender        = COALESCE($4::smallint, u.gender),
+		language      = COALESCE($5::text, u.language),
+		city          = COALESCE($6::text, u.city),
+		province      = COALESCE($7::text, u.province),
+		country       = COALESCE($8::text, u.country),
+		email         = COALESCE($9::text, u.email),
+		date_of_birth = CASE WHEN $10::text IS NULL THEN u.date_of_birth ELSE NULLIF($10::text, '')::date END,
+		description   = COALESCE($11::text, u.description),
+		phone_number  = COALESCE($12::text, u.phone_number),
+		updated_at    = now()
+	WHERE u.id = $1 AND u.disabled_at IS NULL
+	RETURNING u
+), event AS (
+	INSERT INTO outbox (id, subject, payload)
+	SELECT $13::uuid, '` + identity.SubjectUserUpdated + `', wxlogin_user_event($13::uuid, '` + identity.EventUserUpdated + `', usr.u, NULL::identities)
+	FROM usr
+)
+SELECT ` + selectUser("(usr.u).") + ` FROM usr`
+
+// UpdateUser applies p to the user and writes user.updated, in one
+// statement. Nothing to change: the user as it is, no event.
+// ErrNotFound, ErrUserDisabled.
+func (s *Store) UpdateUser(ctx context.Context, userID string, p ProfileUpdate) (User, error) {
+	if !validID(userID) {
+		return User{}, ErrNotFound
+	}
+	if p.empty() {
+		u, err := s.GetUser(ctx, userID)
+		if err == nil && u.DisabledAt != nil {
+			return User{}, ErrUserDisabled
+		}
+		u.Identities = nil
+		return u, err
+	}
+	args := append([]any{userID}, profileArgs(&p.Profile)...)
+	args = append(args, p.Email, p.DateOfBirth, p.Description, p.PhoneNumber, newEventID())
+	var u User
+	err := s.db.QueryRowxContext(ctx, qUpdateUser, args...).Scan(u.dest()...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, s.userState(ctx, s.db, userID)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("update user: %w", err)
+	}
+	return u, nil
+}
+
+// ActiveUser returns ErrNotFound or ErrUserDisabled unless the user can act.
+func (s *Store) ActiveUser(ctx context.Context, userID string) error {
+	if !validID(userID) {
+		return ErrNotFound
+	}
+	var disabled bool
+	err := s.userDisabled.QueryRowContext(ctx, userID).Scan(&disabled)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return ErrNotFound
+	case err != nil:
+		return fmt.Errorf("user state: %w", err)
+	case disabled:
+		return ErrUserDisabled
+	}
+	return nil
+}
+
+// DeleteIdentity unbinds one of the user's identities. ErrNotFound when it
+// is not the user's; ErrLastLoginMethod when the user has no password and
+// this is its only identity. The user's unionid goes with its last
+// identity that carries it, so the person's next WeChat login is not
+// linked back here.
+func (s *Store) DeleteIdentity(ctx context.Context, userID, identityID string) error {
+	if !validID(userID) || !validID(identityID) {
+		return ErrNotFound
+	}
+	return s.inTx(ctx, nil, func(tx *sqlx.Tx) error {
+		// Locking the user serializes deletes of its identities: two
+		// concurrent ones cannot each leave the other as the last.
+		var hasPassword, disabled bool
+		err := tx.QueryRowxContext(ctx, `SELECT password_hash IS NOT NULL, disabled_at IS NOT NULL FROM users WHERE id = $1 FOR UPDATE`,
+			userID).Scan(&hasPassword, &disabled)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return ErrNotFound
+		case err != nil:
+			return fmt.Errorf("lock user: %w", err)
+		case disabled:
+			return ErrUserDisabled
+		}
+		var count int
+		var owned bool
+		if err := tx.QueryRowxContext(ctx, `SELECT count(*), COALESCE(bool_or(id = $2), false) FROM identities WHERE user_id = $1`,
+			userID, identityID).Scan(&count, &owned); err != nil {
+			return fmt.Errorf("count identities: %w", err)
+		}
+		switch {
+		case !owned:
+			return ErrNotFound
+		case count == 1 && !hasPassword:
+			return ErrLastLoginMethod
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM identities WHERE id = $1 AND user_id = $2`, identityID, userID); err != nil {
+			return fmt.Errorf("delete identity: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE users AS u SET unionid = NULL, updated_at = now()
+			WHERE u.id = $1 AND u.unionid IS NOT NULL
+				AND NOT EXISTS (SELECT 1 FROM identities AS i WHERE i.user_id = u.id AND i.unionid = u.unionid)`, userID); err != nil {
+			return fmt.Errorf("release unionid: %w", err)
+		}
+		return nil
+	})
+}
+
+// SearchUsers returns one page of the users matching q (all for q ""),
+// newest first, and how many match in all. q matches username, nickname,
+// email and phone_number as a substring (case-insensitive) and openid or
+// unionid exactly.
+func (s *Store) SearchUsers(ctx context.Context, q string, limit, offset int) ([]User, int, error) {
+	where := `TRUE`
+	args := []any{}
+	if q != "" {
+		where = `(u.username ILIKE $1 ESCAPE '\' OR u.nickname ILIKE $1 ESCAPE '\' OR u.email ILIKE $1 ESCAPE '\'
+			OR u.phone_number ILIKE $1 ESCAPE '\' OR u.unionid = $2
+			OR EXISTS (SELECT 1 FROM identities AS i WHERE i.user_id = u.id AND (i.openid = $2 OR i.unionid = $2)))`
+		args = append(args, "%"+escapeLike(q)+"%", q)
+	}
+	var total int
+	if err := s.db.GetContext(ctx, &total, `SELECT count(*) FROM users AS u WHERE `+where, args...); err != nil {
+		return nil, 0, fmt.Errorf("count users: %w", err)
+	}
+	if total == 0 || offset >= total {
+		return []User{}, total, nil
+	}
+	n := len(args)
+	rows, err := s.db.QueryxContext(ctx, fmt.Sprintf(`SELECT %s FROM users AS u WHERE %s
+		ORDER BY u.created_at DESC, u.id LIMIT $%d OFFSET $%d`, selectUser("u."), where, n+1, n+2),
+		append(args, limit, offset)...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("search users: %w", err)
+	}
+	defer rows.Close()
+	users := []User{}
+	for rows.Next() {
+		var u User
+		if err := rows.Scan(u.dest()...); err != nil {
+			return nil, 0, fmt.Errorf("search users: %w", err)
+		}
+		users = append(users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("search users: %w", err)
+	}
+	return users, total, nil
+}
+
+// escapeLike makes s match itself literally in a LIKE pattern.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// IsActiveAdmin reports whether the user is an administrator that is not
+// disabled. Unknown or malformed ids are not.
+func (s *Store) IsActiveAdmin(ctx context.Context, userID string) (bool, error) {
+	if !validID(userID) {
+		return false, nil
+	}
+	var admin bool
+	err := s.db.GetContext(ctx, &admin, `SELECT is_admin AND disabled_at IS NULL FROM users WHERE id = $1`, userID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("is admin: %w", err)
+	}
+	return admin, nil
+}
+
+// qSetDisabled changes disabled_at only if the state changes, with a
+// user.updated event. $1 id, $2 disabled, $3 event id.
+var qSetDisabled = `
+WITH usr AS (
+	UPDATE users AS u SET
+		disabled_at = CASE WHEN $2::boolean THEN now() END,
+		updated_at = now()
+	WHERE u.id = $1 AND (u.disabled_at IS NOT NULL) <> $2::boolean
+	RETURNING u
+)
+INSERT INTO outbox (id, subject, payload)
+SELECT $3::uuid, '` + identity.SubjectUserUpdated + `', wxlogin_user_event($3::uuid, '` + identity.EventUserUpdated + `', usr.u, NULL::identities)
+FROM usr`
+
+// SetDisabled disables or re-enables the user; setting the state it is
+// already in changes nothing (no event). Returns the user with its
+// identities; ErrNotFound.
+func (s *Store) SetDisabled(ctx context.Context, userID string, disabled bool) (User, error) {
+	if !validID(userID) {
+		return User{}, ErrNotFound
+	}
+	if _, err := s.db.ExecContext(ctx, qSetDisabled, userID, disabled, newEventID()); err != nil {
+		return User{}, fmt.Errorf("set disabled: %w", err)
+	}
+	return s.GetUser(ctx, userID)
+}

@@ -1,0 +1,66 @@
+package wxauth
+
+import (
+	"context"
+
+	"github.com/wxlogin/wxlogin/shared/api"
+	"github.com/wxlogin/wxlogin/shared/api/identity"
+	"github.com/wxlogin/wxlogin/shared/apps"
+	"github.com/wxlogin/wxlogin/shared/natsrpc"
+	"github.com/wxlogin/wxlogin/shared/wechat"
+)
+
+// WebUser is a website (Open Platform) login: the identity and whatever
+// profile WeChat shared. Profile holds only the fields WeChat filled in, so
+// empty answers never overwrite what the user has.
+type WebUser struct {
+	OpenID  string
+	UnionID string
+	Profile *identity.Profile
+}
+
+// WebLogin exchanges a website QR login code (sns/oauth2/access_token) and
+// fetches the profile (sns/userinfo). The profile is a courtesy: when
+// userinfo fails the login still succeeds, without it.
+func (e *Exchanger) WebLogin(ctx context.Context, app apps.App, code string) (WebUser, error) {
+	if code == "" {
+		return WebUser{}, api.Errorf(api.CodeCodeMissing, "code is required")
+	}
+	tok, err := e.wc.OAuthAccessToken(ctx, app.AppID, app.Secret, code)
+	if err != nil {
+		return WebUser{}, e.translate(ctx, app, callOAuthToken, err)
+	}
+	u := WebUser{OpenID: tok.OpenID, UnionID: tok.UnionID}
+	info, err := e.wc.UserInfo(ctx, tok.AccessToken, tok.OpenID)
+	if err != nil {
+		e.log.Warn("wechat userinfo failed; logging in without the profile", "appid", app.AppID,
+			"request_id", natsrpc.RequestID(ctx), "errcode", wechat.ErrCode(err))
+		return u, nil
+	}
+	if u.UnionID == "" {
+		u.UnionID = info.UnionID
+	}
+	u.Profile = webProfile(info)
+	return u, nil
+}
+
+// webProfile maps sns/userinfo to a profile. Since 2021 WeChat answers sex
+// 0 and empty regions for everybody: an unknown sex is no news either.
+func webProfile(info wechat.UserInfo) *identity.Profile {
+	p := &identity.Profile{}
+	set := func(dst **string, v string) {
+		if v != "" {
+			*dst = &v
+		}
+	}
+	set(&p.Nickname, info.Nickname)
+	set(&p.AvatarURL, info.HeadImgURL)
+	set(&p.Province, info.Province)
+	set(&p.City, info.City)
+	set(&p.Country, info.Country)
+	if info.Sex == 1 || info.Sex == 2 {
+		sex := info.Sex
+		p.Gender = &sex
+	}
+	return p
+}

@@ -108,8 +108,9 @@ func TestKeysArriveLate(t *testing.T) {
 
 	r := get(t, base+"/readyz", nil)
 	b := wantProblem(t, r, http.StatusServiceUnavailable, "service_unavailable")
-	if down, _ := b["down"].([]any); len(down) != 2 || down[0] != "session" || down[1] != "keys" {
-		t.Errorf("down %v, want [session keys]", b["down"])
+	// Session creates the revocation bucket too: nothing to watch yet.
+	if down, _ := b["down"].([]any); len(down) != 3 || down[0] != "session" || down[1] != "keys" || down[2] != "revocations" {
+		t.Errorf("down %v, want [session keys revocations]", b["down"])
 	}
 	wantProblem(t, get(t, base+"/api/v1/me", bearer(token)), http.StatusServiceUnavailable, "service_unavailable")
 	wantProblem(t, get(t, base+"/.well-known/jwks.json", nil), http.StatusServiceUnavailable, "service_unavailable")

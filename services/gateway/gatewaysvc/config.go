@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/wxlogin/wxlogin/services/gateway/internal/ratelimit"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
 )
 
@@ -20,6 +22,12 @@ type Config struct {
 	NATSURL   string `env:"WXLOGIN_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
 	HTTPAddr  string `env:"WXLOGIN_HTTP_ADDR" envDefault:"127.0.0.1:8080"`
 	PublicURL string `env:"WXLOGIN_PUBLIC_URL" envDefault:"http://127.0.0.1:8080"`
+	// WechatOpenBase is WeChat's Open Platform base: the QR login page is
+	// WechatOpenBase + /connect/qrconnect (the fake WeChat in development).
+	WechatOpenBase string `env:"WXLOGIN_WECHAT_OPEN_BASE" envDefault:"https://open.weixin.qq.com"`
+	// AccessTTL is the access token lifetime the session service issues
+	// with: a revocation is forgotten once no token it matches can be alive.
+	AccessTTL time.Duration `env:"WXLOGIN_ACCESS_TTL" envDefault:"2h"`
 	// CORSOrigins are the origins browsers may call from; "*" allows any.
 	CORSOrigins []string `env:"WXLOGIN_CORS_ORIGINS" envDefault:"*" envSeparator:","`
 	// JWTAlg is jwtverify.AlgEdDSA (keys from the session service) or jwtverify.AlgHS256.
@@ -29,11 +37,24 @@ type Config struct {
 	JWTIssuer   string     `env:"WXLOGIN_JWT_ISSUER" envDefault:"wxlogin"`
 	JWTAudience string     `env:"WXLOGIN_JWT_AUDIENCE" envDefault:"wxlogin"`
 	LogLevel    slog.Level `env:"WXLOGIN_LOG_LEVEL" envDefault:"info"`
+	// RateLimit is the per-client-IP limit shared by the login-like routes
+	// (logins, register, bind, refresh, QR create): "N/unit[,burst=B]" with
+	// unit s, m or h, or "off". The default lets a large office behind one
+	// NAT address log in freely, but not a load test from one address:
+	// benchmarks run with "off".
+	RateLimit string `env:"WXLOGIN_RATE_LIMIT" envDefault:"200/s,burst=400"`
+	// TrustedProxies are reverse proxies (IPs or CIDRs, comma separated)
+	// whose X-Forwarded-For names the client; none by default, so the
+	// client is the TCP peer and a forged header changes nothing.
+	TrustedProxies []string `env:"WXLOGIN_TRUSTED_PROXIES" envSeparator:","`
 
 	// JWKSRefresh is how often the EdDSA keys are re-read from the session
 	// service; zero means 30s. Not read from the environment.
 	JWKSRefresh time.Duration
 }
+
+// defaultRateLimit is WXLOGIN_RATE_LIMIT's default.
+const defaultRateLimit = "200/s,burst=400"
 
 // ConfigFromEnv reads the configuration from the environment. A bad value
 // is an error naming its variable.
@@ -59,15 +80,27 @@ func (c *Config) Validate() error {
 	def(&c.NATSURL, "nats://127.0.0.1:4222")
 	def(&c.HTTPAddr, "127.0.0.1:8080")
 	def(&c.PublicURL, "http://127.0.0.1:8080")
+	def(&c.WechatOpenBase, "https://open.weixin.qq.com")
 	def(&c.JWTAlg, jwtverify.AlgEdDSA)
 	def(&c.JWTIssuer, "wxlogin")
 	def(&c.JWTAudience, "wxlogin")
+	def(&c.RateLimit, defaultRateLimit)
 
 	u, err := url.Parse(c.PublicURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("config: WXLOGIN_PUBLIC_URL: %q is not an absolute http(s) URL", c.PublicURL)
 	}
 	c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
+	if u, err := url.Parse(c.WechatOpenBase); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("config: WXLOGIN_WECHAT_OPEN_BASE: %q is not an absolute http(s) URL without query", c.WechatOpenBase)
+	}
+	c.WechatOpenBase = strings.TrimSuffix(c.WechatOpenBase, "/")
+	switch {
+	case c.AccessTTL == 0:
+		c.AccessTTL = 2 * time.Hour
+	case c.AccessTTL < 0:
+		return fmt.Errorf("config: WXLOGIN_ACCESS_TTL: %s is negative", c.AccessTTL)
+	}
 
 	origins := make([]string, 0, len(c.CORSOrigins))
 	for _, o := range c.CORSOrigins {
@@ -99,6 +132,26 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("config: WXLOGIN_JWT_ALG: %q is neither EdDSA nor HS256", c.JWTAlg)
 	}
+	if _, err := ratelimit.ParseSpec(c.RateLimit); err != nil {
+		return fmt.Errorf("config: WXLOGIN_RATE_LIMIT: %w", err)
+	}
+	proxies := make([]string, 0, len(c.TrustedProxies))
+	for _, p := range c.TrustedProxies {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				return fmt.Errorf("config: WXLOGIN_TRUSTED_PROXIES: %q is neither an IP address nor a CIDR", p)
+			}
+		}
+		proxies = append(proxies, p)
+	}
+	c.TrustedProxies = nil
+	if len(proxies) > 0 {
+		c.TrustedProxies = proxies
+	}
 	if c.JWKSRefresh < 0 {
 		return errors.New("config: JWKSRefresh must not be negative")
 	}
@@ -115,12 +168,16 @@ func (c Config) LogValue() slog.Value {
 		slog.String("nats_url", redactURL(c.NATSURL)),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("public_url", c.PublicURL),
+		slog.String("wechat_open_base", c.WechatOpenBase),
+		slog.Duration("access_ttl", c.AccessTTL),
 		slog.String("cors_origins", strings.Join(c.CORSOrigins, ",")),
 		slog.String("jwt_alg", c.JWTAlg),
 		slog.String("jwt_secret", secret),
 		slog.String("jwt_issuer", c.JWTIssuer),
 		slog.String("jwt_audience", c.JWTAudience),
 		slog.String("log_level", c.LogLevel.String()),
+		slog.String("rate_limit", c.RateLimit),
+		slog.String("trusted_proxies", strings.Join(c.TrustedProxies, ",")),
 	)
 }
 

@@ -16,6 +16,8 @@ import (
 
 	"github.com/wxlogin/wxlogin/services/gateway/internal/httpapi"
 	"github.com/wxlogin/wxlogin/services/gateway/internal/keys"
+	"github.com/wxlogin/wxlogin/services/gateway/internal/metrics"
+	"github.com/wxlogin/wxlogin/services/gateway/internal/ratelimit"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
 	"github.com/wxlogin/wxlogin/shared/api/session"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
@@ -79,21 +81,35 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, ln net.Listener) e
 		fetch := func(ctx context.Context) ([]byte, error) { return sessionClient.JWKS(ctx) }
 		k = keys.NewEdDSA(fetch, opts, cfg.JWKSRefresh, log)
 	}
+	views, err := newKVViews(nc, cfg, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	keysCtx, stopKeys := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { k.Run(keysCtx) })
+	wg.Go(func() { views.run(keysCtx) })
 	defer wg.Wait()
 	defer stopKeys()
 
+	// Validate has checked the spec.
+	limit, _ := ratelimit.ParseSpec(cfg.RateLimit)
+	m := metrics.New(log)
 	srv := &http.Server{
 		Handler: httpapi.New(httpapi.Options{
-			Log:         log,
-			Identity:    identityClient,
-			Session:     sessionClient,
-			Keys:        k,
-			Ready:       readiness(nc, k),
-			Connected:   nc.IsConnected,
-			CORSOrigins: cfg.CORSOrigins,
+			Log:            log,
+			Identity:       instrumentIdentity(identityClient, m),
+			Session:        instrumentSession(sessionClient, m),
+			Metrics:        m,
+			IPLimit:        ratelimit.New(limit, ratelimit.Options{}),
+			TrustedProxies: cfg.TrustedProxies,
+			Keys:           k,
+			Ready:          views.ready(readiness(nc, k)),
+			Revocations:    views.revocations,
+			Web:            views.web(cfg),
+			Connected:      nc.IsConnected,
+			CORSOrigins:    cfg.CORSOrigins,
 		}),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,

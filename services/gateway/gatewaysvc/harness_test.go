@@ -120,6 +120,7 @@ func (e *env) startIdentity() (stop func()) {
 
 func (e *env) startSession() (stop func()) {
 	e.t.Helper()
+	e.ensureBuckets() // the KV buckets session creates at start (accounts_harness_test.go)
 	svc, err := micro.AddService(e.nc, micro.Config{Name: session.Service, Version: "0.0.1", QueueGroup: session.Service})
 	if err != nil {
 		e.t.Fatal(err)

@@ -79,8 +79,9 @@ func TestRoutingProblems(t *testing.T) {
 	if r.status != http.StatusMethodNotAllowed || r.header.Get("Content-Type") != "application/problem+json" {
 		t.Fatalf("status %d %q: %s", r.status, r.header.Get("Content-Type"), r.raw)
 	}
-	if got := r.header.Get("Allow"); got != "GET" {
-		t.Errorf("Allow %q, want GET", got)
+	// PATCH /api/v1/me updates the profile (accounts.go).
+	if got := r.header.Get("Allow"); got != "GET, PATCH" {
+		t.Errorf("Allow %q, want GET, PATCH", got)
 	}
 }
 
@@ -179,8 +180,8 @@ func TestStartsWithoutNATS(t *testing.T) {
 		t.Fatalf("healthz %d", r.status)
 	}
 	b := wantProblem(t, get(t, base+"/readyz", nil), http.StatusServiceUnavailable, "service_unavailable")
-	if !reflect.DeepEqual(b["down"], []any{"nats", "keys"}) {
-		t.Errorf("down %v, want [nats keys]", b["down"])
+	if !reflect.DeepEqual(b["down"], []any{"nats", "keys", "revocations"}) {
+		t.Errorf("down %v, want [nats keys revocations]", b["down"])
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()
@@ -234,7 +235,8 @@ func TestLogs(t *testing.T) {
 
 func TestConfigFromEnv(t *testing.T) {
 	vars := []string{"WXLOGIN_NATS_URL", "WXLOGIN_HTTP_ADDR", "WXLOGIN_PUBLIC_URL", "WXLOGIN_CORS_ORIGINS", "WXLOGIN_JWT_ALG",
-		"WXLOGIN_JWT_SECRET", "WXLOGIN_JWT_ISSUER", "WXLOGIN_JWT_AUDIENCE", "WXLOGIN_LOG_LEVEL"}
+		"WXLOGIN_JWT_SECRET", "WXLOGIN_JWT_ISSUER", "WXLOGIN_JWT_AUDIENCE", "WXLOGIN_LOG_LEVEL",
+		"WXLOGIN_RATE_LIMIT", "WXLOGIN_TRUSTED_PROXIES", "WXLOGIN_WECHAT_OPEN_BASE", "WXLOGIN_ACCESS_TTL"}
 	clear := func(t *testing.T) {
 		for _, v := range vars {
 			t.Setenv(v, "")
@@ -249,7 +251,8 @@ func TestConfigFromEnv(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := gatewaysvc.Config{NATSURL: "nats://127.0.0.1:4222", HTTPAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080",
-			CORSOrigins: []string{"*"}, JWTAlg: "EdDSA", JWTIssuer: "wxlogin", JWTAudience: "wxlogin", LogLevel: slog.LevelInfo}
+			CORSOrigins: []string{"*"}, JWTAlg: "EdDSA", JWTIssuer: "wxlogin", JWTAudience: "wxlogin", LogLevel: slog.LevelInfo,
+			RateLimit: "200/s,burst=400", WechatOpenBase: "https://open.weixin.qq.com", AccessTTL: 2 * time.Hour}
 		if !reflect.DeepEqual(cfg, want) {
 			t.Errorf("got %+v\nwant %+v", cfg, want)
 		}
@@ -281,6 +284,12 @@ func TestConfigFromEnv(t *testing.T) {
 		{"short secret", map[string]string{"WXLOGIN_JWT_ALG": "HS256", "WXLOGIN_JWT_SECRET": "short"}, "WXLOGIN_JWT_SECRET"},
 		{"public URL", map[string]string{"WXLOGIN_PUBLIC_URL": "example.com"}, "WXLOGIN_PUBLIC_URL"},
 		{"CORS origin with a path", map[string]string{"WXLOGIN_CORS_ORIGINS": "https://a.example/app"}, "WXLOGIN_CORS_ORIGINS"},
+		{"rate limit", map[string]string{"WXLOGIN_RATE_LIMIT": "lots"}, "WXLOGIN_RATE_LIMIT"},
+		{"rate limit burst", map[string]string{"WXLOGIN_RATE_LIMIT": "10/s,burst=0"}, "WXLOGIN_RATE_LIMIT"},
+		{"trusted proxy", map[string]string{"WXLOGIN_TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"}, "WXLOGIN_TRUSTED_PROXIES"},
+		{"WeChat open base", map[string]string{"WXLOGIN_WECHAT_OPEN_BASE": "open.weixin.qq.com"}, "WXLOGIN_WECHAT_OPEN_BASE"},
+		{"access TTL", map[string]string{"WXLOGIN_ACCESS_TTL": "two hours"}, "WXLOGIN_ACCESS_TTL"},
+		{"negative access TTL", map[string]string{"WXLOGIN_ACCESS_TTL": "-1h"}, "WXLOGIN_ACCESS_TTL"},
 	}
 	for _, c := range bad {
 		t.Run("bad "+c.name, func(t *testing.T) {

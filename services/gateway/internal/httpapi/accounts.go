@@ -1,5 +1,395 @@
 package httpapi
 
-import "github.com/gin-gonic/gin"
+import (
+	"context"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/mail"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
 
-func (s *server) registerAccounts(v1 *gin.RouterGroup) {}
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/wxlogin/wxlogin/services/gateway/internal/middleware"
+	"github.com/wxlogin/wxlogin/shared/api"
+	"github.com/wxlogin/wxlogin/shared/api/identity"
+	"github.com/wxlogin/wxlogin/shared/api/session"
+)
+
+// Account input limits. Identity owns the username and password rules
+// (3-32 characters, 8-128 bytes); the gateway only refuses what can never
+// pass them, before it costs a round trip or a password hash.
+const (
+	maxUsernameBytes    = 64
+	maxPasswordBytes    = 128
+	maxBindTokenBytes   = 256
+	maxEmailBytes       = 254 // RFC 5321's path limit
+	maxDescriptionRunes = 500
+)
+
+func (s *server) registerAccounts(v1 *gin.RouterGroup) {
+	v1.POST("/auth/register", s.ipLimit, s.register)
+	v1.POST("/auth/password/login", s.ipLimit, s.passwordLogin)
+	v1.POST("/auth/bind", s.ipLimit, s.bind)
+
+	me := v1.Group("/me", s.bearer)
+	me.PATCH("", s.updateMe)
+	me.POST("/phone", s.setPhone)
+	me.DELETE("/identities/:id", s.deleteIdentity)
+}
+
+// register creates a username/password account, with a WeChat identity
+// attached when a bind_token or code comes along, and logs it in.
+func (s *server) register(c *gin.Context) {
+	f, err := bodyFields(c, "username", "password", "bind_token", "code", "app")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	req := identity.RegisterRequest{Username: f["username"], Password: f["password"]}
+	if req.WeChatProof, err = credentialsAndProof(f, false); err != nil {
+		s.fail(c, err)
+		return
+	}
+	// Attaching a code exchanges it with WeChat.
+	ctx, cancel := context.WithTimeout(c.Request.Context(), wechatCallTimeout)
+	res, err := s.identity.Register(ctx, req)
+	cancel()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.issuePasswordLogin(c, http.StatusCreated, res)
+}
+
+// passwordLogin logs in by username and password.
+func (s *server) passwordLogin(c *gin.Context) {
+	f, err := bodyFields(c, "username", "password")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if _, err := credentialsAndProof(f, false); err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
+	// The client IP keys identity's failed-password limit, so a guesser
+	// elsewhere cannot lock the user out.
+	res, err := s.identity.PasswordLogin(ctx, identity.PasswordLoginRequest{
+		Username: f["username"], Password: f["password"], ClientIP: c.ClientIP(),
+	})
+	cancel()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.issuePasswordLogin(c, http.StatusOK, res)
+}
+
+// bind attaches a WeChat identity (a bind_token from wechat_not_bound, or a
+// fresh code) to the account the password proves, and logs it in.
+func (s *server) bind(c *gin.Context) {
+	f, err := bodyFields(c, "username", "password", "bind_token", "code", "app")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	req := identity.BindRequest{Username: f["username"], Password: f["password"]}
+	if req.WeChatProof, err = credentialsAndProof(f, true); err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), wechatCallTimeout)
+	res, err := s.identity.Bind(ctx, req)
+	cancel()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.issuePasswordLogin(c, http.StatusOK, res)
+}
+
+// issuePasswordLogin issues tokens to a user who proved a password.
+func (s *server) issuePasswordLogin(c *gin.Context, status int, res identity.LoginResult) {
+	middleware.SetUserID(c, res.User.ID)
+	ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
+	tokens, err := s.session.Issue(ctx, session.IssueRequest{UserID: res.User.ID, Kind: api.KindPassword})
+	cancel()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	writeTokens(c, status, tokens, res.User, res.IsNewUser)
+}
+
+// credentialsAndProof checks the shape of username, password and, when
+// present in f, the WeChat proof (bind_token or code, not both; required
+// when needProof).
+func credentialsAndProof(f map[string]string, needProof bool) (identity.WeChatProof, error) {
+	var p identity.WeChatProof
+	if err := required("username", f["username"], maxUsernameBytes); err != nil {
+		return p, err
+	}
+	if u := f["username"]; !utf8.ValidString(u) || strings.ContainsFunc(u, unicode.IsControl) {
+		return p, invalidField("username", "must be text without control characters")
+	}
+	if err := required("password", f["password"], maxPasswordBytes); err != nil {
+		return p, err
+	}
+	p = identity.WeChatProof{BindToken: f["bind_token"], Code: f["code"]}
+	if err := opaque("bind_token", p.BindToken, maxBindTokenBytes); err != nil {
+		return p, err
+	}
+	if err := opaque("code", p.Code, maxCodeBytes); err != nil {
+		return p, err
+	}
+	switch {
+	case p.BindToken != "" && p.Code != "":
+		return p, api.Errorf(api.CodeInvalidRequest, "bind_token, code: send one of them, not both")
+	case needProof && p.BindToken == "" && p.Code == "":
+		return p, api.Errorf(api.CodeInvalidRequest, "bind_token or code is required: the WeChat identity to bind")
+	}
+	if err := appName(f["app"]); err != nil {
+		return p, err
+	}
+	p.App = f["app"]
+	return p, nil
+}
+
+// updateMe changes the caller's profile. The body is a JSON merge patch
+// (RFC 7396): a field left out stays, null or "" clears it.
+func (s *server) updateMe(c *gin.Context) {
+	body, err := readBody(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	req, err := parseProfilePatch(c.GetHeader("Content-Type"), body, time.Now())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	req.UserID = middleware.ClaimsOf(c).Subject
+	ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
+	u, err := s.identity.UpdateUser(ctx, req)
+	cancel()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, u)
+}
+
+// profileFields are the fields PATCH /api/v1/me accepts.
+var profileFields = []string{"nickname", "avatar_url", "gender", "language", "city", "province", "country",
+	"email", "date_of_birth", "description"}
+
+// parseProfilePatch validates a profile patch into the identity request
+// (UserID left empty). now bounds the date of birth.
+func parseProfilePatch(contentType string, body []byte, now time.Time) (identity.UserUpdateRequest, error) {
+	var req identity.UserUpdateRequest
+	if mt, _, err := mime.ParseMediaType(contentType); err != nil || (mt != "application/json" && mt != "application/merge-patch+json") {
+		return req, api.Errorf(api.CodeInvalidRequest, "Content-Type must be application/json or application/merge-patch+json")
+	}
+	raw, err := jsonObject(body)
+	if err != nil {
+		return req, err
+	}
+	if len(raw) == 0 {
+		return req, api.Errorf(api.CodeInvalidRequest, "nothing to update: send at least one of %s", strings.Join(profileFields, ", "))
+	}
+	// Refuse what we would otherwise silently drop: a typo, or a field such
+	// as username or phone_number that has its own route or none.
+	for name := range raw {
+		if !slices.Contains(profileFields, name) {
+			return req, invalidField(name, "unknown or read-only field; updatable: "+strings.Join(profileFields, ", "))
+		}
+	}
+
+	str := func(field string, check func(string) error) (*string, error) {
+		v, ok := raw[field]
+		if !ok {
+			return nil, nil
+		}
+		s, err := jsonString(field, v)
+		if err != nil {
+			return nil, err
+		}
+		if s != "" {
+			if err := check(s); err != nil {
+				return nil, err
+			}
+		}
+		return &s, nil
+	}
+	plain := func(field string, maxRunes int) func(string) error {
+		return func(v string) error {
+			_, err := text(field, v, maxRunes)
+			return err
+		}
+	}
+	p := &req.Profile
+	if p.Nickname, err = str("nickname", plain("nickname", maxNicknameRunes)); err != nil {
+		return req, err
+	}
+	if p.AvatarURL, err = str("avatar_url", func(v string) error { _, err := avatarURL("avatar_url", v); return err }); err != nil {
+		return req, err
+	}
+	if p.Language, err = str("language", plain("language", maxLanguageRunes)); err != nil {
+		return req, err
+	}
+	if p.City, err = str("city", plain("city", maxPlaceRunes)); err != nil {
+		return req, err
+	}
+	if p.Province, err = str("province", plain("province", maxPlaceRunes)); err != nil {
+		return req, err
+	}
+	if p.Country, err = str("country", plain("country", maxPlaceRunes)); err != nil {
+		return req, err
+	}
+	if req.Email, err = str("email", email); err != nil {
+		return req, err
+	}
+	if req.DateOfBirth, err = str("date_of_birth", func(v string) error { return dateOfBirth(v, now) }); err != nil {
+		return req, err
+	}
+	if req.Description, err = str("description", description); err != nil {
+		return req, err
+	}
+	if v, ok := raw["gender"]; ok {
+		g := 0 // null clears to unknown
+		if !isNull(v) {
+			t, err := jsonNumberText("gender", v)
+			if err != nil {
+				return req, err
+			}
+			gp, err := gender("gender", t)
+			if err != nil {
+				return req, err
+			}
+			if gp == nil {
+				return req, invalidField("gender", "must be 0 (unknown), 1 (male) or 2 (female)")
+			}
+			g = *gp
+		}
+		p.Gender = &g
+	}
+	return req, nil
+}
+
+// email accepts a bare address (no display name, no comments).
+func email(v string) error {
+	if len(v) > maxEmailBytes {
+		return invalidField("email", fmt.Sprintf("must be at most %d bytes", maxEmailBytes))
+	}
+	a, err := mail.ParseAddress(v)
+	if err != nil || a.Name != "" || a.Address != v || !strings.Contains(v[strings.LastIndexByte(v, '@')+1:], ".") {
+		return invalidField("email", "must be an email address such as name@example.com")
+	}
+	return nil
+}
+
+// dateOfBirth accepts YYYY-MM-DD from 1900 to today. "Today" is the date
+// in the furthest time zone ahead (UTC+14), so a birthday entered just after
+// midnight anywhere is not in the future.
+func dateOfBirth(v string, now time.Time) error {
+	d, err := time.Parse(time.DateOnly, v)
+	if err != nil {
+		return invalidField("date_of_birth", "must be a date as YYYY-MM-DD")
+	}
+	latest := now.UTC().Add(14 * time.Hour).Format(time.DateOnly)
+	if v > latest {
+		return invalidField("date_of_birth", "must not be in the future")
+	}
+	if d.Year() < 1900 {
+		return invalidField("date_of_birth", "must be 1900-01-01 or later")
+	}
+	return nil
+}
+
+// description is free text of up to 500 characters; unlike other fields it
+// may hold line breaks and tabs.
+func description(v string) error {
+	switch {
+	case !utf8.ValidString(v):
+		return invalidField("description", "must be valid UTF-8")
+	case utf8.RuneCountInString(v) > maxDescriptionRunes:
+		return invalidField("description", fmt.Sprintf("must be at most %d characters", maxDescriptionRunes))
+	case strings.ContainsFunc(v, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t' }):
+		return invalidField("description", "must not contain control characters other than line breaks and tabs")
+	}
+	return nil
+}
+
+// setPhone stores the phone number behind a getPhoneNumber code.
+func (s *server) setPhone(c *gin.Context) {
+	f, err := bodyFields(c, "code", "app")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if f["code"] == "" {
+		s.fail(c, api.Errorf(api.CodeCodeMissing, "code is required: send the code from getPhoneNumber"))
+		return
+	}
+	if err := opaque("code", f["code"], maxCodeBytes); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := appName(f["app"]); err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), wechatCallTimeout)
+	u, err := s.identity.SetPhone(ctx, identity.UserPhoneRequest{UserID: middleware.ClaimsOf(c).Subject, Code: f["code"], App: f["app"]})
+	cancel()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, u)
+}
+
+// deleteIdentity unbinds one of the caller's identities; identity refuses
+// the last way to log in (409 last_login_method).
+func (s *server) deleteIdentity(c *gin.Context) {
+	id, err := pathUUID(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
+	err = s.identity.DeleteIdentity(ctx, identity.IdentityDeleteRequest{UserID: middleware.ClaimsOf(c).Subject, IdentityID: id})
+	cancel()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// pathUUID reads a UUID path parameter in its canonical form.
+func pathUUID(c *gin.Context, name string) (string, error) {
+	id, err := uuid.Parse(c.Param(name))
+	if err != nil || len(c.Param(name)) != 36 {
+		return "", invalidField(name, "must be a UUID")
+	}
+	return id.String(), nil
+}
+
+// appName checks the optional app name (a configured app; "" = default).
+func appName(v string) error {
+	if len(v) > maxAppBytes {
+		return invalidField("app", fmt.Sprintf("must be at most %d bytes", maxAppBytes))
+	}
+	_, err := text("app", v, maxAppBytes)
+	return err
+}

@@ -10,8 +10,10 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/wxlogin/wxlogin/services/gateway/internal/metrics"
 	"github.com/wxlogin/wxlogin/services/gateway/internal/middleware"
 	"github.com/wxlogin/wxlogin/services/gateway/internal/problem"
+	"github.com/wxlogin/wxlogin/services/gateway/internal/ratelimit"
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
 	"github.com/wxlogin/wxlogin/shared/api/session"
@@ -78,6 +80,19 @@ type Options struct {
 	// deadline in the reconnect buffer.
 	Connected   func() bool
 	CORSOrigins []string
+	// Metrics records request and login metrics and serves /metrics (a
+	// fresh set when nil).
+	Metrics *metrics.Metrics
+	// IPLimit limits the login-like routes per client address (nil: no limit).
+	IPLimit *ratelimit.Limiter
+	// TrustedProxies are the proxies (IPs or CIDRs) whose X-Forwarded-For
+	// gives the client address; none by default, so it is the peer's.
+	TrustedProxies []string
+	// Revocations is the local view of revoked tokens: Bearer routes refuse
+	// them, logout adds to it (tokens.go). Nil checks nothing.
+	Revocations Revocations
+	// Web configures the website QR login and the demo page (web.go).
+	Web WebOptions
 }
 
 type server struct {
@@ -87,11 +102,22 @@ type server struct {
 	keys      Keys
 	ready     ReadyFunc
 	connected func() bool
+	metrics   *metrics.Metrics
+	// ipLimit limits login-like routes per client address (limits.go);
+	// bearer requires an access token. Route files add them per route.
+	ipLimit gin.HandlerFunc
+	bearer  gin.HandlerFunc
+	// revocations and web serve the token and QR routes (tokens.go, web.go).
+	revocations Revocations
+	web         *webState
 }
 
 // New returns the API as an http.Handler.
 func New(o Options) http.Handler {
+	// Before anything takes o.Keys: every Bearer then checks revocations.
+	o.Keys = withRevocations(o.Keys, o.Revocations)
 	s := &server{log: o.Log, identity: o.Identity, session: o.Session, keys: o.Keys, ready: o.Ready, connected: o.Connected}
+	s.revocations, s.web = o.Revocations, newWebState(o.Web)
 
 	r := gin.New()
 	// Redirects would be answered before any middleware runs (no request id,
@@ -101,7 +127,14 @@ func New(o Options) http.Handler {
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
 	// No proxy is trusted until one is configured: ClientIP is the peer.
-	_ = r.SetTrustedProxies(nil)
+	_ = r.SetTrustedProxies(o.TrustedProxies)
+
+	// Metrics come first so every answer counts, 404s and panics included.
+	s.metrics, s.ipLimit, s.bearer = o.Metrics, newIPLimit(o.IPLimit), middleware.Bearer(o.Keys, o.Log)
+	if s.metrics == nil {
+		s.metrics = metrics.New(o.Log)
+	}
+	r.Use(s.metrics.Middleware())
 
 	// Order matters: the request id first so everything after can use it, the
 	// access log outside recovery so a panic is logged as the 500 it became.
@@ -122,7 +155,7 @@ func New(o Options) http.Handler {
 	r.GET("/.well-known/jwks.json", s.jwks)
 
 	v1 := r.Group("/api/v1", s.requireNATS)
-	v1.POST("/auth/miniprogram/login", s.miniProgramLogin)
+	v1.POST("/auth/miniprogram/login", s.ipLimit, s.miniProgramLogin)
 	v1.GET("/me", middleware.Bearer(o.Keys, o.Log), s.me)
 	// Each route family registers itself from its own file.
 	s.registerWeb(r, v1)   // web.go, demo.go: QR login, callback page, polls, /demo
@@ -130,6 +163,7 @@ func New(o Options) http.Handler {
 	s.registerAccounts(v1) // accounts.go: register, password, bind, profile, phone, identities
 	s.registerAdmin(v1)    // admin.go
 	s.registerDocs(r)      // docs.go: /openapi.json, /docs
+	s.registerMetrics(r)   // metrics.go: /metrics
 	return r
 }
 

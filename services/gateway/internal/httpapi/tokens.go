@@ -1,5 +1,169 @@
 package httpapi
 
-import "github.com/gin-gonic/gin"
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
 
-func (s *server) registerTokens(v1 *gin.RouterGroup) {}
+	"github.com/gin-gonic/gin"
+
+	"github.com/wxlogin/wxlogin/services/gateway/internal/middleware"
+	"github.com/wxlogin/wxlogin/shared/api"
+	"github.com/wxlogin/wxlogin/shared/api/session"
+	"github.com/wxlogin/wxlogin/shared/jwtverify"
+)
+
+// Token route limits: a refresh token is well under 512 bytes, and these
+// bodies hold nothing else.
+const (
+	maxRefreshTokenBytes = 512
+	maxTokenBodyBytes    = 2 << 10
+)
+
+// Revocations is the gateway's local view of revoked access tokens
+// (*revocation.Set): every Bearer route checks it, and logout adds to it.
+type Revocations interface {
+	middleware.Revocations
+	// Add revokes the token's jti and refresh family locally at once.
+	Add(claims *jwtverify.Claims)
+}
+
+// revocableKeys are Keys whose Verify also refuses revoked tokens, so every
+// Bearer built on them checks revocations.
+type revocableKeys struct {
+	Keys
+	checked middleware.Verifier
+}
+
+func (k revocableKeys) Verify(token string) (*jwtverify.Claims, error) {
+	return k.checked.Verify(token)
+}
+
+// withRevocations makes k refuse revoked tokens (k as is when r is nil).
+func withRevocations(k Keys, r Revocations) Keys {
+	if k == nil || r == nil {
+		return k
+	}
+	return revocableKeys{Keys: k, checked: middleware.CheckRevoked(k, r)}
+}
+
+// signatureKeys are k without the revocation check: logout accepts a token
+// that is already revoked, so logging out twice is not an error.
+func signatureKeys(k Keys) Keys {
+	if rk, ok := k.(revocableKeys); ok {
+		return rk.Keys
+	}
+	return k
+}
+
+func (s *server) registerTokens(v1 *gin.RouterGroup) {
+	v1.POST("/auth/refresh", s.ipLimit, s.refresh)
+	v1.POST("/auth/logout", middleware.Bearer(signatureKeys(s.keys), s.log), s.logout)
+}
+
+// refresh spends a refresh token for a new pair. The answer holds the token
+// fields only: session does not know the user's profile, and fetching it
+// would cost every refresh a round trip to identity (GET /api/v1/me has it).
+func (s *server) refresh(c *gin.Context) {
+	body, err := readBodyMax(c, maxTokenBodyBytes)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	f, err := parseFields(c.GetHeader("Content-Type"), body, "refresh_token")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	token := f["refresh_token"]
+	if err := required("refresh_token", token, maxRefreshTokenBytes); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := opaque("refresh_token", token, maxRefreshTokenBytes); err != nil {
+		s.fail(c, err)
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
+	tokens, err := s.session.Refresh(ctx, token)
+	cancel()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if tokens.TokenType == "" {
+		tokens.TokenType = "Bearer"
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Header("Pragma", "no-cache")
+	c.JSON(http.StatusOK, tokens)
+}
+
+// logout revokes the access token and its refresh family. It answers 204
+// whether or not they were still in force.
+func (s *server) logout(c *gin.Context) {
+	claims := middleware.ClaimsOf(c)
+	// The body is optional; a refresh_token in it is checked for shape
+	// only: the access token's sid already names its family.
+	body, err := readBodyMax(c, maxTokenBodyBytes)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if len(body) > 0 {
+		f, err := parseFields(c.GetHeader("Content-Type"), body, "refresh_token")
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		if err := opaque("refresh_token", f["refresh_token"], maxRefreshTokenBytes); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
+	err = s.session.Revoke(ctx, session.RevokeRequest{
+		JTI:       claims.ID,
+		ExpiresAt: claims.ExpiresAt.Unix(),
+		SessionID: claims.SessionID,
+		Subject:   claims.Subject,
+	})
+	cancel()
+	if err != nil {
+		switch api.CodeOf(err) {
+		case api.CodeTokenRevoked, api.CodeTokenInvalid, api.CodeTokenExpired, api.CodeNotFound:
+			// Already gone: logging out is idempotent.
+			s.log.LogAttrs(c.Request.Context(), slog.LevelDebug, "logout of a session that had already ended",
+				slog.String("request_id", middleware.RequestIDOf(c)), slog.String("user_id", claims.Subject))
+		default:
+			s.fail(c, err)
+			return
+		}
+	}
+	if s.revocations != nil {
+		s.revocations.Add(claims)
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Status(http.StatusNoContent)
+}
+
+// readBodyMax reads at most limit bytes of the request body.
+func readBodyMax(c *gin.Context, limit int64) ([]byte, error) {
+	tooBig := api.Errorf(api.CodeInvalidRequest, "request body must be at most %d bytes", limit)
+	if c.Request.ContentLength > limit {
+		return nil, tooBig
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooBig
+		}
+		return nil, api.Errorf(api.CodeInvalidRequest, "could not read the request body")
+	}
+	return body, nil
+}

@@ -1,5 +1,520 @@
 package httpapi
 
-import "github.com/gin-gonic/gin"
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
 
-func (s *server) registerWeb(r *gin.Engine, v1 *gin.RouterGroup) {}
+	"github.com/gin-gonic/gin"
+
+	"github.com/wxlogin/wxlogin/services/gateway/internal/middleware"
+	"github.com/wxlogin/wxlogin/services/gateway/internal/problem"
+	"github.com/wxlogin/wxlogin/services/gateway/internal/qrwatch"
+	"github.com/wxlogin/wxlogin/services/gateway/internal/ratelimit"
+	"github.com/wxlogin/wxlogin/shared/api"
+	"github.com/wxlogin/wxlogin/shared/api/identity"
+	"github.com/wxlogin/wxlogin/shared/api/session"
+	"github.com/wxlogin/wxlogin/shared/natsrpc"
+	"github.com/wxlogin/wxlogin/shared/wechat"
+)
+
+// Website QR login (DESIGN.md, wave2.md "Website QR flow").
+const (
+	qrPath          = "/api/v1/auth/web/qr"
+	callbackPath    = "/api/v1/auth/web/callback"
+	pollCookie      = "wxlogin_poll"
+	pollTokenHeader = "X-Poll-Token"
+
+	// maxWait bounds a long-poll (the HTTP server's write timeout is 35 s).
+	maxWait = 30 * time.Second
+	// Ticket and poll token sizes: session makes 128-bit base64url values
+	// (22 characters); anything far off is not ours.
+	minTicketLen    = 16
+	maxTicketLen    = 128
+	maxPollTokenLen = 256
+	maxQRBodyBytes  = 1 << 10
+)
+
+// Per-ticket poll limit: a browser polls at most a few times a second (a
+// long-poll, then the next one), so this only stops a runaway loop or a
+// guesser hammering one ticket.
+var qrPollLimit = ratelimit.Spec{Rate: 2, Burst: 5}
+
+// maxLimitedTickets bounds the per-ticket limiter's memory.
+const maxLimitedTickets = 50_000
+
+// WebOptions configure the website QR login and the demo page.
+type WebOptions struct {
+	// PublicURL is the gateway's external base URL (http(s)://host[/prefix],
+	// no trailing slash): WeChat redirects to PublicURL + the callback path.
+	PublicURL string
+	// WechatOpenBase is WeChat's Open Platform base, where the QR page lives.
+	WechatOpenBase string
+	// Tickets reads the tickets in KV wxlogin_qr. Without it the QR routes
+	// answer service_unavailable.
+	Tickets *qrwatch.Tickets
+}
+
+// webState is what the QR routes need, built once in New.
+type webState struct {
+	tickets      *qrwatch.Tickets
+	wechat       *wechat.Client // only builds the qrconnect URL: no secret
+	redirectURI  string
+	cookiePath   string
+	secureCookie bool
+	pollLimit    *ratelimit.Limiter
+	demoCSP      string
+}
+
+func newWebState(o WebOptions) *webState {
+	w := &webState{
+		tickets:     o.Tickets,
+		wechat:      wechat.New(wechat.Options{OpenBase: o.WechatOpenBase}),
+		redirectURI: strings.TrimSuffix(o.PublicURL, "/") + callbackPath,
+		cookiePath:  qrPath,
+		pollLimit:   ratelimit.New(qrPollLimit, ratelimit.Options{MaxKeys: maxLimitedTickets}),
+	}
+	if u, err := url.Parse(o.PublicURL); err == nil {
+		w.secureCookie = u.Scheme == "https"
+		// Behind a proxy that serves the gateway under a path prefix, the
+		// browser sees the prefix.
+		w.cookiePath = strings.TrimSuffix(u.Path, "/") + qrPath
+	}
+	w.demoCSP = demoCSP(o.WechatOpenBase)
+	return w
+}
+
+func (s *server) registerWeb(r *gin.Engine, v1 *gin.RouterGroup) {
+	v1.POST("/auth/web/qr", s.ipLimit, s.createQR)
+	v1.GET("/auth/web/qr/:ticket", s.pollQR)
+	// The callback is a page a person sees: it answers HTML even when the
+	// backend is down, so it is outside the API group.
+	r.GET(callbackPath, s.qrCallback)
+	r.GET("/demo", s.demo)
+}
+
+// qrResponse is the answer to POST /api/v1/auth/web/qr.
+type qrResponse struct {
+	Ticket       string        `json:"ticket"`
+	PollToken    string        `json:"poll_token"`
+	ExpiresIn    int64         `json:"expires_in"`
+	QRConnectURL string        `json:"qrconnect_url"`
+	WxLogin      wxLoginParams `json:"wxlogin"`
+}
+
+// wxLoginParams are the arguments of WeChat's wxLogin.js, for sites that
+// embed the QR code themselves.
+type wxLoginParams struct {
+	AppID       string `json:"appid"`
+	Scope       string `json:"scope"`
+	RedirectURI string `json:"redirect_uri"`
+	State       string `json:"state"`
+}
+
+// createQR starts a website login: session makes the ticket; the answer
+// carries WeChat's QR page URL and sets the poll cookie.
+func (s *server) createQR(c *gin.Context) {
+	body, err := readBodyMax(c, maxQRBodyBytes)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	app := ""
+	if len(body) > 0 {
+		f, err := parseFields(c.GetHeader("Content-Type"), body, "app")
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		if app, err = appField(f["app"]); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
+	t, err := s.session.QRCreate(ctx, session.QRCreateRequest{App: app})
+	cancel()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if !validTicket(t.Ticket) || t.PollToken == "" || t.AppID == "" || t.ExpiresIn <= 0 {
+		s.fail(c, fmt.Errorf("session answered a malformed QR ticket (ticket length %d, appid %q, expires_in %d)", len(t.Ticket), t.AppID, t.ExpiresIn))
+		return
+	}
+
+	http.SetCookie(c.Writer, &http.Cookie{
+		Name:     pollCookie,
+		Value:    t.PollToken,
+		Path:     s.web.cookiePath,
+		MaxAge:   int(t.ExpiresIn),
+		HttpOnly: true,
+		Secure:   s.web.secureCookie,
+		SameSite: http.SameSiteLaxMode,
+	})
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusCreated, qrResponse{
+		Ticket:       t.Ticket,
+		PollToken:    t.PollToken,
+		ExpiresIn:    t.ExpiresIn,
+		QRConnectURL: s.web.wechat.QRConnectURL(t.AppID, s.web.redirectURI, t.Ticket),
+		WxLogin:      wxLoginParams{AppID: t.AppID, Scope: "snsapi_login", RedirectURI: s.web.redirectURI, State: t.Ticket},
+	})
+}
+
+// appField validates the optional app name.
+func appField(v string) (string, error) {
+	if len(v) > maxAppBytes {
+		return "", invalidField("app", fmt.Sprintf("must be at most %d bytes", maxAppBytes))
+	}
+	if _, err := text("app", v, maxAppBytes); err != nil {
+		return "", err
+	}
+	return v, nil
+}
+
+// validTicket reports whether t looks like a session ticket: base64url of
+// a sensible length. Anything else is not looked up (nor used as a KV key).
+func validTicket(t string) bool {
+	if len(t) < minTicketLen || len(t) > maxTicketLen {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		switch b := t[i]; {
+		case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9', b == '-', b == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+var (
+	errTicketNotFound = &api.Error{Code: api.CodeQRTicketNotFound, Message: "no such QR login ticket, or it has been used"}
+	errTicketExpired  = &api.Error{Code: api.CodeQRTicketExpired, Message: "the QR login ticket has expired; start again"}
+	errTicketsDown    = &api.Error{Code: api.CodeServiceUnavailable, Message: "QR login is not available right now; try again shortly"}
+)
+
+// pollAnswer is a poll's answer before the tokens.
+type pollAnswer struct {
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// pollQR answers a browser waiting for its QR login: pending, denied, or
+// (once) confirmed with the tokens. ?wait= long-polls until the ticket
+// changes.
+func (s *server) pollQR(c *gin.Context) {
+	ticket := c.Param("ticket")
+	if !validTicket(ticket) {
+		s.fail(c, errTicketNotFound)
+		return
+	}
+	if ok, wait := s.web.pollLimit.Allow(ticket); !ok {
+		s.fail(c, &api.Error{Code: api.CodeRateLimited, Message: "this ticket is polled too often; retry after the number of seconds in Retry-After",
+			Data: map[string]string{"retry_after": strconv.Itoa(ratelimit.RetryAfterSeconds(wait))}})
+		return
+	}
+	token := pollToken(c)
+	if token == "" {
+		// Whether the ticket exists is none of the caller's business.
+		s.fail(c, errTicketNotFound)
+		return
+	}
+	wait, err := parseWait(c.Query("wait"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if s.web.tickets == nil {
+		s.fail(c, errTicketsDown)
+		return
+	}
+
+	ctx := c.Request.Context()
+	var w *qrwatch.Waiter
+	if wait > 0 {
+		// Watch before reading: a change between the read and the wait
+		// then still arrives.
+		w = s.web.tickets.Watch(ticket)
+		defer w.Stop()
+	}
+	rec, err := s.readTicket(ctx, ticket)
+	if err == nil {
+		err = checkPollToken(rec, token)
+	}
+	if err == nil && rec.Status == session.QRPending && wait > 0 {
+		s.log.LogAttrs(ctx, slog.LevelDebug, "QR poll waiting for the ticket to change",
+			slog.String("request_id", middleware.RequestIDOf(c)), slog.Duration("wait", wait))
+		rec, err = s.waitTicket(ctx, w, ticket, rec, wait)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			// The browser went away; nobody reads the answer.
+			c.Abort()
+			return
+		}
+		s.fail(c, err)
+		return
+	}
+
+	c.Header("Cache-Control", "no-store")
+	switch rec.Status {
+	case session.QRPending:
+		c.JSON(http.StatusOK, pollAnswer{Status: session.QRPending})
+	case session.QRDenied:
+		c.JSON(http.StatusOK, pollAnswer{Status: session.QRDenied, Reason: rec.Reason})
+	case session.QRConfirmed:
+		s.consumeQR(c, ticket, token)
+	default:
+		s.fail(c, fmt.Errorf("QR ticket in unknown status %q", rec.Status))
+	}
+}
+
+// pollToken is the X-Poll-Token header, else the poll cookie.
+func pollToken(c *gin.Context) string {
+	t := c.GetHeader(pollTokenHeader)
+	if t == "" {
+		if ck, err := c.Request.Cookie(pollCookie); err == nil {
+			t = ck.Value
+		}
+	}
+	if len(t) > maxPollTokenLen || !isVisibleASCII(t) {
+		return ""
+	}
+	return t
+}
+
+// parseWait reads ?wait=: a Go duration ("25s") or whole seconds ("25"),
+// capped at maxWait; none means answer at once.
+func parseWait(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		n, nerr := strconv.Atoi(v)
+		if nerr != nil {
+			return 0, invalidField("wait", `must be a duration such as "25s" or a number of seconds`)
+		}
+		d = time.Duration(n) * time.Second
+	}
+	if d < 0 {
+		return 0, invalidField("wait", "must not be negative")
+	}
+	return min(d, maxWait), nil
+}
+
+// readTicket reads a ticket and checks its expiry.
+func (s *server) readTicket(ctx context.Context, ticket string) (qrwatch.Record, error) {
+	rctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	rec, err := s.web.tickets.Get(rctx, ticket)
+	switch {
+	case errors.Is(err, qrwatch.ErrNotFound):
+		return rec, errTicketNotFound
+	case err != nil:
+		if ctx.Err() == nil {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "cannot read a QR ticket",
+				slog.String("request_id", natsrpc.RequestID(ctx)), slog.Any("error", err))
+		}
+		return rec, errTicketsDown
+	}
+	if !time.Now().Before(rec.ExpiresAt) {
+		return rec, errTicketExpired
+	}
+	return rec, nil
+}
+
+// checkPollToken compares the poll token with the ticket's hash in
+// constant time. A mismatch looks like a missing ticket.
+func checkPollToken(rec qrwatch.Record, token string) error {
+	sum := sha256.Sum256([]byte(token))
+	want, err := hex.DecodeString(rec.PollTokenHash)
+	if err != nil || subtle.ConstantTimeCompare(sum[:], want) != 1 {
+		return errTicketNotFound
+	}
+	return nil
+}
+
+// waitTicket waits until a pending ticket changes, the wait ends, it
+// expires, the client leaves or the gateway stops; it returns the ticket as
+// it then is (still pending when nothing happened).
+func (s *server) waitTicket(ctx context.Context, w *qrwatch.Waiter, ticket string, rec qrwatch.Record, wait time.Duration) (qrwatch.Record, error) {
+	deadline := time.Now().Add(wait)
+	expires := !rec.ExpiresAt.After(deadline)
+	if expires {
+		deadline = rec.ExpiresAt
+	}
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return rec, ctx.Err()
+		case <-w.Done():
+			return rec, nil
+		case <-timer.C:
+			if expires {
+				return rec, errTicketExpired
+			}
+			return rec, nil
+		case ch := <-w.C():
+			switch {
+			case ch.Deleted:
+				// Consumed by another poll (or removed): gone for us too.
+				return rec, errTicketNotFound
+			case ch.Recheck:
+				next, err := s.readTicket(ctx, ticket)
+				if err != nil {
+					return rec, err
+				}
+				if next.Revision > rec.Revision {
+					rec = next
+				}
+			case ch.Record.Revision > rec.Revision:
+				rec = *ch.Record
+			}
+			if rec.Status != session.QRPending {
+				if !time.Now().Before(rec.ExpiresAt) {
+					return rec, errTicketExpired
+				}
+				return rec, nil
+			}
+		}
+	}
+}
+
+// consumeQR hands out a confirmed ticket's tokens: session deletes the
+// ticket compare-and-set, so of two polls exactly one gets them.
+func (s *server) consumeQR(c *gin.Context, ticket, token string) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
+	res, err := s.session.QRConsume(ctx, session.QRConsumeRequest{Ticket: ticket, PollToken: token})
+	cancel()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	middleware.SetUserID(c, res.User.ID)
+	if res.TokenType == "" {
+		res.TokenType = "Bearer"
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Header("Pragma", "no-cache")
+	c.JSON(http.StatusOK, confirmedAnswer{Status: session.QRConfirmed, QRConsumeResult: res})
+}
+
+// confirmedAnswer is the token response with "status":"confirmed".
+type confirmedAnswer struct {
+	Status string `json:"status"`
+	session.QRConsumeResult
+}
+
+// qrCallback is where WeChat sends the browser (or the phone) after the
+// scan: it resolves the code and records the outcome under the ticket,
+// which wakes the waiting poll. It answers a small HTML page.
+func (s *server) qrCallback(c *gin.Context) {
+	state, code := c.Query("state"), c.Query("code")
+	if !validTicket(state) {
+		s.callbackPage(c, http.StatusNotFound, pageNotFound)
+		return
+	}
+	if len(code) > maxCodeBytes || !isVisibleASCII(code) {
+		s.callbackPage(c, http.StatusBadRequest, pageBadRequest)
+		return
+	}
+	if s.web.tickets == nil || (s.connected != nil && !s.connected()) {
+		s.callbackPage(c, http.StatusServiceUnavailable, pageUnavailable)
+		return
+	}
+	ctx := c.Request.Context()
+	rec, err := s.readTicket(ctx, state)
+	switch {
+	case errors.Is(err, errTicketNotFound):
+		s.callbackPage(c, http.StatusNotFound, pageNotFound)
+		return
+	case errors.Is(err, errTicketExpired):
+		s.callbackPage(c, http.StatusGone, pageExpired)
+		return
+	case err != nil:
+		s.callbackPage(c, http.StatusServiceUnavailable, pageUnavailable)
+		return
+	}
+	if rec.Status != session.QRPending {
+		// WeChat may call twice with the same code: the first outcome
+		// stands and the code is not exchanged again.
+		s.callbackPage(c, http.StatusOK, pageForStatus(rec.Status))
+		return
+	}
+
+	if code == "" {
+		s.completeQR(c, session.QRCompleteRequest{Ticket: state, Denied: true, Reason: "denied"}, http.StatusOK, pageDenied)
+		return
+	}
+
+	rctx, cancel := context.WithTimeout(ctx, wechatCallTimeout)
+	res, err := s.identity.WebResolve(rctx, identity.WebResolveRequest{App: rec.App, Code: code})
+	cancel()
+	if err != nil {
+		p, unexpected := problem.For(err, middleware.RequestIDOf(c))
+		if unexpected {
+			s.log.LogAttrs(ctx, slog.LevelError, "website login failed",
+				slog.String("request_id", middleware.RequestIDOf(c)), slog.Any("error", err))
+		}
+		if p.Code == api.CodeWechatCodeUsed {
+			// Most likely WeChat called twice at once and the other call
+			// exchanged the code: leave the outcome to it.
+			s.callbackPage(c, p.Status, pageFailed(p))
+			return
+		}
+		// The waiting browser learns it too, and the ticket is done.
+		s.completeQR(c, session.QRCompleteRequest{Ticket: state, Denied: true, Reason: string(p.Code)}, p.Status, pageFailed(p))
+		return
+	}
+	middleware.SetUserID(c, res.User.ID)
+	user := res.User
+	s.completeQR(c, session.QRCompleteRequest{Ticket: state, User: &user, IsNewUser: res.IsNewUser}, http.StatusOK, pageConfirmed)
+}
+
+// completeQR records the outcome and answers the page; when another
+// callback got there first, the page tells the outcome that stands.
+func (s *server) completeQR(c *gin.Context, req session.QRCompleteRequest, status int, page callbackContent) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
+	st, err := s.session.QRComplete(ctx, req)
+	cancel()
+	if err != nil {
+		p, unexpected := problem.For(err, middleware.RequestIDOf(c))
+		if unexpected {
+			s.log.LogAttrs(c.Request.Context(), slog.LevelError, "cannot record the QR login outcome",
+				slog.String("request_id", middleware.RequestIDOf(c)), slog.Any("error", err))
+		}
+		switch p.Code {
+		case api.CodeQRTicketNotFound:
+			s.callbackPage(c, http.StatusNotFound, pageNotFound)
+		case api.CodeQRTicketExpired:
+			s.callbackPage(c, http.StatusGone, pageExpired)
+		default:
+			s.callbackPage(c, http.StatusServiceUnavailable, pageUnavailable)
+		}
+		return
+	}
+	want := session.QRConfirmed
+	if req.Denied {
+		want = session.QRDenied
+	}
+	if st.Status != want {
+		s.callbackPage(c, http.StatusOK, pageForStatus(st.Status))
+		return
+	}
+	s.callbackPage(c, status, page)
+}

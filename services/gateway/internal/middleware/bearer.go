@@ -22,6 +22,35 @@ type Verifier interface {
 	Verify(token string) (*jwtverify.Claims, error)
 }
 
+// Revocations is the local view of revoked access tokens.
+type Revocations interface {
+	// Check returns nil for a token still in force, else an *api.Error:
+	// token_revoked, or service_unavailable while it cannot tell.
+	Check(claims *jwtverify.Claims) error
+}
+
+// CheckRevoked returns a Verifier that also refuses revoked tokens, so every
+// Bearer built on it answers 401 token_revoked for them.
+func CheckRevoked(v Verifier, r Revocations) Verifier {
+	return revocationVerifier{v: v, r: r}
+}
+
+type revocationVerifier struct {
+	v Verifier
+	r Revocations
+}
+
+func (rv revocationVerifier) Verify(token string) (*jwtverify.Claims, error) {
+	claims, err := rv.v.Verify(token)
+	if err != nil {
+		return nil, err
+	}
+	if err := rv.r.Check(claims); err != nil {
+		return nil, err
+	}
+	return claims, nil
+}
+
 type claimsKey struct{}
 
 // Bearer requires a valid "Authorization: Bearer <token>" and puts the
@@ -97,8 +126,11 @@ func isB64Token(s string) bool {
 func unauthorized(c *gin.Context, p problem.Problem) {
 	if p.Status == http.StatusUnauthorized {
 		challenge := `Bearer error="invalid_token"`
-		if p.Code == api.CodeTokenExpired {
+		switch p.Code {
+		case api.CodeTokenExpired:
 			challenge += `, error_description="The access token expired"`
+		case api.CodeTokenRevoked:
+			challenge += `, error_description="The access token has been revoked"`
 		}
 		c.Header("WWW-Authenticate", challenge)
 	}

@@ -1,0 +1,246 @@
+package gatewaysvc_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxlogin/wxlogin/shared/api"
+	"github.com/wxlogin/wxlogin/shared/api/session"
+)
+
+const (
+	refreshURL = "/api/v1/auth/refresh"
+	logoutURL  = "/api/v1/auth/logout"
+	meURL      = "/api/v1/me"
+)
+
+func TestRefresh(t *testing.T) {
+	e := newEnv(t)
+	base, w := e.upWeb(nil)
+
+	ok := []struct{ name, contentType, body, token string }{
+		{"JSON", "application/json", `{"refresh_token":"u.f.s1"}`, "u.f.s1"},
+		{"form", "application/x-www-form-urlencoded", "refresh_token=u.f.s2", "u.f.s2"},
+	}
+	for _, c := range ok {
+		t.Run(c.name, func(t *testing.T) {
+			r := do(t, context.Background(), http.MethodPost, base+refreshURL, c.contentType, c.body, nil)
+			wantStatus(t, r, http.StatusOK)
+			for _, k := range []string{"access_token", "refresh_token"} {
+				if s, _ := r.body[k].(string); s == "" {
+					t.Errorf("no %s: %s", k, r.raw)
+				}
+			}
+			if r.body["token_type"] != "Bearer" || r.body["expires_in"] != float64(7200) || r.body["refresh_expires_in"] != float64(2592000) {
+				t.Errorf("token fields: %s", r.raw)
+			}
+			if r.header.Get("Cache-Control") != "no-store" {
+				t.Errorf("token answer cacheable")
+			}
+			w.mu.Lock()
+			last := w.refreshes[len(w.refreshes)-1]
+			w.mu.Unlock()
+			if last != c.token {
+				t.Errorf("session got %q, want %q", last, c.token)
+			}
+		})
+	}
+
+	bad := []struct{ name, contentType, body string }{
+		{"missing", "application/json", `{}`},
+		{"empty body", "application/json", ``},
+		{"not a string", "application/json", `{"refresh_token":1}`},
+		{"too long", "application/json", `{"refresh_token":"` + strings.Repeat("a", 513) + `"}`},
+		{"spaces", "application/json", `{"refresh_token":"a b"}`},
+		{"no content type", "", `refresh_token=x`},
+	}
+	for _, c := range bad {
+		t.Run("bad "+c.name, func(t *testing.T) {
+			wantProblem(t, do(t, context.Background(), http.MethodPost, base+refreshURL, c.contentType, c.body, nil),
+				http.StatusBadRequest, "invalid_request")
+		})
+	}
+
+	for _, code := range []api.Code{api.CodeTokenInvalid, api.CodeTokenExpired, api.CodeTokenRevoked, api.CodeRefreshTokenReused} {
+		t.Run(string(code), func(t *testing.T) {
+			w.set(func(w *webStub) { w.refreshFail = api.Errorf(code, "refused") })
+			defer w.set(func(w *webStub) { w.refreshFail = nil })
+			wantProblem(t, postJSON(t, base+refreshURL, `{"refresh_token":"u.f.s"}`), http.StatusUnauthorized, string(code))
+		})
+	}
+}
+
+func TestLogout(t *testing.T) {
+	e := newEnv(t)
+	base, w := e.upWeb(nil)
+
+	t.Run("the token stops working at once", func(t *testing.T) {
+		sid := uuid.NewString()
+		token := e.se.token(testUserID, func(c jwt.MapClaims) { c["sid"] = sid })
+		wantStatus(t, get(t, base+meURL, bearer(token)), http.StatusOK)
+
+		r := do(t, context.Background(), http.MethodPost, base+logoutURL, "application/json", `{"refresh_token":"u.f.s"}`, bearer(token))
+		wantStatus(t, r, http.StatusNoContent)
+		// The very next request: the local view has it before any watch.
+		me := get(t, base+meURL, bearer(token))
+		wantProblem(t, me, http.StatusUnauthorized, "token_revoked")
+		if got := me.header.Get("WWW-Authenticate"); !strings.Contains(got, `error="invalid_token"`) {
+			t.Errorf("WWW-Authenticate %q", got)
+		}
+
+		w.mu.Lock()
+		last := w.revokes[len(w.revokes)-1]
+		w.mu.Unlock()
+		if last.JTI == "" || last.SessionID != sid || last.Subject != testUserID || last.ExpiresAt < time.Now().Add(time.Hour).Unix() {
+			t.Errorf("revoke request %+v", last)
+		}
+		// A new token of the same refresh family is dead too.
+		wantProblem(t, get(t, base+meURL, bearer(e.se.token(testUserID, func(c jwt.MapClaims) { c["sid"] = sid }))),
+			http.StatusUnauthorized, "token_revoked")
+		// Another session of the same user is not.
+		wantStatus(t, get(t, base+meURL, bearer(e.se.token(testUserID, nil))), http.StatusOK)
+
+		// Logging out again is not an error.
+		wantStatus(t, do(t, context.Background(), http.MethodPost, base+logoutURL, "", "", bearer(token)), http.StatusNoContent)
+	})
+
+	t.Run("session says the family is gone", func(t *testing.T) {
+		w.set(func(w *webStub) { w.revokeFail = api.Errorf(api.CodeTokenRevoked, "already revoked") })
+		defer w.set(func(w *webStub) { w.revokeFail = nil })
+		wantStatus(t, do(t, context.Background(), http.MethodPost, base+logoutURL, "", "", bearer(e.se.token(testUserID, nil))), http.StatusNoContent)
+	})
+
+	t.Run("session down", func(t *testing.T) {
+		w.set(func(w *webStub) { w.revokeFail = api.Errorf(api.CodeServiceUnavailable, "down") })
+		defer w.set(func(w *webStub) { w.revokeFail = nil })
+		token := e.se.token(testUserID, nil)
+		wantProblem(t, do(t, context.Background(), http.MethodPost, base+logoutURL, "", "", bearer(token)), http.StatusServiceUnavailable, "service_unavailable")
+		// Not logged out: the token still works, and a retry can succeed.
+		wantStatus(t, get(t, base+meURL, bearer(token)), http.StatusOK)
+	})
+
+	bad := []struct {
+		name   string
+		header map[string]string
+		body   string
+		status int
+		code   string
+	}{
+		{"no token", nil, "", http.StatusUnauthorized, "token_invalid"},
+		{"expired token", bearer(e.se.token(testUserID, func(c jwt.MapClaims) {
+			c["iat"], c["nbf"], c["exp"] = time.Now().Add(-3*time.Hour).Unix(), time.Now().Add(-3*time.Hour).Unix(), time.Now().Add(-time.Hour).Unix()
+		})), "", http.StatusUnauthorized, "token_expired"},
+		{"malformed refresh_token", bearer(e.se.token(testUserID, nil)), `{"refresh_token":"a b"}`, http.StatusBadRequest, "invalid_request"},
+	}
+	for _, c := range bad {
+		t.Run(c.name, func(t *testing.T) {
+			ct := ""
+			if c.body != "" {
+				ct = "application/json"
+			}
+			wantProblem(t, do(t, context.Background(), http.MethodPost, base+logoutURL, ct, c.body, c.header), c.status, c.code)
+		})
+	}
+}
+
+// TestRevocationsFromKV: what session writes to wxlogin_revoked (another
+// gateway's logout, a refresh token reuse, an admin disable) reaches this
+// gateway through its watch.
+func TestRevocationsFromKV(t *testing.T) {
+	e := newEnv(t)
+	base, w := e.upWeb(nil)
+	now := time.Now()
+
+	t.Run("by jti", func(t *testing.T) {
+		jti := uuid.NewString()
+		token := e.se.token(testUserID, func(c jwt.MapClaims) { c["jti"] = jti })
+		wantStatus(t, get(t, base+meURL, bearer(token)), http.StatusOK)
+		w.putRevocation(t, session.RevokedJTIKey(jti), session.Revocation{At: now.Unix(), Exp: now.Add(time.Hour).Unix()})
+		waitRevoked(t, base, token)
+	})
+
+	t.Run("by refresh family", func(t *testing.T) {
+		sid := uuid.NewString()
+		token := e.se.token(testUserID, func(c jwt.MapClaims) { c["sid"] = sid })
+		wantStatus(t, get(t, base+meURL, bearer(token)), http.StatusOK)
+		w.putRevocation(t, session.RevokedSIDKey(sid), session.Revocation{At: now.Unix()})
+		waitRevoked(t, base, token)
+	})
+
+	t.Run("by user, for tokens issued until then", func(t *testing.T) {
+		user := uuid.NewString()
+		at := time.Now().Unix()
+		old := e.se.token(user, func(c jwt.MapClaims) { c["iat"], c["nbf"] = at-60, at-60 })
+		same := e.se.token(user, func(c jwt.MapClaims) { c["iat"], c["nbf"] = at, at })
+		later := e.se.token(user, func(c jwt.MapClaims) { c["iat"], c["nbf"] = at+1, at })
+		other := e.se.token(uuid.NewString(), func(c jwt.MapClaims) { c["iat"], c["nbf"] = at-60, at-60 })
+		w.putRevocation(t, session.RevokedUserKey(user), session.Revocation{At: at})
+		waitRevoked(t, base, old)
+		wantProblem(t, get(t, base+meURL, bearer(same)), http.StatusUnauthorized, "token_revoked")
+		wantStatus(t, get(t, base+meURL, bearer(later)), http.StatusOK)
+		wantStatus(t, get(t, base+meURL, bearer(other)), http.StatusOK)
+	})
+
+	t.Run("a deleted entry revokes no more", func(t *testing.T) {
+		sid := uuid.NewString()
+		token := e.se.token(testUserID, func(c jwt.MapClaims) { c["sid"] = sid })
+		w.putRevocation(t, session.RevokedSIDKey(sid), session.Revocation{At: now.Unix()})
+		waitRevoked(t, base, token)
+		if err := w.revoked.Delete(context.Background(), session.RevokedSIDKey(sid)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "the token to work again", func() bool {
+			return get(t, base+meURL, bearer(token)).status == http.StatusOK
+		})
+	})
+}
+
+func waitRevoked(t *testing.T, base, token string) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "the revocation to reach the gateway", func() bool {
+		r := get(t, base+meURL, bearer(token))
+		if r.status == http.StatusOK {
+			return false
+		}
+		wantProblem(t, r, http.StatusUnauthorized, "token_revoked")
+		return true
+	})
+}
+
+// TestRevocationsBeforeBucket: until session has created the revocation
+// bucket (and the gateway has read it), the gateway is not ready and
+// refuses to vouch for any token; it never creates the bucket itself.
+func TestRevocationsBeforeBucket(t *testing.T) {
+	e := newEnv(t)
+	e.startIdentity()
+	base := e.gateway(nil) // no session: no keys, no buckets
+	r := get(t, base+"/readyz", nil)
+	b := wantProblem(t, r, http.StatusServiceUnavailable, "service_unavailable")
+	down, _ := b["down"].([]any)
+	if len(down) == 0 || down[len(down)-1] != "revocations" {
+		t.Errorf("down %v, want revocations listed", b["down"])
+	}
+	wantProblem(t, get(t, base+meURL, bearer(e.se.token(testUserID, nil))), http.StatusServiceUnavailable, "service_unavailable")
+	// The gateway has tried (readyz answered) and created nothing.
+	js, err := jetstream.New(e.nc)
+	must(t, err)
+	for _, bucket := range []string{session.BucketRevoked, session.BucketQR} {
+		if _, err := js.KeyValue(context.Background(), bucket); !errors.Is(err, jetstream.ErrBucketNotFound) {
+			t.Errorf("bucket %s: %v, want not found: the gateway must not create it", bucket, err)
+		}
+	}
+
+	e.startSession() // creates the buckets, as session does
+	waitFor(t, 15*time.Second, "ready once the buckets exist", func() bool {
+		return get(t, base+"/readyz", nil).status == http.StatusOK
+	})
+	wantStatus(t, get(t, base+meURL, bearer(e.se.token(testUserID, nil))), http.StatusOK)
+}

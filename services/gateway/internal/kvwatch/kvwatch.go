@@ -1,0 +1,234 @@
+// Package kvwatch keeps one watch on every key of a NATS KV bucket alive for
+// the life of the gateway. The gateway only reads the session service's
+// buckets: it waits for a bucket to appear rather than creating it, and when
+// a watch ends (the bucket was deleted, the connection closed) it opens a new
+// one and tells the handler to start over.
+package kvwatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Backoff bounds for opening the bucket and re-creating the watch.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 5 * time.Second
+)
+
+// openTimeout bounds one attempt to look the bucket up.
+const openTimeout = 5 * time.Second
+
+// Handler receives what a watch delivers, from one goroutine at a time.
+type Handler interface {
+	// Begin is called when a new watch starts. With initial values, the
+	// entries up to the next Loaded are the bucket's whole current content:
+	// anything the handler knew before may be stale.
+	Begin()
+	// Entry is a value or a delete/purge marker (Operation tells).
+	Entry(e jetstream.KeyValueEntry)
+	// Loaded is called once a watch has delivered its initial values (at
+	// once when the watch asked for updates only).
+	Loaded()
+}
+
+// Options configure Run.
+type Options struct {
+	// UpdatesOnly skips the current values: only changes made after the
+	// watch starts are delivered.
+	UpdatesOnly bool
+	// CheckEvery is how often the bucket is checked for having been
+	// deleted or re-created under the watch (DefaultCheckEvery when zero).
+	CheckEvery time.Duration
+}
+
+// DefaultCheckEvery is the default of Options.CheckEvery. A watch survives
+// reconnects by itself (its ordered consumer resumes), but not a bucket
+// deleted and created again: it would wait past the old sequence numbers
+// and miss everything. One stream info request per interval finds that out.
+const DefaultCheckEvery = 10 * time.Second
+
+// Bucket opens a bucket lazily and remembers it: the lookup costs a
+// round trip, and the bucket may not exist yet when the gateway starts.
+type Bucket struct {
+	js   jetstream.JetStream
+	name string
+
+	mu sync.Mutex
+	kv jetstream.KeyValue
+}
+
+// NewBucket returns a Bucket for name on js.
+func NewBucket(js jetstream.JetStream, name string) *Bucket {
+	return &Bucket{js: js, name: name}
+}
+
+// Name is the bucket's name.
+func (b *Bucket) Name() string { return b.name }
+
+// Open returns the bucket; jetstream.ErrBucketNotFound until its owner has
+// created it.
+func (b *Bucket) Open(ctx context.Context) (jetstream.KeyValue, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.kv != nil {
+		return b.kv, nil
+	}
+	kv, err := b.js.KeyValue(ctx, b.name)
+	if err != nil {
+		return nil, fmt.Errorf("open KV bucket %s: %w", b.name, err)
+	}
+	b.kv = kv
+	return kv, nil
+}
+
+// forget drops the remembered handle: the bucket is gone or replaced.
+func (b *Bucket) forget() {
+	b.mu.Lock()
+	b.kv = nil
+	b.mu.Unlock()
+}
+
+// Run watches every key of the bucket and feeds h until ctx ends, opening
+// the bucket and re-creating the watch with backoff whenever needed.
+func Run(ctx context.Context, b *Bucket, opts Options, h Handler, log *slog.Logger) {
+	log = log.With("bucket", b.Name())
+	backoff := minBackoff
+	failures := 0
+	for ctx.Err() == nil {
+		err := watch(ctx, b, opts, h, func() {
+			// A watch that delivered its initial values is healthy: the
+			// next failure starts from the shortest backoff again.
+			backoff, failures = minBackoff, 0
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		failures++
+		// The first failures are expected at start (the session service
+		// has not created the bucket yet): warn only once it persists.
+		level := slog.LevelInfo
+		if failures > 5 {
+			level = slog.LevelWarn
+		}
+		log.Log(ctx, level, "KV watch not running; retrying", "error", err, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+var (
+	errWatchEnded     = errors.New("the watch ended")
+	errBucketReplaced = errors.New("the bucket was deleted or re-created")
+)
+
+// watch runs one watch until it ends or ctx is done.
+func watch(ctx context.Context, b *Bucket, opts Options, h Handler, healthy func()) error {
+	octx, cancel := context.WithTimeout(ctx, openTimeout)
+	defer cancel()
+	kv, err := b.Open(octx)
+	if err != nil {
+		return err
+	}
+	// The stream's creation time tells a re-created bucket from this one.
+	created, err := streamCreated(octx, kv)
+	if err != nil {
+		b.forget()
+		return err
+	}
+	var wopts []jetstream.WatchOpt
+	if opts.UpdatesOnly {
+		wopts = append(wopts, jetstream.UpdatesOnly())
+	}
+	w, err := kv.WatchAll(ctx, wopts...)
+	if err != nil {
+		return fmt.Errorf("watch KV bucket %s: %w", b.Name(), err)
+	}
+	defer stop(w)
+
+	every := opts.CheckEvery
+	if every <= 0 {
+		every = DefaultCheckEvery
+	}
+	check := time.NewTicker(every)
+	defer check.Stop()
+
+	h.Begin()
+	if opts.UpdatesOnly {
+		h.Loaded()
+		healthy()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errWatchEnded
+			}
+			if e == nil {
+				h.Loaded()
+				healthy()
+				continue
+			}
+			h.Entry(e)
+		case <-check.C:
+			cctx, cancel := context.WithTimeout(ctx, openTimeout)
+			now, err := streamCreated(cctx, kv)
+			cancel()
+			switch {
+			case errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, jetstream.ErrBucketNotFound),
+				err == nil && !now.Equal(created):
+				b.forget()
+				return errBucketReplaced
+			}
+			// Any other error (NATS down) is the watch's to ride out.
+		}
+	}
+}
+
+// streamCreated is when the bucket's stream was created.
+func streamCreated(ctx context.Context, kv jetstream.KeyValue) (time.Time, error) {
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("KV bucket %s status: %w", kv.Bucket(), err)
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok || bs.StreamInfo() == nil {
+		return time.Time{}, nil
+	}
+	return bs.StreamInfo().Created, nil
+}
+
+// drainTimeout bounds how long stop waits for a stopped watch to wind down.
+const drainTimeout = time.Second
+
+// stop ends a watch. The subscription's callback blocks while the updates
+// channel is full, so drain it until the subscription closes the channel.
+func stop(w jetstream.KeyWatcher) {
+	_ = w.Stop()
+	t := time.NewTimer(drainTimeout)
+	defer t.Stop()
+	for {
+		select {
+		case _, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+		case <-t.C:
+			return
+		}
+	}
+}

@@ -14,7 +14,12 @@ test: vet
 vet:
 	$(GO) vet $(PKGS)
 
-## build: the four service binaries into ./bin
+## bench: the Go benchmarks of every module (store upserts, token signing
+## and verification, ...), with allocations.
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)
+
+## build: the service binaries into ./bin
 build:
 	mkdir -p bin
 	for s in gateway identity session fakewechat devstack; do $(GO) build -o bin/$$s ./services/$$s || exit 1; done

@@ -105,6 +105,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 		return nil, err
 	}
 	idCfg.NATSURL = st.NATSURL
+	idCfg.MetricsAddr = "" // one process: the gateway's /metrics is the devstack's
 	idCfg.DatabaseURL = o.DatabaseURL
 	if os.Getenv("WXLOGIN_WECHAT_API_BASE") == "" {
 		idCfg.WechatAPIBase = st.FakeURL
@@ -135,6 +136,9 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 	gwCfg.NATSURL = st.NATSURL
 	if os.Getenv("WXLOGIN_PUBLIC_URL") == "" {
 		gwCfg.PublicURL = st.GatewayURL
+	}
+	if os.Getenv("WXLOGIN_WECHAT_OPEN_BASE") == "" {
+		gwCfg.WechatOpenBase = st.FakeURL // the fake's QR page and "phone"
 	}
 
 	g, gctx := errgroup.WithContext(ctx)

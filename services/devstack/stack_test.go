@@ -106,8 +106,15 @@ func do(t *testing.T, method, url, contentType, body string, header map[string]s
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	r := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
-	_ = json.Unmarshal(raw, &r.body)
+	r.body = decodeJSON(r.raw)
 	return r
+}
+
+// decodeJSON returns the object in raw, or nil when it is not one.
+func decodeJSON(raw string) map[string]any {
+	var m map[string]any
+	_ = json.Unmarshal([]byte(raw), &m)
+	return m
 }
 
 func postJSON(t *testing.T, url string, v any) response {
@@ -117,6 +124,16 @@ func postJSON(t *testing.T, url string, v any) response {
 		t.Fatal(err)
 	}
 	return do(t, http.MethodPost, url, "application/json", string(b), nil)
+}
+
+// postJSON2 posts v as JSON with extra headers.
+func postJSON2(t *testing.T, url string, v any, header map[string]string) response {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return do(t, http.MethodPost, url, "application/json", string(b), header)
 }
 
 // wantProblem checks a problem+json answer with the given status and code.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -102,9 +103,11 @@ func TestDemoPageInBrowser(t *testing.T) {
 		if err := chromedp.Do(demo, chromedp.Navigate(st.GatewayURL+"/demo")); err != nil {
 			t.Fatal(err)
 		}
+		link := phoneURL(t, demo)
+		saveScreenshot(t, demo, "demo-qr.png")
 		phone := newTab(t, browser) // a second tab: the phone
 		if err := chromedp.Do(phone,
-			chromedp.Navigate(phoneURL(t, demo)),
+			chromedp.Navigate(link),
 			chromedp.WaitVisible(chromedp.CSS(`#allow`)),
 			chromedp.SetValue(chromedp.CSS(`#nickname`), "Browser Bob"),
 			chromedp.Click(chromedp.CSS(`#allow`)),
@@ -121,8 +124,7 @@ func TestDemoPageInBrowser(t *testing.T) {
 		}
 		nickname, err1 := chromedp.Run(demo, chromedp.Text(chromedp.CSS(`#user-nickname`)))
 		claims, err2 := chromedp.Run(demo, chromedp.Text(chromedp.CSS(`#claims`)))
-		png, err3 := chromedp.Run(demo, chromedp.FullScreenshot(90))
-		if err := errors.Join(err1, err2, err3); err != nil {
+		if err := errors.Join(err1, err2); err != nil {
 			t.Fatalf("demo after allow: %v", err)
 		}
 		if nickname != "Browser Bob" {
@@ -131,9 +133,7 @@ func TestDemoPageInBrowser(t *testing.T) {
 		if !strings.Contains(claims, `"sub"`) || !strings.Contains(claims, `"iss"`) {
 			t.Errorf("demo shows no decoded claims: %q", claims)
 		}
-		if dir := os.Getenv("WXLOGIN_SCREENSHOT_DIR"); dir != "" {
-			_ = os.WriteFile(dir+"/demo.png", png, 0o644)
-		}
+		saveScreenshot(t, demo, "demo.png")
 	})
 
 	t.Run("deny", func(t *testing.T) {
@@ -157,4 +157,21 @@ func TestDemoPageInBrowser(t *testing.T) {
 			t.Errorf("demo shows no status after deny (%v)", err)
 		}
 	})
+}
+
+// saveScreenshot keeps a PNG of the tab for the README when
+// WXLOGIN_SCREENSHOT_DIR is set.
+func saveScreenshot(t *testing.T, tab context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("WXLOGIN_SCREENSHOT_DIR")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(tab, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

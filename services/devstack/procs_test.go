@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/wxlogin/wxlogin/shared/logtest"
 	"github.com/wxlogin/wxlogin/shared/natstest"
 	"github.com/wxlogin/wxlogin/shared/pgtest"
 )
@@ -172,7 +173,7 @@ type procStack struct {
 	nats  *server.Server
 	wx    *standIn
 	procs map[string]*exec.Cmd
-	logs  *lockedBuffer
+	logs  *logtest.Buffer
 }
 
 func startProcs(t *testing.T, extraEnv ...string) *procStack {
@@ -182,7 +183,7 @@ func startProcs(t *testing.T, extraEnv ...string) *procStack {
 	addr := freeAddr(t)
 	p := &procStack{
 		t: t, bin: binaries(t), base: "http://" + addr, dsn: pgtest.NewDatabase(t, nil),
-		nats: ns, wx: wx, procs: map[string]*exec.Cmd{}, logs: &lockedBuffer{},
+		nats: ns, wx: wx, procs: map[string]*exec.Cmd{}, logs: &logtest.Buffer{},
 	}
 	p.env = append(os.Environ(),
 		"WXLOGIN_NATS_URL="+ns.ClientURL(),

@@ -1,44 +1,24 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/wxlogin/wxlogin/shared/logtest"
 	"github.com/wxlogin/wxlogin/shared/pgtest"
 	"github.com/wxlogin/wxlogin/shared/wechat/fakewechat"
 )
 
-// lockedBuffer collects every service's log lines so tests can assert what
-// never appears in them.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type testStack struct {
 	*Stack
 	dsn  string
-	logs *lockedBuffer
+	logs *logtest.Buffer
 }
 
 // startStack runs the whole devstack in-process on random ports against a
@@ -46,7 +26,7 @@ type testStack struct {
 func startStack(t *testing.T) *testStack {
 	t.Helper()
 	dsn := pgtest.NewDatabase(t, nil) // identity migrates it on start, as in production
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := Start(ctx, Options{

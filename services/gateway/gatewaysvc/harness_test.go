@@ -1,7 +1,6 @@
 package gatewaysvc_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -27,6 +26,7 @@ import (
 	"github.com/wxlogin/wxlogin/shared/api/identity"
 	"github.com/wxlogin/wxlogin/shared/api/session"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
+	"github.com/wxlogin/wxlogin/shared/logtest"
 	"github.com/wxlogin/wxlogin/shared/natsrpc"
 	"github.com/wxlogin/wxlogin/shared/natstest"
 )
@@ -37,31 +37,13 @@ const (
 	testIssuer = "wxlogin"
 )
 
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // env is one test's world: an embedded NATS, stub identity and session
 // services on it, and gateways under test.
 type env struct {
 	t    *testing.T
 	ns   *server.Server
 	nc   *nats.Conn
-	logs *syncBuffer
+	logs *logtest.Buffer
 	log  *slog.Logger
 	id   *identityStub
 	se   *sessionStub
@@ -70,7 +52,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ns := natstest.Start(t)
-	e := &env{t: t, ns: ns, nc: natstest.Connect(t, ns), logs: &syncBuffer{}}
+	e := &env{t: t, ns: ns, nc: natstest.Connect(t, ns), logs: &logtest.Buffer{}}
 	e.log = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.id = &identityStub{}
 	e.se = newSessionStub(t)

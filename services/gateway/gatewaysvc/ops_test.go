@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wxlogin/wxlogin/services/gateway/gatewaysvc"
+	"github.com/wxlogin/wxlogin/shared/logtest"
 )
 
 var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
@@ -306,7 +307,7 @@ func TestConfigFromEnv(t *testing.T) {
 
 	t.Run("the secret is masked in logs", func(t *testing.T) {
 		cfg := gatewaysvc.Config{JWTAlg: "HS256", JWTSecret: "super-secret-value-of-32-bytes!!", NATSURL: "nats://u:natspass@127.0.0.1:4222"}
-		var buf syncBuffer
+		var buf logtest.Buffer
 		slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", cfg)
 		if strings.Contains(buf.String(), "super-secret") || strings.Contains(buf.String(), "natspass") {
 			t.Errorf("secret in log: %s", buf.String())

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxlogin/wxlogin/shared/logtest"
 	"github.com/wxlogin/wxlogin/shared/wechat"
 	"github.com/wxlogin/wxlogin/shared/wechat/fakewechat"
 )
@@ -32,14 +33,14 @@ type env struct {
 	fake   *fakewechat.Server
 	srv    *httptest.Server
 	client *wechat.Client
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 }
 
 // newEnv serves a fake on a fixed clock, so expiry depends only on Advance.
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	fake := fakewechat.New(fakewechat.Options{
 		Apps: append(fakewechat.DefaultApps(), fakewechat.App{AppID: mini2ID, Secret: mini2Secret, Kind: "miniprogram"}),
 		Now:  func() time.Time { return t0 },
@@ -969,22 +970,4 @@ func TestParseApps(t *testing.T) {
 			}
 		})
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

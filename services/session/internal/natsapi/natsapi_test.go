@@ -1,7 +1,6 @@
 package natsapi
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -23,6 +22,7 @@ import (
 	"github.com/wxlogin/wxlogin/shared/api/session"
 	"github.com/wxlogin/wxlogin/shared/apps"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
+	"github.com/wxlogin/wxlogin/shared/logtest"
 	"github.com/wxlogin/wxlogin/shared/natstest"
 
 	"github.com/wxlogin/wxlogin/services/session/internal/kvstate"
@@ -54,7 +54,7 @@ type fixture struct {
 	clock    *clock
 	buckets  *kvstate.Buckets
 	verifier *jwtverify.Verifier
-	logs     *syncBuffer
+	logs     *logtest.Buffer
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -70,7 +70,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	users, err := kvstate.WatchUserRevocations(ctx, b.Revoked, ttls.Revoked(), log)
 	if err != nil {
@@ -110,24 +110,6 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	return &fixture{svc: svc, clock: clk, buckets: b, verifier: v, logs: logs}
-}
-
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func (f *fixture) issue(t *testing.T) session.Tokens {

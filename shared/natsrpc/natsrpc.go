@@ -34,6 +34,32 @@ func RequestID(ctx context.Context) string {
 	return id
 }
 
+// Observer is told how long each call took, for latency metrics by subject.
+type Observer func(subject string, took time.Duration, err error)
+
+// Client is a NATS connection with an optional Observer: what the typed
+// clients of shared/api call through.
+type Client struct {
+	nc      *nats.Conn
+	observe Observer
+}
+
+// NewClient returns a client over nc; observe may be nil.
+func NewClient(nc *nats.Conn, observe Observer) *Client {
+	return &Client{nc: nc, observe: observe}
+}
+
+// Call is Call on the client's connection, observed.
+func (c *Client) Call(ctx context.Context, subject string, req, resp any) error {
+	if c.observe == nil {
+		return Call(ctx, c.nc, subject, req, resp)
+	}
+	start := time.Now()
+	err := Call(ctx, c.nc, subject, req, resp)
+	c.observe(subject, time.Since(start), err)
+	return err
+}
+
 // Call sends req as JSON to subject and decodes the reply into resp (which may
 // be nil). Errors are *api.Error: the service's own code, or
 // service_unavailable when nobody answers in time.

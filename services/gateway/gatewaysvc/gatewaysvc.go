@@ -69,8 +69,9 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, ln net.Listener) e
 	}
 	defer drain(nc, closed, log)
 
-	identityClient := identity.NewClient(nc)
-	sessionClient := session.NewClient(nc)
+	m := metrics.New(log)
+	identityClient := identity.NewObservedClient(nc, m.ObserveNATS)
+	sessionClient := session.NewObservedClient(nc, m.ObserveNATS)
 	var k *keys.Keys
 	if cfg.JWTAlg == jwtverify.AlgHS256 {
 		if k, err = keys.NewHS256([]byte(cfg.JWTSecret), opts); err != nil {
@@ -95,12 +96,11 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, ln net.Listener) e
 
 	// Validate has checked the spec.
 	limit, _ := ratelimit.ParseSpec(cfg.RateLimit)
-	m := metrics.New(log)
 	srv := &http.Server{
 		Handler: httpapi.New(httpapi.Options{
 			Log:            log,
-			Identity:       instrumentIdentity(identityClient, m),
-			Session:        instrumentSession(sessionClient, m),
+			Identity:       identityClient,
+			Session:        sessionClient,
 			Metrics:        m,
 			IPLimit:        ratelimit.New(limit, ratelimit.Options{}),
 			TrustedProxies: cfg.TrustedProxies,

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/wxlogin/wxlogin/shared/api"
-	"github.com/wxlogin/wxlogin/shared/natsrpc"
 )
 
 // Subjects added for accounts and admin (issue 4).
@@ -173,6 +172,6 @@ func (c *Client) AdminSetDisabled(ctx context.Context, req AdminDisableRequest) 
 
 func call[T any](ctx context.Context, c *Client, subject string, req any) (T, error) {
 	var res T
-	err := natsrpc.Call(ctx, c.nc, subject, req, &res)
+	err := c.rpc.Call(ctx, subject, req, &res)
 	return res, err
 }

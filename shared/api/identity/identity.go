@@ -61,21 +61,26 @@ type UserGetRequest struct {
 }
 
 // Client calls the identity service.
-type Client struct{ nc *nats.Conn }
+type Client struct{ rpc *natsrpc.Client }
 
 // NewClient returns a client over nc.
-func NewClient(nc *nats.Conn) *Client { return &Client{nc: nc} }
+func NewClient(nc *nats.Conn) *Client { return &Client{rpc: natsrpc.NewClient(nc, nil)} }
+
+// NewObservedClient returns a client that reports each call's latency to observe.
+func NewObservedClient(nc *nats.Conn, observe natsrpc.Observer) *Client {
+	return &Client{rpc: natsrpc.NewClient(nc, observe)}
+}
 
 // MiniProgramLogin exchanges a mini-program code and returns the user.
 func (c *Client) MiniProgramLogin(ctx context.Context, req MiniProgramLoginRequest) (LoginResult, error) {
 	var res LoginResult
-	err := natsrpc.Call(ctx, c.nc, SubjectMiniProgramLogin, req, &res)
+	err := c.rpc.Call(ctx, SubjectMiniProgramLogin, req, &res)
 	return res, err
 }
 
 // GetUser returns the user with its identities; api.CodeNotFound if unknown.
 func (c *Client) GetUser(ctx context.Context, userID string) (api.User, error) {
 	var res api.User
-	err := natsrpc.Call(ctx, c.nc, SubjectUserGet, UserGetRequest{UserID: userID}, &res)
+	err := c.rpc.Call(ctx, SubjectUserGet, UserGetRequest{UserID: userID}, &res)
 	return res, err
 }

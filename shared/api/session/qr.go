@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/wxlogin/wxlogin/shared/api"
-	"github.com/wxlogin/wxlogin/shared/natsrpc"
 )
 
 // Subjects of the website QR flow (issue 3).
@@ -87,20 +86,20 @@ type QRConsumeResult struct {
 // QRCreate starts a website login ticket.
 func (c *Client) QRCreate(ctx context.Context, req QRCreateRequest) (QRTicket, error) {
 	var res QRTicket
-	err := natsrpc.Call(ctx, c.nc, SubjectQRCreate, req, &res)
+	err := c.rpc.Call(ctx, SubjectQRCreate, req, &res)
 	return res, err
 }
 
 // QRComplete records a callback's outcome.
 func (c *Client) QRComplete(ctx context.Context, req QRCompleteRequest) (QRStatus, error) {
 	var res QRStatus
-	err := natsrpc.Call(ctx, c.nc, SubjectQRComplete, req, &res)
+	err := c.rpc.Call(ctx, SubjectQRComplete, req, &res)
 	return res, err
 }
 
 // QRConsume hands out a confirmed ticket's tokens, once.
 func (c *Client) QRConsume(ctx context.Context, req QRConsumeRequest) (QRConsumeResult, error) {
 	var res QRConsumeResult
-	err := natsrpc.Call(ctx, c.nc, SubjectQRConsume, req, &res)
+	err := c.rpc.Call(ctx, SubjectQRConsume, req, &res)
 	return res, err
 }

@@ -89,15 +89,20 @@ type JWKSRequest struct{}
 type JWKS = json.RawMessage
 
 // Client calls the session service.
-type Client struct{ nc *nats.Conn }
+type Client struct{ rpc *natsrpc.Client }
 
 // NewClient returns a client over nc.
-func NewClient(nc *nats.Conn) *Client { return &Client{nc: nc} }
+func NewClient(nc *nats.Conn) *Client { return &Client{rpc: natsrpc.NewClient(nc, nil)} }
+
+// NewObservedClient returns a client that reports each call's latency to observe.
+func NewObservedClient(nc *nats.Conn, observe natsrpc.Observer) *Client {
+	return &Client{rpc: natsrpc.NewClient(nc, observe)}
+}
 
 // Issue returns a new token pair for a user.
 func (c *Client) Issue(ctx context.Context, req IssueRequest) (Tokens, error) {
 	var res Tokens
-	err := natsrpc.Call(ctx, c.nc, SubjectIssue, req, &res)
+	err := c.rpc.Call(ctx, SubjectIssue, req, &res)
 	return res, err
 }
 
@@ -106,18 +111,18 @@ func (c *Client) Issue(ctx context.Context, req IssueRequest) (Tokens, error) {
 // api.CodeRefreshTokenReused (the family is revoked).
 func (c *Client) Refresh(ctx context.Context, refreshToken string) (Tokens, error) {
 	var res Tokens
-	err := natsrpc.Call(ctx, c.nc, SubjectRefresh, RefreshRequest{RefreshToken: refreshToken}, &res)
+	err := c.rpc.Call(ctx, SubjectRefresh, RefreshRequest{RefreshToken: refreshToken}, &res)
 	return res, err
 }
 
 // Revoke revokes what req names (see RevokeRequest).
 func (c *Client) Revoke(ctx context.Context, req RevokeRequest) error {
-	return natsrpc.Call(ctx, c.nc, SubjectRevoke, req, nil)
+	return c.rpc.Call(ctx, SubjectRevoke, req, nil)
 }
 
 // JWKS returns the public verification keys as a JWK set.
 func (c *Client) JWKS(ctx context.Context) (JWKS, error) {
 	var res json.RawMessage
-	err := natsrpc.Call(ctx, c.nc, SubjectJWKS, JWKSRequest{}, &res)
+	err := c.rpc.Call(ctx, SubjectJWKS, JWKSRequest{}, &res)
 	return JWKS(res), err
 }

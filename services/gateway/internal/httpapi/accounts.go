@@ -18,7 +18,6 @@ import (
 	"github.com/wxlogin/wxlogin/services/gateway/internal/middleware"
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
-	"github.com/wxlogin/wxlogin/shared/api/session"
 )
 
 // Account input limits. Identity owns the username and password rules
@@ -56,15 +55,9 @@ func (s *server) register(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	// Attaching a code exchanges it with WeChat.
-	ctx, cancel := context.WithTimeout(c.Request.Context(), wechatCallTimeout)
-	res, err := s.identity.Register(ctx, req)
-	cancel()
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	s.issuePasswordLogin(c, http.StatusCreated, res)
+	s.login(c, api.KindPassword, http.StatusCreated, func(ctx context.Context) (identity.LoginResult, error) {
+		return s.identity.Register(ctx, req)
+	})
 }
 
 // passwordLogin logs in by username and password.
@@ -78,18 +71,12 @@ func (s *server) passwordLogin(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
 	// The client IP keys identity's failed-password limit, so a guesser
 	// elsewhere cannot lock the user out.
-	res, err := s.identity.PasswordLogin(ctx, identity.PasswordLoginRequest{
-		Username: f["username"], Password: f["password"], ClientIP: c.ClientIP(),
+	req := identity.PasswordLoginRequest{Username: f["username"], Password: f["password"], ClientIP: c.ClientIP()}
+	s.login(c, api.KindPassword, http.StatusOK, func(ctx context.Context) (identity.LoginResult, error) {
+		return s.identity.PasswordLogin(ctx, req)
 	})
-	cancel()
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	s.issuePasswordLogin(c, http.StatusOK, res)
 }
 
 // bind attaches a WeChat identity (a bind_token from wechat_not_bound, or a
@@ -105,27 +92,9 @@ func (s *server) bind(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), wechatCallTimeout)
-	res, err := s.identity.Bind(ctx, req)
-	cancel()
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	s.issuePasswordLogin(c, http.StatusOK, res)
-}
-
-// issuePasswordLogin issues tokens to a user who proved a password.
-func (s *server) issuePasswordLogin(c *gin.Context, status int, res identity.LoginResult) {
-	middleware.SetUserID(c, res.User.ID)
-	ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
-	tokens, err := s.session.Issue(ctx, session.IssueRequest{UserID: res.User.ID, Kind: api.KindPassword})
-	cancel()
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	writeTokens(c, status, tokens, res.User, res.IsNewUser)
+	s.login(c, api.KindPassword, http.StatusOK, func(ctx context.Context) (identity.LoginResult, error) {
+		return s.identity.Bind(ctx, req)
+	})
 }
 
 // credentialsAndProof checks the shape of username, password and, when

@@ -56,23 +56,33 @@ func (s *server) miniProgramLogin(c *gin.Context) {
 		return
 	}
 
+	s.login(c, api.KindMiniProgram, http.StatusOK, func(ctx context.Context) (identity.LoginResult, error) {
+		return s.identity.MiniProgramLogin(ctx, req)
+	})
+}
+
+// login runs every login but the website's: identity resolves the user
+// (with a deadline long enough for a WeChat call), session issues the pair,
+// and the outcome is counted once by kind.
+func (s *server) login(c *gin.Context, kind string, status int, resolve func(context.Context) (identity.LoginResult, error)) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), wechatCallTimeout)
-	res, err := s.identity.MiniProgramLogin(ctx, req)
+	res, err := resolve(ctx)
 	cancel()
 	if err != nil {
+		s.metrics.Login(kind, err)
 		s.fail(c, err)
 		return
 	}
 	middleware.SetUserID(c, res.User.ID)
-
 	ctx, cancel = context.WithTimeout(c.Request.Context(), callTimeout)
-	tokens, err := s.session.Issue(ctx, session.IssueRequest{UserID: res.User.ID, Kind: api.KindMiniProgram, AppID: res.AppID})
+	tokens, err := s.session.Issue(ctx, session.IssueRequest{UserID: res.User.ID, Kind: kind, AppID: res.AppID})
 	cancel()
+	s.metrics.Login(kind, err)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	writeTokens(c, http.StatusOK, tokens, res.User, res.IsNewUser)
+	writeTokens(c, status, tokens, res.User, res.IsNewUser)
 }
 
 // writeTokens answers with a token pair, uncacheable (RFC 6749 section 5.1).

@@ -405,6 +405,7 @@ func (s *server) consumeQR(c *gin.Context, ticket, token string) {
 		s.fail(c, err)
 		return
 	}
+	s.metrics.Login(api.KindWeb, nil) // a web login succeeds when its tokens go out
 	middleware.SetUserID(c, res.User.ID)
 	if res.TokenType == "" {
 		res.TokenType = "Bearer"
@@ -466,6 +467,7 @@ func (s *server) qrCallback(c *gin.Context) {
 	res, err := s.identity.WebResolve(rctx, identity.WebResolveRequest{App: rec.App, Code: code})
 	cancel()
 	if err != nil {
+		s.metrics.Login(api.KindWeb, err)
 		p, unexpected := problem.For(err, middleware.RequestIDOf(c))
 		if unexpected {
 			s.log.LogAttrs(ctx, slog.LevelError, "website login failed",

@@ -130,18 +130,14 @@ func (m *Metrics) Login(kind string, err error) {
 	m.logins.WithLabelValues(kind, result).Inc()
 }
 
-// NATS returns the latency observer of subject. Resolve it once and keep
-// it: the lookup is what costs.
-func (m *Metrics) NATS(subject string) prometheus.Observer {
+// ObserveNATS records one NATS request's latency by subject; it is the
+// natsrpc.Observer of the gateway's identity and session clients.
+func (m *Metrics) ObserveNATS(subject string, took time.Duration, _ error) {
 	if m == nil {
-		return nopObserver{}
+		return
 	}
-	return m.nats.WithLabelValues(subject)
+	m.nats.WithLabelValues(subject).Observe(took.Seconds())
 }
-
-type nopObserver struct{}
-
-func (nopObserver) Observe(float64) {}
 
 // resultLabel is err's contract code; anything outside the contract (which
 // a remote service could otherwise invent) is internal_error.

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -66,7 +67,7 @@ func TestLogin(t *testing.T) {
 func TestNilMetricsRecordNothing(t *testing.T) {
 	var m *Metrics
 	m.Login(api.KindWeb, nil)
-	m.NATS("x").Observe(1)
+	m.ObserveNATS("x", time.Second, nil)
 	r := gin.New()
 	r.Use(m.Middleware())
 	r.GET("/", func(c *gin.Context) { c.String(200, "ok") })
@@ -79,7 +80,7 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 
 func TestHandler(t *testing.T) {
 	m := New(nil)
-	m.NATS("wxlogin.session.issue").Observe(0.002)
+	m.ObserveNATS("wxlogin.session.issue", 2*time.Millisecond, nil)
 	w := httptest.NewRecorder()
 	m.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	for _, want := range []string{`nats_request_duration_seconds_bucket{subject="wxlogin.session.issue",le="0.0025"} 1`, "go_gc_duration_seconds", "process_cpu_seconds_total"} {

@@ -105,7 +105,8 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 		return nil, err
 	}
 	idCfg.NATSURL = st.NATSURL
-	idCfg.MetricsAddr = "" // one process: the gateway's /metrics is the devstack's
+	// One embedded server, one process: no replicas, no per-service ports.
+	idCfg.NATSReplicas, idCfg.MetricsAddr = 1, ""
 	idCfg.DatabaseURL = o.DatabaseURL
 	if os.Getenv("WXLOGIN_WECHAT_API_BASE") == "" {
 		idCfg.WechatAPIBase = st.FakeURL

@@ -212,7 +212,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body)
 	}
-	if code, body := get("/healthz"); code != http.StatusOK || strings.TrimSpace(body) != "ok" {
+	if code, body := get("/healthz"); code != http.StatusOK || strings.TrimSpace(body) != `{"status":"ok"}` {
 		t.Errorf("healthz = %d %q", code, body)
 	}
 	eventually(t, "the login's events published", func() bool {
@@ -245,7 +245,15 @@ func TestMetricsEndpoint(t *testing.T) {
 	cfg := s.cfg
 	cfg.MetricsAddr = taken.Addr().String()
 	err = identitysvc.Run(ctx5s(t), cfg, slog.New(slog.DiscardHandler))
-	if err == nil || !strings.Contains(err.Error(), "WXLOGIN_METRICS_ADDR") {
+	if err == nil || !strings.HasPrefix(err.Error(), "WXLOGIN_METRICS_ADDR:") {
 		t.Errorf("Run with the metrics port taken = %v, want an error naming WXLOGIN_METRICS_ADDR", err)
+	}
+
+	// Without NATS no request reaches the replica: unhealthy, while the
+	// metrics stay up.
+	s.ns.Shutdown()
+	waitHealthz(t, addr, http.StatusServiceUnavailable, "NATS not connected")
+	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "wxlogin_identity_requests_total") {
+		t.Errorf("/metrics without NATS = %d", code)
 	}
 }

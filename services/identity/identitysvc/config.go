@@ -37,9 +37,17 @@ type Config struct {
 	AppsFile          string     `env:"WXLOGIN_APPS_FILE"`
 	AutoRegister      bool       `env:"WXLOGIN_AUTO_REGISTER" envDefault:"true"`
 	LogLevel          slog.Level `env:"WXLOGIN_LOG_LEVEL" envDefault:"info"`
+	// NATSReplicas is how many copies JetStream keeps of the event stream
+	// and the KV buckets identity creates: 1 for a single server, 3 on a
+	// cluster (at most 5, JetStream's limit). Session reads the same
+	// variable for wxlogin_bind, which both create: give both the same value.
+	NATSReplicas int `env:"WXLOGIN_NATS_REPLICAS" envDefault:"1"`
 	// MetricsAddr is where GET /metrics and GET /healthz are served; "" off.
 	MetricsAddr string `env:"WXLOGIN_METRICS_ADDR"`
 }
+
+// maxReplicas is JetStream's own limit on a stream's replicas.
+const maxReplicas = 5
 
 // DefaultConfig is the configuration of an empty environment.
 func DefaultConfig() Config {
@@ -73,6 +81,9 @@ func (c Config) Validate() error {
 	}
 	if u, err := url.Parse(c.WechatAPIBase); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("WXLOGIN_WECHAT_API_BASE: %q is not an http(s) URL", c.WechatAPIBase)
+	}
+	if c.NATSReplicas < 1 || c.NATSReplicas > maxReplicas {
+		return fmt.Errorf("WXLOGIN_NATS_REPLICAS: %d is outside 1..%d (1 for a single NATS server, 3 for a cluster)", c.NATSReplicas, maxReplicas)
 	}
 	if c.MetricsAddr != "" {
 		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
@@ -130,6 +141,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("apps_file", c.AppsFile),
 		slog.Bool("auto_register", c.AutoRegister),
 		slog.String("log_level", c.LogLevel.String()),
+		slog.Int("nats_replicas", c.NATSReplicas),
 		slog.String("metrics_addr", c.MetricsAddr),
 	)
 }

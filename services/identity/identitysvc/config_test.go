@@ -2,6 +2,7 @@ package identitysvc
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -33,6 +34,7 @@ func TestConfigFromEnvDefaults(t *testing.T) {
 		WechatAPIBase: "https://api.weixin.qq.com",
 		AutoRegister:  true,
 		LogLevel:      slog.LevelInfo,
+		NATSReplicas:  1,
 	}
 	if cfg != want {
 		t.Errorf("defaults = %+v\nwant %+v", cfg, want)
@@ -49,12 +51,13 @@ func TestConfigFromEnvValues(t *testing.T) {
 	t.Setenv("WXLOGIN_MINIPROGRAM_APPID", "wxa")
 	t.Setenv("WXLOGIN_MINIPROGRAM_SECRET", "sa")
 	t.Setenv("WXLOGIN_METRICS_ADDR", ":9100")
+	t.Setenv("WXLOGIN_NATS_REPLICAS", "3")
 	cfg, err := ConfigFromEnv()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.AutoRegister || cfg.LogLevel != slog.LevelDebug || cfg.MiniProgramAppID != "wxa" || cfg.MiniProgramSecret != "sa" ||
-		cfg.MetricsAddr != ":9100" {
+		cfg.MetricsAddr != ":9100" || cfg.NATSReplicas != 3 {
 		t.Errorf("cfg = %+v", cfg)
 	}
 }
@@ -77,6 +80,9 @@ func TestConfigFromEnvErrorsNameTheVariable(t *testing.T) {
 		{"bad level", map[string]string{"WXLOGIN_LOG_LEVEL": "loud"}, "WXLOGIN_LOG_LEVEL"},
 		{"bad api base", map[string]string{"WXLOGIN_WECHAT_API_BASE": "api.weixin.qq.com"}, "WXLOGIN_WECHAT_API_BASE"},
 		{"empty nats url", map[string]string{"WXLOGIN_NATS_URL": " "}, "WXLOGIN_NATS_URL"},
+		{"replicas not a number", map[string]string{"WXLOGIN_NATS_REPLICAS": "three"}, "WXLOGIN_NATS_REPLICAS"},
+		{"replicas 0", map[string]string{"WXLOGIN_NATS_REPLICAS": "0"}, "WXLOGIN_NATS_REPLICAS"},
+		{"replicas 6", map[string]string{"WXLOGIN_NATS_REPLICAS": "6"}, "WXLOGIN_NATS_REPLICAS"},
 		{"metrics addr without port", map[string]string{"WXLOGIN_METRICS_ADDR": "9100"}, "WXLOGIN_METRICS_ADDR"},
 		{"metrics addr with empty port", map[string]string{"WXLOGIN_METRICS_ADDR": "localhost:"}, "WXLOGIN_METRICS_ADDR"},
 		{"appid without secret", map[string]string{"WXLOGIN_MINIPROGRAM_APPID": "wxa"}, "WXLOGIN_MINIPROGRAM_SECRET"},
@@ -99,6 +105,29 @@ func TestConfigFromEnvErrorsNameTheVariable(t *testing.T) {
 			_, err := ConfigFromEnv()
 			if err == nil || !strings.HasPrefix(err.Error(), tc.want+":") {
 				t.Errorf("err = %v, want one starting %s:", err, tc.want)
+			}
+		})
+	}
+}
+
+// JetStream keeps 1 to 5 replicas of a stream; anything else is refused
+// before Run connects to anything.
+func TestConfigReplicasBounds(t *testing.T) {
+	for _, tc := range []struct {
+		replicas int
+		ok       bool
+	}{
+		{-1, false}, {0, false}, {1, true}, {2, true}, {3, true}, {5, true}, {6, false}, {100, false},
+	} {
+		t.Run(fmt.Sprint(tc.replicas), func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.NATSReplicas = tc.replicas
+			err := cfg.Validate()
+			switch {
+			case tc.ok && err != nil:
+				t.Errorf("Validate = %v, want nil", err)
+			case !tc.ok && (err == nil || !strings.HasPrefix(err.Error(), "WXLOGIN_NATS_REPLICAS: ")):
+				t.Errorf("Validate = %v, want an error naming WXLOGIN_NATS_REPLICAS", err)
 			}
 		})
 	}

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"runtime"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -25,7 +23,9 @@ import (
 	"github.com/wxlogin/wxlogin/services/identity/internal/password"
 	"github.com/wxlogin/wxlogin/services/identity/internal/store"
 	"github.com/wxlogin/wxlogin/services/identity/internal/wxauth"
+	"github.com/wxlogin/wxlogin/shared/api/identity"
 	"github.com/wxlogin/wxlogin/shared/natsrpc"
+	"github.com/wxlogin/wxlogin/shared/opshttp"
 	"github.com/wxlogin/wxlogin/shared/wechat"
 )
 
@@ -45,7 +45,9 @@ const (
 	maxDBConns = 20
 	// How long a starting service waits for Postgres to accept connections.
 	dbStartupWait = 30 * time.Second
-	drainTimeout  = 10 * time.Second
+	// setupTimeout bounds one attempt at creating the stream and buckets.
+	setupTimeout = 10 * time.Second
+	drainTimeout = 10 * time.Second
 )
 
 // Migrate applies the identity schema's pending migrations to the database at dsn.
@@ -64,7 +66,8 @@ func migrate(ctx context.Context, dsn string, log *slog.Logger) error {
 
 // Run serves identity until ctx is cancelled, then stops in order (micro
 // service, in-flight handlers, outbox relay, NATS drain, database) and
-// returns nil. It returns an error if it cannot start.
+// returns nil. It returns an error if it cannot start; while NATS is not
+// reachable yet it keeps retrying.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -80,6 +83,28 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	for _, app := range apps.All() {
 		log.Info("wechat app", "app", app)
 	}
+
+	m := metrics.New()
+	// ready is set while the endpoints are registered; /healthz is 503
+	// before (starting) and after (stopping).
+	var ready atomic.Pointer[readiness]
+	// The ops server listens before the (possibly slow) database and
+	// JetStream setup, so a taken port fails the start at once; it stays up
+	// until Run returns.
+	ops, err := opshttp.Listen(cfg.MetricsAddr, m.Registry(), func(ctx context.Context) error { return ready.Load().check(ctx) }, log)
+	if err != nil {
+		return fmt.Errorf("WXLOGIN_METRICS_ADDR: %w", err)
+	}
+	opsCtx, stopOps := context.WithCancel(context.WithoutCancel(ctx))
+	opsDone := make(chan struct{})
+	go func() {
+		defer close(opsDone)
+		if err := ops.Run(opsCtx); err != nil {
+			// The service itself still works; the failing health check shows it.
+			log.Error("ops server stopped", "error", err)
+		}
+	}()
+	defer func() { stopOps(); <-opsDone }()
 
 	db, err := openDB(ctx, cfg.DatabaseURL, log)
 	if err != nil {
@@ -101,8 +126,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer nc.Close() // after a drain, a no-op
 
-	m := metrics.New()
-	relay, err := outbox.New(db, nc, log.With("component", "outbox"), outbox.Options{Published: m.EventsPublished})
+	relay, err := outbox.New(db, nc, log.With("component", "outbox"), outbox.Options{Published: m.EventsPublished, Replicas: cfg.NATSReplicas})
 	if err != nil {
 		return err
 	}
@@ -111,11 +135,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	stopMetrics, err := serveMetrics(cfg.MetricsAddr, m, log)
+	// The stream and buckets are created here, not only on first use, so a
+	// replica count JetStream cannot place fails the start, naming the variable.
+	err = retryWhileUnreachable(ctx, nc, log, func(ctx context.Context) error {
+		return createAssets(ctx, js, cfg.NATSReplicas)
+	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // asked to stop while still starting
+		}
 		return err
 	}
-	defer stopMetrics()
 	// The relay outlives ctx a little: it stops after the handlers are done.
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	relayDone := make(chan struct{})
@@ -129,8 +159,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	a := natsapi.New(natsapi.Deps{
 		Store:        st,
 		Apps:         apps,
-		WeChat:       wxauth.NewExchanger(wc, wxauth.NewTokenCache(wc, js, log), log),
-		BindTokens:   bindtoken.New(js),
+		WeChat:       wxauth.NewExchanger(wc, wxauth.NewTokenCache(wc, js, cfg.NATSReplicas, log), log),
+		BindTokens:   bindtoken.New(js, cfg.NATSReplicas),
 		Passwords:    password.NewHasher(runtime.GOMAXPROCS(0)),
 		Failures:     faillimit.New(failureLimit, failureWindow, failureKeys, nil),
 		Events:       relay,
@@ -142,11 +172,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	ready.Store(&readiness{nc: nc, db: db})
 	log.Info("identity ready", "service", svc.Info().Name, "id", svc.Info().ID)
 
 	<-ctx.Done()
+	ready.Store(nil)
 	log.Info("identity stopping")
-	stopMetrics()
 	if err := svc.Stop(); err != nil {
 		log.Warn("micro service stop", "error", err)
 	}
@@ -165,45 +196,102 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	return nil
 }
 
-// serveMetrics serves GET /metrics and GET /healthz on addr ("" = not at
-// all) until the returned stop is called (more than once is fine). A port
-// that cannot be bound fails the start.
-func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (stop func(), err error) {
-	if addr == "" {
-		return func() {}, nil
+// readiness is what /healthz checks while identity serves: every request
+// arrives over NATS and needs Postgres.
+type readiness struct {
+	nc *nats.Conn
+	db *sqlx.DB
+}
+
+// check is nil when ready; a nil *readiness is not serving.
+func (r *readiness) check(ctx context.Context) error {
+	switch {
+	case r == nil:
+		return errors.New("not serving (starting or stopping)")
+	case !r.nc.IsConnected():
+		return errors.New("NATS not connected")
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("WXLOGIN_METRICS_ADDR: %w", err)
+	if err := r.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", m.Handler())
-	// Liveness: the process serves. NATS and Postgres outages are retried
-	// inside, and restarting the service would not end them.
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server failed", "error", err)
+	return nil
+}
+
+// createAssets creates, or updates to this configuration, every JetStream
+// asset identity writes to: the event stream and the KV buckets. Each
+// replica runs it at start; with the same configuration that is a no-op.
+func createAssets(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	if _, err := js.CreateOrUpdateStream(ctx, outbox.StreamConfig(replicas)); err != nil {
+		return replicasError(fmt.Errorf("stream %s: %w", identity.EventStream, err), replicas)
+	}
+	for _, kv := range []jetstream.KeyValueConfig{bindtoken.BucketConfig(replicas), wxauth.BucketConfig(replicas)} {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
+			return replicasError(fmt.Errorf("kv bucket %s: %w", kv.Bucket, err), replicas)
 		}
-	}()
-	log.Info("metrics listening", "addr", ln.Addr().String())
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := srv.Shutdown(ctx); err != nil {
-				log.Warn("metrics server shutdown", "error", err)
-			}
-			<-done
-		})
-	}, nil
+	}
+	return nil
+}
+
+// retryWhileUnreachable runs fn until it succeeds, retrying with backoff
+// while the failure looks like NATS or JetStream not being there yet; any
+// other error is returned at once.
+func retryWhileUnreachable(ctx context.Context, nc *nats.Conn, log *slog.Logger, fn func(context.Context) error) error {
+	backoff := 250 * time.Millisecond
+	for {
+		attempt, cancel := context.WithTimeout(ctx, setupTimeout)
+		err := fn(attempt)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if nc.IsConnected() && !transient(err) {
+			return err
+		}
+		log.Warn("NATS JetStream not reachable yet; retrying", "error", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func transient(err error) bool {
+	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+		return false // a server without JetStream will not grow it
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && (apiErr.Code == 503 || apiErr.ErrorCode == jsErrCodeNoPeers) {
+		// e.g. a cluster still electing its JetStream leader, or with too
+		// few servers up yet to place every replica.
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrConnectionReconnecting) ||
+		errors.Is(err, nats.ErrDisconnected)
+}
+
+// JetStream API error codes (nats-server's errors.json) that a replica
+// count causes.
+const (
+	jsErrCodeNoPeers              jetstream.ErrorCode = 10005 // not enough servers to place the replicas
+	jsErrCodeReplicasNotClustered jetstream.ErrorCode = 10074 // replicas > 1 on a server without a cluster
+)
+
+// replicasError names WXLOGIN_NATS_REPLICAS in an error it caused.
+func replicasError(err error, replicas int) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrCodeReplicasNotClustered {
+		return fmt.Errorf("WXLOGIN_NATS_REPLICAS: %d replicas need a NATS cluster, and this server runs JetStream alone (set 1): %w", replicas, err)
+	}
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrCodeNoPeers {
+		return fmt.Errorf("WXLOGIN_NATS_REPLICAS: %d replicas, but not that many JetStream servers are up: %w", replicas, err)
+	}
+	return err
 }
 
 // openDB opens the pool and waits (bounded) for Postgres to answer, so a

@@ -478,6 +478,7 @@ func TestRunWaitsForNATS(t *testing.T) {
 	cfg := identitysvc.DefaultConfig()
 	cfg.NATSURL = fmt.Sprintf("nats://127.0.0.1:%d", port)
 	cfg.DatabaseURL = pgtest.NewDatabase(t, nil)
+	cfg.MetricsAddr = freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- identitysvc.Run(ctx, cfg, slog.New(slog.DiscardHandler)) }()
@@ -487,6 +488,9 @@ func TestRunWaitsForNATS(t *testing.T) {
 			t.Errorf("Run: %v", err)
 		}
 	}()
+
+	// Up but not serving yet: unhealthy.
+	waitHealthz(t, cfg.MetricsAddr, http.StatusServiceUnavailable, "not serving")
 
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
 	if err != nil {
@@ -502,6 +506,7 @@ func TestRunWaitsForNATS(t *testing.T) {
 		_, err := client.GetUser(context.Background(), "00000000-0000-0000-0000-000000000000")
 		return api.CodeOf(err) == api.CodeNotFound
 	})
+	waitHealthz(t, cfg.MetricsAddr, http.StatusOK, `{"status":"ok"}`)
 }
 
 func TestUserGet(t *testing.T) {
@@ -528,6 +533,7 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		{"api base", func(c *identitysvc.Config) { c.WechatAPIBase = "ftp://x" }, "WXLOGIN_WECHAT_API_BASE"},
 		{"secret without appid", func(c *identitysvc.Config) { c.WebSecret = "s" }, "WXLOGIN_WEB_APPID"},
 		{"apps file", func(c *identitysvc.Config) { c.AppsFile = "/nonexistent/apps.yaml" }, "WXLOGIN_APPS_FILE"},
+		{"replicas", func(c *identitysvc.Config) { c.NATSReplicas = 7 }, "WXLOGIN_NATS_REPLICAS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := identitysvc.DefaultConfig()

@@ -32,11 +32,12 @@ const maxTokenLen = 128
 // ErrNotFound: the token is unknown, expired or already spent.
 var ErrNotFound = errors.New("bind token not found, expired or spent")
 
-// BucketConfig is the bucket as the session service creates it too: both
-// services create-or-update it with this same configuration, so either may
-// start first and neither changes it.
-func BucketConfig() jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{Bucket: session.BucketBind, Description: "wxlogin bind tokens", TTL: TTL, History: 1}
+// BucketConfig is the bucket, in replicas copies, as the session service
+// creates it too: both services create-or-update it with this same
+// configuration (given the same WXLOGIN_NATS_REPLICAS), so either may start
+// first and neither changes it.
+func BucketConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{Bucket: session.BucketBind, Description: "wxlogin bind tokens", TTL: TTL, History: 1, Replicas: replicas}
 }
 
 // Identity is a WeChat identity waiting for an account. SessionKey is a
@@ -58,14 +59,15 @@ func (i Identity) LogValue() slog.Value {
 // Store issues and spends bind tokens. The bucket is created on first use,
 // so a service started before NATS is reachable still starts.
 type Store struct {
-	js jetstream.JetStream
+	js       jetstream.JetStream
+	replicas int
 
 	mu sync.Mutex
 	kv jetstream.KeyValue
 }
 
-// New returns a Store over js.
-func New(js jetstream.JetStream) *Store { return &Store{js: js} }
+// New returns a Store over js whose bucket has replicas copies.
+func New(js jetstream.JetStream, replicas int) *Store { return &Store{js: js, replicas: replicas} }
 
 func (s *Store) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	s.mu.Lock()
@@ -73,7 +75,7 @@ func (s *Store) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	if s.kv != nil {
 		return s.kv, nil
 	}
-	kv, err := s.js.CreateOrUpdateKeyValue(ctx, BucketConfig())
+	kv, err := s.js.CreateOrUpdateKeyValue(ctx, BucketConfig(s.replicas))
 	if err != nil {
 		return nil, fmt.Errorf("kv bucket %s: %w", session.BucketBind, err)
 	}

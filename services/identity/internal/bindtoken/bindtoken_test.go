@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -22,7 +24,7 @@ func TestIssueLookupSpend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(js)
+	s := New(js, 1)
 	ctx := context.Background()
 	nick := "小红"
 	want := Identity{Kind: "miniprogram", AppID: "wx1", OpenID: "o1", UnionID: "u1", SessionKey: "c2VjcmV0a2V5MTIzNDU2Nw==",
@@ -90,12 +92,16 @@ func TestIssueLookupSpend(t *testing.T) {
 	}
 }
 
-// Identity and session create the bucket with the same configuration:
-// whoever comes second changes nothing.
+// Identity and session create the bucket with the same configuration
+// (session's kvstate, given the same WXLOGIN_NATS_REPLICAS): whoever comes
+// second changes nothing.
 func TestBucketConfigMatchesSession(t *testing.T) {
-	want := jetstream.KeyValueConfig{Bucket: "wxlogin_bind", Description: "wxlogin bind tokens", TTL: TTL, History: 1}
-	if got := BucketConfig(); got.Bucket != want.Bucket || got.Description != want.Description || got.TTL != want.TTL ||
-		got.History != want.History || got.Storage != want.Storage || got.Replicas != want.Replicas {
-		t.Errorf("config = %+v, want %+v", got, want)
+	for _, replicas := range []int{1, 3} {
+		t.Run(fmt.Sprint(replicas), func(t *testing.T) {
+			want := jetstream.KeyValueConfig{Bucket: "wxlogin_bind", Description: "wxlogin bind tokens", TTL: TTL, History: 1, Replicas: replicas}
+			if got := BucketConfig(replicas); !reflect.DeepEqual(got, want) {
+				t.Errorf("config = %+v, want %+v", got, want)
+			}
+		})
 	}
 }

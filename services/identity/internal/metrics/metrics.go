@@ -7,12 +7,10 @@ package metrics
 import (
 	"context"
 	"errors"
-	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wxlogin/wxlogin/shared/api"
 )
@@ -90,11 +88,9 @@ func (m *Metrics) WatchOutbox(pending func(context.Context) (int, error)) {
 	})
 }
 
-// Handler serves the metrics in the Prometheus exposition format.
-func (m *Metrics) Handler() http.Handler {
-	// ContinueOnError: a failing gauge (Postgres away) must not hide the rest.
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, ErrorHandling: promhttp.ContinueOnError})
-}
+// Registry is where the metrics are registered, for the ops server
+// (shared/opshttp) to serve.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 type pendingCollector struct {
 	desc    *prometheus.Desc

@@ -18,9 +18,10 @@ import (
 	"github.com/wxlogin/wxlogin/shared/api/identity"
 )
 
-// StreamConfig is the event stream. The duplicate window bounds how late a
+// StreamConfig is the event stream, kept in replicas copies (1 on a single
+// server, typically 3 on a cluster). The duplicate window bounds how late a
 // redelivery the stream itself still drops; subscribers dedupe by id beyond it.
-func StreamConfig() jetstream.StreamConfig {
+func StreamConfig(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        identity.EventStream,
 		Description: "wxlogin user events (identity's outbox)",
@@ -28,6 +29,7 @@ func StreamConfig() jetstream.StreamConfig {
 		Storage:     jetstream.FileStorage,
 		Duplicates:  2 * time.Minute,
 		MaxAge:      7 * 24 * time.Hour,
+		Replicas:    replicas,
 	}
 }
 
@@ -39,6 +41,7 @@ type Options struct {
 	PublishTimeout time.Duration // wait for a batch's acks; default 5s
 	Retention      time.Duration // keep published rows this long; default 24h
 	PruneEvery     time.Duration // default 10m
+	Replicas       int           // copies of the stream it (re)creates; default 1
 	// Published, if set, is told how many events each batch published.
 	Published func(n int)
 }
@@ -61,6 +64,9 @@ func (o *Options) defaults() {
 	}
 	if o.PruneEvery <= 0 {
 		o.PruneEvery = 10 * time.Minute
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = 1
 	}
 }
 
@@ -155,7 +161,7 @@ func (r *Relay) Run(ctx context.Context) error {
 // drain relays batches until the outbox has no more pending rows for us.
 func (r *Relay) drain(ctx context.Context) error {
 	if !r.streamReady {
-		if _, err := r.js.CreateOrUpdateStream(ctx, StreamConfig()); err != nil {
+		if _, err := r.js.CreateOrUpdateStream(ctx, StreamConfig(r.opts.Replicas)); err != nil {
 			return fmt.Errorf("stream %s: %w", identity.EventStream, err)
 		}
 		r.streamReady = true

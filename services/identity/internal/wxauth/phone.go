@@ -45,20 +45,28 @@ type cachedToken struct {
 // TokenCache hands out server access tokens (cgi-bin/stable_token), shared
 // through KV. Within a replica, concurrent fetches for an app are one.
 type TokenCache struct {
-	wc  *wechat.Client
-	js  jetstream.JetStream
-	log *slog.Logger
-	now func() time.Time
+	wc       *wechat.Client
+	js       jetstream.JetStream
+	replicas int
+	log      *slog.Logger
+	now      func() time.Time
 
 	flight singleflight.Group
 	mu     sync.Mutex
 	kv     jetstream.KeyValue
 }
 
+// BucketConfig is BucketWechat in replicas copies.
+func BucketConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket: BucketWechat, Description: "wxlogin WeChat server access tokens", TTL: tokenBucketTTL, History: 1, Replicas: replicas,
+	}
+}
+
 // NewTokenCache returns a cache over the JetStream js (bucket created on
-// first use).
-func NewTokenCache(wc *wechat.Client, js jetstream.JetStream, log *slog.Logger) *TokenCache {
-	return &TokenCache{wc: wc, js: js, log: log, now: time.Now}
+// first use, in replicas copies).
+func NewTokenCache(wc *wechat.Client, js jetstream.JetStream, replicas int, log *slog.Logger) *TokenCache {
+	return &TokenCache{wc: wc, js: js, replicas: replicas, log: log, now: time.Now}
 }
 
 func (c *TokenCache) bucket(ctx context.Context) (jetstream.KeyValue, error) {
@@ -67,9 +75,7 @@ func (c *TokenCache) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	if c.kv != nil {
 		return c.kv, nil
 	}
-	kv, err := c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: BucketWechat, Description: "wxlogin WeChat server access tokens", TTL: tokenBucketTTL, History: 1,
-	})
+	kv, err := c.js.CreateOrUpdateKeyValue(ctx, BucketConfig(c.replicas))
 	if err != nil {
 		return nil, fmt.Errorf("kv bucket %s: %w", BucketWechat, err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/wxlogin/wxlogin/services/identity/internal/store"
 	"github.com/wxlogin/wxlogin/services/identity/internal/wxauth"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
+	"github.com/wxlogin/wxlogin/shared/jssetup"
 	"github.com/wxlogin/wxlogin/shared/natsrpc"
 	"github.com/wxlogin/wxlogin/shared/opshttp"
 	"github.com/wxlogin/wxlogin/shared/wechat"
@@ -45,9 +46,7 @@ const (
 	maxDBConns = 20
 	// How long a starting service waits for Postgres to accept connections.
 	dbStartupWait = 30 * time.Second
-	// setupTimeout bounds one attempt at creating the stream and buckets.
-	setupTimeout = 10 * time.Second
-	drainTimeout = 10 * time.Second
+	drainTimeout  = 10 * time.Second
 )
 
 // Migrate applies the identity schema's pending migrations to the database at dsn.
@@ -137,7 +136,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	// The stream and buckets are created here, not only on first use, so a
 	// replica count JetStream cannot place fails the start, naming the variable.
-	err = retryWhileUnreachable(ctx, nc, log, func(ctx context.Context) error {
+	err = jssetup.Retry(ctx, nc, log, func(ctx context.Context) error {
 		return createAssets(ctx, js, cfg.NATSReplicas)
 	})
 	if err != nil {
@@ -222,76 +221,14 @@ func (r *readiness) check(ctx context.Context) error {
 // replica runs it at start; with the same configuration that is a no-op.
 func createAssets(ctx context.Context, js jetstream.JetStream, replicas int) error {
 	if _, err := js.CreateOrUpdateStream(ctx, outbox.StreamConfig(replicas)); err != nil {
-		return replicasError(fmt.Errorf("stream %s: %w", identity.EventStream, err), replicas)
+		return jssetup.ReplicasError(fmt.Errorf("stream %s: %w", identity.EventStream, err), replicas)
 	}
 	for _, kv := range []jetstream.KeyValueConfig{bindtoken.BucketConfig(replicas), wxauth.BucketConfig(replicas)} {
 		if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
-			return replicasError(fmt.Errorf("kv bucket %s: %w", kv.Bucket, err), replicas)
+			return jssetup.ReplicasError(fmt.Errorf("kv bucket %s: %w", kv.Bucket, err), replicas)
 		}
 	}
 	return nil
-}
-
-// retryWhileUnreachable runs fn until it succeeds, retrying with backoff
-// while the failure looks like NATS or JetStream not being there yet; any
-// other error is returned at once.
-func retryWhileUnreachable(ctx context.Context, nc *nats.Conn, log *slog.Logger, fn func(context.Context) error) error {
-	backoff := 250 * time.Millisecond
-	for {
-		attempt, cancel := context.WithTimeout(ctx, setupTimeout)
-		err := fn(attempt)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if nc.IsConnected() && !transient(err) {
-			return err
-		}
-		log.Warn("NATS JetStream not reachable yet; retrying", "error", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
-}
-
-func transient(err error) bool {
-	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
-		return false // a server without JetStream will not grow it
-	}
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && (apiErr.Code == 503 || apiErr.ErrorCode == jsErrCodeNoPeers) {
-		// e.g. a cluster still electing its JetStream leader, or with too
-		// few servers up yet to place every replica.
-		return true
-	}
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrConnectionReconnecting) ||
-		errors.Is(err, nats.ErrDisconnected)
-}
-
-// JetStream API error codes (nats-server's errors.json) that a replica
-// count causes.
-const (
-	jsErrCodeNoPeers              jetstream.ErrorCode = 10005 // not enough servers to place the replicas
-	jsErrCodeReplicasNotClustered jetstream.ErrorCode = 10074 // replicas > 1 on a server without a cluster
-)
-
-// replicasError names WXLOGIN_NATS_REPLICAS in an error it caused.
-func replicasError(err error, replicas int) error {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrCodeReplicasNotClustered {
-		return fmt.Errorf("WXLOGIN_NATS_REPLICAS: %d replicas need a NATS cluster, and this server runs JetStream alone (set 1): %w", replicas, err)
-	}
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrCodeNoPeers {
-		return fmt.Errorf("WXLOGIN_NATS_REPLICAS: %d replicas, but not that many JetStream servers are up: %w", replicas, err)
-	}
-	return err
 }
 
 // openDB opens the pool and waits (bounded) for Postgres to answer, so a

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/wxlogin/wxlogin/shared/jssetup"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
 
 	"github.com/wxlogin/wxlogin/services/session/internal/kvstate"
@@ -49,7 +50,7 @@ func RotateKey(ctx context.Context, cfg Config, log *slog.Logger, activateAfter 
 	defer cancel()
 	kv, err := kvstate.OpenKeys(ctx, js, cfg.NATSReplicas)
 	if err != nil {
-		return "", replicasError(err, cfg.NATSReplicas)
+		return "", jssetup.ReplicasError(err, cfg.NATSReplicas)
 	}
 	now := time.Now()
 	kid, err := tokens.RotateKV(ctx, kv, keyRetention(cfg), activateAfter, now)

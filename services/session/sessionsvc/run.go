@@ -15,6 +15,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/session"
+	"github.com/wxlogin/wxlogin/shared/jssetup"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
 	"github.com/wxlogin/wxlogin/shared/natsrpc"
 	"github.com/wxlogin/wxlogin/shared/opshttp"
@@ -31,9 +32,7 @@ const Version = "0.1.0"
 const (
 	poolSize       = 64
 	requestTimeout = 2 * time.Second
-	// setupTimeout bounds one attempt at creating buckets and loading keys.
-	setupTimeout = 10 * time.Second
-	drainTimeout = 5 * time.Second
+	drainTimeout   = 5 * time.Second
 )
 
 // Run serves the session endpoints until ctx is cancelled, then stops
@@ -102,10 +101,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		keys    = static
 		ttls    = kvstate.TTLs{Access: cfg.AccessTTL, Refresh: cfg.RefreshTTL, QR: cfg.QRTTL}
 	)
-	err = retryWhileUnreachable(ctx, nc, log, func(ctx context.Context) error {
+	err = jssetup.Retry(ctx, nc, log, func(ctx context.Context) error {
 		b, err := kvstate.Open(ctx, js, ttls, cfg.NATSReplicas)
 		if err != nil {
-			return replicasError(err, cfg.NATSReplicas)
+			return jssetup.ReplicasError(err, cfg.NATSReplicas)
 		}
 		buckets = b
 		if keys == nil {
@@ -226,68 +225,6 @@ func connect(url, name string, log *slog.Logger, retry bool) (*nats.Conn, error)
 		return nil, fmt.Errorf("WXLOGIN_NATS_URL: connect: %w", err)
 	}
 	return nc, nil
-}
-
-// retryWhileUnreachable runs fn until it succeeds, retrying with backoff
-// while the failure looks like NATS or JetStream not being there yet; any
-// other error is returned at once.
-func retryWhileUnreachable(ctx context.Context, nc *nats.Conn, log *slog.Logger, fn func(context.Context) error) error {
-	backoff := 250 * time.Millisecond
-	for {
-		attempt, cancel := context.WithTimeout(ctx, setupTimeout)
-		err := fn(attempt)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if nc.IsConnected() && !transient(err) {
-			return err
-		}
-		log.Warn("NATS JetStream not reachable yet; retrying", "error", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
-}
-
-func transient(err error) bool {
-	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
-		return false // a server without JetStream will not grow it
-	}
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && (apiErr.Code == 503 || apiErr.ErrorCode == jsErrCodeNoPeers) {
-		// e.g. a cluster still electing its JetStream leader, or with too
-		// few servers up yet to place every replica of a bucket.
-		return true
-	}
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrConnectionReconnecting) ||
-		errors.Is(err, nats.ErrDisconnected)
-}
-
-// JetStream API error codes (nats-server's errors.json) that a bucket's
-// replica count causes.
-const (
-	jsErrCodeNoPeers              jetstream.ErrorCode = 10005 // not enough servers to place the replicas
-	jsErrCodeReplicasNotClustered jetstream.ErrorCode = 10074 // replicas > 1 on a server without a cluster
-)
-
-// replicasError names WXLOGIN_NATS_REPLICAS in an error it caused.
-func replicasError(err error, replicas int) error {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrCodeReplicasNotClustered {
-		return fmt.Errorf("WXLOGIN_NATS_REPLICAS: %d replicas need a NATS cluster, and this server runs JetStream alone (set 1): %w", replicas, err)
-	}
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrCodeNoPeers {
-		return fmt.Errorf("WXLOGIN_NATS_REPLICAS: %d replicas, but not that many JetStream servers are up: %w", replicas, err)
-	}
-	return err
 }
 
 // drain lets in-flight messages finish, then closes the connection.

@@ -1,0 +1,80 @@
+// Package jssetup creates the JetStream assets a service owns (its stream,
+// its KV buckets) at start: retrying while NATS or JetStream is not there
+// yet, and naming WXLOGIN_NATS_REPLICAS when the replica count is what fails.
+package jssetup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// AttemptTimeout bounds one attempt.
+const AttemptTimeout = 10 * time.Second
+
+// Retry runs fn (each attempt bounded by AttemptTimeout) until it succeeds, retrying with backoff
+// while the failure looks like NATS or JetStream not being there yet; any
+// other error is returned at once.
+func Retry(ctx context.Context, nc *nats.Conn, log *slog.Logger, fn func(context.Context) error) error {
+	backoff := 250 * time.Millisecond
+	for {
+		attempt, cancel := context.WithTimeout(ctx, AttemptTimeout)
+		err := fn(attempt)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if nc.IsConnected() && !transient(err) {
+			return err
+		}
+		log.Warn("NATS JetStream not reachable yet; retrying", "error", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func transient(err error) bool {
+	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+		return false // a server without JetStream will not grow it
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && (apiErr.Code == 503 || apiErr.ErrorCode == jsErrCodeNoPeers) {
+		// e.g. a cluster still electing its JetStream leader, or with too
+		// few servers up yet to place every replica of a bucket.
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrConnectionReconnecting) ||
+		errors.Is(err, nats.ErrDisconnected)
+}
+
+// JetStream API error codes (nats-server's errors.json) that a bucket's
+// replica count causes.
+const (
+	jsErrCodeNoPeers              jetstream.ErrorCode = 10005 // not enough servers to place the replicas
+	jsErrCodeReplicasNotClustered jetstream.ErrorCode = 10074 // replicas > 1 on a server without a cluster
+)
+
+// ReplicasError names WXLOGIN_NATS_REPLICAS in an error it caused.
+func ReplicasError(err error, replicas int) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrCodeReplicasNotClustered {
+		return fmt.Errorf("WXLOGIN_NATS_REPLICAS: %d replicas need a NATS cluster, and this server runs JetStream alone (set 1): %w", replicas, err)
+	}
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrCodeNoPeers {
+		return fmt.Errorf("WXLOGIN_NATS_REPLICAS: %d replicas, but not that many JetStream servers are up: %w", replicas, err)
+	}
+	return err
+}

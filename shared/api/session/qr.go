@@ -18,6 +18,10 @@ const (
 	QRPending   = "pending"
 	QRConfirmed = "confirmed"
 	QRDenied    = "denied"
+	// QRNotBound: the WeChat user is unknown and auto-register is off; the
+	// record holds a bind_token that the poller (and only the poller, who has
+	// the poll token) gets, to register or bind an account with.
+	QRNotBound = "not_bound"
 )
 
 // QRCreateRequest starts a website login. App names a web app ("" = default).
@@ -47,7 +51,8 @@ type QRRecord struct {
 	ExpiresAt     time.Time `json:"expires_at"`
 	User          *api.User `json:"user,omitempty"`
 	IsNewUser     bool      `json:"is_new_user,omitempty"`
-	Reason        string    `json:"reason,omitempty"` // why denied, for the callback page
+	Reason        string    `json:"reason,omitempty"`     // why denied, for the callback page
+	BindToken     string    `json:"bind_token,omitempty"` // with QRNotBound only
 }
 
 // QRCompleteRequest records the callback's outcome under a pending ticket
@@ -59,6 +64,9 @@ type QRCompleteRequest struct {
 	Reason    string    `json:"reason,omitempty"`
 	User      *api.User `json:"user,omitempty"`
 	IsNewUser bool      `json:"is_new_user,omitempty"`
+	// BindToken completes the ticket as QRNotBound (identity answered
+	// wechat_not_bound with it).
+	BindToken string `json:"bind_token,omitempty"`
 }
 
 // QRStatus is a ticket's status.

@@ -181,6 +181,45 @@ func TestEventsProcesses(t *testing.T) {
 		}
 	})
 
+	t.Run("SIGTERM mid-burst finishes what it accepted", func(t *testing.T) {
+		const n = 60
+		var done atomic.Int32
+		var wg sync.WaitGroup
+		statuses := make([]int, n)
+		for i := range n {
+			code := fmt.Sprintf("ev-term-%d", i)
+			p.wx.mint(code, standInUser{OpenID: fmt.Sprintf("o_term_%d", i)})
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				statuses[i] = postJSON(t, login, map[string]any{"code": code}).status
+				done.Add(1)
+			}()
+		}
+		until(t, 20*time.Second, "a quarter of the burst", func() bool { return done.Load() >= n/4 })
+		p.terminate("identity")
+		wg.Wait()
+		p.start("identity")
+		for i, st := range statuses {
+			// Accepted work completes; what arrives after the stop is refused
+			// as unavailable; nothing is an internal error.
+			if st != http.StatusOK && st != http.StatusServiceUnavailable {
+				t.Errorf("login %d during SIGTERM: %d", i, st)
+			}
+		}
+		until(t, 30*time.Second, "the outbox to drain after the restart", drained)
+		var users []string
+		if err := db.Select(&users, `SELECT id::text FROM users`); err != nil {
+			t.Fatal(err)
+		}
+		byUser := createdByUser(t, js)
+		for _, id := range users {
+			if byUser[id] != 1 {
+				t.Errorf("user %s has %d user.created events, want exactly 1", id, byUser[id])
+			}
+		}
+	})
+
 	t.Run("metrics and OpenAPI", func(t *testing.T) {
 		m := do(t, http.MethodGet, p.url("/metrics"), "", "", nil)
 		if m.status != http.StatusOK || !strings.Contains(m.raw, "# HELP") || !strings.Contains(m.raw, "# TYPE") {

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -218,6 +219,15 @@ func (p *procStack) start(name string) {
 	}
 	p.procs[name] = cmd
 	p.t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+}
+
+// terminate asks a service to stop (SIGTERM) and waits until it has.
+func (p *procStack) terminate(name string) {
+	cmd := p.procs[name]
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		p.t.Errorf("%s after SIGTERM: %v", name, err)
+	}
 }
 
 // kill stops a service the hard way (SIGKILL): no graceful shutdown.

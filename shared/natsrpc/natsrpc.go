@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,6 +21,16 @@ import (
 // DefaultTimeout bounds a call whose context has no deadline, so a dead
 // service turns into service_unavailable instead of a hang.
 const DefaultTimeout = 2 * time.Second
+
+// HeaderDeadline carries the caller's deadline (unix milliseconds) to the
+// service, which then stops working on the request a little before the caller
+// stops waiting for it (clocks are assumed roughly in sync).
+const HeaderDeadline = "Wxlogin-Deadline"
+
+// errCancelled is a call the caller itself abandoned (e.g. the HTTP client
+// went away). It is service_unavailable, the code the gateway does not log as
+// a server error; nobody reads the answer anyway.
+var errCancelled = &api.Error{Code: api.CodeServiceUnavailable, Message: "request cancelled"}
 
 type ctxKey struct{}
 
@@ -62,7 +73,9 @@ func (c *Client) Call(ctx context.Context, subject string, req, resp any) error 
 
 // Call sends req as JSON to subject and decodes the reply into resp (which may
 // be nil). Errors are *api.Error: the service's own code, or
-// service_unavailable when nobody answers in time.
+// service_unavailable when nobody answers in time, or (message "request
+// cancelled") when ctx was cancelled. The deadline of ctx (DefaultTimeout if
+// none) travels in HeaderDeadline.
 func Call(ctx context.Context, nc *nats.Conn, subject string, req, resp any) error {
 	data, err := json.Marshal(req)
 	if err != nil {
@@ -75,11 +88,16 @@ func Call(ctx context.Context, nc *nats.Conn, subject string, req, resp any) err
 	}
 	msg := nats.NewMsg(subject)
 	msg.Data = data
+	deadline, _ := ctx.Deadline()
+	msg.Header.Set(HeaderDeadline, strconv.FormatInt(deadline.UnixMilli(), 10))
 	if id := RequestID(ctx); id != "" {
 		msg.Header.Set(api.HeaderRequestID, id)
 	}
 	reply, err := nc.RequestMsgWithContext(ctx, msg)
 	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return errCancelled
+		}
 		if unavailable(err) {
 			return &api.Error{Code: api.CodeServiceUnavailable, Message: "a backend service is not answering; try again shortly"}
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -16,32 +17,84 @@ import (
 // Pool runs micro endpoint handlers on at most size goroutines. While all are
 // busy the micro callback blocks, which leaves further requests queued in the
 // subscription (backpressure) rather than spawning without bound.
+//
+// Stopping: svc.Stop(), then Close, then Wait. micro's Stop drains the
+// subscriptions without waiting, so a buffered request can still reach
+// Endpoint afterwards; once the pool is closed it is answered
+// service_unavailable at once instead of starting a handler Wait no longer
+// waits for.
 type Pool struct {
 	sem     chan struct{}
 	timeout time.Duration
 	log     *slog.Logger
-	wg      sync.WaitGroup
+
+	mu     sync.Mutex // orders wg.Add against Close, so Wait never races an Add
+	closed bool
+	wg     sync.WaitGroup
 }
 
-// NewPool returns a pool of size workers; each request gets timeout to finish.
+// NewPool returns a pool of size workers; each request gets timeout to
+// finish (less if the caller's deadline is sooner).
 func NewPool(size int, timeout time.Duration, log *slog.Logger) *Pool {
 	return &Pool{sem: make(chan struct{}, size), timeout: timeout, log: log}
 }
 
-// Wait blocks until every handler started so far has responded.
-func (p *Pool) Wait() { p.wg.Wait() }
+// deadlineMargin is taken off the caller's deadline, so a handler that runs
+// out of time still gets its answer back before the caller gives up.
+const deadlineMargin = 50 * time.Millisecond
+
+var errStopping = &api.Error{Code: api.CodeServiceUnavailable, Message: "the service is stopping; try again"}
+
+// Close makes the pool refuse new requests (service_unavailable, no handler
+// run). It is idempotent.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+}
+
+// Wait closes the pool (if Close was not called yet) and blocks until every
+// handler it accepted has responded.
+func (p *Pool) Wait() {
+	p.Close()
+	p.wg.Wait()
+}
+
+// accept counts a request in, unless the pool is closed.
+func (p *Pool) accept() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.wg.Add(1)
+	return true
+}
 
 // Endpoint adapts fn to a micro handler: it decodes the JSON request, runs fn
-// on the pool with a deadline and the caller's request id, and replies with
-// the JSON response or the error's contract code.
+// on the pool with a deadline (the pool's timeout, or the caller's deadline
+// less a margin if sooner) and the caller's request id, and replies with the
+// JSON response or the error's contract code.
 func Endpoint[Req, Resp any](p *Pool, fn func(ctx context.Context, req Req) (Resp, error)) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
+		rid := r.Headers().Get(api.HeaderRequestID)
+		if !p.accept() {
+			p.respondError(r, rid, errStopping)
+			return
+		}
 		p.sem <- struct{}{}
-		p.wg.Add(1)
 		go func() {
 			defer func() { <-p.sem; p.wg.Done() }()
-			rid := r.Headers().Get(api.HeaderRequestID)
-			ctx, cancel := context.WithTimeout(WithRequestID(context.Background(), rid), p.timeout)
+			deadline := time.Now().Add(p.timeout)
+			if d, ok := callerDeadline(r.Headers()); ok && d.Add(-deadlineMargin).Before(deadline) {
+				deadline = d.Add(-deadlineMargin)
+			}
+			if time.Until(deadline) <= 0 {
+				// The caller has given up (or is about to): do no work for it.
+				p.respondError(r, rid, &api.Error{Code: api.CodeServiceUnavailable, Message: "the caller's deadline has passed"})
+				return
+			}
+			ctx, cancel := context.WithDeadline(WithRequestID(context.Background(), rid), deadline)
 			defer cancel()
 			var req Req
 			if err := json.Unmarshal(r.Data(), &req); err != nil {
@@ -50,6 +103,13 @@ func Endpoint[Req, Resp any](p *Pool, fn func(ctx context.Context, req Req) (Res
 			}
 			resp, err := fn(ctx, req)
 			if err != nil {
+				var e *api.Error
+				if !errors.As(err, &e) && errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+					// Out of time is not a bug: the caller sees
+					// service_unavailable, as if nobody had answered.
+					p.log.Warn("request timed out", "subject", r.Subject(), "request_id", rid, "error", err)
+					err = &api.Error{Code: api.CodeServiceUnavailable, Message: "the request timed out; try again"}
+				}
 				p.respondError(r, rid, err)
 				return
 			}
@@ -58,6 +118,15 @@ func Endpoint[Req, Resp any](p *Pool, fn func(ctx context.Context, req Req) (Res
 			}
 		}()
 	})
+}
+
+// callerDeadline reads the deadline Call sends in HeaderDeadline.
+func callerDeadline(h micro.Headers) (time.Time, bool) {
+	ms, err := strconv.ParseInt(h.Get(HeaderDeadline), 10, 64)
+	if err != nil || ms <= 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms), true
 }
 
 func (p *Pool) respondError(r micro.Request, rid string, err error) {

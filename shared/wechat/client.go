@@ -61,12 +61,19 @@ func ErrCode(err error) int {
 	return 0
 }
 
+// DefaultTimeout bounds each WeChat call unless Options.Timeout says
+// otherwise. It is below the gateway's 3s deadline for calls that reach
+// WeChat, so a slow WeChat answers wechat_unavailable (the code may be
+// retried) instead of the gateway giving up with service_unavailable after
+// the code was spent.
+const DefaultTimeout = 2500 * time.Millisecond
+
 // Options configure a Client.
 type Options struct {
 	APIBase    string        // default DefaultAPIBase
 	OpenBase   string        // default DefaultOpenBase
 	HTTPClient *http.Client  // default: a client with Timeout
-	Timeout    time.Duration // default 5s
+	Timeout    time.Duration // default DefaultTimeout
 }
 
 // Client calls WeChat. It is safe for concurrent use.
@@ -85,7 +92,7 @@ func New(opts Options) *Client {
 		opts.OpenBase = DefaultOpenBase
 	}
 	if opts.Timeout == 0 {
-		opts.Timeout = 5 * time.Second
+		opts.Timeout = DefaultTimeout
 	}
 	hc := opts.HTTPClient
 	if hc == nil {

@@ -269,6 +269,19 @@ func TestTimeout(t *testing.T) {
 		}
 	})
 
+	t.Run("default timeout is below the gateway's 3s", func(t *testing.T) {
+		c := wechat.New(wechat.Options{APIBase: srv.URL})
+		began := time.Now()
+		_, err := c.Code2Session(context.Background(), "wxa", testSecret, testCode)
+		took := time.Since(began)
+		if !errors.Is(err, wechat.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v, want ErrUnavailable and a deadline", err)
+		}
+		if took < wechat.DefaultTimeout || took >= 3*time.Second {
+			t.Errorf("gave up after %s, want %s (under 3s)", took, wechat.DefaultTimeout)
+		}
+	})
+
 	t.Run("client timeout", func(t *testing.T) {
 		c := wechat.New(wechat.Options{APIBase: srv.URL, Timeout: 50 * time.Millisecond})
 		_, err := c.Code2Session(context.Background(), "wxa", testSecret, testCode)

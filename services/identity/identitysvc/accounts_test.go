@@ -141,6 +141,23 @@ func TestPasswordLogin(t *testing.T) {
 	})
 }
 
+// The failed-password counts live in NATS KV: another identity instance
+// (here: one started after the first stopped) sees them.
+func TestPasswordFailuresSharedByInstances(t *testing.T) {
+	e := newEnv(t)
+	first := e.start(t, nil)
+	first.register(t, "alice", "alice's password")
+	const ip = "203.0.113.7"
+	for i := range 5 {
+		_, err := first.client.PasswordLogin(ctx5s(t), identity.PasswordLoginRequest{Username: "alice", Password: "guess " + strconv.Itoa(i), ClientIP: ip})
+		wantCode(t, err, api.CodeInvalidCredentials)
+	}
+	first.stop()
+	second := e.start(t, nil)
+	_, err := second.client.PasswordLogin(ctx5s(t), identity.PasswordLoginRequest{Username: "alice", Password: "alice's password", ClientIP: ip})
+	wantCode(t, err, api.CodeRateLimited)
+}
+
 // Seed 004: a WeChat user without an account binds their WeChat to an
 // existing username/password account.
 func TestBind(t *testing.T) {

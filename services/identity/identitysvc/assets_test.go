@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/wxlogin/wxlogin/services/identity/internal/bindtoken"
+	"github.com/wxlogin/wxlogin/services/identity/internal/faillimit"
 	"github.com/wxlogin/wxlogin/services/identity/internal/outbox"
 	"github.com/wxlogin/wxlogin/services/identity/internal/wxauth"
 )
@@ -18,6 +19,7 @@ func TestAssetConfigsCarryReplicas(t *testing.T) {
 				"stream " + outbox.StreamConfig(n).Name:      outbox.StreamConfig(n).Replicas,
 				"bucket " + bindtoken.BucketConfig(n).Bucket: bindtoken.BucketConfig(n).Replicas,
 				"bucket " + wxauth.BucketConfig(n).Bucket:    wxauth.BucketConfig(n).Replicas,
+				"bucket " + faillimit.BucketConfig(n).Bucket: faillimit.BucketConfig(n).Replicas,
 			}
 			for name, r := range got {
 				if r != n {

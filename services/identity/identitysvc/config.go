@@ -131,7 +131,7 @@ func (c Config) LogValue() slog.Value {
 		return "***"
 	}
 	return slog.GroupValue(
-		slog.String("nats_url", redactURL(c.NATSURL)),
+		slog.String("nats_url", redactNATSURL(c.NATSURL)),
 		slog.String("database_url", redactURL(c.DatabaseURL)),
 		slog.String("wechat_api_base", c.WechatAPIBase),
 		slog.String("miniprogram_appid", c.MiniProgramAppID),
@@ -144,6 +144,28 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("nats_replicas", c.NATSReplicas),
 		slog.String("metrics_addr", c.MetricsAddr),
 	)
+}
+
+// redactNATSURL hides the whole userinfo of each URL in a comma-separated
+// list: NATS takes a token as the user part ("nats://TOKEN@host"), so the
+// user is as secret as the password.
+func redactNATSURL(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		parts[i] = p
+		if !strings.Contains(p, "@") {
+			continue // no userinfo
+		}
+		u, err := url.Parse(p)
+		if err != nil || u.Host == "" {
+			parts[i] = "***" // unparsable with credentials: show nothing of it
+			continue
+		}
+		u.User = url.User("redacted")
+		parts[i] = u.String()
+	}
+	return strings.Join(parts, ",")
 }
 
 // redactURL hides the password of each URL in a comma-separated list.

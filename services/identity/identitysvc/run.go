@@ -36,11 +36,9 @@ const (
 	// CPUs: see password.Hasher.
 	poolSize       = 64
 	requestTimeout = 5 * time.Second
-	// Failed passwords: per (username, client IP), this many per window,
-	// for at most failureKeys pairs at once (~100 bytes each).
-	failureLimit  = 5
-	failureWindow = 15 * time.Minute
-	failureKeys   = 65536
+	// Password attempts that did not succeed: per (username, client IP),
+	// this many per faillimit.Window, counted in NATS KV across replicas.
+	failureLimit = 5
 	// Connections to Postgres: about the handlers that can be in a
 	// transaction at once on a small server, plus the relay.
 	maxDBConns = 20
@@ -161,7 +159,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		WeChat:       wxauth.NewExchanger(wc, wxauth.NewTokenCache(wc, js, cfg.NATSReplicas, log), log),
 		BindTokens:   bindtoken.New(js, cfg.NATSReplicas),
 		Passwords:    password.NewHasher(runtime.GOMAXPROCS(0)),
-		Failures:     faillimit.New(failureLimit, failureWindow, failureKeys, nil),
+		Failures:     faillimit.New(js, cfg.NATSReplicas, failureLimit),
 		Events:       relay,
 		Metrics:      m,
 		AutoRegister: cfg.AutoRegister,
@@ -180,6 +178,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := svc.Stop(); err != nil {
 		log.Warn("micro service stop", "error", err)
 	}
+	pool.Close() // requests micro still delivers after Stop get service_unavailable
 	pool.Wait()
 	stopRelay()
 	<-relayDone
@@ -223,7 +222,7 @@ func createAssets(ctx context.Context, js jetstream.JetStream, replicas int) err
 	if _, err := js.CreateOrUpdateStream(ctx, outbox.StreamConfig(replicas)); err != nil {
 		return jssetup.ReplicasError(fmt.Errorf("stream %s: %w", identity.EventStream, err), replicas)
 	}
-	for _, kv := range []jetstream.KeyValueConfig{bindtoken.BucketConfig(replicas), wxauth.BucketConfig(replicas)} {
+	for _, kv := range []jetstream.KeyValueConfig{bindtoken.BucketConfig(replicas), wxauth.BucketConfig(replicas), faillimit.BucketConfig(replicas)} {
 		if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
 			return jssetup.ReplicasError(fmt.Errorf("kv bucket %s: %w", kv.Bucket, err), replicas)
 		}
@@ -277,7 +276,8 @@ func connectNATS(url string, log *slog.Logger) (*nats.Conn, <-chan struct{}, err
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+			// Not ConnectedUrlRedacted: it shows a token given as the user.
+			log.Info("nats reconnected", "url", redactNATSURL(nc.ConnectedUrl()))
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 	)

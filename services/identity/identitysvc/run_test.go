@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -561,5 +563,33 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	var version int
 	if err := db.Get(&version, `SELECT max(version_id) FROM goose_db_version`); err != nil || version < 1 {
 		t.Errorf("schema version = %d, %v", version, err)
+	}
+}
+
+// Start-up logs name the apps and the NATS server, never an app secret nor
+// NATS credentials (a token given as the URL's user included).
+func TestStartupLogsHoldNoSecrets(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "apps.yaml")
+	const fileSecret = "apps-file-secret-value"
+	if err := os.WriteFile(file, []byte("- {name: shop, kind: miniprogram, appid: wxshop, secret: "+fileSecret+"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	const natsUser, natsPass = "nats-user-value", "nats-pass-value"
+	s := e.start(t, func(c *identitysvc.Config) {
+		c.AppsFile = file
+		c.NATSURL = strings.Replace(c.NATSURL, "nats://", "nats://"+natsUser+":"+natsPass+"@", 1)
+	})
+	s.stop()
+	logs := s.logs.String()
+	for _, secret := range []string{fileSecret, fakewechat.DevMiniProgramSecret, fakewechat.DevWebSecret, natsUser, natsPass} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("logs hold %q:\n%s", secret, logs)
+		}
+	}
+	for _, visible := range []string{"wxshop", fakewechat.DevMiniProgramAppID, "identity stopped"} {
+		if !strings.Contains(logs, visible) {
+			t.Errorf("logs lack %q:\n%s", visible, logs)
+		}
 	}
 }

@@ -1,85 +1,191 @@
 package faillimit
 
 import (
-	"fmt"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxlogin/wxlogin/shared/natstest"
 )
 
-type clock struct{ t time.Time }
+// newLimiter is a Limiter (limit 5) on its own connection to ns, as each
+// identity replica has.
+func newLimiter(t *testing.T, ns *server.Server) *Limiter {
+	t.Helper()
+	js, err := jetstream.New(natstest.Connect(t, ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(js, 1, 5)
+}
 
-func (c *clock) now() time.Time          { return c.t }
-func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+func ctx5s(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func wantLimited(t *testing.T, err error) *LimitedError {
+	t.Helper()
+	var le *LimitedError
+	if !errors.As(err, &le) {
+		t.Fatalf("err = %v, want *LimitedError", err)
+	}
+	return le
+}
 
 func TestLimiter(t *testing.T) {
-	c := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	l := New(5, 15*time.Minute, 100, c.now)
-	const alice, other = "alice\x00203.0.113.7", "alice\x00198.51.100.9"
+	ns := natstest.Start(t)
+	const ip1, ip2 = "203.0.113.7", "198.51.100.9"
 
-	for i := range 4 {
-		l.Fail(alice)
-		if _, blocked := l.Blocked(alice); blocked {
-			t.Fatalf("blocked after %d failures", i+1)
+	t.Run("limit per username and IP", func(t *testing.T) {
+		l := newLimiter(t, ns)
+		for i := range 5 {
+			if _, err := l.Take(ctx5s(t), "alice", ip1); err != nil {
+				t.Fatalf("attempt %d: %v", i+1, err)
+			}
 		}
-	}
-	l.Fail(alice)
-	left, blocked := l.Blocked(alice)
-	if !blocked || left != 15*time.Minute {
-		t.Fatalf("after 5 failures: blocked %v, %v left; want blocked, 15m", blocked, left)
-	}
-	if _, blocked := l.Blocked(other); blocked {
-		t.Error("another IP is blocked too")
-	}
-	c.advance(10 * time.Minute)
-	if left, blocked := l.Blocked(alice); !blocked || left != 5*time.Minute {
-		t.Errorf("10m later: blocked %v, %v left", blocked, left)
-	}
-	c.advance(5 * time.Minute)
-	if _, blocked := l.Blocked(alice); blocked {
-		t.Error("still blocked after the window")
-	}
-	if l.Len() != 0 {
-		t.Errorf("expired key kept: %d keys", l.Len())
-	}
+		_, err := l.Take(ctx5s(t), "alice", ip1)
+		if le := wantLimited(t, err); le.RetryAfter < Window-time.Minute || le.RetryAfter > Window {
+			t.Errorf("retry after %s, want about %s", le.RetryAfter, Window)
+		}
+		if _, err := l.Take(ctx5s(t), "alice", ip2); err != nil {
+			t.Errorf("alice from another IP: %v", err)
+		}
+		if _, err := l.Take(ctx5s(t), "bob", ip1); err != nil {
+			t.Errorf("another user from the same IP: %v", err)
+		}
+	})
 
-	// A failure after the window starts a new one.
-	for range 5 {
-		l.Fail(alice)
-	}
-	c.advance(15 * time.Minute)
-	l.Fail(alice)
-	if _, blocked := l.Blocked(alice); blocked {
-		t.Error("an old window's failures still count")
-	}
+	t.Run("a success resets", func(t *testing.T) {
+		l := newLimiter(t, ns)
+		for range 4 {
+			if _, err := l.Take(ctx5s(t), "carol", ip1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a, err := l.Take(ctx5s(t), "carol", ip1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Succeeded(ctx5s(t)); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			if _, err := l.Take(ctx5s(t), "carol", ip1); err != nil {
+				t.Fatalf("attempt %d after a success: %v", i+1, err)
+			}
+		}
+		_, err = l.Take(ctx5s(t), "carol", ip1)
+		wantLimited(t, err)
+	})
 
-	// A success forgets the failures.
-	for range 4 {
-		l.Fail(other)
+	t.Run("a released slot is not a failure", func(t *testing.T) {
+		l := newLimiter(t, ns)
+		a, err := l.Take(ctx5s(t), "dave", ip1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Release(ctx5s(t)); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			if _, err := l.Take(ctx5s(t), "dave", ip1); err != nil {
+				t.Fatalf("attempt %d: %v", i+1, err)
+			}
+		}
+		_, err = l.Take(ctx5s(t), "dave", ip1)
+		wantLimited(t, err)
+	})
+
+	t.Run("replicas share the count", func(t *testing.T) {
+		a, b := newLimiter(t, ns), newLimiter(t, ns)
+		for range 5 {
+			if _, err := a.Take(ctx5s(t), "erin", ip1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := b.Take(ctx5s(t), "erin", ip1)
+		wantLimited(t, err)
+	})
+
+	// Slots are taken before checking, atomically: a concurrent burst over
+	// two replicas gets exactly the limit, never more.
+	t.Run("burst over two replicas", func(t *testing.T) {
+		replicas := []*Limiter{newLimiter(t, ns), newLimiter(t, ns)}
+		var wg sync.WaitGroup
+		errs := make(chan error, 20)
+		for i := range 20 {
+			wg.Go(func() {
+				_, err := replicas[i%2].Take(ctx5s(t), "frank", ip1)
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		var taken, limited int
+		for err := range errs {
+			var le *LimitedError
+			switch {
+			case err == nil:
+				taken++
+			case errors.As(err, &le):
+				limited++
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}
+		if taken != 5 || limited != 15 {
+			t.Errorf("taken %d, limited %d; want 5 and 15", taken, limited)
+		}
+	})
+
+	t.Run("keys hide the username and IP", func(t *testing.T) {
+		l := newLimiter(t, ns)
+		if _, err := l.Take(ctx5s(t), "grace", ip1); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256([]byte("grace\x00" + ip1))
+		want := hex.EncodeToString(sum[:])
+		kv, err := l.bucket(ctx5s(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := kv.Get(ctx5s(t), want)
+		if err != nil || string(e.Value()) != "1" {
+			t.Fatalf("key %s: %v, %v", want, e, err)
+		}
+	})
+}
+
+// Without KV there are no counts: Take fails, and not as a limit (callers
+// answer service_unavailable rather than letting the attempt through).
+func TestLimiterWithoutKV(t *testing.T) {
+	ns := natstest.Start(t)
+	nc := natstest.Connect(t, ns)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
 	}
-	l.Reset(other)
-	l.Fail(other)
-	if _, blocked := l.Blocked(other); blocked {
-		t.Error("failures before a success still count")
+	l := New(js, 1, 5)
+	nc.Close()
+	_, err = l.Take(ctx5s(t), "alice", "203.0.113.7")
+	var le *LimitedError
+	if err == nil || errors.As(err, &le) {
+		t.Fatalf("err = %v, want a KV error", err)
 	}
 }
 
-func TestLimiterIsBounded(t *testing.T) {
-	c := &clock{t: time.Now()}
-	l := New(2, time.Hour, 3, c.now)
-	l.Fail("a")
-	l.Fail("a")
-	for i := range 10 {
-		l.Fail(fmt.Sprint("k", i))
-		if l.Len() > 3 {
-			t.Fatalf("%d keys held, capacity 3", l.Len())
-		}
-	}
-	// The most recently failed keys stay.
-	l.Fail("k9")
-	if _, blocked := l.Blocked("k9"); !blocked {
-		t.Error("recent key forgotten")
-	}
-	if _, blocked := l.Blocked("a"); blocked {
-		t.Error("oldest key kept past capacity")
+func TestBucketConfig(t *testing.T) {
+	c := BucketConfig(3)
+	if c.Bucket != "wxlogin_faillimit" || c.TTL != 15*time.Minute || c.Replicas != 3 || c.History != 1 {
+		t.Errorf("bucket config %+v", c)
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"time"
 
+	"github.com/wxlogin/wxlogin/services/identity/internal/faillimit"
 	"github.com/wxlogin/wxlogin/services/identity/internal/password"
 	"github.com/wxlogin/wxlogin/services/identity/internal/store"
 	"github.com/wxlogin/wxlogin/shared/api"
@@ -134,23 +136,20 @@ func (a *API) prove(ctx context.Context, p identity.WeChatProof) (store.WechatLo
 // checkPassword verifies a username and password. Every failure is
 // invalid_credentials and costs the same (unknown users are checked against
 // a dummy hash); a disabled account is told only to whoever knows its
-// password. After too many failures from one client IP for one username,
-// that pair is refused (rate_limited) without checking.
+// password. Each check first takes an attempt slot of its (username, client
+// IP) pair: once the pair has used them all, it is refused (rate_limited)
+// without checking; if the slots cannot be counted, service_unavailable.
 func (a *API) checkPassword(ctx context.Context, rawUsername, pw, clientIP string) (store.Credentials, error) {
 	username := loginUsername(rawUsername)
-	key := username + "\x00" + clientIP
-	if wait, blocked := a.Failures.Blocked(key); blocked {
-		a.log.Warn("password attempts limited", "request_id", natsrpc.RequestID(ctx), "client_ip", clientIP)
-		secs := int(math.Ceil(wait.Seconds()))
-		return store.Credentials{}, &api.Error{Code: api.CodeRateLimited,
-			Message: "too many failed attempts; try again later",
-			Data:    map[string]string{identity.DataRetryAfter: strconv.Itoa(secs)}}
+	attempt, err := a.Failures.Take(ctx, username, clientIP)
+	if err != nil {
+		return store.Credentials{}, a.limitError(ctx, err, clientIP)
 	}
 	var creds store.Credentials
 	if username != "" && len(username) <= maxUsername*4 && len(pw) <= maxPassword {
-		var err error
 		creds, err = a.Store.Credentials(ctx, username)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			a.releaseAttempt(ctx, attempt)
 			return store.Credentials{}, a.storeError(ctx, err)
 		}
 	}
@@ -159,15 +158,44 @@ func (a *API) checkPassword(ctx context.Context, rawUsername, pw, clientIP strin
 	case errors.Is(err, password.ErrMalformed):
 		a.log.Error("stored password hash is malformed", "request_id", natsrpc.RequestID(ctx), "user_id", creds.UserID)
 	case err != nil:
+		a.releaseAttempt(ctx, attempt)
 		return store.Credentials{}, a.storeError(ctx, err) // no hashing slot in time
 	}
 	if !ok {
-		a.Failures.Fail(key)
-		return store.Credentials{}, errCredentials
+		return store.Credentials{}, errCredentials // the attempt keeps its slot
 	}
-	a.Failures.Reset(key)
+	if err := attempt.Succeeded(ctx); err != nil {
+		// The password was right: only earlier failures stay counted.
+		a.log.Warn("could not reset failed password attempts", "request_id", natsrpc.RequestID(ctx), "user_id", creds.UserID, "error", err)
+	}
 	if creds.Disabled {
 		return store.Credentials{}, a.storeError(ctx, store.ErrUserDisabled)
 	}
 	return creds, nil
+}
+
+// limitError translates a refused attempt slot: rate_limited when the pair
+// has used its attempts, else service_unavailable (fail closed: without the
+// counts there is no limit).
+func (a *API) limitError(ctx context.Context, err error, clientIP string) error {
+	var limited *faillimit.LimitedError
+	if errors.As(err, &limited) {
+		a.log.Warn("password attempts limited", "request_id", natsrpc.RequestID(ctx), "client_ip", clientIP)
+		secs := int(math.Ceil(limited.RetryAfter.Seconds()))
+		return &api.Error{Code: api.CodeRateLimited,
+			Message: "too many failed attempts; try again later",
+			Data:    map[string]string{identity.DataRetryAfter: strconv.Itoa(secs)}}
+	}
+	a.log.Error("cannot count password attempts", "request_id", natsrpc.RequestID(ctx), "error", err)
+	return api.Errorf(api.CodeServiceUnavailable, "password login is not available right now; try again shortly")
+}
+
+// releaseAttempt gives back the slot of a password that was not checked,
+// even when ctx is what ran out.
+func (a *API) releaseAttempt(ctx context.Context, attempt faillimit.Attempt) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if err := attempt.Release(rctx); err != nil {
+		a.log.Warn("could not release a password attempt slot", "request_id", natsrpc.RequestID(ctx), "error", err)
+	}
 }

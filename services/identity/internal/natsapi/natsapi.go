@@ -19,7 +19,6 @@ import (
 	"github.com/wxlogin/wxlogin/services/identity/internal/bindtoken"
 	"github.com/wxlogin/wxlogin/services/identity/internal/faillimit"
 	"github.com/wxlogin/wxlogin/services/identity/internal/metrics"
-	"github.com/wxlogin/wxlogin/services/identity/internal/password"
 	"github.com/wxlogin/wxlogin/services/identity/internal/store"
 	"github.com/wxlogin/wxlogin/services/identity/internal/wxauth"
 	"github.com/wxlogin/wxlogin/shared/api"
@@ -34,14 +33,22 @@ const Version = "0.1.0"
 // Notifier is told that a commit wrote events (the outbox relay).
 type Notifier interface{ Notify() }
 
+// Passwords hashes and verifies passwords (password.Hasher; tests wrap it
+// to count verifications).
+type Passwords interface {
+	Hash(ctx context.Context, password string) (string, error)
+	Verify(ctx context.Context, phc, password string) (bool, error)
+}
+
 // Deps are what the API works with.
 type Deps struct {
 	Store      *store.Store
 	Apps       *apps.Registry
 	WeChat     *wxauth.Exchanger
 	BindTokens *bindtoken.Store
-	Passwords  *password.Hasher
-	// Failures counts failed passwords per (username, client IP).
+	Passwords  Passwords
+	// Failures counts password attempts per (username, client IP), across
+	// replicas.
 	Failures *faillimit.Limiter
 	Events   Notifier
 	Metrics  *metrics.Metrics // nil: not measured

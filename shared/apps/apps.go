@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -31,6 +32,13 @@ type App struct {
 // LogValue keeps the secret out of every log line.
 func (a App) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("name", a.Name), slog.String("kind", a.Kind), slog.String("appid", a.AppID))
+}
+
+// String keeps the secret out of %v, which is also how a text log prints an
+// App inside a slice or struct (slog calls LogValue only on the attribute
+// itself, not on its elements).
+func (a App) String() string {
+	return fmt.Sprintf("{name:%s kind:%s appid:%s}", a.Name, a.Kind, a.AppID)
 }
 
 // Config is the part of the environment that lists apps.
@@ -117,13 +125,48 @@ func (r *Registry) ByAppID(appid string) (App, bool) {
 	return a, ok
 }
 
-// All returns every app (for start-up logs; secrets are masked by LogValue).
+// All returns every app, secrets included, sorted by name. Do not log it:
+// log the Registry, whose LogValue leaves the secrets out.
 func (r *Registry) All() []App {
 	out := make([]App, 0, len(r.byName))
 	for _, a := range r.byName {
 		out = append(out, a)
 	}
+	slices.SortFunc(out, func(a, b App) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// LogValue lists the apps as name -> kind and appid, never a secret.
+func (r *Registry) LogValue() slog.Value {
+	if r == nil {
+		return slog.GroupValue()
+	}
+	all := r.All()
+	attrs := make([]slog.Attr, 0, len(all))
+	for _, a := range all {
+		attrs = append(attrs, slog.Group(a.Name, slog.String("kind", a.Kind), slog.String("appid", a.AppID)))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// WithoutSecrets returns a copy of the registry with every secret removed,
+// for services that need only names and appids (session, gateway): a secret
+// they never hold is one they cannot leak.
+func (r *Registry) WithoutSecrets() *Registry {
+	c := &Registry{byName: map[string]App{}, byAppID: map[string]App{}, defaults: map[string]App{}}
+	for k, a := range r.byName {
+		a.Secret = ""
+		c.byName[k] = a
+	}
+	for k, a := range r.byAppID {
+		a.Secret = ""
+		c.byAppID[k] = a
+	}
+	for k, a := range r.defaults {
+		a.Secret = ""
+		c.defaults[k] = a
+	}
+	return c
 }
 
 func readFile(path string) ([]App, error) {

@@ -1,6 +1,10 @@
 package apps
 
 import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,5 +60,77 @@ func TestLoadRejects(t *testing.T) {
 	}
 	if _, err := Load(Config{AppsFile: filepath.Join(dir, "missing.yaml")}); err == nil {
 		t.Error("missing file accepted")
+	}
+}
+
+// The registry logs names, kinds and appids through every handler, and no
+// secret in any form: as the registry, as an App, or an App printed with %v.
+func TestRegistryLogsNoSecret(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "apps.json")
+	os.WriteFile(file, []byte(`[{"name":"shop","kind":"miniprogram","appid":"wxshop","secret":"file-secret-1"}]`), 0o600)
+	r, err := Load(Config{MiniProgramAppID: "wxmp", MiniProgramSecret: "env-secret-2", WebAppID: "wxweb", WebSecret: "env-secret-3", AppsFile: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := []string{"file-secret-1", "env-secret-2", "env-secret-3"}
+	handlers := []struct {
+		name string
+		new  func(io.Writer) slog.Handler
+	}{
+		{"text", func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, nil) }},
+		{"json", func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, nil) }},
+	}
+	for _, h := range handlers {
+		t.Run(h.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			log := slog.New(h.new(&buf))
+			log.Info("apps", "apps", r)
+			log.Info("app", "app", r.byName["shop"])
+			log.Info("printed", "app", fmt.Sprint(r.byName["shop"]), "apps", fmt.Sprintf("%+v", r.All()))
+			out := buf.String()
+			for _, s := range secrets {
+				if strings.Contains(out, s) {
+					t.Errorf("secret %q logged:\n%s", s, out)
+				}
+			}
+			for _, want := range []string{"wxshop", "wxmp", "wxweb", "miniprogram"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("%q missing from the log:\n%s", want, out)
+				}
+			}
+		})
+	}
+}
+
+func TestWithoutSecrets(t *testing.T) {
+	r, err := Load(Config{MiniProgramAppID: "wxmp", MiniProgramSecret: "mps", WebAppID: "wxweb", WebSecret: "webs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.WithoutSecrets()
+	for _, a := range c.All() {
+		if a.Secret != "" {
+			t.Errorf("%s keeps its secret", a.Name)
+		}
+	}
+	lookups := []struct {
+		name string
+		get  func(*Registry) (App, bool)
+	}{
+		{"default", func(r *Registry) (App, bool) { return r.Lookup("", KindWeb) }},
+		{"by name", func(r *Registry) (App, bool) { return r.Lookup(KindMiniProgram, KindMiniProgram) }},
+		{"by appid", func(r *Registry) (App, bool) { return r.ByAppID("wxweb") }},
+	}
+	for _, l := range lookups {
+		t.Run(l.name, func(t *testing.T) {
+			a, ok := l.get(c)
+			if !ok || a.AppID == "" || a.Secret != "" {
+				t.Errorf("copy: %+v %v", a, ok)
+			}
+			if orig, _ := l.get(r); orig.Secret == "" {
+				t.Error("the original lost its secret")
+			}
+		})
 	}
 }

@@ -168,6 +168,12 @@ func TestTrustedProxy(t *testing.T) {
 	if got := last[identity.PasswordLoginRequest](t, s, identity.SubjectPasswordLogin); got.ClientIP != "203.0.113.9" {
 		t.Errorf("client IP %q, want the forwarded one", got.ClientIP)
 	}
+	r = do(t, context.Background(), http.MethodPost, base+"/api/v1/auth/bind", jsonType, `{"username":"alice","password":"correct horse","code":"c"}`,
+		map[string]string{"X-Forwarded-For": "203.0.113.10"})
+	wantTokens(t, r, http.StatusOK, false)
+	if got := last[identity.BindRequest](t, s, identity.SubjectBind); got.ClientIP != "203.0.113.10" {
+		t.Errorf("bind: client IP %q, want the forwarded one", got.ClientIP)
+	}
 }
 
 func TestBind(t *testing.T) {
@@ -178,7 +184,8 @@ func TestBind(t *testing.T) {
 	t.Run("bind token", func(t *testing.T) {
 		wantTokens(t, postJSON(t, bind, `{"username":"alice","password":"correct horse","bind_token":"bt-1"}`), http.StatusOK, false)
 		got := last[identity.BindRequest](t, s, identity.SubjectBind)
-		if got != (identity.BindRequest{Username: "alice", Password: "correct horse", WeChatProof: identity.WeChatProof{BindToken: "bt-1"}}) {
+		// The client IP keys identity's failed-password limit, as for a login.
+		if got != (identity.BindRequest{Username: "alice", Password: "correct horse", ClientIP: "127.0.0.1", WeChatProof: identity.WeChatProof{BindToken: "bt-1"}}) {
 			t.Errorf("identity got %+v", got)
 		}
 	})

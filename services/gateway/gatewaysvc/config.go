@@ -181,13 +181,25 @@ func (c Config) LogValue() slog.Value {
 	)
 }
 
-// redactURL hides passwords in NATS URLs (nats://user:pass@host).
+// redactURL hides the whole userinfo of each NATS URL: a password, and a
+// user name too, since a token is commonly written as one (nats://TOKEN@host).
+// A URL that does not parse as one with userinfo ("user:pass@host" reads
+// as scheme "user") is cut at its last '@' all the same.
 func redactURL(urls string) string {
 	parts := strings.Split(urls, ",")
 	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
-			parts[i] = u.Redacted()
+		p = strings.TrimSpace(p)
+		if u, err := url.Parse(p); err == nil && u.User != nil {
+			u.User = url.User("redacted")
+			p = u.String()
+		} else if at := strings.LastIndexByte(p, '@'); at >= 0 {
+			scheme := ""
+			if j := strings.Index(p, "://"); j >= 0 && j < at {
+				scheme = p[:j+3]
+			}
+			p = scheme + "redacted@" + p[at+1:]
 		}
+		parts[i] = p
 	}
 	return strings.Join(parts, ",")
 }

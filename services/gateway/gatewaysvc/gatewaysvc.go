@@ -148,8 +148,9 @@ func connectNATS(urls string, log *slog.Logger, closed chan struct{}) (*nats.Con
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
 		nats.DrainTimeout(drainTimeout),
+		// Not ConnectedUrlRedacted: it keeps the user, which may be a token.
 		nats.ConnectHandler(func(nc *nats.Conn) {
-			log.Info("NATS connected", "url", nc.ConnectedUrlRedacted())
+			log.Info("NATS connected", "url", redactURL(nc.ConnectedUrl()))
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
@@ -157,7 +158,7 @@ func connectNATS(urls string, log *slog.Logger, closed chan struct{}) (*nats.Con
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted())
+			log.Info("NATS reconnected", "url", redactURL(nc.ConnectedUrl()))
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			log.Warn("NATS error", "error", err)

@@ -186,9 +186,12 @@ func (w *webStub) qrComplete(ctx context.Context, req session.QRCompleteRequest)
 		if rec.Status != session.QRPending {
 			return session.QRStatus{Status: rec.Status}, nil
 		}
-		if req.Denied {
+		switch {
+		case req.Denied:
 			rec.Status, rec.Reason = session.QRDenied, req.Reason
-		} else {
+		case req.BindToken != "":
+			rec.Status, rec.BindToken = session.QRNotBound, req.BindToken
+		default:
 			rec.Status, rec.User, rec.IsNewUser = session.QRConfirmed, req.User, req.IsNewUser
 		}
 		b, _ := json.Marshal(rec)

@@ -656,3 +656,69 @@ func TestManyLongPolls(t *testing.T) {
 		t.Errorf("%d polls answered %s after the writes began", n, took)
 	}
 }
+
+// TestQRPollLimitSparesTheTokenHolder: the ticket is WeChat's state, so
+// anyone who saw the QR code knows it. Their polls, without the poll token,
+// must not use up the budget of the browser that holds the token; they are
+// limited per address by the general limit instead.
+func TestQRPollLimitSparesTheTokenHolder(t *testing.T) {
+	t.Run("a flood with a wrong poll token", func(t *testing.T) {
+		e := newEnv(t)
+		base, w := e.upWeb(nil)
+		ticket, token := w.putRecord(t, session.QRRecord{})
+		for i := range 30 {
+			h := pollHeader(randomToken(t))
+			if i%3 == 1 {
+				h = map[string]string{"Cookie": "wxlogin_poll=" + randomToken(t)}
+			} else if i%3 == 2 {
+				h = nil
+			}
+			wantProblem(t, get(t, base+qrURL+"/"+ticket, h), http.StatusNotFound, "qr_ticket_not_found")
+		}
+		r := get(t, base+qrURL+"/"+ticket, pollHeader(token))
+		if r.status != http.StatusOK || r.body["status"] != "pending" {
+			t.Fatalf("the token holder's poll after the flood: %d %s", r.status, r.raw)
+		}
+	})
+
+	t.Run("wrong-token polls spend the address's general limit", func(t *testing.T) {
+		e := newEnv(t)
+		base, w := e.upWeb(func(c *gatewaysvc.Config) { c.RateLimit = "3/m,burst=3" })
+		ticket, token := w.putRecord(t, session.QRRecord{})
+		for range 3 {
+			wantProblem(t, get(t, base+qrURL+"/"+ticket, pollHeader(randomToken(t))), http.StatusNotFound, "qr_ticket_not_found")
+		}
+		r := get(t, base+qrURL+"/"+ticket, pollHeader(randomToken(t)))
+		wantProblem(t, r, http.StatusTooManyRequests, "rate_limited")
+		if n, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || n < 1 {
+			t.Errorf("Retry-After %q", r.header.Get("Retry-After"))
+		}
+		wantProblem(t, get(t, base+qrURL+"/"+randomToken(t), pollHeader(randomToken(t))), http.StatusTooManyRequests, "rate_limited")
+		// The token holder, from the same address, is not refused.
+		if r := get(t, base+qrURL+"/"+ticket, pollHeader(token)); r.status != http.StatusOK || r.body["status"] != "pending" {
+			t.Fatalf("the token holder's poll: %d %s", r.status, r.raw)
+		}
+	})
+
+	t.Run("the per-ticket limit is per client address", func(t *testing.T) {
+		e := newEnv(t)
+		base, w := e.upWeb(func(c *gatewaysvc.Config) { c.TrustedProxies = []string{"127.0.0.1/32"} })
+		ticket, token := w.putRecord(t, session.QRRecord{})
+		from := func(ip string) map[string]string {
+			return map[string]string{"X-Poll-Token": token, "X-Forwarded-For": ip}
+		}
+		limited := false
+		for range 20 {
+			if r := get(t, base+qrURL+"/"+ticket, from("203.0.113.1")); r.status == http.StatusTooManyRequests {
+				limited = true
+				break
+			}
+		}
+		if !limited {
+			t.Fatal("20 quick polls from one address were never limited")
+		}
+		if r := get(t, base+qrURL+"/"+ticket, from("203.0.113.2")); r.status != http.StatusOK {
+			t.Errorf("a poll from another address: %d %s", r.status, r.raw)
+		}
+	})
+}

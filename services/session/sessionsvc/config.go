@@ -119,17 +119,56 @@ func (c Config) Validate() error {
 }
 
 // Apps loads the app registry the configuration names (the apps file is
-// read here). Errors name the variable.
+// read here). Errors name the variable. The apps file may hold secrets
+// (identity reads the same file); session drops them at once.
 func (c Config) Apps() (*apps.Registry, error) {
-	return apps.Load(apps.Config{MiniProgramAppID: c.MiniProgramAppID, WebAppID: c.WebAppID, AppsFile: c.AppsFile})
+	reg, err := apps.Load(apps.Config{MiniProgramAppID: c.MiniProgramAppID, WebAppID: c.WebAppID, AppsFile: c.AppsFile})
+	if err != nil {
+		return nil, err
+	}
+	return reg.WithoutSecrets(), nil
 }
 
-// masked is Config with the secret replaced, for logs and %v.
+// masked is Config with the secrets replaced, for logs and %v.
 func (c Config) masked() Config {
 	if c.JWTSecret != "" {
 		c.JWTSecret = "[set]"
 	}
+	c.NATSURL = redactNATSURL(c.NATSURL)
 	return c
+}
+
+// redactNATSURL replaces the userinfo of every URL in a comma-separated
+// NATS server list (user and password, or a token written as the user)
+// with "[redacted]". It does not parse URLs: one that does not parse still
+// has its credentials before the last "@".
+func redactNATSURL(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		scheme, rest := "", strings.TrimSpace(p)
+		if before, after, ok := strings.Cut(rest, "://"); ok && validScheme(before) {
+			scheme, rest = before+"://", after
+		}
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			rest = "[redacted]@" + rest[at+1:]
+		}
+		parts[i] = scheme + rest
+	}
+	return strings.Join(parts, ",")
+}
+
+// validScheme reports whether s is a URL scheme (RFC 3986), so that a
+// password containing "://" is not taken for one.
+func validScheme(s string) bool {
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		case i > 0 && (r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.'):
+		default:
+			return false
+		}
+	}
+	return s != ""
 }
 
 // String prints the configuration without the secret.

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -11,6 +12,8 @@ import (
 	"github.com/wxlogin/wxlogin/shared/api/session"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
 	"github.com/wxlogin/wxlogin/shared/natstest"
+
+	"github.com/wxlogin/wxlogin/services/session/internal/kvstate"
 )
 
 // The website QR flow over NATS, as the gateway drives it: create, the
@@ -110,8 +113,21 @@ func TestRevokeUserOverNATS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, err := session.DecodeRevocation(e.Value()); err != nil || r.At == 0 {
-		t.Fatalf("user revocation %s (%v)", e.Value(), err)
+	r, err := session.DecodeRevocation(e.Value())
+	if err != nil || r.At == 0 || r.Exp != r.At+int64(config(s).AccessTTL/time.Second) {
+		t.Fatalf("user revocation %s (%v), want exp = at + the access TTL", e.Value(), err)
+	}
+	// The cut-off for refreshes lives as long as a refresh token.
+	sessions, err := js.KeyValue(call(t), session.BucketSessions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sessions.Get(call(t), kvstate.UserCutoffKey(alice)); err != nil {
+		t.Fatalf("no cut-off in %s: %v", session.BucketSessions, err)
+	}
+	// A login racing the revocation gets no tokens.
+	if _, err := client.Issue(call(t), session.IssueRequest{UserID: alice, Kind: api.KindPassword}); api.CodeOf(err) != api.CodeTokenRevoked {
+		t.Fatalf("Issue right after the revocation: %v, want token_revoked", err)
 	}
 	for i, want := range []api.Code{api.CodeTokenRevoked, api.CodeTokenRevoked, ""} {
 		_, err := client.Refresh(call(t), refresh[i])

@@ -51,7 +51,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("session service starting", "config", cfg, "apps", registry.All())
+	log.Info("session service starting", "config", cfg, "apps", registry)
 
 	// Connecting does not wait for the server (it retries in the background).
 	nc, err := connect(cfg.NATSURL, "wxlogin-session", log, true)
@@ -112,7 +112,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 				return err
 			}
 		}
-		users, err = kvstate.WatchUserRevocations(ctx, b.Revoked, ttls.Revoked(), log)
+		users, err = kvstate.WatchUserRevocations(ctx, b.Sessions, ttls.Refresh, log)
 		return err
 	})
 	if keys != nil {
@@ -130,7 +130,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Keys:            keys,
 		Minter:          tokens.NewMinter(keys, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTTL),
 		Families:        kvstate.NewFamilies(buckets.Sessions),
-		Revocations:     kvstate.NewRevocations(buckets.Revoked),
+		Revocations:     kvstate.NewRevocations(buckets.Revoked, cfg.AccessTTL),
 		UserRevocations: users,
 		Tickets:         kvstate.NewTickets(buckets.QR),
 		Apps:            registry,
@@ -162,6 +162,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := ms.Stop(); err != nil {
 		log.Warn("stop micro service", "error", err)
 	}
+	pool.Close() // requests micro still delivers after Stop get service_unavailable
 	pool.Wait()
 	users.Stop()
 	keys.Close()
@@ -211,7 +212,8 @@ func connect(url, name string, log *slog.Logger, retry bool) (*nats.Conn, error)
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+			// Not ConnectedUrlRedacted: it shows a token written as the user.
+			log.Info("nats reconnected", "url", redactNATSURL(nc.ConnectedUrl()))
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subject := ""

@@ -49,9 +49,15 @@ func config(s *server.Server) sessionsvc.Config {
 // start runs a replica until the test ends and waits until it answers.
 func start(t *testing.T, cfg sessionsvc.Config, nc *nats.Conn) {
 	t.Helper()
+	startWithLog(t, cfg, nc, testLog(t))
+}
+
+// startWithLog is start with the replica logging to log.
+func startWithLog(t *testing.T, cfg sessionsvc.Config, nc *nats.Conn, log *slog.Logger) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- sessionsvc.Run(ctx, cfg, testLog(t)) }()
+	go func() { done <- sessionsvc.Run(ctx, cfg, log) }()
 	t.Cleanup(func() {
 		cancel()
 		select {

@@ -40,8 +40,10 @@ type Revocation struct {
 	// At is when the revocation was made, in unix seconds. For a user key it
 	// is the cut-off: tokens with iat <= At are revoked.
 	At int64 `json:"at"`
-	// Exp, on jti keys, is the revoked token's exp in unix seconds: after it
-	// the entry names nothing that could still be used.
+	// Exp is when the entry names nothing that could still be used, in unix
+	// seconds: on jti keys the revoked token's exp; on sid and user keys At
+	// plus the issuer's access TTL. Verifiers age entries by it; a value
+	// without it (an older writer) by their own access TTL.
 	Exp int64 `json:"exp,omitempty"`
 }
 

@@ -27,8 +27,9 @@ const (
 const (
 	BucketQR = "wxlogin_qr"
 	// BucketSessions: key = "<user_id>.<family_id>" (family_id is the sid
-	// claim), value = the refresh family as JSON; private to the session
-	// service.
+	// claim), value = the refresh family as JSON; also user cut-offs under
+	// "cutoff.user.<user_id>" (three tokens: no family filter matches them);
+	// private to the session service.
 	BucketSessions = "wxlogin_sessions"
 	// BucketRevoked: keys RevokedJTIKey, RevokedSIDKey and RevokedUserKey,
 	// values a JSON Revocation. The bucket TTL (access TTL + 1m) outlives

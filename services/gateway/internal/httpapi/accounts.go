@@ -87,7 +87,8 @@ func (s *server) bind(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	req := identity.BindRequest{Username: f["username"], Password: f["password"]}
+	// The client IP keys identity's failed-password limit, as for a login.
+	req := identity.BindRequest{Username: f["username"], Password: f["password"], ClientIP: c.ClientIP()}
 	if req.WeChatProof, err = credentialsAndProof(f, true); err != nil {
 		s.fail(c, err)
 		return

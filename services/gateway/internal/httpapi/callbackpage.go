@@ -20,7 +20,8 @@ var callbackHTML string
 var callbackTemplate = template.Must(template.New("callback").Parse(callbackHTML))
 
 // callbackContent is what the callback page says, in Chinese and English.
-// Status is the page's data-status: confirmed, denied or error.
+// Status is the page's data-status: confirmed, denied, not_bound, expired
+// or error.
 type callbackContent struct {
 	Status             string
 	TitleZh, TitleEn   string
@@ -36,6 +37,10 @@ var (
 	pageDenied = callbackContent{Status: session.QRDenied,
 		TitleZh: "已取消", TitleEn: "Login cancelled",
 		DetailZh: "您拒绝了本次登录。", DetailEn: "The login was not allowed."}
+	pageNotBound = callbackContent{Status: session.QRNotBound,
+		TitleZh: "微信账号尚未关联", TitleEn: "WeChat account not linked yet",
+		DetailZh: "该微信账号还没有关联账号。请回到发起登录的网页，注册新账号或登录已有账号以完成关联。",
+		DetailEn: "This WeChat account is not linked to an account yet. Go back to the page where you started to create an account, or sign in to yours, and link it."}
 	pageNotFound = callbackContent{Status: "error",
 		TitleZh: "二维码无效", TitleEn: "Unknown QR code",
 		DetailZh: "该二维码不存在或已被使用，请刷新网页后重新扫码。", DetailEn: "This QR code does not exist or has been used. Reload the page and scan again."}
@@ -57,6 +62,8 @@ func pageForStatus(status string) callbackContent {
 		return pageConfirmed
 	case session.QRDenied:
 		return pageDenied
+	case session.QRNotBound:
+		return pageNotBound
 	}
 	return pageNotFound
 }

@@ -107,6 +107,9 @@ type server struct {
 	// bearer requires an access token. Route files add them per route.
 	ipLimit gin.HandlerFunc
 	bearer  gin.HandlerFunc
+	// ipLimiter is the limiter behind ipLimit, for routes that charge it
+	// only for some answers (a poll without the right poll token, web.go).
+	ipLimiter *ratelimit.Limiter
 	// revocations and web serve the token and QR routes (tokens.go, web.go).
 	revocations Revocations
 	web         *webState
@@ -131,6 +134,9 @@ func New(o Options) http.Handler {
 
 	// Metrics come first so every answer counts, 404s and panics included.
 	s.metrics, s.ipLimit, s.bearer = o.Metrics, newIPLimit(o.IPLimit), middleware.Bearer(o.Keys, o.Log)
+	if o.IPLimit != nil && !o.IPLimit.Spec().Off() {
+		s.ipLimiter = o.IPLimit
+	}
 	if s.metrics == nil {
 		s.metrics = metrics.New(o.Log)
 	}
@@ -176,7 +182,26 @@ func (s *server) requireNATS(c *gin.Context) {
 	c.Next()
 }
 
-// fail answers with the problem for err.
+// fail answers with the problem for err, unless the client has gone away.
 func (s *server) fail(c *gin.Context, err error) {
+	if s.clientGone(c) {
+		return
+	}
 	problem.Fail(c, s.log, err)
+}
+
+// clientGone reports whether the client has gone away (its request context
+// is done), and if so ends the request quietly: nobody reads an answer, and
+// the backend call it cut short is no failure of ours, so it must not log an
+// error nor count as a 5xx. The contract has no status for it, so none is
+// set (the access log and metrics then show gin's default, 200).
+func (s *server) clientGone(c *gin.Context) bool {
+	ctx := c.Request.Context()
+	if ctx.Err() == nil {
+		return false
+	}
+	s.log.LogAttrs(ctx, slog.LevelDebug, "client went away before the answer",
+		slog.String("request_id", middleware.RequestIDOf(c)), slog.String("route", c.FullPath()))
+	c.Abort()
+	return true
 }

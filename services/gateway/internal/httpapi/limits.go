@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -27,12 +28,17 @@ func newIPLimit(l *ratelimit.Limiter) gin.HandlerFunc {
 			c.Next()
 			return
 		}
-		p, _ := problem.For(&api.Error{
-			Code:    api.CodeRateLimited,
-			Message: "too many requests from your address; retry after the number of seconds in Retry-After",
-			Data:    map[string]string{"retry_after": strconv.Itoa(ratelimit.RetryAfterSeconds(wait))},
-		}, middleware.RequestIDOf(c))
+		p, _ := problem.For(ipRateLimited(wait), middleware.RequestIDOf(c))
 		problem.Write(c, p)
+	}
+}
+
+// ipRateLimited is the answer of a client address over its limit.
+func ipRateLimited(wait time.Duration) *api.Error {
+	return &api.Error{
+		Code:    api.CodeRateLimited,
+		Message: "too many requests from your address; retry after the number of seconds in Retry-After",
+		Data:    map[string]string{"retry_after": strconv.Itoa(ratelimit.RetryAfterSeconds(wait))},
 	}
 }
 

@@ -69,6 +69,9 @@ func (s *server) login(c *gin.Context, kind string, status int, resolve func(con
 	res, err := resolve(ctx)
 	cancel()
 	if err != nil {
+		if s.clientGone(c) {
+			return // not a failed login: nobody waits for it
+		}
 		s.metrics.Login(kind, err)
 		s.fail(c, err)
 		return
@@ -77,6 +80,9 @@ func (s *server) login(c *gin.Context, kind string, status int, resolve func(con
 	ctx, cancel = context.WithTimeout(c.Request.Context(), callTimeout)
 	tokens, err := s.session.Issue(ctx, session.IssueRequest{UserID: res.User.ID, Kind: kind, AppID: res.AppID})
 	cancel()
+	if err != nil && s.clientGone(c) {
+		return
+	}
 	s.metrics.Login(kind, err)
 	if err != nil {
 		s.fail(c, err)

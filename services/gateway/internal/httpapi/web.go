@@ -44,9 +44,12 @@ const (
 	maxQRBodyBytes  = 1 << 10
 )
 
-// Per-ticket poll limit: a browser polls at most a few times a second (a
-// long-poll, then the next one), so this only stops a runaway loop or a
-// guesser hammering one ticket.
+// Per-ticket poll limit, keyed by ticket and client address and applied
+// only to polls with the right poll token: a browser polls at most a few
+// times a second (a long-poll, then the next one), so this only stops a
+// runaway loop. Anyone who saw the QR code knows the ticket (it is WeChat's
+// state), so polls without the token must not spend this budget: they are
+// charged to the client address's general limit instead (pollNotFound).
 var qrPollLimit = ratelimit.Spec{Rate: 2, Burst: 5}
 
 // maxLimitedTickets bounds the per-ticket limiter's memory.
@@ -211,24 +214,14 @@ type pollAnswer struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// pollQR answers a browser waiting for its QR login: pending, denied, or
-// (once) confirmed with the tokens. ?wait= long-polls until the ticket
-// changes.
+// pollQR answers a browser waiting for its QR login: pending, denied,
+// not_bound (403 wechat_not_bound with the bind token), or (once) confirmed
+// with the tokens. ?wait= long-polls until the ticket changes.
 func (s *server) pollQR(c *gin.Context) {
-	ticket := c.Param("ticket")
-	if !validTicket(ticket) {
-		s.fail(c, errTicketNotFound)
-		return
-	}
-	if ok, wait := s.web.pollLimit.Allow(ticket); !ok {
-		s.fail(c, &api.Error{Code: api.CodeRateLimited, Message: "this ticket is polled too often; retry after the number of seconds in Retry-After",
-			Data: map[string]string{"retry_after": strconv.Itoa(ratelimit.RetryAfterSeconds(wait))}})
-		return
-	}
-	token := pollToken(c)
-	if token == "" {
+	ticket, token := c.Param("ticket"), pollToken(c)
+	if !validTicket(ticket) || token == "" {
 		// Whether the ticket exists is none of the caller's business.
-		s.fail(c, errTicketNotFound)
+		s.pollNotFound(c)
 		return
 	}
 	wait, err := parseWait(c.Query("wait"))
@@ -253,18 +246,25 @@ func (s *server) pollQR(c *gin.Context) {
 	if err == nil {
 		err = checkPollToken(rec, token)
 	}
+	if errors.Is(err, errTicketNotFound) {
+		s.pollNotFound(c)
+		return
+	}
+	if err == nil {
+		// Only the poll token's holder gets here.
+		if ok, retry := s.web.pollLimit.Allow(ticket + " " + clientKey(c.ClientIP())); !ok {
+			s.fail(c, &api.Error{Code: api.CodeRateLimited, Message: "this ticket is polled too often; retry after the number of seconds in Retry-After",
+				Data: map[string]string{"retry_after": strconv.Itoa(ratelimit.RetryAfterSeconds(retry))}})
+			return
+		}
+	}
 	if err == nil && rec.Status == session.QRPending && wait > 0 {
 		s.log.LogAttrs(ctx, slog.LevelDebug, "QR poll waiting for the ticket to change",
 			slog.String("request_id", middleware.RequestIDOf(c)), slog.Duration("wait", wait))
 		rec, err = s.waitTicket(ctx, w, ticket, rec, wait)
 	}
 	if err != nil {
-		if ctx.Err() != nil {
-			// The browser went away; nobody reads the answer.
-			c.Abort()
-			return
-		}
-		s.fail(c, err)
+		s.fail(c, err) // quietly nothing if the browser went away
 		return
 	}
 
@@ -276,9 +276,29 @@ func (s *server) pollQR(c *gin.Context) {
 		c.JSON(http.StatusOK, pollAnswer{Status: session.QRDenied, Reason: rec.Reason})
 	case session.QRConfirmed:
 		s.consumeQR(c, ticket, token)
+	case session.QRNotBound:
+		// Auto-register is off and the WeChat user has no account: the
+		// browser registers or binds one with the bind token.
+		s.fail(c, &api.Error{Code: api.CodeWechatNotBound,
+			Message: "this WeChat account is not linked to an account yet: register (/auth/register) or bind (/auth/bind) one with bind_token",
+			Data:    map[string]string{identity.DataBindToken: rec.BindToken}})
 	default:
 		s.fail(c, fmt.Errorf("QR ticket in unknown status %q", rec.Status))
 	}
+}
+
+// pollNotFound answers a poll that names no ticket or does not prove its
+// poll token: 404, like a missing ticket, charged to the client address's
+// general limit (429 once it is spent), so a guesser or an onlooker who saw
+// the QR code is limited without touching the token holder's budget.
+func (s *server) pollNotFound(c *gin.Context) {
+	if s.ipLimiter != nil {
+		if ok, wait := s.ipLimiter.Allow(clientKey(c.ClientIP())); !ok {
+			s.fail(c, ipRateLimited(wait))
+			return
+		}
+	}
+	s.fail(c, errTicketNotFound)
 }
 
 // pollToken is the X-Poll-Token header, else the poll cookie.
@@ -438,7 +458,10 @@ func (s *server) qrCallback(c *gin.Context) {
 		s.callbackPage(c, http.StatusServiceUnavailable, pageUnavailable)
 		return
 	}
-	ctx := c.Request.Context()
+	// The outcome is for the browser waiting on the ticket, not for whoever
+	// opened this page: it is recorded even if they leave (the calls keep
+	// their own deadlines), since the code may be spent by then.
+	ctx := context.WithoutCancel(c.Request.Context())
 	rec, err := s.readTicket(ctx, state)
 	switch {
 	case errors.Is(err, errTicketNotFound):
@@ -459,7 +482,7 @@ func (s *server) qrCallback(c *gin.Context) {
 	}
 
 	if code == "" {
-		s.completeQR(c, session.QRCompleteRequest{Ticket: state, Denied: true, Reason: "denied"}, http.StatusOK, pageDenied)
+		s.completeQR(ctx, c, session.QRCompleteRequest{Ticket: state, Denied: true, Reason: "denied"}, http.StatusOK, pageDenied)
 		return
 	}
 
@@ -473,6 +496,13 @@ func (s *server) qrCallback(c *gin.Context) {
 			s.log.LogAttrs(ctx, slog.LevelError, "website login failed",
 				slog.String("request_id", middleware.RequestIDOf(c)), slog.Any("error", err))
 		}
+		if p.Code == api.CodeWechatNotBound && p.BindToken != "" {
+			// Auto-register is off: the ticket carries the bind token to
+			// the waiting browser (only it has the poll token), which
+			// registers or binds an account with it.
+			s.completeQR(ctx, c, session.QRCompleteRequest{Ticket: state, BindToken: p.BindToken}, http.StatusOK, pageNotBound)
+			return
+		}
 		if p.Code == api.CodeWechatCodeUsed {
 			// Most likely WeChat called twice at once and the other call
 			// exchanged the code: leave the outcome to it.
@@ -480,24 +510,24 @@ func (s *server) qrCallback(c *gin.Context) {
 			return
 		}
 		// The waiting browser learns it too, and the ticket is done.
-		s.completeQR(c, session.QRCompleteRequest{Ticket: state, Denied: true, Reason: string(p.Code)}, p.Status, pageFailed(p))
+		s.completeQR(ctx, c, session.QRCompleteRequest{Ticket: state, Denied: true, Reason: string(p.Code)}, p.Status, pageFailed(p))
 		return
 	}
 	middleware.SetUserID(c, res.User.ID)
 	user := res.User
-	s.completeQR(c, session.QRCompleteRequest{Ticket: state, User: &user, IsNewUser: res.IsNewUser}, http.StatusOK, pageConfirmed)
+	s.completeQR(ctx, c, session.QRCompleteRequest{Ticket: state, User: &user, IsNewUser: res.IsNewUser}, http.StatusOK, pageConfirmed)
 }
 
 // completeQR records the outcome and answers the page; when another
 // callback got there first, the page tells the outcome that stands.
-func (s *server) completeQR(c *gin.Context, req session.QRCompleteRequest, status int, page callbackContent) {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
-	st, err := s.session.QRComplete(ctx, req)
+func (s *server) completeQR(ctx context.Context, c *gin.Context, req session.QRCompleteRequest, status int, page callbackContent) {
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	st, err := s.session.QRComplete(cctx, req)
 	cancel()
 	if err != nil {
 		p, unexpected := problem.For(err, middleware.RequestIDOf(c))
 		if unexpected {
-			s.log.LogAttrs(c.Request.Context(), slog.LevelError, "cannot record the QR login outcome",
+			s.log.LogAttrs(ctx, slog.LevelError, "cannot record the QR login outcome",
 				slog.String("request_id", middleware.RequestIDOf(c)), slog.Any("error", err))
 		}
 		switch p.Code {
@@ -511,8 +541,11 @@ func (s *server) completeQR(c *gin.Context, req session.QRCompleteRequest, statu
 		return
 	}
 	want := session.QRConfirmed
-	if req.Denied {
+	switch {
+	case req.Denied:
 		want = session.QRDenied
+	case req.BindToken != "":
+		want = session.QRNotBound
 	}
 	if st.Status != want {
 		s.callbackPage(c, http.StatusOK, pageForStatus(st.Status))

@@ -7,9 +7,12 @@
 //	sid.<sid>  every access token of that refresh family is revoked
 //	user.<uid> every access token of that user issued at or before "at"
 //
-// Keys and values (JSON {"at": unix seconds}) are shared/api/session's.
-// The bucket's TTL removes entries without telling watchers, so entries are
-// also dropped here once every token they could match has expired.
+// Keys and values (JSON {"at": unix seconds, "exp": unix seconds}) are
+// shared/api/session's. The bucket's TTL removes entries without telling
+// watchers, so entries are also dropped here once every token they could
+// match has expired: at the value's exp, which the session service sets
+// from its own token lifetime; only a value without one (an older writer)
+// is aged by this gateway's access TTL.
 package revocation
 
 import (
@@ -200,7 +203,7 @@ func (s *Set) Len() int {
 // are not part of the scheme.
 func (s *Set) decode(e jetstream.KeyValueEntry) (entry, bool) {
 	key := e.Key()
-	prefix, _, ok := session.ParseRevokedKey(key)
+	_, _, ok := session.ParseRevokedKey(key)
 	if !ok {
 		s.log.Debug("ignoring an unknown key in the revocation bucket", "key", key)
 		return entry{}, false
@@ -220,7 +223,9 @@ func (s *Set) decode(e jetstream.KeyValueEntry) (entry, bool) {
 		from = c
 	}
 	until := from.Add(s.accessTTL + slack)
-	if prefix == session.RevokedJTIPrefix && v.Exp > 0 {
+	if v.Exp > 0 {
+		// The writer knows how long its tokens live; a gateway whose
+		// WXLOGIN_ACCESS_TTL is shorter (or unset) must not forget early.
 		until = time.Unix(v.Exp, 0).Add(slack)
 	}
 	return entry{at: v.At, until: until}, true

@@ -155,6 +155,47 @@ func TestAgeing(t *testing.T) {
 	}
 }
 
+// sid and user entries are aged by the exp the session service wrote (its
+// own access TTL), not by this gateway's WXLOGIN_ACCESS_TTL: a gateway with
+// a shorter (or default) setting must not resurrect revoked tokens.
+func TestAgeingByExp(t *testing.T) {
+	tests := []struct {
+		name     string
+		key      string
+		claims   func(iat time.Time) *jwtverify.Claims
+		lifetime time.Duration // the session service's access TTL
+	}{
+		{"sid, longer than the gateway's ttl", "sid.s1", func(iat time.Time) *jwtverify.Claims { return claims("j9", "s1", "u9", iat) }, 3 * ttl},
+		{"user, longer than the gateway's ttl", "user.u1", func(iat time.Time) *jwtverify.Claims { return claims("j9", "s9", "u1", iat) }, 3 * ttl},
+		{"sid, shorter than the gateway's ttl", "sid.s1", func(iat time.Time) *jwtverify.Claims { return claims("j9", "s1", "u9", iat) }, 10 * time.Minute},
+		{"user, shorter than the gateway's ttl", "user.u1", func(iat time.Time) *jwtverify.Claims { return claims("j9", "s9", "u1", iat) }, 10 * time.Minute},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, c, h := newSet(t)
+			h.Begin()
+			h.Loaded()
+			at := c.now()
+			tok := tc.claims(at.Add(-time.Second))
+			h.Entry(put(c, tc.key, session.Revocation{At: at.Unix(), Exp: at.Add(tc.lifetime).Unix()}))
+
+			c.add(tc.lifetime + slack - time.Second)
+			s.prune()
+			if !s.Revoked(tok) {
+				t.Fatal("entry forgotten before its exp")
+			}
+			c.add(2 * time.Second)
+			if s.Revoked(tok) {
+				t.Error("entry kept past its exp")
+			}
+			s.prune()
+			if s.Len() != 0 {
+				t.Errorf("Len %d after prune, want 0", s.Len())
+			}
+		})
+	}
+}
+
 func TestReload(t *testing.T) {
 	s, c, h := newSet(t)
 	now := c.now()

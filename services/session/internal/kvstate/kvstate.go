@@ -273,10 +273,18 @@ func (f *Families) listKeys(ctx context.Context, filter string) ([]string, error
 }
 
 // Revocations writes the revoked bucket (the gateway watches it).
-type Revocations struct{ kv jetstream.KeyValue }
+type Revocations struct {
+	kv        jetstream.KeyValue
+	accessTTL time.Duration
+}
 
-// NewRevocations returns a store over the revoked bucket.
-func NewRevocations(kv jetstream.KeyValue) *Revocations { return &Revocations{kv: kv} }
+// NewRevocations returns a store over the revoked bucket. accessTTL is the
+// lifetime of the access tokens this service signs: sid and user entries
+// carry "exp" = write time + accessTTL, after which no token they can match
+// is alive, so a verifier ages them by that instead of its own setting.
+func NewRevocations(kv jetstream.KeyValue, accessTTL time.Duration) *Revocations {
+	return &Revocations{kv: kv, accessTTL: accessTTL}
+}
 
 // RevokeJTI revokes one access token until its exp. The bucket TTL outlives
 // any access token, so the entry stays at least as long as the token could
@@ -287,12 +295,12 @@ func (r *Revocations) RevokeJTI(ctx context.Context, jti string, exp, now time.T
 
 // RevokeSID revokes every access token of a refresh family.
 func (r *Revocations) RevokeSID(ctx context.Context, sid string, now time.Time) error {
-	return r.put(ctx, session.RevokedSIDKey(sid), session.Revocation{At: now.Unix()})
+	return r.put(ctx, session.RevokedSIDKey(sid), session.Revocation{At: now.Unix(), Exp: now.Add(r.accessTTL).Unix()})
 }
 
 // RevokeUser revokes every access token of the user issued at or before now.
 func (r *Revocations) RevokeUser(ctx context.Context, userID string, now time.Time) error {
-	return r.put(ctx, session.RevokedUserKey(userID), session.Revocation{At: now.Unix()})
+	return r.put(ctx, session.RevokedUserKey(userID), session.Revocation{At: now.Unix(), Exp: now.Add(r.accessTTL).Unix()})
 }
 
 func (r *Revocations) put(ctx context.Context, key string, v session.Revocation) error {

@@ -238,7 +238,7 @@ func TestRevokeUserFamilies(t *testing.T) {
 
 func TestRevocationKeys(t *testing.T) {
 	b, _ := open(t)
-	r := NewRevocations(b.Revoked)
+	r := NewRevocations(b.Revoked, 2*time.Hour)
 	ctx := context.Background()
 	now := time.Unix(1_700_000_000, 0)
 	exp := now.Add(time.Hour)
@@ -256,8 +256,10 @@ func TestRevocationKeys(t *testing.T) {
 		want string
 	}{
 		{"jti.j1", `{"at":1700000000,"exp":1700003600}`},
-		{"sid.s1", `{"at":1700000000}`},
-		{"user.u1", `{"at":1700000000}`},
+		// sid and user entries carry when every token they match is dead
+		// (write time + access TTL), so a verifier need not know the TTL.
+		{"sid.s1", `{"at":1700000000,"exp":1700007200}`},
+		{"user.u1", `{"at":1700000000,"exp":1700007200}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.key, func(t *testing.T) {
@@ -317,18 +319,21 @@ func TestTickets(t *testing.T) {
 func TestUserRevocations(t *testing.T) {
 	b, _ := open(t)
 	ctx := context.Background()
-	r := NewRevocations(b.Revoked)
+	f := NewFamilies(b.Sessions)
 	now := time.Now()
 	// One written before the watch starts, one after.
-	if err := r.RevokeUser(ctx, "before", now); err != nil {
+	if err := f.SetUserCutoff(ctx, "before", now); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.RevokeSID(ctx, "s1", now); err != nil { // not a user key: ignored
+	if err := f.Create(ctx, "s1", "f1", Family{}); err != nil { // a family, not a cut-off: ignored
+		t.Fatal(err)
+	}
+	if err := NewRevocations(b.Revoked, time.Hour).RevokeUser(ctx, "gateway-only", now); err != nil { // the gateway's key: not read
 		t.Fatal(err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	u, err := WatchUserRevocations(wctx, b.Revoked, time.Hour, slog.New(slog.DiscardHandler))
+	u, err := WatchUserRevocations(wctx, b.Sessions, time.Hour, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,14 +341,16 @@ func TestUserRevocations(t *testing.T) {
 	if at, ok := u.Cutoff("before", now); !ok || at != now.Unix() {
 		t.Fatalf("initial value: %d %v", at, ok)
 	}
-	if _, ok := u.Cutoff("s1", now); ok {
-		t.Fatal("a sid key counted as a user")
+	for _, user := range []string{"s1", "gateway-only"} {
+		if _, ok := u.Cutoff(user, now); ok {
+			t.Fatalf("%s counted as a cut-off", user)
+		}
 	}
-	if err := r.RevokeUser(ctx, "after", now); err != nil {
+	if err := f.SetUserCutoff(ctx, "after", now); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { _, ok := u.Cutoff("after", now); return ok })
-	if err := b.Revoked.Delete(ctx, "user.after"); err != nil {
+	if err := b.Sessions.Delete(ctx, UserCutoffKey("after")); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { _, ok := u.Cutoff("after", now); return !ok })
@@ -365,6 +372,32 @@ func TestUserRevocations(t *testing.T) {
 				t.Fatalf("Cutoff(%q) ok = %v, want %v", tc.user, ok, tc.ok)
 			}
 		})
+	}
+}
+
+// Cut-offs share the sessions bucket with families but are never taken for
+// one, even for a user or family id equal to the key's own words.
+func TestUserCutoffKeysAreNoFamilies(t *testing.T) {
+	b, _ := open(t)
+	f := NewFamilies(b.Sessions)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Second)
+	fam := Family{Kind: "web", TokenHash: "h", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	for _, user := range []string{"cutoff", "user", "u1"} {
+		if err := f.SetUserCutoff(ctx, user, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Create(ctx, "cutoff", "fam1", fam); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.RevokeUser(ctx, "cutoff", now); err != nil || n != 1 {
+		t.Fatalf("RevokeUser(cutoff) = %d, %v; want 1 (its family, no cut-off key)", n, err)
+	}
+	for _, sid := range []string{"user", "u1"} {
+		if owner, err := f.OwnerOf(ctx, sid); !errors.Is(err, ErrNotFound) {
+			t.Errorf("OwnerOf(%q) = %q, %v; want not found", sid, owner, err)
+		}
 	}
 }
 

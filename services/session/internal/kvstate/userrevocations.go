@@ -2,6 +2,7 @@ package kvstate
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -13,10 +14,34 @@ import (
 	"github.com/wxlogin/wxlogin/shared/api/session"
 )
 
-// UserRevocations is a local, watched copy of the revoked bucket's user
-// keys. Refresh consults it so a family created while its user was being
-// revoked (after the revoke listed the user's families) still dies: a
-// refresh then costs no extra round trip.
+// userCutoffPrefix starts the keys of user cut-offs in the sessions bucket:
+// "cutoff.user.<user_id>". Three tokens, so neither a user's family listing
+// ("<user_id>.*") nor an owner scan ("*.<family_id>"), both two tokens, can
+// ever match one, whatever the ids.
+const userCutoffPrefix = "cutoff.user."
+
+// UserCutoffKey is the sessions bucket key of a user's cut-off.
+func UserCutoffKey(userID string) string { return userCutoffPrefix + userID }
+
+// SetUserCutoff records that every family of the user created at or before
+// at is revoked. It lives in the sessions bucket, whose TTL is the refresh
+// TTL: as long as any such family could still be refreshed (the revoked
+// bucket keeps its user keys only one access TTL).
+func (f *Families) SetUserCutoff(ctx context.Context, userID string, at time.Time) error {
+	data, err := json.Marshal(session.Revocation{At: at.Unix()})
+	if err != nil {
+		return err
+	}
+	if _, err := f.kv.Put(ctx, UserCutoffKey(userID), data); err != nil {
+		return fmt.Errorf("store user cut-off: %w", err)
+	}
+	return nil
+}
+
+// UserRevocations is a local, watched copy of the user cut-offs in the
+// sessions bucket. Issue, Refresh and QR consume consult it so a family
+// created while its user was being revoked (after the revoke listed the
+// user's families) still dies: a refresh then costs no extra round trip.
 type UserRevocations struct {
 	log       *slog.Logger
 	retention time.Duration
@@ -28,14 +53,14 @@ type UserRevocations struct {
 	cut map[string]int64 // user id -> revoked at (unix seconds)
 }
 
-// WatchUserRevocations loads the user keys of the revoked bucket and keeps
-// following them until Stop. It returns once the current values are loaded.
-// Entries older than retention (the bucket TTL) are ignored: the bucket has
-// dropped them too.
+// WatchUserRevocations loads the user cut-offs of the sessions bucket kv
+// and keeps following them until Stop. It returns once the current values
+// are loaded. Entries older than retention (the bucket TTL, the refresh
+// TTL) are ignored: the bucket has dropped them too.
 func WatchUserRevocations(ctx context.Context, kv jetstream.KeyValue, retention time.Duration, log *slog.Logger) (*UserRevocations, error) {
 	// The watcher's ordered consumer recreates itself after NATS outages, so
 	// one watch lasts for the life of the service.
-	w, err := kv.Watch(context.Background(), session.RevokedUserPrefix+"*")
+	w, err := kv.Watch(context.Background(), userCutoffPrefix+"*")
 	if err != nil {
 		return nil, fmt.Errorf("watch user revocations: %w", err)
 	}
@@ -61,7 +86,7 @@ func (u *UserRevocations) follow(loaded chan struct{}) {
 			}
 			continue
 		}
-		userID, ok := strings.CutPrefix(e.Key(), session.RevokedUserPrefix)
+		userID, ok := strings.CutPrefix(e.Key(), userCutoffPrefix)
 		if !ok {
 			continue
 		}

@@ -148,6 +148,13 @@ func (s *Service) Issue(ctx context.Context, req session.IssueRequest) (session.
 		return session.Tokens{}, api.Errorf(api.CodeInvalidRequest, "appid is too long")
 	}
 	now := s.Now()
+	// A disable that has just happened may have raced this login: identity
+	// saw the user enabled, the revoke ran before this family exists. Within
+	// a second of the cut-off a new family would look older than it, so none
+	// is made.
+	if at, ok := s.UserRevocations.Cutoff(req.UserID, now); ok && at >= now.Unix()-1 {
+		return session.Tokens{}, api.Errorf(api.CodeTokenRevoked, "the account's sessions were revoked just now; sign in again")
+	}
 	g, err := s.newGrant(req.UserID, req.Kind, req.AppID, now)
 	if err != nil {
 		return session.Tokens{}, err
@@ -303,6 +310,11 @@ func (s *Service) Revoke(ctx context.Context, req session.RevokeRequest) (sessio
 	families := 0
 	if req.UserID != "" {
 		if err := s.Revocations.RevokeUser(ctx, req.UserID, now); err != nil {
+			return session.RevokeResponse{}, err
+		}
+		// The cut-off outlives the revoked key (refresh TTL, not access TTL),
+		// so a family that escapes the marking below can never be refreshed.
+		if err := s.Families.SetUserCutoff(ctx, req.UserID, now); err != nil {
 			return session.RevokeResponse{}, err
 		}
 		s.UserRevocations.Record(req.UserID, now.Unix())

@@ -70,9 +70,16 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newFixtureOn(t, b, &clock{now: time.Now().Truncate(time.Second)})
+}
+
+// newFixtureOn is a replica of the service on existing buckets and clock.
+func newFixtureOn(t *testing.T, b *kvstate.Buckets, clk *clock) *fixture {
+	t.Helper()
+	ctx := context.Background()
 	logs := &logtest.Buffer{}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	users, err := kvstate.WatchUserRevocations(ctx, b.Revoked, ttls.Revoked(), log)
+	users, err := kvstate.WatchUserRevocations(ctx, b.Sessions, refreshTTL, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,12 +94,11 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{now: time.Now().Truncate(time.Second)}
 	svc := New(Deps{
 		Keys:            keys,
 		Minter:          tokens.NewMinter(keys, "wxlogin", "wxlogin", accessTTL),
 		Families:        kvstate.NewFamilies(b.Sessions),
-		Revocations:     kvstate.NewRevocations(b.Revoked),
+		Revocations:     kvstate.NewRevocations(b.Revoked, accessTTL),
 		UserRevocations: users,
 		Tickets:         kvstate.NewTickets(b.QR),
 		Apps:            registry,
@@ -389,7 +395,7 @@ func TestRevoke(t *testing.T) {
 	}
 	now := f.clock.Now().Unix()
 	wantRevocation(t, f.buckets, session.RevokedJTIKey(c.ID), session.Revocation{At: now, Exp: c.ExpiresAt.Unix()})
-	wantRevocation(t, f.buckets, session.RevokedSIDKey(c.SessionID), session.Revocation{At: now})
+	wantRevocation(t, f.buckets, session.RevokedSIDKey(c.SessionID), session.Revocation{At: now, Exp: now + int64(accessTTL/time.Second)})
 	_, err = f.refresh(tok.RefreshToken)
 	wantCode(t, err, api.CodeTokenRevoked)
 
@@ -447,7 +453,8 @@ func TestRevokeUser(t *testing.T) {
 			t.Fatalf("revoke #%d: %v", i+1, err)
 		}
 	}
-	wantRevocation(t, f.buckets, session.RevokedUserKey(alice), session.Revocation{At: f.clock.Now().Unix()})
+	at := f.clock.Now().Unix()
+	wantRevocation(t, f.buckets, session.RevokedUserKey(alice), session.Revocation{At: at, Exp: at + int64(accessTTL/time.Second)})
 	for i, tok := range aliceTokens {
 		t.Run(fmt.Sprint("alice family ", i), func(t *testing.T) {
 			_, err := f.refresh(tok.RefreshToken)
@@ -463,30 +470,94 @@ func TestRevokeUser(t *testing.T) {
 	if _, err := f.buckets.Revoked.Get(ctx, session.RevokedUserKey(bob)); !errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Fatalf("bob has a user revocation: %v", err)
 	}
-	// A later login (re-enabled account) works again.
-	f.clock.Advance(time.Second)
+	// A later login (re-enabled account) works again, once the second
+	// after the cut-off has passed.
+	f.clock.Advance(2 * time.Second)
 	if _, err := f.refresh(f.issueFor(t, alice).RefreshToken); err != nil {
 		t.Fatalf("login after the revocation: %v", err)
 	}
 }
 
 // A family created while its user was being revoked (after the revoke listed
-// the families) dies at its first refresh.
+// the families, so it is not marked) dies at its first refresh, for as long
+// as it could be refreshed at all: the cut-off outlives the revoked bucket's
+// user key (one access TTL).
 func TestRevokeUserRacingLogin(t *testing.T) {
+	tests := []struct {
+		name  string
+		after time.Duration // between the revocation and the refresh
+	}{
+		{"at once", 0},
+		{"after the user key aged out of the revoked bucket", accessTTL + time.Hour},
+		{"just before the family expires", refreshTTL - time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			ctx := context.Background()
+			const user = "8d4c2b1a-0f9e-4d7c-8b6a-5e4d3c2b1a09"
+			late := f.issueFor(t, user) // created in the second of the cut-off
+			// The revocation, as another replica wrote it while this family
+			// was being created: the keys, but the family was not marked.
+			at := f.clock.Now()
+			if err := kvstate.NewRevocations(f.buckets.Revoked, accessTTL).RevokeUser(ctx, user, at); err != nil {
+				t.Fatal(err)
+			}
+			if err := kvstate.NewFamilies(f.buckets.Sessions).SetUserCutoff(ctx, user, at); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, func() bool { _, ok := f.svc.UserRevocations.Cutoff(user, at); return ok })
+			f.clock.Advance(tc.after)
+			_, err := f.refresh(late.RefreshToken)
+			wantCode(t, err, api.CodeTokenRevoked)
+			if fam := f.family(t, late.RefreshToken); fam.RevokedAt == nil {
+				t.Error("family not marked revoked")
+			}
+		})
+	}
+}
+
+// A login that reaches Issue within a second of its user's revocation (a
+// disable racing the login) gets no tokens; a later one does.
+func TestIssueRightAfterRevokeUser(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	const user = "8d4c2b1a-0f9e-4d7c-8b6a-5e4d3c2b1a09"
-	// The revocation, as another replica wrote it: only the key, no family to mark yet.
-	at := f.clock.Now()
-	if err := kvstate.NewRevocations(f.buckets.Revoked).RevokeUser(ctx, user, at); err != nil {
+	if _, err := f.svc.Revoke(ctx, session.RevokeRequest{UserID: user}); err != nil {
 		t.Fatal(err)
 	}
-	late := f.issueFor(t, user) // created in the same second: at or before the cut-off
-	waitFor(t, func() bool { _, ok := f.svc.UserRevocations.Cutoff(user, at); return ok })
-	_, err := f.refresh(late.RefreshToken)
-	wantCode(t, err, api.CodeTokenRevoked)
-	if fam := f.family(t, late.RefreshToken); fam.RevokedAt == nil {
-		t.Error("family not marked revoked, so it would live on after the user key ages out")
+	// Another replica learns the cut-off from its watch, not from Record.
+	other := newFixtureOn(t, f.buckets, f.clock)
+	waitFor(t, func() bool { _, ok := other.svc.UserRevocations.Cutoff(user, f.clock.Now()); return ok })
+	req := session.IssueRequest{UserID: user, Kind: api.KindPassword}
+	steps := []struct {
+		name    string
+		advance time.Duration
+		want    api.Code
+	}{
+		{"same second", 0, api.CodeTokenRevoked},
+		{"next second", time.Second, api.CodeTokenRevoked},
+		{"two seconds later", time.Second, ""},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			f.clock.Advance(st.advance)
+			for name, svc := range map[string]*Service{"revoking replica": f.svc, "other replica": other.svc} {
+				_, err := svc.Issue(ctx, req)
+				if got := api.CodeOf(err); err != nil && got != st.want || err == nil && st.want != "" {
+					t.Errorf("%s: Issue = %v, want %q", name, err, st.want)
+				}
+			}
+		})
+	}
+	// The cut-off is in the sessions bucket, under a key no family listing
+	// of any user matches.
+	e, err := f.buckets.Sessions.Get(ctx, kvstate.UserCutoffKey(user))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := session.DecodeRevocation(e.Value()); err != nil || r.At == 0 {
+		t.Fatalf("cut-off %s (%v)", e.Value(), err)
 	}
 }
 
@@ -503,7 +574,8 @@ func TestReuseWritesSIDKey(t *testing.T) {
 	f.clock.Advance(time.Minute)
 	_, err := f.refresh(first.RefreshToken)
 	wantCode(t, err, api.CodeRefreshTokenReused)
-	wantRevocation(t, f.buckets, session.RevokedSIDKey(c.SessionID), session.Revocation{At: f.clock.Now().Unix()})
+	at := f.clock.Now().Unix()
+	wantRevocation(t, f.buckets, session.RevokedSIDKey(c.SessionID), session.Revocation{At: at, Exp: at + int64(accessTTL/time.Second)})
 }
 
 func wantRevocation(t *testing.T, b *kvstate.Buckets, key string, want session.Revocation) {

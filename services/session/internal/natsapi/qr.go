@@ -27,6 +27,9 @@ const (
 const (
 	maxAppNameLength = 64
 	maxReasonLength  = 200
+	// maxBindTokenLength bounds what is stored; identity's tokens are 43
+	// characters and it refuses any longer than 128.
+	maxBindTokenLength = 128
 )
 
 // completeAttempts bounds the compare-and-set loop of QRComplete. Only a
@@ -79,21 +82,28 @@ func (s *Service) QRCreate(ctx context.Context, req session.QRCreateRequest) (se
 
 // QRComplete records the callback's outcome under a pending ticket, once:
 // compare-and-set from pending, so a second callback or a lost race answers
-// the stored status and changes nothing.
+// the stored status and changes nothing. The outcome is confirmed (a user),
+// denied, or not_bound (a bind token for the poller; the WeChat user has no
+// account yet).
 func (s *Service) QRComplete(ctx context.Context, req session.QRCompleteRequest) (session.QRStatus, error) {
 	if !validRandom(req.Ticket, ticketBytes) {
 		return session.QRStatus{}, errTicketNotFound
 	}
 	reason := req.Reason
+	bind := req.BindToken != ""
 	switch {
+	case bind && (req.Denied || req.User != nil):
+		return session.QRStatus{}, api.Errorf(api.CodeInvalidRequest, "a not_bound ticket has a bind token only: no user, not denied")
+	case bind && len(req.BindToken) > maxBindTokenLength:
+		return session.QRStatus{}, api.Errorf(api.CodeInvalidRequest, "bind_token is too long")
 	case req.Denied && req.User != nil:
 		return session.QRStatus{}, api.Errorf(api.CodeInvalidRequest, "a denied ticket has no user")
 	case req.Denied && len(reason) > maxReasonLength:
 		return session.QRStatus{}, api.Errorf(api.CodeInvalidRequest, "reason is too long")
 	case req.Denied && reason == "":
 		reason = "denied"
-	case !req.Denied && (req.User == nil || !tokens.ValidUserID(req.User.ID)):
-		return session.QRStatus{}, api.Errorf(api.CodeInvalidRequest, "user with an id is required unless denied")
+	case !req.Denied && !bind && (req.User == nil || !tokens.ValidUserID(req.User.ID)):
+		return session.QRStatus{}, api.Errorf(api.CodeInvalidRequest, "user with an id is required unless denied or not bound")
 	}
 	for range completeAttempts {
 		rec, rev, err := s.Tickets.Get(ctx, req.Ticket)
@@ -110,9 +120,12 @@ func (s *Service) QRComplete(ctx context.Context, req session.QRCompleteRequest)
 			return session.QRStatus{Status: rec.Status}, nil
 		}
 		next := rec
-		if req.Denied {
+		switch {
+		case bind:
+			next.Status, next.BindToken = session.QRNotBound, req.BindToken
+		case req.Denied:
 			next.Status, next.Reason = session.QRDenied, reason
-		} else {
+		default:
 			next.Status, next.User, next.IsNewUser = session.QRConfirmed, req.User, req.IsNewUser
 		}
 		err = s.Tickets.Update(ctx, req.Ticket, next, rev)

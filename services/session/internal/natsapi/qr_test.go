@@ -19,6 +19,9 @@ import (
 	"github.com/wxlogin/wxlogin/services/session/internal/tokens"
 )
 
+// bindToken is a bind token as identity makes them (32 random bytes).
+const bindToken = "q0bIYw8mUhHcGz4Kx1r7n2VvN9pT3sLdE6aJfWkRuXo"
+
 var alice = &api.User{ID: "8d4c2b1a-0f9e-4d7c-8b6a-5e4d3c2b1a09", Username: "wx_alice", Nickname: "Alice"}
 
 func (f *fixture) qrCreate(t *testing.T) session.QRTicket {
@@ -153,6 +156,44 @@ func TestQRComplete(t *testing.T) {
 		}
 	})
 
+	t.Run("not bound stores the bind token for the poller only", func(t *testing.T) {
+		tk := f.qrCreate(t)
+		st, err := f.svc.QRComplete(ctx, session.QRCompleteRequest{Ticket: tk.Ticket, BindToken: bindToken})
+		if err != nil || st.Status != session.QRNotBound {
+			t.Fatalf("complete = %+v, %v", st, err)
+		}
+		rec := f.record(t, tk.Ticket)
+		if rec.Status != session.QRNotBound || rec.BindToken != bindToken || rec.User != nil || rec.PollTokenHash == "" {
+			t.Fatalf("record %+v", rec)
+		}
+		// Compare-and-set from pending: a later callback changes nothing.
+		st, err = f.svc.QRComplete(ctx, session.QRCompleteRequest{Ticket: tk.Ticket, User: alice})
+		if err != nil || st.Status != session.QRNotBound {
+			t.Fatalf("second complete = %+v, %v", st, err)
+		}
+		// Consume hands out tokens of confirmed tickets only, and leaves the
+		// ticket for the poller to read its bind token.
+		_, err = f.svc.QRConsume(ctx, session.QRConsumeRequest{Ticket: tk.Ticket, PollToken: tk.PollToken})
+		wantCode(t, err, api.CodeQRTicketNotFound)
+		if rec := f.record(t, tk.Ticket); rec.Status != session.QRNotBound || rec.BindToken != bindToken {
+			t.Fatalf("record after consume %+v", rec)
+		}
+		if strings.Contains(f.logs.String(), bindToken) {
+			t.Error("the bind token is logged")
+		}
+	})
+	t.Run("a not bound completion loses to an earlier confirm", func(t *testing.T) {
+		tk := f.qrCreate(t)
+		f.confirm(t, tk.Ticket)
+		st, err := f.svc.QRComplete(ctx, session.QRCompleteRequest{Ticket: tk.Ticket, BindToken: bindToken})
+		if err != nil || st.Status != session.QRConfirmed {
+			t.Fatalf("complete = %+v, %v", st, err)
+		}
+		if rec := f.record(t, tk.Ticket); rec.BindToken != "" {
+			t.Fatalf("record changed: %+v", rec)
+		}
+	})
+
 	pending := f.qrCreate(t)
 	unknown := base64.RawURLEncoding.EncodeToString(make([]byte, ticketBytes))
 	bad := []struct {
@@ -167,6 +208,9 @@ func TestQRComplete(t *testing.T) {
 		{"confirm with a user without id", session.QRCompleteRequest{Ticket: pending.Ticket, User: &api.User{}}, api.CodeInvalidRequest},
 		{"deny with a user", session.QRCompleteRequest{Ticket: pending.Ticket, Denied: true, User: alice}, api.CodeInvalidRequest},
 		{"oversize reason", session.QRCompleteRequest{Ticket: pending.Ticket, Denied: true, Reason: strings.Repeat("r", 201)}, api.CodeInvalidRequest},
+		{"bind token with a user", session.QRCompleteRequest{Ticket: pending.Ticket, User: alice, BindToken: bindToken}, api.CodeInvalidRequest},
+		{"bind token and denied", session.QRCompleteRequest{Ticket: pending.Ticket, Denied: true, BindToken: bindToken}, api.CodeInvalidRequest},
+		{"oversize bind token", session.QRCompleteRequest{Ticket: pending.Ticket, BindToken: strings.Repeat("b", 129)}, api.CodeInvalidRequest},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"net/url"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -88,6 +89,30 @@ func TestAccountsProcesses(t *testing.T) {
 	p.wx.mint("c-carol-2", standInUser{OpenID: "o_carol_wx"})
 	if r := wxLogin("c-carol-2"); r.status != http.StatusOK || userID(t, r) != carol {
 		t.Fatalf("carol's WeChat login: %d %s", r.status, r.raw)
+	}
+
+	// A website login of an unknown user with auto-register off: the poller
+	// (and only the poller) gets a bind token to register with.
+	ticket, pollToken := createTicket(t, p)
+	p.wx.mint("web-dave", standInUser{OpenID: "o_dave_web", Nickname: "Dave"})
+	if page := callback(t, p, url.Values{"code": {"web-dave"}, "state": {ticket}}); page.status != http.StatusOK {
+		t.Fatalf("callback for an unknown user: %d %s", page.status, page.raw)
+	}
+	if r := poll(t, p, ticket, "wrong"); str(r, "bind_token") != "" {
+		t.Fatalf("a wrong poll token got the bind token: %s", r.raw)
+	}
+	r = poll(t, p, ticket, pollToken)
+	wantProblem(t, r, http.StatusForbidden, "wechat_not_bound")
+	r = register(map[string]any{"username": "dave", "password": pass, "bind_token": str(r, "bind_token")})
+	if r.status != http.StatusCreated {
+		t.Fatalf("register with the website's bind_token: %d %s", r.status, r.raw)
+	}
+	dave := userID(t, r)
+	ticket, pollToken = createTicket(t, p)
+	p.wx.mint("web-dave-2", standInUser{OpenID: "o_dave_web"})
+	callback(t, p, url.Values{"code": {"web-dave-2"}, "state": {ticket}})
+	if r := poll(t, p, ticket, pollToken); r.status != http.StatusOK || userID(t, r) != dave {
+		t.Fatalf("dave's next website login: %d %s", r.status, r.raw)
 	}
 
 	// Profile.

@@ -56,6 +56,9 @@ func TestTokenLifecycleProcesses(t *testing.T) {
 		if r2.status != http.StatusOK || str(r2, "refresh_token") == "" || str(r2, "refresh_token") == first {
 			t.Fatalf("refresh: %d %s", r2.status, r2.raw)
 		}
+		if userID(t, r2) != userID(t, r) || r2.body["is_new_user"] != false {
+			t.Errorf("refresh answer lacks the login's user: %s", r2.raw)
+		}
 		second, access2 := str(r2, "refresh_token"), str(r2, "access_token")
 		if m := me(access2); m.status != http.StatusOK {
 			t.Fatalf("refreshed access token refused: %d %s", m.status, m.raw)

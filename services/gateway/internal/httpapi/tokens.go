@@ -63,9 +63,8 @@ func (s *server) registerTokens(v1 *gin.RouterGroup) {
 	v1.POST("/auth/logout", middleware.Bearer(signatureKeys(s.keys), s.log), s.logout)
 }
 
-// refresh spends a refresh token for a new pair. The answer holds the token
-// fields only: session does not know the user's profile, and fetching it
-// would cost every refresh a round trip to identity (GET /api/v1/me has it).
+// refresh spends a refresh token for a new pair, answered in the token shape
+// of every login (DESIGN.md), user included.
 func (s *server) refresh(c *gin.Context) {
 	body, err := readBodyMax(c, maxTokenBodyBytes)
 	if err != nil {
@@ -94,12 +93,33 @@ func (s *server) refresh(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if tokens.TokenType == "" {
-		tokens.TokenType = "Bearer"
+	user, err := s.refreshedUser(c, tokens.AccessToken)
+	if err != nil {
+		// The old refresh token is spent: the new pair must reach the client
+		// even when the profile cannot, or its next refresh would look like
+		// theft and revoke the family.
+		s.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "refresh answered without the user",
+			slog.String("request_id", middleware.RequestIDOf(c)), slog.Any("error", err))
+		if tokens.TokenType == "" {
+			tokens.TokenType = "Bearer"
+		}
+		c.Header("Cache-Control", "no-store")
+		c.Header("Pragma", "no-cache")
+		c.JSON(http.StatusOK, tokens)
+		return
 	}
-	c.Header("Cache-Control", "no-store")
-	c.Header("Pragma", "no-cache")
-	c.JSON(http.StatusOK, tokens)
+	writeTokens(c, http.StatusOK, tokens, user, false)
+}
+
+// refreshedUser is the profile of the user a fresh access token names.
+func (s *server) refreshedUser(c *gin.Context, accessToken string) (api.User, error) {
+	claims, err := signatureKeys(s.keys).Verify(accessToken)
+	if err != nil {
+		return api.User{}, err
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
+	defer cancel()
+	return s.identity.GetUser(ctx, claims.Subject)
 }
 
 // logout revokes the access token and its refresh family. It answers 204

@@ -6,13 +6,11 @@ import (
 	"log/slog"
 	"net/netip"
 	"net/url"
-	"reflect"
 	"strings"
 	"time"
 
-	"github.com/caarlos0/env/v11"
-
 	"github.com/wxlogin/wxlogin/services/gateway/internal/ratelimit"
+	"github.com/wxlogin/wxlogin/shared/envconfig"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
 )
 
@@ -60,8 +58,8 @@ const defaultRateLimit = "200/s,burst=400"
 // is an error naming its variable.
 func ConfigFromEnv() (Config, error) {
 	var cfg Config
-	if err := env.Parse(&cfg); err != nil {
-		return Config{}, envError(err)
+	if err := envconfig.Parse(&cfg); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
@@ -165,7 +163,7 @@ func (c Config) LogValue() slog.Value {
 		secret = "(set)"
 	}
 	return slog.GroupValue(
-		slog.String("nats_url", redactURL(c.NATSURL)),
+		slog.String("nats_url", envconfig.RedactURLs(c.NATSURL)),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("public_url", c.PublicURL),
 		slog.String("wechat_open_base", c.WechatOpenBase),
@@ -179,51 +177,4 @@ func (c Config) LogValue() slog.Value {
 		slog.String("rate_limit", c.RateLimit),
 		slog.String("trusted_proxies", strings.Join(c.TrustedProxies, ",")),
 	)
-}
-
-// redactURL hides the whole userinfo of each NATS URL: a password, and a
-// user name too, since a token is commonly written as one (nats://TOKEN@host).
-// A URL that does not parse as one with userinfo ("user:pass@host" reads
-// as scheme "user") is cut at its last '@' all the same.
-func redactURL(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, p := range parts {
-		p = strings.TrimSpace(p)
-		if u, err := url.Parse(p); err == nil && u.User != nil {
-			u.User = url.User("redacted")
-			p = u.String()
-		} else if at := strings.LastIndexByte(p, '@'); at >= 0 {
-			scheme := ""
-			if j := strings.Index(p, "://"); j >= 0 && j < at {
-				scheme = p[:j+3]
-			}
-			p = scheme + "redacted@" + p[at+1:]
-		}
-		parts[i] = p
-	}
-	return strings.Join(parts, ",")
-}
-
-// envError rewrites caarlos0/env errors, which name Go fields, to name the
-// environment variable instead.
-func envError(err error) error {
-	var agg env.AggregateError
-	if !errors.As(err, &agg) {
-		return fmt.Errorf("config: %w", err)
-	}
-	t := reflect.TypeFor[Config]()
-	msgs := make([]string, 0, len(agg.Errors))
-	for _, e := range agg.Errors {
-		var pe env.ParseError
-		if errors.As(e, &pe) {
-			name := pe.Name
-			if f, ok := t.FieldByName(pe.Name); ok {
-				name = f.Tag.Get("env")
-			}
-			msgs = append(msgs, fmt.Sprintf("%s: %v", name, pe.Err))
-			continue
-		}
-		msgs = append(msgs, e.Error())
-	}
-	return fmt.Errorf("config: %s", strings.Join(msgs, "; "))
 }

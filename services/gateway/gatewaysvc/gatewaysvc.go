@@ -20,6 +20,7 @@ import (
 	"github.com/wxlogin/wxlogin/services/gateway/internal/ratelimit"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
 	"github.com/wxlogin/wxlogin/shared/api/session"
+	"github.com/wxlogin/wxlogin/shared/envconfig"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
 )
 
@@ -150,7 +151,7 @@ func connectNATS(urls string, log *slog.Logger, closed chan struct{}) (*nats.Con
 		nats.DrainTimeout(drainTimeout),
 		// Not ConnectedUrlRedacted: it keeps the user, which may be a token.
 		nats.ConnectHandler(func(nc *nats.Conn) {
-			log.Info("NATS connected", "url", redactURL(nc.ConnectedUrl()))
+			log.Info("NATS connected", "url", envconfig.RedactURLs(nc.ConnectedUrl()))
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
@@ -158,7 +159,7 @@ func connectNATS(urls string, log *slog.Logger, closed chan struct{}) (*nats.Con
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("NATS reconnected", "url", redactURL(nc.ConnectedUrl()))
+			log.Info("NATS reconnected", "url", envconfig.RedactURLs(nc.ConnectedUrl()))
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			log.Warn("NATS error", "error", err)

@@ -8,12 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"reflect"
 	"strings"
 
-	"github.com/caarlos0/env/v11"
-
 	"github.com/wxlogin/wxlogin/shared/apps"
+	"github.com/wxlogin/wxlogin/shared/envconfig"
 )
 
 // Names of the apps configured by the WXLOGIN_MINIPROGRAM_* and WXLOGIN_WEB_*
@@ -51,8 +49,8 @@ const maxReplicas = 5
 
 // DefaultConfig is the configuration of an empty environment.
 func DefaultConfig() Config {
-	cfg, err := env.ParseAsWithOptions[Config](env.Options{Environment: map[string]string{}})
-	if err != nil {
+	var cfg Config
+	if err := envconfig.Defaults(&cfg); err != nil {
 		panic(err) // only a broken envDefault tag gets here
 	}
 	return cfg
@@ -61,9 +59,9 @@ func DefaultConfig() Config {
 // ConfigFromEnv reads the configuration from the environment and checks it.
 // An error names the offending variable.
 func ConfigFromEnv() (Config, error) {
-	cfg, err := env.ParseAs[Config]()
-	if err != nil {
-		return Config{}, explainEnvError(err)
+	var cfg Config
+	if err := envconfig.Parse(&cfg); err != nil {
+		return Config{}, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
@@ -131,8 +129,8 @@ func (c Config) LogValue() slog.Value {
 		return "***"
 	}
 	return slog.GroupValue(
-		slog.String("nats_url", redactNATSURL(c.NATSURL)),
-		slog.String("database_url", redactURL(c.DatabaseURL)),
+		slog.String("nats_url", envconfig.RedactURLs(c.NATSURL)),
+		slog.String("database_url", envconfig.RedactURLs(c.DatabaseURL)),
 		slog.String("wechat_api_base", c.WechatAPIBase),
 		slog.String("miniprogram_appid", c.MiniProgramAppID),
 		slog.String("miniprogram_secret", mask(c.MiniProgramSecret)),
@@ -144,62 +142,4 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("nats_replicas", c.NATSReplicas),
 		slog.String("metrics_addr", c.MetricsAddr),
 	)
-}
-
-// redactNATSURL hides the whole userinfo of each URL in a comma-separated
-// list: NATS takes a token as the user part ("nats://TOKEN@host"), so the
-// user is as secret as the password.
-func redactNATSURL(s string) string {
-	parts := strings.Split(s, ",")
-	for i, p := range parts {
-		p = strings.TrimSpace(p)
-		parts[i] = p
-		if !strings.Contains(p, "@") {
-			continue // no userinfo
-		}
-		u, err := url.Parse(p)
-		if err != nil || u.Host == "" {
-			parts[i] = "***" // unparsable with credentials: show nothing of it
-			continue
-		}
-		u.User = url.User("redacted")
-		parts[i] = u.String()
-	}
-	return strings.Join(parts, ",")
-}
-
-// redactURL hides the password of each URL in a comma-separated list.
-func redactURL(s string) string {
-	parts := strings.Split(s, ",")
-	for i, p := range parts {
-		u, err := url.Parse(strings.TrimSpace(p))
-		if err != nil || u.User == nil {
-			if strings.Contains(p, "password=") {
-				parts[i] = "***" // a key=value DSN with a password: show nothing of it
-			}
-			continue
-		}
-		parts[i] = u.Redacted()
-	}
-	return strings.Join(parts, ",")
-}
-
-// explainEnvError rewrites env's field-named errors to name the variable.
-func explainEnvError(err error) error {
-	var agg env.AggregateError
-	if !errors.As(err, &agg) {
-		return err
-	}
-	var msgs []string
-	for _, e := range agg.Errors {
-		var pe env.ParseError
-		if errors.As(e, &pe) {
-			if f, ok := reflect.TypeFor[Config]().FieldByName(pe.Name); ok {
-				msgs = append(msgs, fmt.Sprintf("%s: invalid value: %v", f.Tag.Get("env"), pe.Err))
-				continue
-			}
-		}
-		msgs = append(msgs, e.Error())
-	}
-	return errors.New(strings.Join(msgs, "; "))
 }

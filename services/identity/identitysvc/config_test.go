@@ -188,28 +188,3 @@ func TestConfigLogValueMasksSecrets(t *testing.T) {
 		}
 	}
 }
-
-func TestRedactNATSURL(t *testing.T) {
-	for _, tc := range []struct {
-		name, in, want string
-		secrets        []string
-	}{
-		{"no credentials", "nats://n1:4222", "nats://n1:4222", nil},
-		{"user and password", "nats://natsuser:natspass@n1:4222", "nats://redacted@n1:4222", []string{"natsuser", "natspass"}},
-		{"token as user", "nats://s3cr3t-token@n1:4222", "nats://redacted@n1:4222", []string{"s3cr3t-token"}},
-		{"list", "nats://a:b-pass@n1:4222, tls://tok-en@n2:4222,nats://n3:4222", "nats://redacted@n1:4222,tls://redacted@n2:4222,nats://n3:4222", []string{"b-pass", "tok-en"}},
-		{"unparsable with credentials", "nats://us er:p%zz@n1", "***", []string{"us er", "p%zz"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := redactNATSURL(tc.in)
-			if got != tc.want {
-				t.Errorf("redactNATSURL(%q) = %q, want %q", tc.in, got, tc.want)
-			}
-			for _, s := range tc.secrets {
-				if strings.Contains(got, s) {
-					t.Errorf("%q shows %q", got, s)
-				}
-			}
-		})
-	}
-}

@@ -24,6 +24,7 @@ import (
 	"github.com/wxlogin/wxlogin/services/identity/internal/store"
 	"github.com/wxlogin/wxlogin/services/identity/internal/wxauth"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
+	"github.com/wxlogin/wxlogin/shared/envconfig"
 	"github.com/wxlogin/wxlogin/shared/jssetup"
 	"github.com/wxlogin/wxlogin/shared/natsrpc"
 	"github.com/wxlogin/wxlogin/shared/opshttp"
@@ -277,7 +278,7 @@ func connectNATS(url string, log *slog.Logger) (*nats.Conn, <-chan struct{}, err
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			// Not ConnectedUrlRedacted: it shows a token given as the user.
-			log.Info("nats reconnected", "url", redactNATSURL(nc.ConnectedUrl()))
+			log.Info("nats reconnected", "url", envconfig.RedactURLs(nc.ConnectedUrl()))
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 	)

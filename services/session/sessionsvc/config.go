@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"reflect"
 	"strings"
 	"time"
 
-	"github.com/caarlos0/env/v11"
-
 	"github.com/wxlogin/wxlogin/shared/apps"
+	"github.com/wxlogin/wxlogin/shared/envconfig"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
 )
 
@@ -58,8 +56,8 @@ const (
 // it. Errors name the offending variable.
 func ConfigFromEnv() (Config, error) {
 	var cfg Config
-	if err := env.Parse(&cfg); err != nil {
-		return Config{}, envError(err)
+	if err := envconfig.Parse(&cfg); err != nil {
+		return Config{}, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
@@ -71,7 +69,7 @@ func ConfigFromEnv() (Config, error) {
 // nothing read from the environment.
 func DefaultConfig() Config {
 	var cfg Config
-	if err := env.ParseWithOptions(&cfg, env.Options{Environment: map[string]string{}}); err != nil {
+	if err := envconfig.Defaults(&cfg); err != nil {
 		panic(fmt.Sprintf("sessionsvc: defaults do not parse: %v", err)) // a bug in the tags above
 	}
 	return cfg
@@ -134,41 +132,8 @@ func (c Config) masked() Config {
 	if c.JWTSecret != "" {
 		c.JWTSecret = "[set]"
 	}
-	c.NATSURL = redactNATSURL(c.NATSURL)
+	c.NATSURL = envconfig.RedactURLs(c.NATSURL)
 	return c
-}
-
-// redactNATSURL replaces the userinfo of every URL in a comma-separated
-// NATS server list (user and password, or a token written as the user)
-// with "[redacted]". It does not parse URLs: one that does not parse still
-// has its credentials before the last "@".
-func redactNATSURL(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, p := range parts {
-		scheme, rest := "", strings.TrimSpace(p)
-		if before, after, ok := strings.Cut(rest, "://"); ok && validScheme(before) {
-			scheme, rest = before+"://", after
-		}
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			rest = "[redacted]@" + rest[at+1:]
-		}
-		parts[i] = scheme + rest
-	}
-	return strings.Join(parts, ",")
-}
-
-// validScheme reports whether s is a URL scheme (RFC 3986), so that a
-// password containing "://" is not taken for one.
-func validScheme(s string) bool {
-	for i, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
-		case i > 0 && (r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.'):
-		default:
-			return false
-		}
-	}
-	return s != ""
 }
 
 // String prints the configuration without the secret.
@@ -197,32 +162,4 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("nats_replicas", m.NATSReplicas),
 		slog.String("metrics_addr", m.MetricsAddr),
 	)
-}
-
-// envError rewrites the env library's errors, which name Go fields, to name
-// the variable instead.
-func envError(err error) error {
-	var agg env.AggregateError
-	if !errors.As(err, &agg) {
-		return err
-	}
-	var msgs []string
-	for _, e := range agg.Errors {
-		var pe env.ParseError
-		if errors.As(e, &pe) {
-			msgs = append(msgs, fmt.Sprintf("%s: invalid value: %v", envName(pe.Name), pe.Err))
-			continue
-		}
-		msgs = append(msgs, e.Error())
-	}
-	return errors.New(strings.Join(msgs, "; "))
-}
-
-func envName(field string) string {
-	if f, ok := reflect.TypeFor[Config]().FieldByName(field); ok {
-		if name := f.Tag.Get("env"); name != "" {
-			return name
-		}
-	}
-	return field
 }

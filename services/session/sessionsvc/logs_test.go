@@ -26,13 +26,13 @@ func TestConfigRedactsNATSURL(t *testing.T) {
 		secrets   []string
 		want      string
 	}{
-		{"user and password", "nats://alice:pa55word@nats1:4222", []string{"alice", "pa55word"}, "nats://[redacted]@nats1:4222"},
-		{"token as user", "nats://s3cr3t-token@nats1:4222", []string{"s3cr3t-token"}, "nats://[redacted]@nats1:4222"},
+		{"user and password", "nats://alice:pa55word@nats1:4222", []string{"alice", "pa55word"}, "nats://redacted@nats1:4222"},
+		{"token as user", "nats://s3cr3t-token@nats1:4222", []string{"s3cr3t-token"}, "nats://redacted@nats1:4222"},
 		{"list, one with credentials", "nats://nats1:4222, tls://bob:hunter2@nats2:4222",
-			[]string{"bob", "hunter2"}, "nats://nats1:4222,tls://[redacted]@nats2:4222"},
-		{"no scheme", "carol:letmein@nats3:4222", []string{"carol", "letmein"}, "[redacted]@nats3:4222"},
-		{"does not parse as a URL", "nats://dave:50%zz/x#@nats4:4222", []string{"dave", "50%zz"}, "nats://[redacted]@nats4:4222"},
-		{"password with ://", "erin:a://b@nats5:4222", []string{"erin", "a://b"}, "[redacted]@nats5:4222"},
+			[]string{"bob", "hunter2"}, "nats://nats1:4222,tls://redacted@nats2:4222"},
+		{"no scheme", "carol:letmein@nats3:4222", []string{"carol", "letmein"}, "redacted@nats3:4222"},
+		{"does not parse as a URL", "nats://dave:50%zz/x#@nats4:4222", []string{"dave", "50%zz"}, "nats://redacted@nats4:4222"},
+		{"password with ://", "erin:a://b@nats5:4222", []string{"erin", "a://b"}, "redacted@nats5:4222"},
 		{"no credentials", "nats://nats6:4222", nil, "nats://nats6:4222"},
 	}
 	for _, tc := range tests {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/session"
+	"github.com/wxlogin/wxlogin/shared/envconfig"
 	"github.com/wxlogin/wxlogin/shared/jssetup"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
 	"github.com/wxlogin/wxlogin/shared/natsrpc"
@@ -213,7 +214,7 @@ func connect(url, name string, log *slog.Logger, retry bool) (*nats.Conn, error)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			// Not ConnectedUrlRedacted: it shows a token written as the user.
-			log.Info("nats reconnected", "url", redactNATSURL(nc.ConnectedUrl()))
+			log.Info("nats reconnected", "url", envconfig.RedactURLs(nc.ConnectedUrl()))
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subject := ""

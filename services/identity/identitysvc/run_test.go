@@ -1,7 +1,6 @@
 package identitysvc_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,34 +25,18 @@ import (
 	"github.com/wxlogin/wxlogin/services/identity/internal/store"
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
+	"github.com/wxlogin/wxlogin/shared/logtest"
 	"github.com/wxlogin/wxlogin/shared/natstest"
 	"github.com/wxlogin/wxlogin/shared/pgtest"
 	"github.com/wxlogin/wxlogin/shared/wechat/fakewechat"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // service is a running identity service with real parts around it.
 type service struct {
 	*env
 	client *identity.Client
 	nc     *nats.Conn
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 	cfg    identitysvc.Config
 	stop   func() // stops this instance (also at the end of the test)
 }
@@ -123,7 +106,7 @@ func (e *env) start(t *testing.T, edit func(*identitysvc.Config)) *service {
 	if edit != nil {
 		edit(&cfg)
 	}
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,7 +1,6 @@
 package outbox_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,26 +20,9 @@ import (
 	"github.com/wxlogin/wxlogin/services/identity/internal/store"
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
+	"github.com/wxlogin/wxlogin/shared/logtest"
 	"github.com/wxlogin/wxlogin/shared/pgtest"
 )
-
-// syncBuffer is a log sink the relay goroutine writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func newDB(t *testing.T) (*sqlx.DB, *store.Store) {
 	t.Helper()
@@ -237,7 +218,7 @@ func TestRelaySurvivesNATSOutage(t *testing.T) {
 	ns := startNATS(t, -1, dir)
 	port := ns.Addr().(*net.TCPAddr).Port
 	nc := connect(t, ns.ClientURL())
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	r := runRelay(t, db, nc, logs, outbox.Options{Interval: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, PublishTimeout: 300 * time.Millisecond})
 
 	login(t, st, "o-before")

@@ -175,3 +175,39 @@ func saveScreenshot(t *testing.T, tab context.Context, name string) {
 		t.Fatal(err)
 	}
 }
+
+// TestDemoRegistersUnknownUser: with auto-register off, a website login of an
+// unknown WeChat user ends on the demo's register form, which uses the bind
+// token the poll handed over.
+func TestDemoRegistersUnknownUser(t *testing.T) {
+	browser := newBrowser(t)
+	t.Setenv("WXLOGIN_AUTO_REGISTER", "false")
+	st := startStack(t)
+	demo := newTab(t, browser)
+	if err := chromedp.Do(demo, chromedp.Navigate(st.GatewayURL+"/demo")); err != nil {
+		t.Fatal(err)
+	}
+	phone := newTab(t, browser)
+	if err := chromedp.Do(phone,
+		chromedp.Navigate(phoneURL(t, demo)),
+		chromedp.WaitVisible(chromedp.CSS(`#allow`)),
+		chromedp.SetValue(chromedp.CSS(`#nickname`), "Newcomer Nina"),
+		chromedp.Click(chromedp.CSS(`#allow`)),
+		chromedp.WaitVisible(chromedp.CSS(`#result`)),
+	); err != nil {
+		t.Fatalf("phone: %v", err)
+	}
+	if err := chromedp.Do(demo,
+		chromedp.WaitVisible(chromedp.CSS(`#status[data-status="not_bound"]`)),
+		chromedp.SetValue(chromedp.CSS(`#bind-username`), "nina"),
+		chromedp.SetValue(chromedp.CSS(`#bind-password`), "Nina-Secret-42"),
+		chromedp.Click(chromedp.CSS(`#bind-submit`)),
+		chromedp.WaitVisible(chromedp.CSS(`#user-nickname`)),
+	); err != nil {
+		t.Fatalf("demo register form: %v", err)
+	}
+	name, err := chromedp.Run(demo, chromedp.Text(chromedp.CSS(`#user-nickname`)))
+	if err != nil || name != "Newcomer Nina" {
+		t.Errorf("registered user shows %q (%v), want the WeChat nickname", name, err)
+	}
+}

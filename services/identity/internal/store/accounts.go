@@ -260,13 +260,8 @@ func (s *Store) BindIdentity(ctx context.Context, userID string, in WechatLogin,
 		// The user row first, locked: the order every login path takes.
 		var disabled bool
 		err := tx.QueryRowxContext(ctx, `SELECT disabled_at IS NOT NULL FROM users WHERE id = $1 FOR UPDATE`, userID).Scan(&disabled)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return ErrNotFound
-		case err != nil:
-			return fmt.Errorf("lock user: %w", err)
-		case disabled:
-			return ErrUserDisabled
+		if err := activeUser(err, disabled, "lock user"); err != nil {
+			return err
 		}
 		if in.UnionID != "" {
 			// The person's unionid on another account: their other apps log
@@ -313,15 +308,24 @@ func (s *Store) BindIdentity(ctx context.Context, userID string, in WechatLogin,
 func (s *Store) userState(ctx context.Context, q sqlx.QueryerContext, id string) error {
 	var disabled bool
 	err := sqlx.GetContext(ctx, q, &disabled, `SELECT disabled_at IS NOT NULL FROM users WHERE id = $1`, id)
+	if err := activeUser(err, disabled, "user state"); err != nil {
+		return err
+	}
+	return fmt.Errorf("user %s: no row changed", id)
+}
+
+// activeUser translates the read of a user's disabled flag: ErrNotFound
+// for no row, ErrUserDisabled for a disabled user, nil for an active one.
+func activeUser(err error, disabled bool, what string) error {
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return ErrNotFound
 	case err != nil:
-		return fmt.Errorf("user state: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	case disabled:
 		return ErrUserDisabled
 	}
-	return fmt.Errorf("user %s: no row changed", id)
+	return nil
 }
 
 // validID reports whether id is a UUID (users and identities ids are).

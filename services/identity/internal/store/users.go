@@ -94,15 +94,7 @@ func (s *Store) ActiveUser(ctx context.Context, userID string) error {
 	}
 	var disabled bool
 	err := s.userDisabled.QueryRowContext(ctx, userID).Scan(&disabled)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return ErrNotFound
-	case err != nil:
-		return fmt.Errorf("user state: %w", err)
-	case disabled:
-		return ErrUserDisabled
-	}
-	return nil
+	return activeUser(err, disabled, "user state")
 }
 
 // DeleteIdentity unbinds one of the user's identities. ErrNotFound when it
@@ -120,13 +112,8 @@ func (s *Store) DeleteIdentity(ctx context.Context, userID, identityID string) e
 		var hasPassword, disabled bool
 		err := tx.QueryRowxContext(ctx, `SELECT password_hash IS NOT NULL, disabled_at IS NOT NULL FROM users WHERE id = $1 FOR UPDATE`,
 			userID).Scan(&hasPassword, &disabled)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return ErrNotFound
-		case err != nil:
-			return fmt.Errorf("lock user: %w", err)
-		case disabled:
-			return ErrUserDisabled
+		if err := activeUser(err, disabled, "lock user"); err != nil {
+			return err
 		}
 		var count int
 		var owned bool

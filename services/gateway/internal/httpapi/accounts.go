@@ -146,15 +146,7 @@ func (s *server) updateMe(c *gin.Context) {
 		return
 	}
 	req.UserID = middleware.ClaimsOf(c).Subject
-	ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
-	u, err := s.identity.UpdateUser(ctx, req)
-	cancel()
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, u)
+	s.answerUser(c, callTimeout, func(ctx context.Context) (api.User, error) { return s.identity.UpdateUser(ctx, req) })
 }
 
 // profileFields are the fields PATCH /api/v1/me accepts.
@@ -317,15 +309,8 @@ func (s *server) setPhone(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), wechatCallTimeout)
-	u, err := s.identity.SetPhone(ctx, identity.UserPhoneRequest{UserID: middleware.ClaimsOf(c).Subject, Code: f["code"], App: f["app"]})
-	cancel()
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, u)
+	req := identity.UserPhoneRequest{UserID: middleware.ClaimsOf(c).Subject, Code: f["code"], App: f["app"]}
+	s.answerUser(c, wechatCallTimeout, func(ctx context.Context) (api.User, error) { return s.identity.SetPhone(ctx, req) })
 }
 
 // deleteIdentity unbinds one of the caller's identities; identity refuses

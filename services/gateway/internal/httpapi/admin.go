@@ -103,15 +103,8 @@ func (s *server) adminGetUser(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
-	u, err := s.identity.AdminGetUser(ctx, identity.AdminUserRequest{ActorID: middleware.ClaimsOf(c).Subject, UserID: id})
-	cancel()
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, u)
+	req := identity.AdminUserRequest{ActorID: middleware.ClaimsOf(c).Subject, UserID: id}
+	s.answerUser(c, callTimeout, func(ctx context.Context) (api.User, error) { return s.identity.AdminGetUser(ctx, req) })
 }
 
 func (s *server) adminDisable(c *gin.Context) { s.adminSetDisabled(c, true) }

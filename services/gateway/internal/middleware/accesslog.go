@@ -7,6 +7,9 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
+// probeRoutes are the health probes, logged at DEBUG while they succeed.
+var probeRoutes = map[string]bool{"/healthz": true, "/livez": true, "/readyz": true}
+
 // AccessLog writes one line per request. It logs the route template, never
 // the URL: query strings and bodies can hold codes, states and tokens.
 func AccessLog(log *slog.Logger) gin.HandlerFunc {
@@ -30,8 +33,13 @@ func AccessLog(log *slog.Logger) gin.HandlerFunc {
 			attrs = append(attrs, slog.String("user_id", id))
 		}
 		level := slog.LevelInfo
-		if status >= 500 {
+		switch {
+		case status >= 500:
 			level = slog.LevelWarn
+		case probeRoutes[route] && status < 400:
+			// An orchestrator probes every few seconds: a healthy answer is
+			// noise at INFO. A failing probe stays visible.
+			level = slog.LevelDebug
 		}
 		log.LogAttrs(c.Request.Context(), level, "http request", attrs...)
 	}

@@ -71,6 +71,39 @@ func TestRecoveryAndAccessLog(t *testing.T) {
 	}
 }
 
+func TestAccessLogQuietProbes(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	r := gin.New()
+	r.Use(RequestID(), AccessLog(log))
+	ready := true
+	r.GET("/healthz", func(c *gin.Context) { c.Status(http.StatusOK) })
+	r.GET("/readyz", func(c *gin.Context) {
+		if ready {
+			c.Status(http.StatusOK)
+			return
+		}
+		c.Status(http.StatusServiceUnavailable)
+	})
+	r.GET("/api/v1/me", func(c *gin.Context) { c.Status(http.StatusOK) })
+
+	serve(r, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	serve(r, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	if logs.Len() != 0 {
+		t.Errorf("healthy probes logged at INFO: %s", logs.String())
+	}
+	ready = false
+	serve(r, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	serve(r, httptest.NewRequest(http.MethodGet, "/api/v1/me", nil))
+	out := logs.String()
+	if !strings.Contains(out, `"route":"/readyz"`) || !strings.Contains(out, `"status":503`) {
+		t.Errorf("failing probe not logged: %s", out)
+	}
+	if !strings.Contains(out, `"route":"/api/v1/me"`) {
+		t.Errorf("API request not logged: %s", out)
+	}
+}
+
 func TestCORS(t *testing.T) {
 	r := gin.New()
 	r.Use(RequestID(), CORS([]string{"https://a.example", "http://localhost:3000"}))

@@ -199,6 +199,7 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 type identityStub struct {
 	mu         sync.Mutex
 	fail       *api.Error
+	disabled   bool // every user it answers is disabled
 	logins     []identity.MiniProgramLoginRequest
 	userGets   []string
 	requestIDs []string
@@ -261,6 +262,10 @@ func (s *identityStub) getUser(ctx context.Context, req identity.UserGetRequest)
 	}
 	u := testUser()
 	u.ID = req.UserID
+	if s.disabled {
+		at := time.Now().UTC()
+		u.DisabledAt = &at
+	}
 	u.Identities = []api.Identity{{ID: uuid.NewString(), Provider: "wechat", Kind: api.KindMiniProgram, AppID: testAppID, CreatedAt: u.CreatedAt}}
 	return u, nil
 }

@@ -211,6 +211,12 @@ func (s *identityStub) setFail(err *api.Error) {
 	s.fail = err
 }
 
+func (s *identityStub) setDisabled(disabled bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.disabled = disabled
+}
+
 func (s *identityStub) lastLogin(t *testing.T) identity.MiniProgramLoginRequest {
 	t.Helper()
 	s.mu.Lock()

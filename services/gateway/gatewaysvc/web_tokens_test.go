@@ -103,10 +103,8 @@ func TestRefreshChecksTheUserFirst(t *testing.T) {
 	})
 
 	t.Run("disabled user: 403, sessions revoked, nothing refreshed", func(t *testing.T) {
-		e.id.mu.Lock()
-		e.id.disabled = true
-		e.id.mu.Unlock()
-		defer func() { e.id.mu.Lock(); e.id.disabled = false; e.id.mu.Unlock() }()
+		e.id.setDisabled(true)
+		defer e.id.setDisabled(false)
 		before, revokedBefore := refreshes(), len(revokes())
 		wantProblem(t, postJSON(t, base+refreshURL, `{"refresh_token":"`+token+`"}`), http.StatusForbidden, "user_disabled")
 		if refreshes() != before {
@@ -119,10 +117,8 @@ func TestRefreshChecksTheUserFirst(t *testing.T) {
 	})
 
 	t.Run("disabled user, revoke fails: still 403", func(t *testing.T) {
-		e.id.mu.Lock()
-		e.id.disabled = true
-		e.id.mu.Unlock()
-		defer func() { e.id.mu.Lock(); e.id.disabled = false; e.id.mu.Unlock() }()
+		e.id.setDisabled(true)
+		defer e.id.setDisabled(false)
 		w.set(func(w *webStub) { w.revokeFail = api.Errorf(api.CodeServiceUnavailable, "down") })
 		defer w.set(func(w *webStub) { w.revokeFail = nil })
 		wantProblem(t, postJSON(t, base+refreshURL, `{"refresh_token":"`+token+`"}`), http.StatusForbidden, "user_disabled")

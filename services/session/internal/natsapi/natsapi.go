@@ -241,10 +241,7 @@ func (s *Service) refreshOnce(ctx context.Context, rt tokens.RefreshToken, token
 	}
 	next.TokenHash = tokens.HashRefreshToken(refresh)
 	if err := s.Families.Update(ctx, userID, familyID, next, rev); err != nil {
-		if errors.Is(err, kvstate.ErrConflict) {
-			return session.Tokens{}, err
-		}
-		return session.Tokens{}, fmt.Errorf("refresh: %w", err)
+		return session.Tokens{}, fmt.Errorf("refresh: %w", err) // ErrConflict: Refresh re-reads
 	}
 	s.Metrics.TokensIssued(fam.Kind)
 	s.Log.Info("tokens refreshed", "request_id", natsrpc.RequestID(ctx), "user_id", userID, "sid", familyID, "generation", next.Generation)

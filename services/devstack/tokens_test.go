@@ -2,6 +2,8 @@ package main
 
 import (
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -109,5 +111,108 @@ func TestTokenLifecycleProcesses(t *testing.T) {
 		if r := refresh(str(r, "refresh_token")); r.status != http.StatusUnauthorized {
 			t.Fatalf("refresh after logout: %d %s", r.status, r.raw)
 		}
+	})
+}
+
+// TestRefreshDefencesProcesses is issue 9's refresh acceptance through HTTP
+// against separate processes and a real Postgres: an earlier refresh token,
+// however old, revokes its family; a refresh never proceeds without identity
+// having vouched for the user, and never for a disabled one.
+func TestRefreshDefencesProcesses(t *testing.T) {
+	p := startProcs(t)
+	const pass = "Correct-Horse-9"
+	refresh := func(tok string) response {
+		return postJSON(t, p.url("/api/v1/auth/refresh"), map[string]any{"refresh_token": tok})
+	}
+	me := func(access string) response {
+		return do(t, http.MethodGet, p.url("/api/v1/me"), "", "", bearer(access))
+	}
+	register := func(name string) response {
+		t.Helper()
+		r := postJSON(t, p.url("/api/v1/auth/register"), map[string]any{"username": name, "password": pass})
+		if r.status != http.StatusCreated {
+			t.Fatalf("register %s: %d %s", name, r.status, r.raw)
+		}
+		return r
+	}
+	admin := register("refresh_admin")
+	adminID, adminToken := userID(t, admin), str(admin, "access_token")
+	grant := exec.Command(filepath.Join(p.bin, "identity"), "grant-admin", "refresh_admin")
+	grant.Env = p.env
+	if out, err := grant.CombinedOutput(); err != nil {
+		t.Fatalf("identity grant-admin: %v %s", err, out)
+	}
+	// A refresh token naming a real user but no family: 401 once identity
+	// and session both answer, 503 while either is away. Spends nothing.
+	probe := adminID + ".probe"
+	backUp := func(what string) {
+		t.Helper()
+		until(t, 30*time.Second, what+" to answer again", func() bool {
+			r := refresh(probe)
+			return r.status == http.StatusUnauthorized && r.body["code"] == "token_invalid"
+		})
+	}
+
+	t.Run("the first of 41 refresh tokens revokes the newest", func(t *testing.T) {
+		r := register("refresh_rotator")
+		first, tok, access := str(r, "refresh_token"), str(r, "refresh_token"), str(r, "access_token")
+		for i := range 40 {
+			next := refresh(tok)
+			if next.status != http.StatusOK {
+				t.Fatalf("rotation %d: %d %s", i+1, next.status, next.raw)
+			}
+			tok, access = str(next, "refresh_token"), str(next, "access_token")
+		}
+		if m := me(access); m.status != http.StatusOK {
+			t.Fatalf("newest access token refused: %d %s", m.status, m.raw)
+		}
+		wantProblem(t, refresh(first), http.StatusUnauthorized, "refresh_token_reused")
+		wantProblem(t, refresh(tok), http.StatusUnauthorized, "token_revoked")
+		until(t, 10*time.Second, "the family's access token to be refused", func() bool {
+			m := me(access)
+			if m.status == http.StatusOK {
+				return false
+			}
+			wantProblem(t, m, http.StatusUnauthorized, "token_revoked")
+			return true
+		})
+	})
+
+	t.Run("identity away: 503, and the token still works after", func(t *testing.T) {
+		tok := str(register("refresh_patient"), "refresh_token")
+		p.terminate("identity")
+		wantProblem(t, refresh(tok), http.StatusServiceUnavailable, "service_unavailable")
+		p.start("identity")
+		backUp("identity")
+		if r := refresh(tok); r.status != http.StatusOK {
+			t.Fatalf("refresh after identity came back: %d %s", r.status, r.raw)
+		}
+	})
+
+	t.Run("a disabled user whose revoke failed cannot refresh, nor after re-enable", func(t *testing.T) {
+		r := register("refresh_disabled")
+		id, tok, access := userID(t, r), str(r, "refresh_token"), str(r, "access_token")
+		disable := p.url("/api/v1/admin/users/" + id + "/disable")
+		// Session away: identity marks the user disabled, the revoke fails.
+		p.terminate("session")
+		if d := postJSON2(t, disable, map[string]any{}, bearer(adminToken)); d.status != http.StatusServiceUnavailable {
+			t.Fatalf("disable with session away: %d %s, want 503", d.status, d.raw)
+		}
+		p.start("session")
+		backUp("session")
+		if m := me(access); m.status != http.StatusOK {
+			t.Fatalf("precondition: the access token should still work, nothing revoked it: %d %s", m.status, m.raw)
+		}
+		wantProblem(t, refresh(tok), http.StatusForbidden, "user_disabled")
+		// The refusal revoked the user's sessions.
+		until(t, 10*time.Second, "the disabled user's access token to be refused", func() bool {
+			return me(access).status == http.StatusUnauthorized
+		})
+		enable := postJSON2(t, p.url("/api/v1/admin/users/"+id+"/enable"), map[string]any{}, bearer(adminToken))
+		if enable.status != http.StatusOK {
+			t.Fatalf("enable: %d %s", enable.status, enable.raw)
+		}
+		// Re-enabling lets the user log in again; it does not resurrect sessions.
+		wantProblem(t, refresh(tok), http.StatusUnauthorized, "token_revoked")
 	})
 }

@@ -199,6 +199,7 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 type identityStub struct {
 	mu         sync.Mutex
 	fail       *api.Error
+	disabled   bool // every user it answers is disabled
 	logins     []identity.MiniProgramLoginRequest
 	userGets   []string
 	requestIDs []string
@@ -208,6 +209,12 @@ func (s *identityStub) setFail(err *api.Error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.fail = err
+}
+
+func (s *identityStub) setDisabled(disabled bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.disabled = disabled
 }
 
 func (s *identityStub) lastLogin(t *testing.T) identity.MiniProgramLoginRequest {
@@ -261,6 +268,10 @@ func (s *identityStub) getUser(ctx context.Context, req identity.UserGetRequest)
 	}
 	u := testUser()
 	u.ID = req.UserID
+	if s.disabled {
+		at := time.Now().UTC()
+		u.DisabledAt = &at
+	}
 	u.Identities = []api.Identity{{ID: uuid.NewString(), Provider: "wechat", Kind: api.KindMiniProgram, AppID: testAppID, CreatedAt: u.CreatedAt}}
 	return u, nil
 }

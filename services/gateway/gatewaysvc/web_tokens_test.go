@@ -27,8 +27,8 @@ func TestRefresh(t *testing.T) {
 	base, w := e.upWeb(nil)
 
 	ok := []struct{ name, contentType, body, token string }{
-		{"JSON", "application/json", `{"refresh_token":"u.f.s1"}`, "u.f.s1"},
-		{"form", "application/x-www-form-urlencoded", "refresh_token=u.f.s2", "u.f.s2"},
+		{"JSON", "application/json", `{"refresh_token":"` + testUserID + `.f.s1"}`, testUserID + ".f.s1"},
+		{"form", "application/x-www-form-urlencoded", "refresh_token=" + testUserID + ".f.s2", testUserID + ".f.s2"},
 	}
 	for _, c := range ok {
 		t.Run(c.name, func(t *testing.T) {
@@ -73,9 +73,83 @@ func TestRefresh(t *testing.T) {
 		t.Run(string(code), func(t *testing.T) {
 			w.set(func(w *webStub) { w.refreshFail = api.Errorf(code, "refused") })
 			defer w.set(func(w *webStub) { w.refreshFail = nil })
-			wantProblem(t, postJSON(t, base+refreshURL, `{"refresh_token":"u.f.s"}`), http.StatusUnauthorized, string(code))
+			wantProblem(t, postJSON(t, base+refreshURL, `{"refresh_token":"`+testUserID+`.f.s"}`), http.StatusUnauthorized, string(code))
 		})
 	}
+}
+
+// TestRefreshChecksTheUserFirst: identity is asked before session spends
+// anything, so a disabled user is refused (and revoked) and an absent
+// identity costs the client nothing but a retry.
+func TestRefreshChecksTheUserFirst(t *testing.T) {
+	e := newEnv(t)
+	base, w := e.upWeb(nil)
+	token := testUserID + ".f.s"
+	refreshes := func() int { w.mu.Lock(); defer w.mu.Unlock(); return len(w.refreshes) }
+	revokes := func() []session.RevokeRequest {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return append([]session.RevokeRequest(nil), w.revokes...)
+	}
+
+	t.Run("identity away: 503, nothing spent", func(t *testing.T) {
+		e.id.setFail(api.Errorf(api.CodeServiceUnavailable, "down"))
+		defer e.id.setFail(nil)
+		before := refreshes()
+		wantProblem(t, postJSON(t, base+refreshURL, `{"refresh_token":"`+token+`"}`), http.StatusServiceUnavailable, "service_unavailable")
+		if refreshes() != before {
+			t.Fatal("session was asked to refresh while identity was away")
+		}
+	})
+
+	t.Run("disabled user: 403, sessions revoked, nothing refreshed", func(t *testing.T) {
+		e.id.setDisabled(true)
+		defer e.id.setDisabled(false)
+		before, revokedBefore := refreshes(), len(revokes())
+		wantProblem(t, postJSON(t, base+refreshURL, `{"refresh_token":"`+token+`"}`), http.StatusForbidden, "user_disabled")
+		if refreshes() != before {
+			t.Fatal("session was asked to refresh a disabled user")
+		}
+		rs := revokes()
+		if len(rs) != revokedBefore+1 || rs[len(rs)-1] != (session.RevokeRequest{UserID: testUserID}) {
+			t.Fatalf("revoke requests %+v, want one of user %s", rs[revokedBefore:], testUserID)
+		}
+	})
+
+	t.Run("disabled user, revoke fails: still 403", func(t *testing.T) {
+		e.id.setDisabled(true)
+		defer e.id.setDisabled(false)
+		w.set(func(w *webStub) { w.revokeFail = api.Errorf(api.CodeServiceUnavailable, "down") })
+		defer w.set(func(w *webStub) { w.revokeFail = nil })
+		wantProblem(t, postJSON(t, base+refreshURL, `{"refresh_token":"`+token+`"}`), http.StatusForbidden, "user_disabled")
+	})
+
+	t.Run("unknown user: token_invalid, nothing refreshed", func(t *testing.T) {
+		e.id.setFail(api.Errorf(api.CodeNotFound, "user not found"))
+		defer e.id.setFail(nil)
+		before := refreshes()
+		wantProblem(t, postJSON(t, base+refreshURL, `{"refresh_token":"`+token+`"}`), http.StatusUnauthorized, "token_invalid")
+		if refreshes() != before {
+			t.Fatal("session was asked to refresh an unknown user")
+		}
+	})
+
+	t.Run("no user in the token", func(t *testing.T) {
+		before := refreshes()
+		wantProblem(t, postJSON(t, base+refreshURL, `{"refresh_token":"nodots"}`), http.StatusUnauthorized, "token_invalid")
+		if refreshes() != before {
+			t.Fatal("session was asked to refresh a token naming no user")
+		}
+	})
+
+	t.Run("session refreshed another user than the one checked", func(t *testing.T) {
+		// The stub's pair is always testUserID's.
+		r := postJSON(t, base+refreshURL, `{"refresh_token":"`+uuid.NewString()+`.f.s"}`)
+		wantProblem(t, r, http.StatusInternalServerError, "internal_error")
+		if strings.Contains(r.raw, "access_token") {
+			t.Fatalf("the pair was handed out: %s", r.raw)
+		}
+	})
 }
 
 func TestLogout(t *testing.T) {

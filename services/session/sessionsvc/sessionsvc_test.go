@@ -175,16 +175,16 @@ func TestIssueVerifiesWithJWKSFromNATS(t *testing.T) {
 		t.Errorf("iat %s is not now", c.IssuedAt)
 	}
 
-	// Refresh token: "<user>.<family>.<base64url(32 bytes)>", stored only
-	// hashed under "<user>.<family>".
+	// Refresh token: "<user>.<family>.<generation>.<base64url(nonce ‖ tag)>",
+	// stored only hashed under "<user>.<family>".
 	parts := strings.Split(tok.RefreshToken, ".")
-	if len(parts) != 3 || parts[0] != c.Subject {
-		t.Fatalf("refresh token %q: want <user>.<family>.<secret>", tok.RefreshToken)
+	if len(parts) != 4 || parts[0] != c.Subject || parts[2] != "0" {
+		t.Fatal("refresh token: want <user>.<family>.0.<secret>")
 	}
-	secret := parts[2]
+	secret := parts[3]
 	raw, err := base64.RawURLEncoding.DecodeString(secret)
 	if err != nil || len(raw) < 32 {
-		t.Fatalf("refresh token %q: want a secret of base64url of ≥32 bytes", tok.RefreshToken)
+		t.Fatal("refresh token: want a secret of base64url of ≥32 bytes")
 	}
 	js, _ := jetstream.New(nc)
 	kv, err := js.KeyValue(call(t), session.BucketSessions)

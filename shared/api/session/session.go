@@ -5,6 +5,7 @@ package session
 import (
 	"context"
 	"encoding/json"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 
@@ -61,6 +62,17 @@ type Tokens struct {
 // RefreshRequest spends a refresh token for a new token pair of the same family.
 type RefreshRequest struct {
 	RefreshToken string `json:"refresh_token"`
+}
+
+// RefreshTokenUser is the user id a refresh token names (its text before the
+// first dot), read without verifying anything: only for looking the user up
+// before spending the token. "" when there is none.
+func RefreshTokenUser(refreshToken string) string {
+	user, _, ok := strings.Cut(refreshToken, ".")
+	if !ok {
+		return ""
+	}
+	return user
 }
 
 // RevokeRequest revokes any subset of: one access token (JTI, with its exp

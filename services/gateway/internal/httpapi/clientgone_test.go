@@ -41,6 +41,13 @@ func (ctxIdentity) WebResolve(ctx context.Context, _ identity.WebResolveRequest)
 	return loginOrErr(ctx, api.KindWeb)
 }
 
+func (ctxIdentity) GetUser(ctx context.Context, userID string) (api.User, error) {
+	if err := ctx.Err(); err != nil {
+		return api.User{}, fmt.Errorf("nats: request: %w", err)
+	}
+	return api.User{ID: userID}, nil
+}
+
 func loginOrErr(ctx context.Context, kind string) (identity.LoginResult, error) {
 	if err := ctx.Err(); err != nil {
 		return identity.LoginResult{}, fmt.Errorf("nats: request: %w", err)

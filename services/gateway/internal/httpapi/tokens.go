@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -64,7 +65,9 @@ func (s *server) registerTokens(v1 *gin.RouterGroup) {
 }
 
 // refresh spends a refresh token for a new pair, answered in the token shape
-// of every login (DESIGN.md), user included.
+// of every login (DESIGN.md), user included. The user is checked first, so
+// nothing is spent when identity cannot answer (503, the token still works)
+// and a disabled user's sessions are revoked instead of renewed.
 func (s *server) refresh(c *gin.Context) {
 	body, err := readBodyMax(c, maxTokenBodyBytes)
 	if err != nil {
@@ -86,6 +89,19 @@ func (s *server) refresh(c *gin.Context) {
 		return
 	}
 
+	// The token's user is unverified here: it only picks whom to look up.
+	// Session verifies the token, and its user must then be this one.
+	userID := session.RefreshTokenUser(token)
+	if userID == "" {
+		s.fail(c, errRefreshInvalid)
+		return
+	}
+	user, err := s.refreshingUser(c, userID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+
 	ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
 	tokens, err := s.session.Refresh(ctx, token)
 	cancel()
@@ -93,33 +109,49 @@ func (s *server) refresh(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	user, err := s.refreshedUser(c, tokens.AccessToken)
-	if err != nil {
-		// The old refresh token is spent: the new pair must reach the client
-		// even when the profile cannot, or its next refresh would look like
-		// theft and revoke the family.
-		s.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "refresh answered without the user",
-			slog.String("request_id", middleware.RequestIDOf(c)), slog.Any("error", err))
-		if tokens.TokenType == "" {
-			tokens.TokenType = "Bearer"
-		}
-		c.Header("Cache-Control", "no-store")
-		c.Header("Pragma", "no-cache")
-		c.JSON(http.StatusOK, tokens)
+	if got := session.RefreshTokenUser(tokens.RefreshToken); got != user.ID {
+		// Session refreshed another user's family than the one checked: a
+		// bug, and the pair must not be handed out under this user.
+		s.fail(c, fmt.Errorf("refresh: session answered for user %q, identity checked %q", got, user.ID))
 		return
 	}
 	writeTokens(c, http.StatusOK, tokens, user, false)
 }
 
-// refreshedUser is the profile of the user a fresh access token names.
-func (s *server) refreshedUser(c *gin.Context, accessToken string) (api.User, error) {
-	claims, err := signatureKeys(s.keys).Verify(accessToken)
-	if err != nil {
-		return api.User{}, err
-	}
+var errRefreshInvalid = api.Errorf(api.CodeTokenInvalid, "refresh token invalid")
+
+// refreshingUser is the user a refresh is for, if it may go on: a user
+// identity does not know is an invalid token; a disabled one is refused and
+// its sessions are revoked (again: the revoke at disable time may have
+// failed). Any other failure, identity being away above all, stops the
+// refresh before anything is spent.
+func (s *server) refreshingUser(c *gin.Context, userID string) (api.User, error) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
-	defer cancel()
-	return s.identity.GetUser(ctx, claims.Subject)
+	user, err := s.identity.GetUser(ctx, userID)
+	cancel()
+	switch {
+	case api.CodeOf(err) == api.CodeNotFound:
+		return api.User{}, errRefreshInvalid
+	case api.CodeOf(err) == api.CodeUserDisabled:
+	case err != nil:
+		return api.User{}, err
+	case user.ID != userID:
+		return api.User{}, fmt.Errorf("refresh: identity answered user %q for %q", user.ID, userID)
+	case user.DisabledAt == nil:
+		return user, nil
+	}
+	ctx, cancel = context.WithTimeout(c.Request.Context(), callTimeout)
+	err = s.session.Revoke(ctx, session.RevokeRequest{UserID: userID})
+	cancel()
+	if err != nil {
+		// Refused either way; the next attempt revokes again.
+		s.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "refresh of a disabled user refused, its sessions not revoked yet",
+			slog.String("request_id", middleware.RequestIDOf(c)), slog.String("user_id", userID), slog.Any("error", err))
+	} else {
+		s.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "refresh of a disabled user refused, its sessions revoked",
+			slog.String("request_id", middleware.RequestIDOf(c)), slog.String("user_id", userID))
+	}
+	return api.User{}, api.Errorf(api.CodeUserDisabled, "this account is disabled")
 }
 
 // logout revokes the access token and its refresh family. It answers 204

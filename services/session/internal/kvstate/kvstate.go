@@ -107,19 +107,21 @@ func OpenKeys(ctx context.Context, js jetstream.JetStream, replicas int) (jetstr
 }
 
 // Family is a refresh token family: the chain of refresh tokens that started
-// with one login. Only hashes of tokens are stored.
+// with one login. Only the hash of the current token is stored.
 type Family struct {
-	UserID     string     `json:"user_id"`
-	Kind       string     `json:"kind"`
-	AppID      string     `json:"appid,omitempty"`
-	TokenHash  string     `json:"token_hash"`
-	Generation int        `json:"generation"`
-	CreatedAt  time.Time  `json:"created_at"`
-	ExpiresAt  time.Time  `json:"expires_at"`
-	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
-	// SpentHashes are the hashes of the latest spent tokens, newest last, so
-	// that a replayed old token is told apart from a made-up one.
-	SpentHashes []string `json:"spent_hashes,omitempty"`
+	UserID    string `json:"user_id"`
+	Kind      string `json:"kind"`
+	AppID     string `json:"appid,omitempty"`
+	TokenHash string `json:"token_hash"`
+	// Generation counts the refreshes: the current token carries it, every
+	// older one a smaller number, so any earlier token is recognised as reuse.
+	Generation int `json:"generation"`
+	// MACKey authenticates the family's tokens of every generation. Alone it
+	// makes no usable token: the current one must also match TokenHash.
+	MACKey    []byte     `json:"mac_key"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 }
 
 // FamilyKey is a family's key in the sessions bucket: "<user_id>.<family_id>",

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,10 +24,10 @@ import (
 	"github.com/wxlogin/wxlogin/services/session/internal/tokens"
 )
 
-// maxSpent is how many spent refresh token hashes a family remembers for
-// reuse detection: a token replayed after more rotations than this is only
-// "invalid" (the family stays alive).
-const maxSpent = 32
+// refreshAttempts bounds how often Refresh re-reads a family after losing a
+// compare-and-set: each loss is a rotation (then the token is reuse) or a
+// revocation mark (then it is revoked), so the second read decides.
+const refreshAttempts = 4
 
 // maxAppIDLength bounds the appids we store or sign, so a request cannot
 // bloat tokens.
@@ -107,7 +106,11 @@ func (s *Service) newGrant(userID, kind, appID string, now time.Time) (grant, er
 	if err != nil {
 		return grant{}, err
 	}
-	refresh, err := tokens.NewRefreshToken(userID, familyID)
+	key, err := tokens.NewFamilyKey()
+	if err != nil {
+		return grant{}, err
+	}
+	refresh, err := tokens.NewRefreshToken(key, userID, familyID, 0)
 	if err != nil {
 		return grant{}, err
 	}
@@ -121,6 +124,7 @@ func (s *Service) newGrant(userID, kind, appID string, now time.Time) (grant, er
 			Kind:      kind,
 			AppID:     appID,
 			TokenHash: tokens.HashRefreshToken(refresh),
+			MACKey:    key,
 			CreatedAt: now.UTC(),
 			ExpiresAt: now.Add(s.RefreshTTL).UTC(),
 		},
@@ -169,13 +173,33 @@ func (s *Service) Issue(ctx context.Context, req session.IssueRequest) (session.
 	return tok, nil
 }
 
-// Refresh spends a refresh token: the family moves to a new token by
-// compare-and-set, so of concurrent refreshes with one token exactly one wins.
+// Refresh spends a refresh token: the family moves to the next generation
+// by compare-and-set. Any earlier token of the family, however old, is reuse
+// and revokes the family. Of concurrent refreshes with one token exactly one
+// wins; each loser then holds an earlier token, so it revokes the family too
+// (the winner's new pair with it): a token presented twice may have been
+// copied, and only the thief benefits from telling the two apart.
 func (s *Service) Refresh(ctx context.Context, req session.RefreshRequest) (session.Tokens, error) {
-	userID, familyID, err := tokens.ParseRefreshToken(req.RefreshToken)
+	rt, err := tokens.ParseRefreshToken(req.RefreshToken)
 	if err != nil {
 		return session.Tokens{}, errInvalidRefresh
 	}
+	for range refreshAttempts {
+		tok, err := s.refreshOnce(ctx, rt, req.RefreshToken)
+		if !errors.Is(err, kvstate.ErrConflict) {
+			return tok, err
+		}
+		// Lost the compare-and-set: re-read the family and decide again.
+		s.Log.Info("refresh raced another change of its family", "request_id", natsrpc.RequestID(ctx),
+			"user_id", rt.UserID, "sid", rt.FamilyID)
+	}
+	return session.Tokens{}, fmt.Errorf("refresh: %w after %d attempts", kvstate.ErrConflict, refreshAttempts)
+}
+
+// refreshOnce is one read-decide-update round of Refresh; kvstate.ErrConflict
+// when the family changed between the read and the update.
+func (s *Service) refreshOnce(ctx context.Context, rt tokens.RefreshToken, token string) (session.Tokens, error) {
+	userID, familyID := rt.UserID, rt.FamilyID
 	fam, rev, err := s.Families.Get(ctx, userID, familyID)
 	if errors.Is(err, kvstate.ErrNotFound) {
 		return session.Tokens{}, errInvalidRefresh
@@ -184,11 +208,17 @@ func (s *Service) Refresh(ctx context.Context, req session.RefreshRequest) (sess
 		return session.Tokens{}, fmt.Errorf("refresh: %w", err)
 	}
 	now := s.Now()
-	hash := tokens.HashRefreshToken(req.RefreshToken)
-	if !tokens.HashesEqual(hash, fam.TokenHash) {
-		return session.Tokens{}, s.mismatch(ctx, userID, familyID, fam, hash, now)
+	// Only a token the family made counts: a made-up one, even of a real
+	// family, must not be able to revoke it.
+	if !rt.Authentic(fam.MACKey) {
+		return session.Tokens{}, errInvalidRefresh
 	}
 	switch {
+	case rt.Generation < fam.Generation:
+		return session.Tokens{}, s.reused(ctx, userID, familyID, fam, now)
+	case rt.Generation > fam.Generation || !tokens.HashesEqual(tokens.HashRefreshToken(token), fam.TokenHash):
+		// Forged with the stored key: that key alone must not make a usable token.
+		return session.Tokens{}, errInvalidRefresh
 	case fam.RevokedAt != nil:
 		return session.Tokens{}, errRevoked
 	case s.revokedWithUser(ctx, userID, familyID, fam, now):
@@ -203,27 +233,15 @@ func (s *Service) Refresh(ctx context.Context, req session.RefreshRequest) (sess
 	if err != nil {
 		return session.Tokens{}, err
 	}
-	refresh, err := tokens.NewRefreshToken(userID, familyID)
+	next := fam
+	next.Generation = fam.Generation + 1
+	refresh, err := tokens.NewRefreshToken(fam.MACKey, userID, familyID, next.Generation)
 	if err != nil {
 		return session.Tokens{}, err
 	}
-	next := fam
-	next.SpentHashes = append(slices.Clone(fam.SpentHashes), fam.TokenHash)
-	if len(next.SpentHashes) > maxSpent {
-		next.SpentHashes = next.SpentHashes[len(next.SpentHashes)-maxSpent:]
-	}
 	next.TokenHash = tokens.HashRefreshToken(refresh)
-	next.Generation = fam.Generation + 1
-	err = s.Families.Update(ctx, userID, familyID, next, rev)
-	if errors.Is(err, kvstate.ErrConflict) {
-		// A concurrent refresh with the same token won. That is a double
-		// submit or a race with a thief; either way this token is spent now.
-		// The family stays alive: a later replay of this token revokes it.
-		s.Log.Info("refresh token used concurrently", "request_id", natsrpc.RequestID(ctx), "user_id", userID, "sid", familyID)
-		return session.Tokens{}, errReused
-	}
-	if err != nil {
-		return session.Tokens{}, fmt.Errorf("refresh: %w", err)
+	if err := s.Families.Update(ctx, userID, familyID, next, rev); err != nil {
+		return session.Tokens{}, fmt.Errorf("refresh: %w", err) // ErrConflict: Refresh re-reads
 	}
 	s.Metrics.TokensIssued(fam.Kind)
 	s.Log.Info("tokens refreshed", "request_id", natsrpc.RequestID(ctx), "user_id", userID, "sid", familyID, "generation", next.Generation)
@@ -252,20 +270,10 @@ func (s *Service) revokedWithUser(ctx context.Context, userID, familyID string, 
 	return true
 }
 
-// mismatch answers a token that is not the family's current one. A spent
-// token of the family means it was copied: the whole family is revoked, and
-// its access tokens with it, so whoever holds the newest pair loses it too.
-// Anything else is just invalid.
-func (s *Service) mismatch(ctx context.Context, userID, familyID string, fam kvstate.Family, hash string, now time.Time) error {
-	spent := false
-	for _, h := range fam.SpentHashes {
-		if tokens.HashesEqual(hash, h) {
-			spent = true
-		}
-	}
-	if !spent {
-		return errInvalidRefresh
-	}
+// reused answers an earlier token of the family: it was copied, so the whole
+// family is revoked, and its access tokens with it, so whoever holds the
+// newest pair loses it too.
+func (s *Service) reused(ctx context.Context, userID, familyID string, fam kvstate.Family, now time.Time) error {
 	s.Metrics.RefreshReuse()
 	if fam.RevokedAt == nil && now.Before(fam.ExpiresAt) {
 		// The sid key first: the family's live access tokens die at once,

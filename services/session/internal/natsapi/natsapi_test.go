@@ -138,11 +138,11 @@ func (f *fixture) refresh(token string) (session.Tokens, error) {
 
 func (f *fixture) family(t *testing.T, refreshToken string) kvstate.Family {
 	t.Helper()
-	user, id, err := tokens.ParseRefreshToken(refreshToken)
+	rt, err := tokens.ParseRefreshToken(refreshToken)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fam, _, err := kvstate.NewFamilies(f.buckets.Sessions).Get(context.Background(), user, id)
+	fam, _, err := kvstate.NewFamilies(f.buckets.Sessions).Get(context.Background(), rt.UserID, rt.FamilyID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,8 +195,8 @@ func TestIssue(t *testing.T) {
 			if wantClient == "" {
 				wantClient = "wxlogin"
 			}
-			_, sid, _ := tokens.ParseRefreshToken(tok.RefreshToken)
-			if c.Subject != tc.req.UserID || c.Kind != tc.req.Kind || c.ClientID != wantClient || c.SessionID != sid {
+			rt, _ := tokens.ParseRefreshToken(tok.RefreshToken)
+			if c.Subject != tc.req.UserID || c.Kind != tc.req.Kind || c.ClientID != wantClient || c.SessionID != rt.FamilyID || rt.Generation != 0 {
 				t.Errorf("claims %+v", c)
 			}
 			fam := f.family(t, tok.RefreshToken)
@@ -232,7 +232,7 @@ func TestRefreshRotates(t *testing.T) {
 		t.Errorf("refresh_expires_in = %d, want %d", second.RefreshExpiresIn, want)
 	}
 	fam := f.family(t, second.RefreshToken)
-	if fam.Generation != 1 || fam.TokenHash != tokens.HashRefreshToken(second.RefreshToken) || len(fam.SpentHashes) != 1 {
+	if fam.Generation != 1 || fam.TokenHash != tokens.HashRefreshToken(second.RefreshToken) {
 		t.Errorf("family %+v", fam)
 	}
 	if _, err := f.refresh(second.RefreshToken); err != nil {
@@ -274,10 +274,22 @@ func TestRefreshReuseRevokesFamily(t *testing.T) {
 func TestRefreshRejects(t *testing.T) {
 	f := newFixture(t)
 	live := f.issue(t)
-	user, famID, _ := tokens.ParseRefreshToken(live.RefreshToken)
-	forged, _ := tokens.NewRefreshToken(user, famID)
-	unknown, _ := tokens.NewRefreshToken(user, tokens.NewFamilyID())
-	otherUser, _ := tokens.NewRefreshToken("user-2", famID)
+	next, err := f.refresh(live.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live = next // generation 1, so a forged generation 0 is an "earlier" one
+	rt, _ := tokens.ParseRefreshToken(live.RefreshToken)
+	user, famID := rt.UserID, rt.FamilyID
+	stolenKey := f.family(t, live.RefreshToken).MACKey
+	guessKey, _ := tokens.NewFamilyKey()
+	forgedEarlier, _ := tokens.NewRefreshToken(guessKey, user, famID, 0)
+	forgedCurrent, _ := tokens.NewRefreshToken(guessKey, user, famID, 1)
+	// Even with the stored key a current token cannot be made up.
+	fromStoredKey, _ := tokens.NewRefreshToken(stolenKey, user, famID, 1)
+	fromStoredKeyLater, _ := tokens.NewRefreshToken(stolenKey, user, famID, 2)
+	unknown, _ := tokens.NewRefreshToken(guessKey, user, tokens.NewFamilyID(), 0)
+	otherUser, _ := tokens.NewRefreshToken(guessKey, "user-2", famID, 0)
 	tests := []struct {
 		name  string
 		token string
@@ -287,7 +299,10 @@ func TestRefreshRejects(t *testing.T) {
 		{"garbage", "garbage", api.CodeTokenInvalid},
 		{"an access token", live.AccessToken, api.CodeTokenInvalid},
 		{"unknown family", unknown, api.CodeTokenInvalid},
-		{"right family, made-up secret", forged, api.CodeTokenInvalid},
+		{"right family, made-up earlier generation", forgedEarlier, api.CodeTokenInvalid},
+		{"right family, made-up current generation", forgedCurrent, api.CodeTokenInvalid},
+		{"current generation from the stored key", fromStoredKey, api.CodeTokenInvalid},
+		{"a later generation", fromStoredKeyLater, api.CodeTokenInvalid},
 		{"right family, another user", otherUser, api.CodeTokenInvalid},
 	}
 	for _, tc := range tests {
@@ -296,13 +311,107 @@ func TestRefreshRejects(t *testing.T) {
 			wantCode(t, err, tc.want)
 		})
 	}
-	// A guessed token of a known family does not kill it.
+	// A made-up token of a known family does not kill it.
 	if fam := f.family(t, live.RefreshToken); fam.RevokedAt != nil {
 		t.Fatal("a made-up token revoked the family")
 	}
 	if _, err := f.refresh(live.RefreshToken); err != nil {
 		t.Fatalf("live token after rejects: %v", err)
 	}
+}
+
+// TestRefreshReuseHoweverOld: the first token of a family rotated 40 times
+// (more than any window of remembered hashes) is still reuse, and revokes
+// the newest pair.
+func TestRefreshReuseHoweverOld(t *testing.T) {
+	f := newFixture(t)
+	first := f.issue(t)
+	tok := first
+	for i := range 40 {
+		next, err := f.refresh(tok.RefreshToken)
+		if err != nil {
+			t.Fatalf("rotation %d: %v", i+1, err)
+		}
+		tok = next
+	}
+	newest, _ := f.verifier.Verify(tok.AccessToken)
+	_, err := f.refresh(first.RefreshToken)
+	wantCode(t, err, api.CodeRefreshTokenReused)
+	if fam := f.family(t, tok.RefreshToken); fam.RevokedAt == nil || fam.Generation != 40 {
+		t.Fatalf("family after reuse: generation %d, revoked_at %v", fam.Generation, fam.RevokedAt)
+	}
+	_, err = f.refresh(tok.RefreshToken)
+	wantCode(t, err, api.CodeTokenRevoked)
+	at := f.clock.Now().Unix()
+	wantRevocation(t, f.buckets, session.RevokedSIDKey(newest.SessionID), session.Revocation{At: at, Exp: at + int64(accessTTL/time.Second)})
+}
+
+// conflictKV is a sessions bucket whose next Update first runs before: a
+// change of the family between a refresh's read and its compare-and-set.
+type conflictKV struct {
+	jetstream.KeyValue
+	mu     sync.Mutex
+	before func()
+}
+
+func (c *conflictKV) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	c.mu.Lock()
+	before := c.before
+	c.before = nil
+	c.mu.Unlock()
+	if before != nil {
+		before()
+	}
+	return c.KeyValue.Update(ctx, key, value, rev)
+}
+
+// TestRefreshLostRaceRevokes: a refresh that loses its compare-and-set to
+// another refresh of the same token re-reads the family, finds its token
+// earlier than the family's, and revokes the family: the winner's pair dies
+// too. (Before: "reused" with nothing revoked.)
+func TestRefreshLostRaceRevokes(t *testing.T) {
+	f := newFixture(t)
+	tok := f.issue(t)
+	var winner session.Tokens
+	var winErr error
+	kv := &conflictKV{KeyValue: f.buckets.Sessions, before: func() { winner, winErr = f.refresh(tok.RefreshToken) }}
+	raced := *f.buckets
+	raced.Sessions = kv
+	loser := newFixtureOn(t, &raced, f.clock)
+
+	_, err := loser.refresh(tok.RefreshToken)
+	if winErr != nil {
+		t.Fatalf("the racing refresh: %v", winErr)
+	}
+	wantCode(t, err, api.CodeRefreshTokenReused)
+	fam := f.family(t, winner.RefreshToken)
+	if fam.RevokedAt == nil || fam.Generation != 1 {
+		t.Fatalf("family after the lost race: generation %d, revoked_at %v", fam.Generation, fam.RevokedAt)
+	}
+	_, err = f.refresh(winner.RefreshToken)
+	wantCode(t, err, api.CodeTokenRevoked)
+	c, _ := f.verifier.Verify(winner.AccessToken)
+	at := f.clock.Now().Unix()
+	wantRevocation(t, f.buckets, session.RevokedSIDKey(c.SessionID), session.Revocation{At: at, Exp: at + int64(accessTTL/time.Second)})
+}
+
+// TestRefreshLostRaceToRevokeIsRevoked: a compare-and-set lost to a logout
+// re-reads and answers token_revoked, not reuse.
+func TestRefreshLostRaceToRevokeIsRevoked(t *testing.T) {
+	f := newFixture(t)
+	tok := f.issue(t)
+	c, _ := f.verifier.Verify(tok.AccessToken)
+	var revokeErr error
+	kv := &conflictKV{KeyValue: f.buckets.Sessions, before: func() {
+		_, revokeErr = f.svc.Revoke(context.Background(), session.RevokeRequest{SessionID: c.SessionID, Subject: c.Subject})
+	}}
+	raced := *f.buckets
+	raced.Sessions = kv
+	_, err := newFixtureOn(t, &raced, f.clock).refresh(tok.RefreshToken)
+	if revokeErr != nil {
+		t.Fatal(revokeErr)
+	}
+	wantCode(t, err, api.CodeTokenRevoked)
 }
 
 func TestRefreshConcurrentOneWinner(t *testing.T) {
@@ -334,13 +443,15 @@ func TestRefreshConcurrentOneWinner(t *testing.T) {
 	if len(winners) != 1 {
 		t.Fatalf("%d refreshes succeeded, want 1 (errors %v)", len(winners), codes)
 	}
-	for code := range codes {
-		if code != api.CodeRefreshTokenReused && code != api.CodeTokenInvalid {
-			t.Errorf("loser got %s", code)
-		}
+	// Every loser presented a token earlier than the family's by the time it
+	// decided: reuse, so the family, the winner's new pair included, is
+	// revoked. A double submit costs a login; a thief racing the owner gets
+	// nothing.
+	if codes[api.CodeRefreshTokenReused] != n-1 {
+		t.Errorf("losers got %v, want %d × %s", codes, n-1, api.CodeRefreshTokenReused)
 	}
-	if fam := f.family(t, winners[0].RefreshToken); fam.Generation != 1 {
-		t.Errorf("generation %d after one winning refresh", fam.Generation)
+	if fam := f.family(t, winners[0].RefreshToken); fam.Generation != 1 || fam.RevokedAt == nil {
+		t.Errorf("family after one winning refresh and %d reuses: generation %d, revoked_at %v", n-1, fam.Generation, fam.RevokedAt)
 	}
 }
 
@@ -609,8 +720,8 @@ func TestStoredFamilyHoldsNoToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	user, famID, _ := tokens.ParseRefreshToken(second.RefreshToken)
-	e, err := f.buckets.Sessions.Get(context.Background(), user+"."+famID)
+	rt, _ := tokens.ParseRefreshToken(second.RefreshToken)
+	e, err := f.buckets.Sessions.Get(context.Background(), rt.UserID+"."+rt.FamilyID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -624,7 +735,7 @@ func TestStoredFamilyHoldsNoToken(t *testing.T) {
 	if err := json.Unmarshal(e.Value(), &raw); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"user_id", "kind", "appid", "token_hash", "generation", "created_at", "expires_at"} {
+	for _, k := range []string{"user_id", "kind", "appid", "token_hash", "generation", "mac_key", "created_at", "expires_at"} {
 		if _, ok := raw[k]; !ok {
 			t.Errorf("family JSON lacks %q: %s", k, e.Value())
 		}

@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -8,6 +9,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,19 +75,69 @@ func (m *Minter) Mint(now time.Time, c AccessClaims) (string, error) {
 	return s, nil
 }
 
-// refreshSecretBytes is the randomness of a refresh token beyond its ids.
-const refreshSecretBytes = 32
+// Refresh token layout: "<user_id>.<family_id>.<generation>.<secret>", the
+// secret base64url of a random nonce and an HMAC-SHA256 tag, keyed with the
+// family's own key, over everything before the tag. The tag makes every
+// generation of a family's tokens recognisable for as long as the family
+// lives, so any replayed old token is told from a made-up one.
+const (
+	refreshNonceBytes = 32
+	refreshTagBytes   = sha256.Size
+	// FamilyKeyBytes is the size of a family's MAC key.
+	FamilyKeyBytes = 32
+	// maxGenerationDigits bounds the generation (a decimal int32).
+	maxGenerationDigits = 10
+)
 
 // maxUserIDLength bounds the user ids a token may name (identity's are
 // UUIDs, 36 characters).
 const maxUserIDLength = 64
 
 // maxRefreshTokenLength bounds what ParseRefreshToken looks at: user id,
-// family id, secret and two dots.
-const maxRefreshTokenLength = maxUserIDLength + 36 + 43 + 2
+// family id, generation, secret and three dots.
+const maxRefreshTokenLength = maxUserIDLength + 36 + maxGenerationDigits + 86 + 3
 
 // ErrMalformed is returned for a string that is not one of our refresh tokens.
 var ErrMalformed = errors.New("tokens: malformed refresh token")
+
+// RefreshToken is a parsed refresh token. Parsing checks only its shape:
+// Authentic says whether its family made it.
+type RefreshToken struct {
+	UserID   string
+	FamilyID string
+	// Generation is the family's rotation count when the token was made:
+	// 0 at login, +1 per refresh.
+	Generation int
+
+	signed string // everything the tag covers but the nonce
+	nonce  []byte
+	tag    []byte
+}
+
+// Authentic reports whether the token was made with the family key key. It
+// says nothing about whether the token is the family's current one.
+func (t RefreshToken) Authentic(key []byte) bool {
+	if len(key) != FamilyKeyBytes { // an empty key would let anyone sign
+		return false
+	}
+	return hmac.Equal(t.tag, refreshTag(key, t.signed, t.nonce))
+}
+
+func refreshTag(key []byte, signed string, nonce []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(signed))
+	m.Write(nonce)
+	return m.Sum(nil)
+}
+
+// NewFamilyKey returns a new family's MAC key.
+func NewFamilyKey() ([]byte, error) {
+	k := make([]byte, FamilyKeyBytes)
+	if _, err := rand.Read(k); err != nil {
+		return nil, fmt.Errorf("family key randomness: %w", err)
+	}
+	return k, nil
+}
 
 // ValidUserID reports whether id can name a user in tokens and KV keys: 1 to
 // 64 characters of [A-Za-z0-9_-]. No dot, so it is exactly one token of a
@@ -113,33 +166,49 @@ func ValidFamilyID(id string) bool {
 // valid KV key token).
 func NewFamilyID() string { return uuid.NewString() }
 
-// NewRefreshToken returns a refresh token of the user's family familyID:
-// "<userID>.<familyID>.<base64url of 32 random bytes>". The ids make the
-// family's KV key ("<userID>.<familyID>") derivable from the token, so a
-// refresh is one Get, and a user's families can be listed by key prefix.
-func NewRefreshToken(userID, familyID string) (string, error) {
-	secret, err := RandomString(refreshSecretBytes)
-	if err != nil {
+// NewRefreshToken returns the refresh token of generation gen of the user's
+// family familyID, tagged with the family's key. The ids make the family's
+// KV key ("<userID>.<familyID>") derivable from the token, so a refresh is
+// one Get, and a user's families can be listed by key prefix.
+func NewRefreshToken(key []byte, userID, familyID string, gen int) (string, error) {
+	if len(key) != FamilyKeyBytes || gen < 0 || gen > math.MaxInt32 {
+		return "", fmt.Errorf("refresh token: bad family key or generation %d", gen)
+	}
+	nonce := make([]byte, refreshNonceBytes)
+	if _, err := rand.Read(nonce); err != nil {
 		return "", fmt.Errorf("refresh token randomness: %w", err)
 	}
-	return userID + "." + familyID + "." + secret, nil
+	signed := userID + "." + familyID + "." + strconv.Itoa(gen) + "."
+	secret := append(nonce, refreshTag(key, signed, nonce)...)
+	return signed + base64.RawURLEncoding.EncodeToString(secret), nil
 }
 
-// ParseRefreshToken returns the user and family ids of a well-formed refresh
-// token. Anything else, a JWT included, is ErrMalformed.
-func ParseRefreshToken(token string) (userID, familyID string, err error) {
+// ParseRefreshToken returns the parts of a well-formed refresh token.
+// Anything else, a JWT or an older form included, is ErrMalformed.
+func ParseRefreshToken(token string) (RefreshToken, error) {
 	if len(token) > maxRefreshTokenLength {
-		return "", "", ErrMalformed
+		return RefreshToken{}, ErrMalformed
 	}
 	parts := strings.Split(token, ".")
-	if len(parts) != 3 || !ValidUserID(parts[0]) || !ValidFamilyID(parts[1]) {
-		return "", "", ErrMalformed
+	if len(parts) != 4 || !ValidUserID(parts[0]) || !ValidFamilyID(parts[1]) {
+		return RefreshToken{}, ErrMalformed
 	}
-	raw, err := base64.RawURLEncoding.Strict().DecodeString(parts[2])
-	if err != nil || len(raw) != refreshSecretBytes {
-		return "", "", ErrMalformed
+	gen, err := strconv.ParseInt(parts[2], 10, 32)
+	if err != nil || gen < 0 || strconv.FormatInt(gen, 10) != parts[2] { // one spelling per generation
+		return RefreshToken{}, ErrMalformed
 	}
-	return parts[0], parts[1], nil
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(parts[3])
+	if err != nil || len(raw) != refreshNonceBytes+refreshTagBytes {
+		return RefreshToken{}, ErrMalformed
+	}
+	return RefreshToken{
+		UserID:     parts[0],
+		FamilyID:   parts[1],
+		Generation: int(gen),
+		signed:     token[:len(token)-len(parts[3])],
+		nonce:      raw[:refreshNonceBytes],
+		tag:        raw[refreshNonceBytes:],
+	}, nil
 }
 
 // RandomString returns n bytes from the CSPRNG, base64url without padding

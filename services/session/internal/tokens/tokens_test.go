@@ -22,63 +22,109 @@ import (
 func TestRefreshTokenFormat(t *testing.T) {
 	const user = "3f1c0a4e-9d7b-4b8e-a2f1-0c6d5e4b3a21"
 	fam := NewFamilyID()
-	tok, err := NewRefreshToken(user, fam)
+	key, err := NewFamilyKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, _ := NewRefreshToken(user, fam)
+	tok, err := NewRefreshToken(key, user, fam, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := NewRefreshToken(key, user, fam, 7)
 	if tok == other {
 		t.Fatal("two refresh tokens are equal")
 	}
 	parts := strings.Split(tok, ".")
-	if len(parts) != 3 || parts[0] != user || parts[1] != fam {
-		t.Fatalf("token %q: want <user>.<family>.<secret>", tok)
+	if len(parts) != 4 || parts[0] != user || parts[1] != fam || parts[2] != "7" {
+		t.Fatalf("token %q: want <user>.<family>.<generation>.<secret>", tok)
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil || len(raw)*8 < 256 {
-		t.Fatalf("token %q: %d secret bits (%v)", tok, len(raw)*8, err)
+	raw, err := base64.RawURLEncoding.DecodeString(parts[3])
+	if err != nil || len(raw) != 64 {
+		t.Fatalf("token %q: %d secret bytes (%v), want 32 random + 32 tag", tok, len(raw), err)
+	}
+	if _, err := NewRefreshToken(nil, user, fam, 0); err == nil {
+		t.Fatal("a token without a family key")
 	}
 
-	secret32 := base64.RawURLEncoding.EncodeToString(make([]byte, 32))
+	secret := base64.RawURLEncoding.EncodeToString(make([]byte, 64))
 	long := strings.Repeat("u", 64)
 	tests := []struct {
 		name     string
 		token    string
 		wantUser string // "" = malformed
+		wantGen  int
 	}{
-		{"fresh", tok, user},
-		{"zero secret still well-formed", user + "." + fam + "." + secret32, user},
-		{"short user id", "u1." + fam + "." + secret32, "u1"},
-		{"longest user id", long + "." + fam + "." + secret32, long},
-		{"empty", "", ""},
-		{"no dot", fam, ""},
-		{"old two-part form", fam + "." + secret32, ""},
-		{"a JWT", "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln", ""},
-		{"four parts", user + "." + fam + "." + secret32 + ".x", ""},
-		{"empty user", "." + fam + "." + secret32, ""},
-		{"oversize user", long + "u." + fam + "." + secret32, ""},
-		{"wildcard user", "*." + fam + "." + secret32, ""},
-		{"user with space", "a b." + fam + "." + secret32, ""},
-		{"short secret", user + "." + fam + "." + base64.RawURLEncoding.EncodeToString(make([]byte, 16)), ""},
-		{"padded secret", user + "." + fam + "." + base64.URLEncoding.EncodeToString(make([]byte, 32)), ""},
-		{"std base64 secret", user + "." + fam + "." + strings.Repeat("+", 43), ""},
-		{"braced uuid", user + ".{" + fam + "}." + secret32, ""},
-		{"upper-case uuid", user + "." + strings.ToUpper(fam) + "." + secret32, ""},
-		{"not a uuid", user + ".family." + secret32, ""},
-		{"wildcard family", user + ".*." + secret32, ""},
-		{"oversize", user + "." + fam + "." + strings.Repeat("A", 200), ""},
+		{"fresh", tok, user, 7},
+		{"zero secret still well-formed", user + "." + fam + ".0." + secret, user, 0},
+		{"short user id", "u1." + fam + ".3." + secret, "u1", 3},
+		{"longest user id, largest generation", long + "." + fam + ".2147483647." + secret, long, 2147483647},
+		{"empty", "", "", 0},
+		{"no dot", fam, "", 0},
+		{"old three-part form", user + "." + fam + "." + base64.RawURLEncoding.EncodeToString(make([]byte, 32)), "", 0},
+		{"a JWT", "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln", "", 0},
+		{"five parts", user + "." + fam + ".0." + secret + ".x", "", 0},
+		{"empty user", "." + fam + ".0." + secret, "", 0},
+		{"oversize user", long + "u." + fam + ".0." + secret, "", 0},
+		{"wildcard user", "*." + fam + ".0." + secret, "", 0},
+		{"user with space", "a b." + fam + ".0." + secret, "", 0},
+		{"negative generation", user + "." + fam + ".-1." + secret, "", 0},
+		{"generation with a sign", user + "." + fam + ".+1." + secret, "", 0},
+		{"generation with a leading zero", user + "." + fam + ".01." + secret, "", 0},
+		{"generation beyond int32", user + "." + fam + ".2147483648." + secret, "", 0},
+		{"empty generation", user + "." + fam + ".." + secret, "", 0},
+		{"short secret", user + "." + fam + ".0." + base64.RawURLEncoding.EncodeToString(make([]byte, 48)), "", 0},
+		{"padded secret", user + "." + fam + ".0." + base64.URLEncoding.EncodeToString(make([]byte, 64)), "", 0},
+		{"std base64 secret", user + "." + fam + ".0." + strings.Repeat("+", 86), "", 0},
+		{"braced uuid", user + ".{" + fam + "}.0." + secret, "", 0},
+		{"upper-case uuid", user + "." + strings.ToUpper(fam) + ".0." + secret, "", 0},
+		{"not a uuid", user + ".family.0." + secret, "", 0},
+		{"wildcard family", user + ".*.0." + secret, "", 0},
+		{"oversize", user + "." + fam + ".0." + strings.Repeat("A", 200), "", 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			gotUser, gotFam, err := ParseRefreshToken(tc.token)
+			got, err := ParseRefreshToken(tc.token)
 			if tc.wantUser != "" {
-				if err != nil || gotUser != tc.wantUser || gotFam != fam {
-					t.Fatalf("ParseRefreshToken = %q, %q, %v; want %q, %q", gotUser, gotFam, err, tc.wantUser, fam)
+				if err != nil || got.UserID != tc.wantUser || got.FamilyID != fam || got.Generation != tc.wantGen {
+					t.Fatalf("ParseRefreshToken = %+v, %v; want %q, %q, %d", got, err, tc.wantUser, fam, tc.wantGen)
 				}
 				return
 			}
 			if err == nil {
 				t.Fatalf("ParseRefreshToken accepted %q", tc.token)
+			}
+		})
+	}
+}
+
+// TestRefreshTokenAuthentic: only the family's key makes a token that
+// passes, and changing any part of it (the generation above all) breaks it.
+func TestRefreshTokenAuthentic(t *testing.T) {
+	fam := NewFamilyID()
+	key, _ := NewFamilyKey()
+	otherKey, _ := NewFamilyKey()
+	tok, _ := NewRefreshToken(key, "u1", fam, 5)
+	rt, err := ParseRefreshToken(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rt.Authentic(key) {
+		t.Fatal("the family's own token is not authentic")
+	}
+	if rt.Authentic(otherKey) || rt.Authentic(nil) || rt.Authentic([]byte{}) {
+		t.Fatal("authentic under another or no key")
+	}
+	zeroTag := "u1." + fam + ".5." + base64.RawURLEncoding.EncodeToString(make([]byte, 64))
+	lowered := strings.Replace(tok, ".5.", ".4.", 1)
+	otherUser := "u2" + strings.TrimPrefix(tok, "u1")
+	for name, forged := range map[string]string{"zero tag": zeroTag, "generation changed": lowered, "user changed": otherUser} {
+		t.Run(name, func(t *testing.T) {
+			rt, err := ParseRefreshToken(forged)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rt.Authentic(key) {
+				t.Fatalf("%q is authentic", forged)
 			}
 		})
 	}
@@ -121,7 +167,8 @@ func TestRandomString(t *testing.T) {
 }
 
 func TestHashRefreshToken(t *testing.T) {
-	tok, _ := NewRefreshToken("u1", NewFamilyID())
+	key, _ := NewFamilyKey()
+	tok, _ := NewRefreshToken(key, "u1", NewFamilyID(), 0)
 	h := HashRefreshToken(tok)
 	if len(h) != 64 || strings.Contains(h, tok) || h != HashRefreshToken(tok) {
 		t.Fatalf("hash %q", h)

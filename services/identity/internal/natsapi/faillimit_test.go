@@ -96,20 +96,7 @@ func TestPasswordBurstIsLimitedAcrossReplicas(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 
 	const burst = 20
-	codes := make(chan api.Code, burst)
-	var wg sync.WaitGroup
-	for i := range burst {
-		wg.Go(func() {
-			_, err := replicas[i%2].PasswordLogin(ctx, identity.PasswordLoginRequest{Username: "alice", Password: "a wrong guess", ClientIP: "203.0.113.7"})
-			codes <- api.CodeOf(err)
-		})
-	}
-	wg.Wait()
-	close(codes)
-	got := map[api.Code]int{}
-	for c := range codes {
-		got[c]++
-	}
+	got := guessBurst(ctx, replicas, slices.Repeat([]string{"203.0.113.7"}, burst))
 	if n := passwords.verified.Load(); n > 5 {
 		t.Errorf("%d verifications, want at most 5", n)
 	}
@@ -140,6 +127,27 @@ func TestPasswordBurstIsLimitedAcrossReplicas(t *testing.T) {
 	}
 }
 
+// guessBurst sends wrong passwords for alice from each of addrs at once,
+// spread over the replicas, and counts the answers' codes.
+func guessBurst(ctx context.Context, replicas []*API, addrs []string) map[api.Code]int {
+	codes := make(chan api.Code, len(addrs))
+	var wg sync.WaitGroup
+	for i, addr := range addrs {
+		wg.Go(func() {
+			_, err := replicas[i%len(replicas)].PasswordLogin(ctx, identity.PasswordLoginRequest{Username: "alice",
+				Password: fmt.Sprint("guess ", i), ClientIP: addr})
+			codes <- api.CodeOf(err)
+		})
+	}
+	wg.Wait()
+	close(codes)
+	got := map[api.Code]int{}
+	for c := range codes {
+		got[c]++
+	}
+	return got
+}
+
 // 40 wrong passwords from 40 addresses of one IPv6 /64, concurrently over
 // two replicas: the /64 is one address, so at most its 5 are checked.
 func TestPasswordGuessingFromOneIPv6Slash64(t *testing.T) {
@@ -154,21 +162,7 @@ func TestPasswordGuessingFromOneIPv6Slash64(t *testing.T) {
 			t.Fatalf("address %q (%v) is not of 2001:db8:77:1::/64", addrs[i], err)
 		}
 	}
-	codes := make(chan api.Code, guesses)
-	var wg sync.WaitGroup
-	for i := range guesses {
-		wg.Go(func() {
-			_, err := replicas[i%2].PasswordLogin(ctx, identity.PasswordLoginRequest{Username: "alice",
-				Password: fmt.Sprint("guess ", i), ClientIP: addrs[i]})
-			codes <- api.CodeOf(err)
-		})
-	}
-	wg.Wait()
-	close(codes)
-	got := map[api.Code]int{}
-	for c := range codes {
-		got[c]++
-	}
+	got := guessBurst(ctx, replicas, addrs)
 	limit := faillimit.DefaultLimits.PerAddress
 	if n := int(passwords.verified.Load()); n > limit || n != got[api.CodeInvalidCredentials] {
 		t.Errorf("%d verifications, %d invalid_credentials; want at most %d", n, got[api.CodeInvalidCredentials], limit)

@@ -37,9 +37,6 @@ const (
 	// CPUs: see password.Hasher.
 	poolSize       = 64
 	requestTimeout = 5 * time.Second
-	// Password attempts that did not succeed: per (username, client IP),
-	// this many per faillimit.Window, counted in NATS KV across replicas.
-	failureLimit = 5
 	// Connections to Postgres: about the handlers that can be in a
 	// transaction at once on a small server, plus the relay.
 	maxDBConns = 20
@@ -160,7 +157,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		WeChat:       wxauth.NewExchanger(wc, wxauth.NewTokenCache(wc, js, cfg.NATSReplicas, log), log),
 		BindTokens:   bindtoken.New(js, cfg.NATSReplicas),
 		Passwords:    password.NewHasher(runtime.GOMAXPROCS(0)),
-		Failures:     faillimit.New(js, cfg.NATSReplicas, failureLimit),
+		Failures:     faillimit.New(js, cfg.NATSReplicas, faillimit.DefaultLimits, nil),
 		Events:       relay,
 		Metrics:      m,
 		AutoRegister: cfg.AutoRegister,

@@ -1,9 +1,7 @@
 package httpapi
 
 import (
-	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -12,6 +10,7 @@ import (
 	"github.com/wxlogin/wxlogin/services/gateway/internal/problem"
 	"github.com/wxlogin/wxlogin/services/gateway/internal/ratelimit"
 	"github.com/wxlogin/wxlogin/shared/api"
+	"github.com/wxlogin/wxlogin/shared/clientip"
 )
 
 // newIPLimit returns the middleware of the login-like routes (logins,
@@ -23,7 +22,7 @@ func newIPLimit(l *ratelimit.Limiter) gin.HandlerFunc {
 		return func(c *gin.Context) { c.Next() }
 	}
 	return func(c *gin.Context) {
-		ok, wait := l.Allow(clientKey(c.ClientIP()))
+		ok, wait := l.Allow(clientip.Key(c.ClientIP()))
 		if ok {
 			c.Next()
 			return
@@ -40,25 +39,4 @@ func ipRateLimited(wait time.Duration) *api.Error {
 		Message: "too many requests from your address; retry after the number of seconds in Retry-After",
 		Data:    map[string]string{"retry_after": strconv.Itoa(ratelimit.RetryAfterSeconds(wait))},
 	}
-}
-
-// clientKey is the rate-limit key of a client address: the IPv4 address,
-// or the /64 of an IPv6 one, since a single host commonly holds a whole /64.
-func clientKey(ip string) string {
-	if !strings.Contains(ip, ":") {
-		return ip // IPv4: as is, without parsing on every request
-	}
-	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return ip
-	}
-	a = a.Unmap()
-	if a.Is4() {
-		return a.String()
-	}
-	p, err := a.Prefix(64)
-	if err != nil {
-		return ip
-	}
-	return p.String()
 }

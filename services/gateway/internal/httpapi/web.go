@@ -23,6 +23,7 @@ import (
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
 	"github.com/wxlogin/wxlogin/shared/api/session"
+	"github.com/wxlogin/wxlogin/shared/clientip"
 	"github.com/wxlogin/wxlogin/shared/natsrpc"
 	"github.com/wxlogin/wxlogin/shared/wechat"
 )
@@ -252,7 +253,7 @@ func (s *server) pollQR(c *gin.Context) {
 	}
 	if err == nil {
 		// Only the poll token's holder gets here.
-		if ok, retry := s.web.pollLimit.Allow(ticket + " " + clientKey(c.ClientIP())); !ok {
+		if ok, retry := s.web.pollLimit.Allow(ticket + " " + clientip.Key(c.ClientIP())); !ok {
 			s.fail(c, &api.Error{Code: api.CodeRateLimited, Message: "this ticket is polled too often; retry after the number of seconds in Retry-After",
 				Data: map[string]string{"retry_after": strconv.Itoa(ratelimit.RetryAfterSeconds(retry))}})
 			return
@@ -293,7 +294,7 @@ func (s *server) pollQR(c *gin.Context) {
 // the QR code is limited without touching the token holder's budget.
 func (s *server) pollNotFound(c *gin.Context) {
 	if s.ipLimiter != nil {
-		if ok, wait := s.ipLimiter.Allow(clientKey(c.ClientIP())); !ok {
+		if ok, wait := s.ipLimiter.Allow(clientip.Key(c.ClientIP())); !ok {
 			s.fail(c, ipRateLimited(wait))
 			return
 		}

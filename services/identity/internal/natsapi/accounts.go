@@ -136,8 +136,8 @@ func (a *API) prove(ctx context.Context, p identity.WeChatProof) (store.WechatLo
 // checkPassword verifies a username and password. Every failure is
 // invalid_credentials and costs the same (unknown users are checked against
 // a dummy hash); a disabled account is told only to whoever knows its
-// password. Each check first takes an attempt slot of its (username, client
-// IP) pair: once the pair has used them all, it is refused (rate_limited)
+// password. Each check first takes attempt slots (faillimit: per username
+// and client address, and per username): when one refuses, rate_limited
 // without checking; if the slots cannot be counted, service_unavailable.
 func (a *API) checkPassword(ctx context.Context, rawUsername, pw, clientIP string) (store.Credentials, error) {
 	username := loginUsername(rawUsername)
@@ -174,8 +174,8 @@ func (a *API) checkPassword(ctx context.Context, rawUsername, pw, clientIP strin
 	return creds, nil
 }
 
-// limitError translates a refused attempt slot: rate_limited when the pair
-// has used its attempts, else service_unavailable (fail closed: without the
+// limitError translates a refused attempt slot: rate_limited when the
+// limits say so, else service_unavailable (fail closed: without the
 // counts there is no limit).
 func (a *API) limitError(ctx context.Context, err error, clientIP string) error {
 	var limited *faillimit.LimitedError

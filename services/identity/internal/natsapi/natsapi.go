@@ -47,8 +47,8 @@ type Deps struct {
 	WeChat     *wxauth.Exchanger
 	BindTokens *bindtoken.Store
 	Passwords  Passwords
-	// Failures counts password attempts per (username, client IP), across
-	// replicas.
+	// Failures counts password attempts per (username, client address)
+	// and per username, across replicas.
 	Failures *faillimit.Limiter
 	Events   Notifier
 	Metrics  *metrics.Metrics // nil: not measured

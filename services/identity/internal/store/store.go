@@ -116,10 +116,13 @@ func New(ctx context.Context, db *sqlx.DB) (*Store, error) {
 		query string
 	}{
 		{&s.loginExisting, qLoginExisting},
-		{&s.upsertByUnionID, fmt.Sprintf(qUpsertUser, "(unionid) WHERE unionid IS NOT NULL", "")},
-		// A password account that happens to hold the generated name is never
-		// taken over: no row comes back and the next candidate name is tried.
-		{&s.upsertByUsername, fmt.Sprintf(qUpsertUser, "(username)", "WHERE u.password_hash IS NULL")},
+		// One person's unionid is one user: its row is the one to log in to.
+		{&s.upsertByUnionID, fmt.Sprintf(qUpsertUser, "(unionid) WHERE unionid IS NOT NULL DO UPDATE SET "+profileSetAt(3))},
+		// A row already holding the generated name is never logged in to:
+		// names are 48 bits of a hash, so it may be another person's (or a
+		// password account's). No row comes back, and firstLogin tells a
+		// concurrent first login of this identity from a name that is taken.
+		{&s.upsertByUsername, fmt.Sprintf(qUpsertUser, "(username) DO NOTHING")},
 		{&s.linkIdentity, qLinkIdentity},
 		{&s.touchByUnionID, qTouchByUnionID},
 		{&s.credentials, qCredentials},
@@ -209,17 +212,16 @@ WITH usr AS (
 SELECT ` + selectUser("(usr.u).") + `, (ident.i).id
 FROM usr, ident`
 
-// qUpsertUser creates the user of a first login, or finds it by the
-// conflict target (%[1]s) and records the login on it. xmax = 0 only on a
-// row this statement inserted.
+// qUpsertUser creates the user of a first login; on a conflict it does
+// what %[1]s (the conflict target and action) says. xmax = 0 only on a row
+// this statement inserted.
 //
 // $1 username, $2 unionid or NULL, $3-$9 profile.
 var qUpsertUser = `
 INSERT INTO users AS u (username, unionid, nickname, avatar_url, gender, language, city, province, country, last_login_at)
 VALUES ($1, $2::text, COALESCE($3::text, ''), COALESCE($4::text, ''), COALESCE($5::smallint, 0),
 	COALESCE($6::text, ''), COALESCE($7::text, ''), COALESCE($8::text, ''), COALESCE($9::text, ''), now())
-ON CONFLICT %[1]s DO UPDATE SET ` + profileSetAt(3) + `
-%[2]s
+ON CONFLICT %[1]s
 RETURNING ` + selectUser("u.") + `, (u.xmax = 0)`
 
 // qLinkIdentity attaches (appid, openid) to user $1 and writes the events,
@@ -289,7 +291,8 @@ type LoginResult struct {
 
 // GeneratedUsername is the username of a WeChat account: "wx_" and the
 // first n hex digits of sha256(appid:openid). n is 12 unless that name is
-// held by a password account.
+// held by another account (a password account, or another person whose
+// hash starts alike): then 20, then all 64.
 func GeneratedUsername(appid, openid string, n int) string {
 	sum := sha256.Sum256([]byte(appid + ":" + openid))
 	return "wx_" + hex.EncodeToString(sum[:])[:n]
@@ -305,7 +308,7 @@ const maxLoginAttempts = 8
 var (
 	errNoIdentity     = errors.New("no such identity")
 	errRetry          = errors.New("lost a race; retry")
-	errUsernameInUse  = errors.New("generated username held by a password account")
+	errUsernameTaken  = errors.New("generated username held by another account")
 	errUsernameClash  = errors.New("generated username clash")
 	errUsernameOthers = errors.New("no free generated username")
 )
@@ -337,10 +340,11 @@ func (s *Store) LoginWechat(ctx context.Context, in WechatLogin) (LoginResult, e
 		}
 		switch {
 		case errors.Is(err, errUsernameClash) && clashes == 0:
-			// A clash may come from a concurrent first login of the same
-			// person, whose identity is committed by now: retry as is once.
+			// A unique violation on the name (unionid path) may come from a
+			// concurrent first login of the same person, whose identity is
+			// committed by now: retry as is once.
 			clashes++
-		case errors.Is(err, errUsernameInUse) || errors.Is(err, errUsernameClash):
+		case errors.Is(err, errUsernameTaken) || errors.Is(err, errUsernameClash):
 			clashes = 0
 			if nameLen++; nameLen == len(usernameLengths) {
 				return LoginResult{}, errUsernameOthers
@@ -401,7 +405,7 @@ func (s *Store) firstLogin(ctx context.Context, in WechatLogin, nameLen int) (re
 	err = tx.StmtxContext(ctx, upsert).QueryRowContext(ctx, args...).Scan(append(res.User.dest(), &res.IsNewUser)...)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return LoginResult{}, errUsernameInUse
+		return LoginResult{}, s.nameHolder(ctx, tx, in)
 	case isUniqueViolation(err, "users_username_key"):
 		return LoginResult{}, errUsernameClash
 	case err != nil:
@@ -438,6 +442,32 @@ func (s *Store) link(ctx context.Context, tx *sqlx.Tx, res *LoginResult, in Wech
 		return s.ownerState(ctx, tx, owner)
 	}
 	return nil
+}
+
+// nameHolder is the answer when the generated name is held already. The
+// insert waited for any concurrent first login holding it to finish, and
+// this statement sees what that committed: if it was this identity's, the
+// returning path takes it (errRetry, or ErrUserDisabled); otherwise the name
+// is someone else's and never theirs to log in to (errUsernameTaken).
+func (s *Store) nameHolder(ctx context.Context, tx *sqlx.Tx, in WechatLogin) error {
+	owner, err := s.identityOwner(ctx, tx, in)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return errUsernameTaken
+	case err != nil:
+		return err
+	}
+	return s.ownerState(ctx, tx, owner)
+}
+
+// identityOwner is the user holding the identity of in, or sql.ErrNoRows.
+func (s *Store) identityOwner(ctx context.Context, tx *sqlx.Tx, in WechatLogin) (string, error) {
+	var owner string
+	err := tx.QueryRowContext(ctx, `SELECT user_id FROM identities WHERE appid = $1 AND openid = $2`, in.AppID, in.OpenID).Scan(&owner)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("identity owner: %w", err)
+	}
+	return owner, err
 }
 
 // ownerState is the answer for an identity found to belong to owner after
@@ -487,13 +517,12 @@ func (s *Store) linkToUnionID(ctx context.Context, in WechatLogin) (res LoginRes
 	}
 	// Nobody to link to, unless the identity itself appeared meanwhile (or
 	// belongs to a disabled user, which the returning path skips).
-	var owner string
-	err = tx.QueryRowContext(ctx, `SELECT user_id FROM identities WHERE appid = $1 AND openid = $2`, in.AppID, in.OpenID).Scan(&owner)
+	owner, err := s.identityOwner(ctx, tx, in)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return LoginResult{}, ErrNotBound
 	case err != nil:
-		return LoginResult{}, fmt.Errorf("identity owner: %w", err)
+		return LoginResult{}, err
 	}
 	return LoginResult{}, s.ownerState(ctx, tx, owner)
 }

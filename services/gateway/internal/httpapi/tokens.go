@@ -64,7 +64,7 @@ func (s *server) registerTokens(v1 *gin.RouterGroup) {
 }
 
 // refresh spends a refresh token for a new pair, answered in the token shape
-// of every login (DESIGN.md), user included.
+// of every login (docs/api.md), user included.
 func (s *server) refresh(c *gin.Context) {
 	body, err := readBodyMax(c, maxTokenBodyBytes)
 	if err != nil {

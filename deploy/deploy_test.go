@@ -35,7 +35,7 @@ const (
 	envExamplePath     = "env.example"
 )
 
-// designEnv is the configuration table of DESIGN.md, plus the metrics address
+// designEnv is the contract's configuration (docs/configuration.md), plus the metrics address
 // identity and session serve their /healthz and /metrics on. A WXLOGIN_
 // variable outside it is a typo or an undocumented knob.
 var designEnv = []string{
@@ -61,7 +61,7 @@ var designEnv = []string{
 	"WXLOGIN_QR_TTL",
 	"WXLOGIN_CORS_ORIGINS",
 	"WXLOGIN_LOG_LEVEL",
-	// Beyond DESIGN.md's table, documented in the README's configuration table.
+	// Additions to the contract, documented in the README's configuration table.
 	"WXLOGIN_METRICS_ADDR",
 	"WXLOGIN_NATS_REPLICAS",
 	"WXLOGIN_RATE_LIMIT",
@@ -251,7 +251,7 @@ func TestCompose(t *testing.T) {
 		for name, s := range f.Services {
 			for k := range s.Environment {
 				if strings.HasPrefix(k, "WXLOGIN_") && !slices.Contains(designEnv, k) {
-					t.Errorf("%s: %s is not in DESIGN.md's configuration table", name, k)
+					t.Errorf("%s: %s is not in the documented configuration (docs/configuration.md)", name, k)
 				}
 			}
 		}
@@ -695,7 +695,7 @@ func TestEnvFiles(t *testing.T) {
 				}
 				vars[k] = v
 				if strings.HasPrefix(k, "WXLOGIN_") && !slices.Contains(designEnv, k) {
-					t.Errorf("%s is not in DESIGN.md's configuration table", k)
+					t.Errorf("%s is not in the documented configuration (docs/configuration.md)", k)
 				}
 			}
 			if path != devEnvPath {

@@ -33,7 +33,7 @@ const (
 	devWebSecret         = "devstack-web-secret"
 )
 
-// Options configure the devstack. The services' own variables (DESIGN.md)
+// Options configure the devstack. The services' own variables (docs/configuration.md)
 // are read by each service as usual; these are the devstack's extras.
 type Options struct {
 	DatabaseURL string     `env:"WXLOGIN_DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/wxlogin?sslmode=disable"`

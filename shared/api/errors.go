@@ -1,5 +1,5 @@
 // Package api holds the parts of the wxlogin wire contract that every service
-// shares: the stable error codes of DESIGN.md and the error type that carries
+// shares: the stable error codes (docs/api.md) and the error type that carries
 // them across NATS.
 package api
 
@@ -11,7 +11,7 @@ import (
 // Code is a stable snake_case error code. Clients branch on it; it never changes meaning.
 type Code string
 
-// The error codes of DESIGN.md. The HTTP status for each lives in the gateway.
+// The error codes of docs/api.md. The HTTP status for each lives in the gateway.
 const (
 	CodeInvalidRequest     Code = "invalid_request"
 	CodeCodeMissing        Code = "code_missing"

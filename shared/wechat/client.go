@@ -1,5 +1,5 @@
 // Package wechat is a client for the WeChat server APIs wxlogin uses. It
-// follows ../shared/wechat-api.md: errors arrive as HTTP 200 with an errcode,
+// follows docs/wechat.md: errors arrive as HTTP 200 with an errcode,
 // JSON may be served as text/plain, some numbers arrive as strings. Errors
 // never carry the request URL, which holds the app secret and the code.
 package wechat

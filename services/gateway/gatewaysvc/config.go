@@ -14,8 +14,8 @@ import (
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
 )
 
-// Config is the gateway's configuration (DESIGN.md). Fields left zero in a
-// Config built in code take the DESIGN.md defaults.
+// Config is the gateway's configuration (docs/configuration.md). Fields left zero in a
+// Config built in code take the documented defaults.
 type Config struct {
 	NATSURL   string `env:"WXLOGIN_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
 	HTTPAddr  string `env:"WXLOGIN_HTTP_ADDR" envDefault:"127.0.0.1:8080"`

@@ -22,7 +22,7 @@ const (
 	AppWeb         = apps.KindWeb
 )
 
-// Config is the identity service's configuration (DESIGN.md, Configuration).
+// Config is the identity service's configuration (docs/configuration.md).
 // Build it with ConfigFromEnv, or in code (devstack, tests).
 type Config struct {
 	NATSURL           string     `env:"WXLOGIN_NATS_URL" envDefault:"nats://127.0.0.1:4222"`

@@ -15,7 +15,7 @@ import (
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
 )
 
-// Config is the session service's configuration (DESIGN.md). JWTSecret is
+// Config is the session service's configuration (docs/configuration.md). JWTSecret is
 // secret: Config's String and LogValue mask it.
 type Config struct {
 	NATSURL     string        `env:"WXLOGIN_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
@@ -65,7 +65,7 @@ func ConfigFromEnv() (Config, error) {
 	return cfg, nil
 }
 
-// DefaultConfig returns the configuration with every DESIGN.md default and
+// DefaultConfig returns the configuration with every documented default and
 // nothing read from the environment.
 func DefaultConfig() Config {
 	var cfg Config

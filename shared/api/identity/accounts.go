@@ -38,7 +38,7 @@ type RegisterRequest struct {
 }
 
 // BindRequest attaches a WeChat identity to an existing account, proven by
-// its password (seed 004).
+// its password.
 type BindRequest struct {
 	Username string `json:"username"`
 	Password string `json:"password"`

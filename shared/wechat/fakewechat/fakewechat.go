@@ -1,6 +1,6 @@
 // Package fakewechat is a stand-in for the WeChat server APIs
 // (api.weixin.qq.com) that behaves like the real thing as described in
-// ../../wechat-api.md: single-use codes that expire, the real errcodes, JSON
+// docs/wechat.md: single-use codes that expire, the real errcodes, JSON
 // served as text/plain with HTTP 200, "rid:" suffixes in errmsg. Tests,
 // devstack and the fakewechat binary use it.
 //

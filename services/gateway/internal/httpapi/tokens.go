@@ -65,7 +65,7 @@ func (s *server) registerTokens(v1 *gin.RouterGroup) {
 }
 
 // refresh spends a refresh token for a new pair, answered in the token shape
-// of every login (DESIGN.md), user included. The user is checked first, so
+// of every login (docs/api.md), user included. The user is checked first, so
 // nothing is spent when identity cannot answer (503, the token still works)
 // and a disabled user's sessions are revoked instead of renewed.
 func (s *server) refresh(c *gin.Context) {

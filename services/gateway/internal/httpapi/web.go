@@ -28,7 +28,7 @@ import (
 	"github.com/wxlogin/wxlogin/shared/wechat"
 )
 
-// Website QR login (DESIGN.md, wave2.md "Website QR flow").
+// Website QR login (docs/api.md, "Website QR login").
 const (
 	qrPath          = "/api/v1/auth/web/qr"
 	callbackPath    = "/api/v1/auth/web/callback"

@@ -46,7 +46,7 @@ type entry struct {
 	retryAfter int
 }
 
-// table is the contract's code -> status mapping (DESIGN.md). A code that is
+// table is the contract's code -> status mapping (docs/api.md). A code that is
 // not here is answered as internal_error.
 var table = map[api.Code]entry{
 	api.CodeInvalidRequest:     {http.StatusBadRequest, "Invalid request", 0},

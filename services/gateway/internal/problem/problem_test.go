@@ -9,7 +9,7 @@ import (
 	"github.com/wxlogin/wxlogin/shared/api"
 )
 
-// The status of every contract code, as DESIGN.md lists them.
+// The status of every contract code, as docs/api.md lists them.
 func TestStatusTable(t *testing.T) {
 	want := map[api.Code]int{
 		api.CodeInvalidRequest: 400, api.CodeCodeMissing: 400,

@@ -23,7 +23,7 @@ const (
 	maxSearchQuery = 256  // bytes
 )
 
-// Account name and password rules (wave 2 design).
+// Account name and password rules.
 const (
 	minUsername = 3
 	maxUsername = 32

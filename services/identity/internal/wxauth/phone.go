@@ -20,7 +20,7 @@ import (
 
 // BucketWechat caches each app's server access token for every identity
 // replica: WeChat's tokens are per app, and replicas fetching their own
-// would be refused as "not latest" (wechat-api.md).
+// would be refused as "not latest" (docs/wechat.md).
 const BucketWechat = "wxlogin_wechat"
 
 const (

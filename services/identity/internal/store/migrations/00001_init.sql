@@ -59,7 +59,7 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_pending_idx ON outbox (created_at, seq) WHERE published_at IS NULL;
 CREATE INDEX outbox_published_idx ON outbox (published_at) WHERE published_at IS NOT NULL;
 
--- wxlogin_user_event builds the body of a user event (DESIGN.md, Events) in
+-- wxlogin_user_event builds the body of a user event (docs/nats.md, Events) in
 -- the statement that changes the user, so a login needs no extra round trip
 -- to write its event. "user" has the shape of api.User without identities,
 -- its omitempty fields left out when empty (a test holds the two together);

@@ -99,13 +99,18 @@ func startLoad(p *procStack, workers int, prefix string) *load {
 	return l
 }
 
+// since counts the logins that began after t and have ended.
+func (l *load) since(t time.Time) int { return l.count(t, false) }
+
 // okSince counts the successful logins that began after t.
-func (l *load) okSince(t time.Time) int {
+func (l *load) okSince(t time.Time) int { return l.count(t, true) }
+
+func (l *load) count(t time.Time, onlyOK bool) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := 0
 	for _, a := range l.attempts {
-		if a.status == http.StatusOK && a.start.After(t) {
+		if a.start.After(t) && (!onlyOK || a.status == http.StatusOK) {
 			n++
 		}
 	}
@@ -277,17 +282,7 @@ func TestFaultIdentityKilled(t *testing.T) {
 	killed := time.Now()
 	p.kill("identity")
 	// Keep the load on until enough logins have found identity gone.
-	until(t, 20*time.Second, "logins after the kill", func() bool {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		n := 0
-		for _, a := range l.attempts {
-			if a.start.After(killed) {
-				n++
-			}
-		}
-		return n >= after
-	})
+	until(t, 20*time.Second, "logins after the kill", func() bool { return l.since(killed) >= after })
 	as := l.finish()
 
 	var inFlight, later []attempt
@@ -384,11 +379,12 @@ func TestFaultNATSRestarted(t *testing.T) {
 	}
 }
 
-// TestFaultPostgresCut: identity's connection to Postgres is cut (refused
-// and reset, through a proxy). Logins answer 503 service_unavailable and
-// never a token; identity's readiness says so; when Postgres is back,
-// logins work without restarting anything.
-func TestFaultPostgresCut(t *testing.T) {
+// TestFaultPostgres: identity's connection to Postgres is cut (refused and
+// reset) or stalled (no byte goes through), through a proxy. Logins answer
+// 503 service_unavailable within the gateway's deadline and never a token,
+// not even for a known user; identity's readiness says so; when Postgres is
+// back, logins work without restarting anything and the outbox catches up.
+func TestFaultPostgres(t *testing.T) {
 	p := startProcs(t, "WXLOGIN_METRICS_ADDR=")
 	db := sqlx.MustOpen("postgres", p.dsn)
 	defer db.Close()
@@ -408,36 +404,36 @@ func TestFaultPostgresCut(t *testing.T) {
 	until(t, 30*time.Second, "identity through the proxy", loginWorks(p, "pg-first"))
 	p.wx.mint("pg-known-1", standInUser{OpenID: "o_pg_known"})
 	if a := tryLogin(p, "pg-known-1"); a.status != http.StatusOK {
-		t.Fatalf("login before the cut: %s %s", a, a.raw)
+		t.Fatalf("login before the outage: %s %s", a, a.raw)
 	}
 
-	cuts := []time.Duration{0}
-	if *long {
-		cuts = []time.Duration{0, 10 * time.Second, 30 * time.Second}
+	type outage struct {
+		name  string
+		start func()
+		hold  time.Duration // at least this long
 	}
+	outages := []outage{{"cut", proxy.Cut, 0}, {"stall", proxy.Stall, 0}}
+	if *long {
+		outages = append(outages, outage{"cut", proxy.Cut, 20 * time.Second}, outage{"stall", proxy.Stall, 20 * time.Second})
+	}
+	const workers = 4
 	var all []attempt
-	for round, hold := range cuts {
-		l := startLoad(p, 4, fmt.Sprintf("pg-%d", round))
-		until(t, 20*time.Second, "logins before the cut", func() bool { return l.ok.Load() >= 8 })
-		cut := time.Now()
-		proxy.Cut()
+	for round, o := range outages {
+		l := startLoad(p, workers, fmt.Sprintf("pg-%d", round))
+		until(t, 20*time.Second, "logins before the outage", func() bool { return l.ok.Load() >= 2*workers })
+		began := time.Now()
+		o.start()
 		// Known users too: nothing is answered from memory.
-		p.wx.mint(fmt.Sprintf("pg-known-cut-%d", round), standInUser{OpenID: "o_pg_known"})
-		known := tryLogin(p, fmt.Sprintf("pg-known-cut-%d", round))
+		p.wx.mint(fmt.Sprintf("pg-known-%d", round), standInUser{OpenID: "o_pg_known"})
+		knownDone := make(chan attempt, 1)
+		go func() { knownDone <- tryLogin(p, fmt.Sprintf("pg-known-%d", round)) }()
 		until(t, 10*time.Second, "identity's healthz to report the outage", func() bool { return readyzStatus(identityReady) == http.StatusServiceUnavailable })
-		readyDown := time.Since(cut)
+		readyDown := time.Since(began)
 		gatewayReady := readyzStatus(p.url("/readyz"))
-		until(t, 30*time.Second, "logins refused while cut", func() bool {
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			n := 0
-			for _, a := range l.attempts {
-				if a.start.After(cut) && a.status == http.StatusServiceUnavailable {
-					n++
-				}
-			}
-			return n >= 20 && time.Since(cut) >= hold
+		until(t, 30*time.Second+o.hold, "logins during the outage", func() bool {
+			return l.since(began) >= workers && time.Since(began) >= o.hold
 		})
+		known := <-knownDone
 		restored := time.Now()
 		proxy.Restore()
 		until(t, 30*time.Second, "logins after the restore", func() bool { return l.okSince(restored) > 0 })
@@ -447,19 +443,22 @@ func TestFaultPostgresCut(t *testing.T) {
 		all = append(all, as...)
 		var during []attempt
 		for _, a := range as {
-			if a.start.After(cut.Add(50*time.Millisecond)) && a.end.Before(restored) {
+			if a.start.After(began.Add(50*time.Millisecond)) && a.end.Before(restored) {
 				during = append(during, a)
 			}
 		}
-		t.Logf("round %d: cut for %s; known user's login %s; identity healthz 503 after %s (gateway readyz %d); during the cut %d logins: %s, slowest %s; logins work %s after the restore",
-			round, restored.Sub(cut).Round(time.Millisecond), known, readyDown.Round(time.Millisecond), gatewayReady,
+		t.Logf("round %d, %s for %s: known user's login %s; identity healthz 503 after %s (gateway readyz %d); during it %d logins: %s, slowest %s; logins work %s after the restore",
+			round, o.name, restored.Sub(began).Round(time.Millisecond), known, readyDown.Round(time.Millisecond), gatewayReady,
 			len(during), tally(during), slowest(during), works.Round(time.Millisecond))
 		if known.status != http.StatusServiceUnavailable || known.code != "service_unavailable" || known.token != "" {
-			t.Errorf("a known user's login while Postgres is cut: %s %.200s", known, known.raw)
+			t.Errorf("a known user's login while Postgres is out (%s): %s %.200s", o.name, known, known.raw)
+		}
+		if len(during) == 0 {
+			t.Errorf("no login ran during the %s", o.name)
 		}
 		for _, a := range during {
 			if a.status == http.StatusOK {
-				t.Errorf("a login while Postgres is cut got a token: %s", a)
+				t.Errorf("a login while Postgres is out (%s) got a token: %s", o.name, a)
 			}
 		}
 		checkOutcomes(t, db, during, loginWithin, "service_unavailable")

@@ -1,7 +1,6 @@
 package pgtest
 
 import (
-	"io"
 	"net"
 	"net/url"
 	"sync"
@@ -17,7 +16,8 @@ type Proxy struct {
 	target string // host:port of the server
 
 	mu    sync.Mutex
-	ln    net.Listener // nil while cut
+	ln    net.Listener  // nil while cut
+	flow  chan struct{} // closed while bytes flow; open while stalled
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
 }
@@ -33,10 +33,12 @@ func NewProxy(t testing.TB) *Proxy {
 	if err != nil {
 		t.Fatalf("pgtest: proxy: %v", err)
 	}
-	p := &Proxy{t: t, addr: ln.Addr().String(), target: u.Host, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{t: t, addr: ln.Addr().String(), target: u.Host, flow: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	close(p.flow)
 	p.serve(ln)
 	t.Cleanup(func() {
 		p.Cut()
+		p.resume()
 		p.wg.Wait()
 	})
 	return p
@@ -69,9 +71,23 @@ func (p *Proxy) Cut() {
 	}
 }
 
-// Restore accepts connections again, at the same address.
+// Stall makes the server look hung, or the network lost: connections are
+// accepted and kept, but no byte goes through either way.
+func (p *Proxy) Stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.flow:
+		p.flow = make(chan struct{})
+	default: // stalled already
+	}
+}
+
+// Restore undoes Cut and Stall: connections are accepted again, at the same
+// address, and bytes flow.
 func (p *Proxy) Restore() {
 	p.t.Helper()
+	p.resume()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.ln != nil {
@@ -82,6 +98,23 @@ func (p *Proxy) Restore() {
 		p.t.Fatalf("pgtest: proxy: listen again on %s: %v", p.addr, err)
 	}
 	p.serveLocked(ln)
+}
+
+func (p *Proxy) resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.flow:
+	default:
+		close(p.flow)
+	}
+}
+
+// flowing returns a channel that is closed while bytes may flow.
+func (p *Proxy) flowing() chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.flow
 }
 
 func (p *Proxy) serve(ln net.Listener) {
@@ -125,8 +158,20 @@ func (p *Proxy) pipe(client net.Conn) {
 	defer p.untrack(client, server)
 	done := make(chan struct{}, 2)
 	forward := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src) // ends when a side closes or is reset
-		done <- struct{}{}
+		defer func() { done <- struct{}{} }()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				<-p.flowing() // held here while stalled
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return // a side closed or was reset
+			}
+		}
 	}
 	go forward(server, client)
 	go forward(client, server)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -174,7 +175,7 @@ func checkOutcomes(t *testing.T, db *sqlx.DB, as []attempt, within time.Duration
 			}
 		case a.status != http.StatusServiceUnavailable && a.status != http.StatusBadGateway:
 			problem = "unexpected status"
-		case !contains(allowed, a.code):
+		case !slices.Contains(allowed, a.code):
 			problem = fmt.Sprintf("code not in %v", allowed)
 		case a.token != "":
 			problem = "a token with an error"
@@ -188,15 +189,6 @@ func checkOutcomes(t *testing.T, db *sqlx.DB, as []attempt, within time.Duration
 	if bad > 10 {
 		t.Errorf("... %d bad logins in all", bad)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // tokenSubject is the sub claim of a JWT, unverified: the gateway tests
@@ -244,7 +236,8 @@ func loginWorks(p *procStack, prefix string) func() bool {
 	}
 }
 
-func readyzStatus(url string) int {
+// statusOf is the HTTP status of GET url, 0 when there is no answer.
+func statusOf(url string) int {
 	r, err := send(http.MethodGet, url, "", "", nil)
 	if err != nil {
 		return 0
@@ -327,14 +320,14 @@ func TestFaultNATSRestarted(t *testing.T) {
 			// logins have run into it.
 			p.stopNATS()
 			until(t, 30*time.Second, "readyz to report the outage", func() bool {
-				return readyzStatus(p.url("/readyz")) == http.StatusServiceUnavailable && time.Since(down) >= 10*time.Second
+				return statusOf(p.url("/readyz")) == http.StatusServiceUnavailable && time.Since(down) >= 10*time.Second
 			})
 			p.startNATS()
 		} else {
 			p.restartNATS()
 		}
 		up := time.Now()
-		until(t, 30*time.Second, "readyz back to 200", func() bool { return readyzStatus(p.url("/readyz")) == http.StatusOK })
+		until(t, 30*time.Second, "readyz back to 200", func() bool { return statusOf(p.url("/readyz")) == http.StatusOK })
 		ready := time.Since(up)
 		until(t, 30*time.Second, "logins after the restart", func() bool { return l.okSince(up) > 0 })
 		works := time.Since(up)
@@ -409,9 +402,9 @@ func TestFaultPostgres(t *testing.T) {
 		p.wx.mint(fmt.Sprintf("pg-known-%d", round), standInUser{OpenID: "o_pg_known"})
 		knownDone := make(chan attempt, 1)
 		go func() { knownDone <- tryLogin(p, fmt.Sprintf("pg-known-%d", round)) }()
-		until(t, 10*time.Second, "identity's healthz to report the outage", func() bool { return readyzStatus(identityReady) == http.StatusServiceUnavailable })
+		until(t, 10*time.Second, "identity's healthz to report the outage", func() bool { return statusOf(identityReady) == http.StatusServiceUnavailable })
 		readyDown := time.Since(began)
-		gatewayReady := readyzStatus(p.url("/readyz"))
+		gatewayReady := statusOf(p.url("/readyz"))
 		until(t, 30*time.Second+o.hold, "logins during the outage", func() bool {
 			return l.since(broken) >= workers && time.Since(began) >= o.hold
 		})
@@ -420,7 +413,7 @@ func TestFaultPostgres(t *testing.T) {
 		proxy.Restore()
 		until(t, 30*time.Second, "logins after the restore", func() bool { return l.okSince(restored) > 0 })
 		works := time.Since(restored)
-		until(t, 10*time.Second, "identity's healthz back to 200", func() bool { return readyzStatus(identityReady) == http.StatusOK })
+		until(t, 10*time.Second, "identity's healthz back to 200", func() bool { return statusOf(identityReady) == http.StatusOK })
 		as := l.finish()
 		all = append(all, as...)
 		var during []attempt

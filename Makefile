@@ -3,13 +3,18 @@ GO      ?= go
 MODULES := $(shell $(GO) list -f '{{.Dir}}' -m)
 PKGS    := $(addsuffix /...,$(MODULES))
 
-.PHONY: test vet build bench devstack tidy
+.PHONY: test vet build bench devstack tidy faults-long
 
 ## test: vet, then every module's unit and integration tests with the race
 ## detector, against a real PostgreSQL (WXLOGIN_TEST_DATABASE_URL, else
 ## 127.0.0.1:5432) and an embedded NATS server.
 test: vet
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+## faults-long: the fault tests (services/devstack/faults_test.go) with
+## bigger bursts and longer outages; `make test` runs their short variants.
+faults-long:
+	cd services/devstack && $(GO) test -race -count=1 -timeout 20m -run '^TestFault' -long .
 
 vet:
 	$(GO) vet $(PKGS)

@@ -14,8 +14,6 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/wxlogin/wxlogin/shared/natstest"
 )
 
 // streamEvents reads every event stored so far on subject from WXLOGIN_EVENTS.
@@ -86,22 +84,42 @@ func createdByUser(t *testing.T, js jetstream.JetStream) map[string]int {
 	return byUser
 }
 
+// outboxDrained reports whether identity has published every event.
+func outboxDrained(db *sqlx.DB) func() bool {
+	return func() bool {
+		var pending int
+		err := db.Get(&pending, `SELECT count(*) FROM outbox WHERE published_at IS NULL`)
+		return err == nil && pending == 0
+	}
+}
+
+// checkOneCreatedEach fails the test unless every user has exactly one
+// user.created in the stream, and the stream names no other user.
+func checkOneCreatedEach(t *testing.T, db *sqlx.DB, js jetstream.JetStream) int {
+	t.Helper()
+	var users []string
+	if err := db.Select(&users, `SELECT id::text FROM users`); err != nil {
+		t.Fatal(err)
+	}
+	byUser := createdByUser(t, js)
+	for _, id := range users {
+		if byUser[id] != 1 {
+			t.Errorf("user %s has %d user.created events, want exactly 1", id, byUser[id])
+		}
+	}
+	if len(byUser) != len(users) {
+		t.Errorf("%d users with events, %d users in the database", len(byUser), len(users))
+	}
+	return len(users)
+}
+
 // TestEventsProcesses is issue 6's acceptance against separate processes.
 func TestEventsProcesses(t *testing.T) {
 	p := startProcs(t, "WXLOGIN_METRICS_ADDR=")
-	nc := natstest.Connect(t, p.nats)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := p.jetStream()
 	login := p.url("/api/v1/auth/miniprogram/login")
-	db := sqlx.MustOpen("postgres", p.dsn)
-	defer db.Close()
-	drained := func() bool {
-		var pending int
-		_ = db.Get(&pending, `SELECT count(*) FROM outbox WHERE published_at IS NULL`)
-		return pending == 0
-	}
+	db := p.openDB()
+	drained := outboxDrained(db)
 
 	t.Run("services answer $SRV.PING", func(t *testing.T) {
 		for _, svc := range []string{"identity", "session"} {
@@ -166,19 +184,7 @@ func TestEventsProcesses(t *testing.T) {
 		p.start("identity")
 		wg.Wait()
 		until(t, 30*time.Second, "the outbox to drain after the restart", drained)
-		var users []string
-		if err := db.Select(&users, `SELECT id::text FROM users`); err != nil {
-			t.Fatal(err)
-		}
-		byUser := createdByUser(t, js)
-		for _, id := range users {
-			if byUser[id] != 1 {
-				t.Errorf("user %s has %d user.created events, want exactly 1", id, byUser[id])
-			}
-		}
-		if len(byUser) != len(users) {
-			t.Errorf("%d users with events, %d users in the database", len(byUser), len(users))
-		}
+		checkOneCreatedEach(t, db, js)
 	})
 
 	t.Run("SIGTERM mid-burst finishes what it accepted", func(t *testing.T) {
@@ -208,16 +214,7 @@ func TestEventsProcesses(t *testing.T) {
 			}
 		}
 		until(t, 30*time.Second, "the outbox to drain after the restart", drained)
-		var users []string
-		if err := db.Select(&users, `SELECT id::text FROM users`); err != nil {
-			t.Fatal(err)
-		}
-		byUser := createdByUser(t, js)
-		for _, id := range users {
-			if byUser[id] != 1 {
-				t.Errorf("user %s has %d user.created events, want exactly 1", id, byUser[id])
-			}
-		}
+		checkOneCreatedEach(t, db, js)
 	})
 
 	t.Run("metrics and OpenAPI", func(t *testing.T) {

@@ -46,6 +46,59 @@ type standIn struct {
 	tokens map[string]standInUser // web access tokens
 	phones map[string]string      // phone code -> number
 	calls  map[string]int
+	fault  wxFault       // how every call misbehaves; "" answers normally
+	delay  time.Duration // how long every call takes
+}
+
+// wxFault is a way WeChat (or what stands between us) misbehaves.
+type wxFault string
+
+const (
+	wxSlow      wxFault = "slow"       // answers nothing until the caller gives up
+	wxHTML      wxFault = "html"       // HTTP 200 with an HTML page
+	wxProxyPage wxFault = "proxy-page" // HTTP 502 with a proxy's HTML page
+	wxGarbage   wxFault = "garbage"    // HTTP 200 with bytes that are not JSON
+	wxTruncated wxFault = "truncated"  // HTTP 200 with JSON cut short
+	wxEmpty     wxFault = "empty"      // HTTP 200 with {}
+	wxErrcode   wxFault = "errcode"    // an errcode we do not know
+)
+
+func (s *standIn) setFault(f wxFault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fault = f
+}
+
+func (s *standIn) setDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay = d
+}
+
+// misbehave answers as fault says. It runs without s.mu held.
+func misbehave(w http.ResponseWriter, r *http.Request, fault wxFault) {
+	switch fault {
+	case wxSlow:
+		select {
+		case <-r.Context().Done():
+		case <-time.After(30 * time.Second):
+		}
+	case wxHTML:
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, "<!DOCTYPE html><html><body><h1>Welcome</h1></body></html>")
+	case wxProxyPage:
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusBadGateway)
+		fmt.Fprint(w, "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>")
+	case wxGarbage:
+		_, _ = w.Write([]byte("\x00\xff\x1f\x8bnot json at all"))
+	case wxTruncated:
+		fmt.Fprint(w, `{"openid":"o_truncated","session_key":"c3Rh`)
+	case wxEmpty:
+		fmt.Fprint(w, `{}`)
+	case wxErrcode:
+		fmt.Fprint(w, `{"errcode":48001,"errmsg":"api unauthorized, rid: 6a1f"}`)
+	}
 }
 
 func newStandIn(t *testing.T) (*standIn, string) {
@@ -76,8 +129,20 @@ func (s *standIn) take(m map[string]standInUser, key string) (standInUser, bool)
 func (s *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain")
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.calls[r.URL.Path]++
+	fault, delay := s.fault, s.delay
+	s.mu.Unlock()
+	select {
+	case <-r.Context().Done():
+		return
+	case <-time.After(delay):
+	}
+	if fault != "" {
+		misbehave(w, r, fault)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	q := r.URL.Query()
 	fail := func(code int, msg string) { fmt.Fprintf(w, `{"errcode":%d,"errmsg":"%s, rid: 6a1f"}`, code, msg) }
 	out := func(v any) { _ = json.NewEncoder(w).Encode(v) }
@@ -166,28 +231,29 @@ func binaries(t *testing.T) string {
 // procStack runs gateway, identity and session as separate processes on one
 // NATS server and a fresh database, configured only by the environment.
 type procStack struct {
-	t     *testing.T
-	bin   string
-	env   []string
-	base  string
-	dsn   string
-	nats  *server.Server
-	wx    *standIn
-	procs map[string]*exec.Cmd
-	logs  *logtest.Buffer
+	t        *testing.T
+	bin      string
+	env      []string
+	base     string
+	dsn      string
+	nats     *server.Server
+	natsOpts *server.Options // how nats was started, with its port: restartNATS reuses them
+	wx       *standIn
+	procs    map[string]*exec.Cmd
+	logs     *logtest.Buffer
 }
 
 func startProcs(t *testing.T, extraEnv ...string) *procStack {
 	t.Helper()
-	ns := natstest.Start(t)
 	wx, wxURL := newStandIn(t)
 	addr := freeAddr(t)
 	p := &procStack{
 		t: t, bin: binaries(t), base: "http://" + addr, dsn: pgtest.NewDatabase(t, nil),
-		nats: ns, wx: wx, procs: map[string]*exec.Cmd{}, logs: &logtest.Buffer{},
+		natsOpts: natstest.Options(t), wx: wx, procs: map[string]*exec.Cmd{}, logs: &logtest.Buffer{},
 	}
+	p.startNATS()
 	p.env = append(os.Environ(),
-		"WXLOGIN_NATS_URL="+ns.ClientURL(),
+		"WXLOGIN_NATS_URL="+p.nats.ClientURL(),
 		"WXLOGIN_DATABASE_URL="+p.dsn,
 		"WXLOGIN_HTTP_ADDR="+addr,
 		"WXLOGIN_PUBLIC_URL="+p.base,
@@ -207,6 +273,28 @@ func startProcs(t *testing.T, extraEnv ...string) *procStack {
 		t.Fatalf("%v\nlogs:\n%s", err, p.logs.String())
 	}
 	return p
+}
+
+// startNATS runs the NATS server from p.natsOpts and pins the port it got,
+// so that a restart comes back where the services reconnect to.
+func (p *procStack) startNATS() {
+	p.t.Helper()
+	p.nats = natstest.Run(p.t, p.natsOpts)
+	p.natsOpts.Port = p.nats.Addr().(*net.TCPAddr).Port
+}
+
+// restartNATS stops the NATS server and starts it again on the same port
+// and store directory: streams and KV buckets survive, connections do not.
+func (p *procStack) restartNATS() {
+	p.t.Helper()
+	p.stopNATS()
+	p.startNATS()
+}
+
+// stopNATS shuts the NATS server down; startNATS brings it back.
+func (p *procStack) stopNATS() {
+	p.nats.Shutdown()
+	p.nats.WaitForShutdown()
 }
 
 func (p *procStack) start(name string) {

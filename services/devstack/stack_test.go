@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -67,11 +68,20 @@ type response struct {
 
 func do(t *testing.T, method, url, contentType, body string, header map[string]string) response {
 	t.Helper()
+	r, err := send(method, url, contentType, body, header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// send is do for goroutines other than the test's: it returns the error.
+func send(method, url, contentType, body string, header map[string]string) (response, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -81,13 +91,13 @@ func do(t *testing.T, method, url, contentType, body string, header map[string]s
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		return response{}, fmt.Errorf("%s %s: %w", method, url, err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	r := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
 	r.body = decodeJSON(r.raw)
-	return r
+	return r, nil
 }
 
 // decodeJSON returns the object in raw, or nil when it is not one.

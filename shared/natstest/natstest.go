@@ -13,14 +13,28 @@ import (
 // its data in a temporary directory; it is shut down when the test ends.
 func Start(t testing.TB) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{
+	return Run(t, Options(t))
+}
+
+// Options are Start's: JetStream on a random port, data in a temporary
+// directory. A test that restarts the server keeps them (with the port it
+// got) and passes them to Run again.
+func Options(t testing.TB) *server.Options {
+	return &server.Options{
 		Host:      "127.0.0.1",
 		Port:      -1,
 		JetStream: true,
 		StoreDir:  t.TempDir(),
 		NoLog:     true,
 		NoSigs:    true,
-	})
+	}
+}
+
+// Run starts a nats-server from opts (which it does not change) and waits
+// until it accepts connections; it is shut down when the test ends.
+func Run(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(opts.Clone())
 	if err != nil {
 		t.Fatalf("natstest: %v", err)
 	}

@@ -138,10 +138,7 @@ func Handler(reg *prometheus.Registry, ready func(context.Context) error, log *s
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if ready != nil {
-			ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
-			err := ready(ctx)
-			cancel()
-			if err != nil {
+			if err := checkReady(r.Context(), ready); err != nil {
 				writeJSON(w, http.StatusServiceUnavailable, health{Status: "unavailable", Error: err.Error()})
 				return
 			}
@@ -149,6 +146,23 @@ func Handler(reg *prometheus.Registry, ready func(context.Context) error, log *s
 		writeJSON(w, http.StatusOK, health{Status: "ok"})
 	})
 	return mux
+}
+
+// checkReady runs ready within readyTimeout, also when ready does not honour
+// its context: lib/pq blocks on a connection where no byte flows (a hung
+// Postgres or a lost network) until bytes flow again, and the health
+// checker must hear 503, not nothing.
+func checkReady(ctx context.Context, ready func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	done := make(chan error, 1) // a check that returns late does not block
+	go func() { done <- ready(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("readiness check did not finish: %w", ctx.Err())
+	}
 }
 
 type health struct {

@@ -258,3 +258,20 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	<-stopped
 }
+
+// TestReadyThatHangs: a readiness check that ignores its context (lib/pq on
+// a stalled connection) still answers 503 in time.
+func TestReadyThatHangs(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	ready := func(context.Context) error { <-release; return nil }
+	base, _ := run(t, opshttp.New(listen(t), nil, ready, testLog(t)))
+	began := time.Now()
+	status, _, body := get(t, "GET", base+"/healthz")
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "did not finish") {
+		t.Fatalf("healthz with a hung check = %d %q, want 503", status, body)
+	}
+	if took := time.Since(began); took > 3*time.Second {
+		t.Errorf("healthz took %s with a hung check", took)
+	}
+}

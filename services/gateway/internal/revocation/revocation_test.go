@@ -56,8 +56,11 @@ func (c *clock) add(d time.Duration) {
 func newSet(t *testing.T) (*Set, *clock, *handler) {
 	t.Helper()
 	c := &clock{t: time.Unix(1_750_000_000, 0)}
-	s := New(ttl, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	s := New(ttl, 0, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	s.now = c.now
+	// These tests feed the handler directly: no watch, no health to track
+	// (TestStaleView has both).
+	s.health = nil
 	return s, c, (*handler)(s)
 }
 
@@ -272,7 +275,7 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(ttl, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	s := New(ttl, 0, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	s.checkEvery = 50 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

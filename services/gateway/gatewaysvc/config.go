@@ -58,6 +58,9 @@ type Config struct {
 	// JWKSRefresh is how often the EdDSA keys are re-read from the session
 	// service; zero means 30s. Not read from the environment.
 	JWKSRefresh time.Duration
+	// MetricsListener, when set, serves what MetricsAddr would (tests and
+	// the devstack listen themselves). Not read from the environment.
+	MetricsListener net.Listener
 }
 
 // defaultRateLimit is WXLOGIN_RATE_LIMIT's default.

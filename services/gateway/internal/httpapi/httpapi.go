@@ -80,8 +80,8 @@ type Options struct {
 	// deadline in the reconnect buffer.
 	Connected   func() bool
 	CORSOrigins []string
-	// Metrics records request and login metrics and serves /metrics (a
-	// fresh set when nil).
+	// Metrics records request and login metrics (a fresh set when nil);
+	// they are served on the ops listener (WXLOGIN_METRICS_ADDR), never here.
 	Metrics *metrics.Metrics
 	// IPLimit limits the login-like routes per client address (nil: no limit).
 	IPLimit *ratelimit.Limiter
@@ -142,7 +142,7 @@ func New(o Options) http.Handler {
 		s.ipLimiter = o.IPLimit
 	}
 	if s.metrics == nil {
-		s.metrics = metrics.New(o.Log)
+		s.metrics = metrics.New()
 	}
 	r.Use(s.metrics.Middleware())
 
@@ -173,7 +173,6 @@ func New(o Options) http.Handler {
 	s.registerAccounts(v1) // accounts.go: register, password, bind, profile, phone, identities
 	s.registerAdmin(v1)    // admin.go
 	s.registerDocs(r)      // docs.go: /openapi.json, /docs
-	s.registerMetrics(r)   // metrics.go: /metrics
 	return r
 }
 

@@ -67,6 +67,8 @@ var designEnv = []string{
 	"WXLOGIN_RATE_LIMIT",
 	"WXLOGIN_TRUSTED_PROXIES",
 	"WXLOGIN_REVOCATION_MAX_STALE",
+	"WXLOGIN_QR_MAX_BYTES",
+	"WXLOGIN_SESSIONS_MAX_BYTES",
 }
 
 // The images deploy/Dockerfile builds (its SERVICE argument).

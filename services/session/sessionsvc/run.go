@@ -100,7 +100,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		buckets *kvstate.Buckets
 		users   *kvstate.UserRevocations
 		keys    = static
-		ttls    = kvstate.TTLs{Access: cfg.AccessTTL, Refresh: cfg.RefreshTTL, QR: cfg.QRTTL}
+		ttls    = kvstate.TTLs{Access: cfg.AccessTTL, Refresh: cfg.RefreshTTL, QR: cfg.QRTTL,
+			QRMaxBytes: cfg.QRMaxBytes, SessionsMaxBytes: cfg.SessionsMaxBytes}
 	)
 	err = jssetup.Retry(ctx, nc, log, func(ctx context.Context) error {
 		b, err := kvstate.Open(ctx, js, ttls, cfg.NATSReplicas)

@@ -74,15 +74,8 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, ln net.Listener) e
 		ln.Close()
 		return err
 	}
-	opsCtx, stopOps := context.WithCancel(context.WithoutCancel(ctx))
-	opsDone := make(chan struct{})
-	go func() {
-		defer close(opsDone)
-		if err := ops.Run(opsCtx); err != nil {
-			log.Error("ops server stopped", "error", err)
-		}
-	}()
-	defer func() { stopOps(); <-opsDone }()
+	stopOps := ops.Start()
+	defer stopOps()
 
 	closed := make(chan struct{})
 	nc, err := connectNATS(cfg.NATSURL, log, closed)

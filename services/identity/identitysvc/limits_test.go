@@ -26,15 +26,7 @@ func TestBucketsHaveByteLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{bindtoken.BucketConfig(1).Bucket, wxauth.BucketConfig(1).Bucket, faillimit.BucketConfig(1).Bucket} {
-		kv, err := js.KeyValue(ctx, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := kv.Status(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config
+		cfg := natstest.KVStreamConfig(t, js, name)
 		if cfg.MaxBytes <= 0 || cfg.MaxMsgSize <= 0 || cfg.Discard != jetstream.DiscardNew {
 			t.Errorf("%s: max bytes %d, max value %d, discard %v; want both capped, DiscardNew", name, cfg.MaxBytes, cfg.MaxMsgSize, cfg.Discard)
 		}

@@ -53,14 +53,7 @@ func TestStaleView(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(t.Output(), nil))
 	s := New(ttl, bound, log)
 	s.now = c.now
-	s.checkEvery = 50 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); s.Run(ctx, js) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	run(t, s, js)
 
 	r := gin.New()
 	r.Use(middleware.RequestID())
@@ -75,26 +68,16 @@ func TestStaleView(t *testing.T) {
 		}
 		return w.Code
 	}
-	waitFor := func(t *testing.T, what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
-		}
-	}
 	serving := func() bool { return status(t) == http.StatusNoContent }
 	unhealthy := func() bool { return s.health.UnhealthyFor() > 0 }
 
-	waitFor(t, "the first load", serving)
+	waitUntil(t, "the first load", serving)
 
 	// staleAfterBound: once the watch has noticed, the route serves on
 	// within the bound and refuses past it.
 	staleAfterBound := func(t *testing.T) {
 		t.Helper()
-		waitFor(t, "the watch to notice", unhealthy)
+		waitUntil(t, "the watch to notice", unhealthy)
 		if got := status(t); got != http.StatusNoContent {
 			t.Fatalf("within the bound: %d, want 204", got)
 		}
@@ -116,7 +99,7 @@ func TestStaleView(t *testing.T) {
 		}
 		staleAfterBound(t)
 		createBucket()
-		waitFor(t, "serving on the re-created bucket", serving)
+		waitUntil(t, "serving on the re-created bucket", serving)
 	})
 
 	t.Run("server stopped", func(t *testing.T) {
@@ -138,6 +121,6 @@ func TestStaleView(t *testing.T) {
 		if !ns2.ReadyForConnections(10 * time.Second) {
 			t.Fatal("restarted nats-server not ready")
 		}
-		waitFor(t, "serving after the reconnect", serving)
+		waitUntil(t, "serving after the reconnect", serving)
 	})
 }

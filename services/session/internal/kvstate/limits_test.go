@@ -19,17 +19,8 @@ import (
 // cap; the QR and sessions caps follow their TTLs unless configured.
 func TestBucketLimits(t *testing.T) {
 	_, js := open(t)
-	ctx := context.Background()
 	for _, name := range []string{session.BucketSessions, session.BucketRevoked, session.BucketQR, session.BucketBind, session.BucketKeys} {
-		kv, err := js.KeyValue(ctx, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := kv.Status(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config
+		cfg := natstest.KVStreamConfig(t, js, name)
 		if cfg.MaxBytes <= 0 || cfg.MaxMsgSize <= 0 || cfg.Discard != jetstream.DiscardNew {
 			t.Errorf("%s: max bytes %d, max value %d, discard %v; want both capped, DiscardNew", name, cfg.MaxBytes, cfg.MaxMsgSize, cfg.Discard)
 		}

@@ -66,6 +66,9 @@ var designEnv = []string{
 	"WXLOGIN_NATS_REPLICAS",
 	"WXLOGIN_RATE_LIMIT",
 	"WXLOGIN_TRUSTED_PROXIES",
+	"WXLOGIN_REVOCATION_MAX_STALE",
+	"WXLOGIN_QR_MAX_BYTES",
+	"WXLOGIN_SESSIONS_MAX_BYTES",
 }
 
 // The images deploy/Dockerfile builds (its SERVICE argument).
@@ -182,6 +185,10 @@ func TestCompose(t *testing.T) {
 		}
 		if got := gw.Environment["WXLOGIN_HTTP_ADDR"]; got != ":8080" {
 			t.Errorf("gateway WXLOGIN_HTTP_ADDR = %q, want :8080", got)
+		}
+		// Metrics on their own, unpublished port.
+		if got := gw.Environment["WXLOGIN_METRICS_ADDR"]; got == "" || strings.HasSuffix(got, ":8080") {
+			t.Errorf("gateway WXLOGIN_METRICS_ADDR = %q, want a port other than the published 8080", got)
 		}
 	})
 

@@ -218,9 +218,12 @@ func TestEventsProcesses(t *testing.T) {
 	})
 
 	t.Run("metrics and OpenAPI", func(t *testing.T) {
-		m := do(t, http.MethodGet, p.url("/metrics"), "", "", nil)
+		m := do(t, http.MethodGet, "http://"+p.metrics+"/metrics", "", "", nil)
 		if m.status != http.StatusOK || !strings.Contains(m.raw, "# HELP") || !strings.Contains(m.raw, "# TYPE") {
 			t.Fatalf("/metrics: %d %.200s", m.status, m.raw)
+		}
+		if m := do(t, http.MethodGet, p.url("/metrics"), "", "", nil); m.status != http.StatusNotFound {
+			t.Fatalf("/metrics on the public port: %d, want 404", m.status)
 		}
 		o := do(t, http.MethodGet, p.url("/openapi.json"), "", "", nil)
 		if o.status != http.StatusOK || !strings.Contains(o.raw, `"/api/v1/auth/miniprogram/login"`) {

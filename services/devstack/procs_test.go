@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -241,6 +242,8 @@ type procStack struct {
 	wx       *standIn
 	procs    map[string]*exec.Cmd
 	logs     *logtest.Buffer
+	// metrics is the gateway's ops address (WXLOGIN_METRICS_ADDR).
+	metrics string
 }
 
 func startProcs(t *testing.T, extraEnv ...string) *procStack {
@@ -249,7 +252,7 @@ func startProcs(t *testing.T, extraEnv ...string) *procStack {
 	addr := freeAddr(t)
 	p := &procStack{
 		t: t, bin: binaries(t), base: "http://" + addr, dsn: pgtest.NewDatabase(t, nil),
-		natsOpts: natstest.Options(t), wx: wx, procs: map[string]*exec.Cmd{}, logs: &logtest.Buffer{},
+		natsOpts: natstest.Options(t), wx: wx, procs: map[string]*exec.Cmd{}, logs: &logtest.Buffer{}, metrics: freeAddr(t),
 	}
 	p.startNATS()
 	p.env = append(os.Environ(),
@@ -301,6 +304,9 @@ func (p *procStack) start(name string) {
 	p.t.Helper()
 	cmd := exec.Command(filepath.Join(p.bin, name))
 	cmd.Env = p.env
+	if name == "gateway" {
+		cmd.Env = append(slices.Clone(p.env), "WXLOGIN_METRICS_ADDR="+p.metrics)
+	}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		p.t.Fatalf("start %s: %v", name, err)

@@ -135,6 +135,9 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 		return nil, err
 	}
 	gwCfg.NATSURL = st.NATSURL
+	// gwCfg.MetricsAddr stays as WXLOGIN_METRICS_ADDR sets it (off by
+	// default): the gateway alone may serve its /metrics there, identity's
+	// and session's would take the same address.
 	if os.Getenv("WXLOGIN_PUBLIC_URL") == "" {
 		gwCfg.PublicURL = st.GatewayURL
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/wxlogin/wxlogin/shared/api"
@@ -110,6 +111,12 @@ func Endpoint[Req, Resp any](p *Pool, fn func(ctx context.Context, req Req) (Res
 					p.log.Warn("request timed out", "subject", r.Subject(), "request_id", rid, "error", err)
 					err = &api.Error{Code: api.CodeServiceUnavailable, Message: "the request timed out; try again"}
 				}
+				if storeFull(err) {
+					// A KV bucket at its byte cap refuses new keys: load
+					// to shed, not a bug (existing keys still update).
+					p.log.Warn("a JetStream store is full", "subject", r.Subject(), "request_id", rid, "error", err)
+					err = &api.Error{Code: api.CodeServiceUnavailable, Message: "too much is in progress right now; try again shortly"}
+				}
 				p.respondError(r, rid, err)
 				return
 			}
@@ -128,6 +135,18 @@ func callerDeadline(h micro.Headers) (time.Time, bool) {
 	}
 	return time.UnixMilli(ms), true
 }
+
+// storeFull reports whether err is JetStream refusing a write because the
+// stream (a KV bucket) is at its limits: "maximum bytes exceeded" and the
+// other store failures of its error code 10077.
+func storeFull(err error) bool {
+	var ae *jetstream.APIError
+	return errors.As(err, &ae) && ae.ErrorCode == jsErrCodeStoreFailed
+}
+
+// jsErrCodeStoreFailed is JetStream's JSStreamStoreFailedF (nats.go names
+// no constant for it).
+const jsErrCodeStoreFailed jetstream.ErrorCode = 10077
 
 func (p *Pool) respondError(r micro.Request, rid string, err error) {
 	var e *api.Error

@@ -109,6 +109,21 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
+// Start runs the server in the background until the returned stop is
+// called; stop waits for it to end. A failure is logged, not returned: the
+// service itself still works, and its failing health check shows it.
+func (s *Server) Start() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := s.Run(ctx); err != nil {
+			s.log.Error("ops server stopped", "error", err)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
 // Serve is Listen followed by Run.
 func Serve(ctx context.Context, addr string, reg *prometheus.Registry, ready func(context.Context) error, log *slog.Logger) error {
 	s, err := Listen(addr, reg, ready, log)

@@ -92,7 +92,7 @@ func TestClientGoneMidCall(t *testing.T) {
 	if !strings.Contains(strings.Join(lines, "\n"), "client went away") {
 		t.Errorf("no debug line about the client leaving: %q", lines)
 	}
-	metrics := get(t, base+"/metrics", nil).raw
+	metrics := get(t, e.ops+"/metrics", nil).raw
 	if m := regexp.MustCompile(`http_requests_total\{[^}]*route="/api/v1/auth/password/login"[^}]*status="5\d\d"\}`).FindString(metrics); m != "" {
 		t.Errorf("counted as a server error: %s", m)
 	}

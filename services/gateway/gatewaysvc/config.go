@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/wxlogin/wxlogin/services/gateway/internal/ratelimit"
+	"github.com/wxlogin/wxlogin/services/gateway/internal/revocation"
 	"github.com/wxlogin/wxlogin/shared/envconfig"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
 )
@@ -45,10 +47,20 @@ type Config struct {
 	// whose X-Forwarded-For names the client; none by default, so the
 	// client is the TCP peer and a forged header changes nothing.
 	TrustedProxies []string `env:"WXLOGIN_TRUSTED_PROXIES" envSeparator:","`
+	// RevocationMaxStale is how long the revocation view is trusted while
+	// its watch is unhealthy (NATS down, bucket gone, lagging): past it,
+	// Bearer routes answer 503 rather than miss a revocation.
+	RevocationMaxStale time.Duration `env:"WXLOGIN_REVOCATION_MAX_STALE" envDefault:"5s"`
+	// MetricsAddr is where GET /metrics and GET /healthz are served, away
+	// from the public listener (shared/opshttp); "" off.
+	MetricsAddr string `env:"WXLOGIN_METRICS_ADDR"`
 
 	// JWKSRefresh is how often the EdDSA keys are re-read from the session
 	// service; zero means 30s. Not read from the environment.
 	JWKSRefresh time.Duration
+	// MetricsListener, when set, serves what MetricsAddr would (tests and
+	// the devstack listen themselves). Not read from the environment.
+	MetricsListener net.Listener
 }
 
 // defaultRateLimit is WXLOGIN_RATE_LIMIT's default.
@@ -98,6 +110,17 @@ func (c *Config) Validate() error {
 		c.AccessTTL = 2 * time.Hour
 	case c.AccessTTL < 0:
 		return fmt.Errorf("config: WXLOGIN_ACCESS_TTL: %s is negative", c.AccessTTL)
+	}
+	switch {
+	case c.RevocationMaxStale == 0:
+		c.RevocationMaxStale = revocation.DefaultMaxStale
+	case c.RevocationMaxStale < 0:
+		return fmt.Errorf("config: WXLOGIN_REVOCATION_MAX_STALE: %s is negative", c.RevocationMaxStale)
+	}
+	if c.MetricsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
+			return fmt.Errorf("config: WXLOGIN_METRICS_ADDR: %q is not a host:port address (e.g. \":9100\")", c.MetricsAddr)
+		}
 	}
 
 	origins := make([]string, 0, len(c.CORSOrigins))
@@ -176,5 +199,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("rate_limit", c.RateLimit),
 		slog.String("trusted_proxies", strings.Join(c.TrustedProxies, ",")),
+		slog.Duration("revocation_max_stale", c.RevocationMaxStale),
+		slog.String("metrics_addr", c.MetricsAddr),
 	)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/wxlogin/wxlogin/shared/api/session"
 	"github.com/wxlogin/wxlogin/shared/envconfig"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
+	"github.com/wxlogin/wxlogin/shared/opshttp"
 )
 
 // HTTP server limits. Read and write timeouts leave room for the 25 s QR
@@ -51,16 +52,30 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	return Serve(ctx, cfg, log, ln)
 }
 
-// Serve runs the gateway on ln, which it closes. It blocks until ctx is
+// Serve runs the gateway on ln, which it closes (and cfg.MetricsListener). It blocks until ctx is
 // cancelled, then shuts down gracefully (in-flight requests finish, the NATS
 // connection drains) and returns nil; it returns an error if startup or the
 // listener fails.
 func Serve(ctx context.Context, cfg Config, log *slog.Logger, ln net.Listener) error {
 	if err := cfg.Validate(); err != nil {
 		ln.Close()
+		if cfg.MetricsListener != nil {
+			cfg.MetricsListener.Close()
+		}
 		return err
 	}
 	opts := jwtverify.Options{Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience}
+
+	// /metrics (and a liveness /healthz) on their own listener, never the
+	// public one; it listens first so a taken port fails the start at once.
+	m := metrics.New()
+	ops, err := opsServer(cfg, m, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	stopOps := ops.Start()
+	defer stopOps()
 
 	closed := make(chan struct{})
 	nc, err := connectNATS(cfg.NATSURL, log, closed)
@@ -70,7 +85,6 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, ln net.Listener) e
 	}
 	defer drain(nc, closed, log)
 
-	m := metrics.New(log)
 	identityClient := identity.NewObservedClient(nc, m.ObserveNATS)
 	sessionClient := session.NewObservedClient(nc, m.ObserveNATS)
 	var k *keys.Keys
@@ -139,6 +153,20 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, ln net.Listener) e
 	}
 	log.Info("gateway stopped")
 	return nil
+}
+
+// opsServer is the ops server of cfg.MetricsListener or cfg.MetricsAddr
+// (disabled when both are empty). Its /healthz is liveness only, like the
+// public one: readiness is /readyz.
+func opsServer(cfg Config, m *metrics.Metrics, log *slog.Logger) (*opshttp.Server, error) {
+	if cfg.MetricsListener != nil {
+		return opshttp.New(cfg.MetricsListener, m.Registry(), nil, log), nil
+	}
+	ops, err := opshttp.Listen(cfg.MetricsAddr, m.Registry(), nil, log)
+	if err != nil {
+		return nil, fmt.Errorf("WXLOGIN_METRICS_ADDR: %w", err)
+	}
+	return ops, nil
 }
 
 // connectNATS connects, retrying in the background if NATS is not up yet:

@@ -47,6 +47,8 @@ type env struct {
 	log  *slog.Logger
 	id   *identityStub
 	se   *sessionStub
+	// ops is the base URL of the latest gateway's ops listener (/metrics).
+	ops string
 }
 
 func newEnv(t *testing.T) *env {
@@ -150,6 +152,14 @@ func (e *env) gateway(mutate func(*gatewaysvc.Config)) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	if cfg.MetricsListener == nil && cfg.MetricsAddr == "" {
+		if cfg.MetricsListener, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	if cfg.MetricsListener != nil {
+		e.ops = "http://" + cfg.MetricsListener.Addr().String()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -93,7 +93,7 @@ func TestMetrics(t *testing.T) {
 	get(t, base+"/api/v1/admin/users/"+otherUserID, bearer(token))
 	get(t, base+"/no/such/secret-path-123", nil)
 
-	r := get(t, base+"/metrics", nil)
+	r := get(t, e.ops+"/metrics", nil)
 	if r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "text/plain") {
 		t.Fatalf("GET /metrics %d %q", r.status, r.header.Get("Content-Type"))
 	}
@@ -123,6 +123,11 @@ func TestMetrics(t *testing.T) {
 	}
 	if regexp.MustCompile(`route="/api/v1/admin/users/[0-9a-f]`).MatchString(r.raw) {
 		t.Error("a route label holds an id")
+	}
+	// Not on the public port: only on the ops listener (WXLOGIN_METRICS_ADDR).
+	wantProblem(t, get(t, base+"/metrics", nil), http.StatusNotFound, "not_found")
+	if r := get(t, e.ops+"/healthz", nil); r.status != http.StatusOK {
+		t.Errorf("ops /healthz %d", r.status)
 	}
 }
 

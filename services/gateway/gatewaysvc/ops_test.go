@@ -237,7 +237,8 @@ func TestLogs(t *testing.T) {
 func TestConfigFromEnv(t *testing.T) {
 	vars := []string{"WXLOGIN_NATS_URL", "WXLOGIN_HTTP_ADDR", "WXLOGIN_PUBLIC_URL", "WXLOGIN_CORS_ORIGINS", "WXLOGIN_JWT_ALG",
 		"WXLOGIN_JWT_SECRET", "WXLOGIN_JWT_ISSUER", "WXLOGIN_JWT_AUDIENCE", "WXLOGIN_LOG_LEVEL",
-		"WXLOGIN_RATE_LIMIT", "WXLOGIN_TRUSTED_PROXIES", "WXLOGIN_WECHAT_OPEN_BASE", "WXLOGIN_ACCESS_TTL"}
+		"WXLOGIN_RATE_LIMIT", "WXLOGIN_TRUSTED_PROXIES", "WXLOGIN_WECHAT_OPEN_BASE", "WXLOGIN_ACCESS_TTL",
+		"WXLOGIN_REVOCATION_MAX_STALE", "WXLOGIN_METRICS_ADDR"}
 	clear := func(t *testing.T) {
 		for _, v := range vars {
 			t.Setenv(v, "")
@@ -253,7 +254,8 @@ func TestConfigFromEnv(t *testing.T) {
 		}
 		want := gatewaysvc.Config{NATSURL: "nats://127.0.0.1:4222", HTTPAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080",
 			CORSOrigins: []string{"*"}, JWTAlg: "EdDSA", JWTIssuer: "wxlogin", JWTAudience: "wxlogin", LogLevel: slog.LevelInfo,
-			RateLimit: "200/s,burst=400", WechatOpenBase: "https://open.weixin.qq.com", AccessTTL: 2 * time.Hour}
+			RateLimit: "200/s,burst=400", WechatOpenBase: "https://open.weixin.qq.com", AccessTTL: 2 * time.Hour,
+			RevocationMaxStale: 5 * time.Second}
 		if !reflect.DeepEqual(cfg, want) {
 			t.Errorf("got %+v\nwant %+v", cfg, want)
 		}
@@ -291,6 +293,8 @@ func TestConfigFromEnv(t *testing.T) {
 		{"WeChat open base", map[string]string{"WXLOGIN_WECHAT_OPEN_BASE": "open.weixin.qq.com"}, "WXLOGIN_WECHAT_OPEN_BASE"},
 		{"access TTL", map[string]string{"WXLOGIN_ACCESS_TTL": "two hours"}, "WXLOGIN_ACCESS_TTL"},
 		{"negative access TTL", map[string]string{"WXLOGIN_ACCESS_TTL": "-1h"}, "WXLOGIN_ACCESS_TTL"},
+		{"revocation max stale", map[string]string{"WXLOGIN_REVOCATION_MAX_STALE": "-5s"}, "WXLOGIN_REVOCATION_MAX_STALE"},
+		{"metrics address", map[string]string{"WXLOGIN_METRICS_ADDR": "9100"}, "WXLOGIN_METRICS_ADDR"},
 	}
 	for _, c := range bad {
 		t.Run("bad "+c.name, func(t *testing.T) {

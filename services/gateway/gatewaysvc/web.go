@@ -29,7 +29,7 @@ func newKVViews(nc *nats.Conn, cfg Config, log *slog.Logger) (*kvViews, error) {
 	}
 	return &kvViews{
 		js:          js,
-		revocations: revocation.New(cfg.AccessTTL, log),
+		revocations: revocation.New(cfg.AccessTTL, cfg.RevocationMaxStale, log),
 		tickets:     qrwatch.New(js, log),
 	}, nil
 }
@@ -48,11 +48,11 @@ func (v *kvViews) web(cfg Config) httpapi.WebOptions {
 }
 
 // ready adds the revocation list to the readiness checks: until it is
-// loaded, Bearer routes cannot tell a revoked token.
+// loaded, and while it is stale, Bearer routes cannot tell a revoked token.
 func (v *kvViews) ready(next httpapi.ReadyFunc) httpapi.ReadyFunc {
 	return func(ctx context.Context) []string {
 		down := next(ctx)
-		if !v.revocations.Loaded() {
+		if v.revocations.Stale() {
 			down = append(down, "revocations")
 		}
 		return down

@@ -90,16 +90,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("WXLOGIN_METRICS_ADDR: %w", err)
 	}
-	opsCtx, stopOps := context.WithCancel(context.WithoutCancel(ctx))
-	opsDone := make(chan struct{})
-	go func() {
-		defer close(opsDone)
-		if err := ops.Run(opsCtx); err != nil {
-			// The service itself still works; the failing health check shows it.
-			log.Error("ops server stopped", "error", err)
-		}
-	}()
-	defer func() { stopOps(); <-opsDone }()
+	stopOps := ops.Start()
+	defer stopOps()
 
 	db, err := openDB(ctx, cfg.DatabaseURL, log)
 	if err != nil {

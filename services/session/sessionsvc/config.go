@@ -38,6 +38,11 @@ type Config struct {
 	NATSReplicas int `env:"WXLOGIN_NATS_REPLICAS" envDefault:"1"`
 	// MetricsAddr is where GET /metrics and GET /healthz are served; "" off.
 	MetricsAddr string `env:"WXLOGIN_METRICS_ADDR"`
+	// QRMaxBytes and SessionsMaxBytes cap the QR and sessions KV buckets;
+	// 0 sizes them from WXLOGIN_QR_TTL and WXLOGIN_REFRESH_TTL (kvstate's
+	// limits.go). A full QR bucket answers new tickets 503.
+	QRMaxBytes       int64 `env:"WXLOGIN_QR_MAX_BYTES"`
+	SessionsMaxBytes int64 `env:"WXLOGIN_SESSIONS_MAX_BYTES"`
 }
 
 // Bounds on the lifetimes: beyond them a value is far more likely a typo
@@ -50,6 +55,8 @@ const (
 	maxQRTTL      = time.Hour
 	// maxReplicas is JetStream's own limit on a stream's replicas.
 	maxReplicas = 5
+	// minBucketBytes is the smallest bucket cap that may be configured.
+	minBucketBytes = 8 << 10
 )
 
 // ConfigFromEnv reads the configuration from the environment and validates
@@ -92,6 +99,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("WXLOGIN_QR_TTL: %s is outside %s..%s", c.QRTTL, minQRTTL, maxQRTTL)
 	case c.NATSReplicas < 1 || c.NATSReplicas > maxReplicas:
 		return fmt.Errorf("WXLOGIN_NATS_REPLICAS: %d is outside 1..%d (1 for a single NATS server, 3 for a cluster)", c.NATSReplicas, maxReplicas)
+	case c.QRMaxBytes != 0 && c.QRMaxBytes < minBucketBytes:
+		return fmt.Errorf("WXLOGIN_QR_MAX_BYTES: %d is below %d bytes (0: sized from WXLOGIN_QR_TTL)", c.QRMaxBytes, minBucketBytes)
+	case c.SessionsMaxBytes != 0 && c.SessionsMaxBytes < minBucketBytes:
+		return fmt.Errorf("WXLOGIN_SESSIONS_MAX_BYTES: %d is below %d bytes (0: sized from WXLOGIN_REFRESH_TTL)", c.SessionsMaxBytes, minBucketBytes)
 	}
 	if c.MetricsAddr != "" {
 		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
@@ -161,5 +172,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("apps_file", m.AppsFile),
 		slog.Int("nats_replicas", m.NATSReplicas),
 		slog.String("metrics_addr", m.MetricsAddr),
+		slog.Int64("qr_max_bytes", m.QRMaxBytes),
+		slog.Int64("sessions_max_bytes", m.SessionsMaxBytes),
 	)
 }

@@ -80,16 +80,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("WXLOGIN_METRICS_ADDR: %w", err)
 	}
-	opsCtx, stopOps := context.WithCancel(context.WithoutCancel(ctx))
-	opsDone := make(chan struct{})
-	go func() {
-		defer close(opsDone)
-		if err := ops.Run(opsCtx); err != nil {
-			// The service itself still works; the failing health check shows it.
-			log.Error("ops server stopped", "error", err)
-		}
-	}()
-	defer func() { stopOps(); <-opsDone }()
+	stopOps := ops.Start()
+	defer stopOps()
 
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -100,7 +92,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		buckets *kvstate.Buckets
 		users   *kvstate.UserRevocations
 		keys    = static
-		ttls    = kvstate.TTLs{Access: cfg.AccessTTL, Refresh: cfg.RefreshTTL, QR: cfg.QRTTL}
+		ttls    = kvstate.TTLs{Access: cfg.AccessTTL, Refresh: cfg.RefreshTTL, QR: cfg.QRTTL,
+			QRMaxBytes: cfg.QRMaxBytes, SessionsMaxBytes: cfg.SessionsMaxBytes}
 	)
 	err = jssetup.Retry(ctx, nc, log, func(ctx context.Context) error {
 		b, err := kvstate.Open(ctx, js, ttls, cfg.NATSReplicas)

@@ -42,6 +42,16 @@ const (
 	BucketKeys = "wxlogin_keys"
 )
 
+// Limits of BucketBind. Identity and session both create the bucket, with
+// the same configuration, so both take these from here. A bind token lives
+// 10 minutes; at 20 new ones a second (unknown WeChat users with
+// auto-register off), 4 KiB each (a WeChat identity with its profile and KV
+// overhead), 12,000 live tokens are 47 MiB.
+const (
+	BindMaxBytes     = 48 << 20
+	BindMaxValueSize = 16 << 10
+)
+
 // IssueRequest asks for a new token pair (a new refresh family) for a user
 // who has just logged in by Kind (api.KindMiniProgram, ...) on AppID.
 type IssueRequest struct {

@@ -36,7 +36,7 @@ func (s *server) registerAccounts(v1 *gin.RouterGroup) {
 	v1.POST("/auth/password/login", s.ipLimit, s.passwordLogin)
 	v1.POST("/auth/bind", s.ipLimit, s.bind)
 
-	me := v1.Group("/me", s.bearer)
+	me := v1.Group("/me", s.liveToken)
 	me.PATCH("", s.updateMe)
 	me.POST("/phone", s.setPhone)
 	me.DELETE("/identities/:id", s.deleteIdentity)

@@ -28,7 +28,7 @@ const (
 // is an admin (403 forbidden otherwise), so revoking admin rights takes
 // effect at once rather than when a token expires.
 func (s *server) registerAdmin(v1 *gin.RouterGroup) {
-	admin := v1.Group("/admin", s.bearer)
+	admin := v1.Group("/admin", s.liveToken)
 	admin.GET("/users", s.adminSearch)
 	admin.GET("/users/:id", s.adminGetUser)
 	admin.POST("/users/:id/disable", s.adminDisable)

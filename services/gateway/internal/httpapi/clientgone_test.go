@@ -22,6 +22,7 @@ import (
 	"github.com/wxlogin/wxlogin/shared/api/session"
 	"github.com/wxlogin/wxlogin/shared/logtest"
 	"github.com/wxlogin/wxlogin/shared/natstest"
+	"github.com/wxlogin/wxlogin/shared/opshttp"
 )
 
 // ctxIdentity and ctxSession answer as the NATS clients do once the
@@ -106,7 +107,7 @@ func TestClientGoneIsQuiet(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			logs := &logtest.Buffer{}
 			log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-			m := metrics.New(log)
+			m := metrics.New()
 			h := New(Options{Log: log, Identity: ctxIdentity{}, Session: &ctxSession{}, Metrics: m})
 			h.ServeHTTP(httptest.NewRecorder(), goneRequest(http.MethodPost, c.path, c.body))
 
@@ -118,7 +119,7 @@ func TestClientGoneIsQuiet(t *testing.T) {
 				t.Errorf("no debug line about the client leaving:\n%s", out)
 			}
 			rec := httptest.NewRecorder()
-			m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+			opshttp.Handler(m.Registry(), nil, log).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 			if s := regexp.MustCompile(`http_requests_total\{[^}]*status="5\d\d"\}`).FindString(rec.Body.String()); s != "" {
 				t.Errorf("counted as a server error: %s", s)
 			}

@@ -80,16 +80,17 @@ type Options struct {
 	// deadline in the reconnect buffer.
 	Connected   func() bool
 	CORSOrigins []string
-	// Metrics records request and login metrics and serves /metrics (a
-	// fresh set when nil).
+	// Metrics records request and login metrics (a fresh set when nil);
+	// they are served on the ops listener (WXLOGIN_METRICS_ADDR), never here.
 	Metrics *metrics.Metrics
 	// IPLimit limits the login-like routes per client address (nil: no limit).
 	IPLimit *ratelimit.Limiter
 	// TrustedProxies are the proxies (IPs or CIDRs) whose X-Forwarded-For
 	// gives the client address; none by default, so it is the peer's.
 	TrustedProxies []string
-	// Revocations is the local view of revoked tokens: Bearer routes refuse
-	// them, logout adds to it (tokens.go). Nil checks nothing.
+	// Revocations is the local view of revoked tokens: live-token routes
+	// refuse them, logout adds to it (tokens.go). Nil: live-token routes
+	// answer 503 (fail closed).
 	Revocations Revocations
 	// Web configures the website QR login and the demo page (web.go).
 	Web WebOptions
@@ -103,10 +104,13 @@ type server struct {
 	ready     ReadyFunc
 	connected func() bool
 	metrics   *metrics.Metrics
-	// ipLimit limits login-like routes per client address (limits.go);
-	// bearer requires an access token. Route files add them per route.
-	ipLimit gin.HandlerFunc
-	bearer  gin.HandlerFunc
+	// ipLimit limits login-like routes per client address (limits.go).
+	// liveToken requires an access token that is not revoked, signedToken
+	// one that may be (middleware.RequireLiveToken, RequireSignedToken);
+	// every Bearer route names one of them (TestBearerRoutesCheckRevocations).
+	ipLimit     gin.HandlerFunc
+	liveToken   gin.HandlerFunc
+	signedToken gin.HandlerFunc
 	// ipLimiter is the limiter behind ipLimit, for routes that charge it
 	// only for some answers (a poll without the right poll token, web.go).
 	ipLimiter *ratelimit.Limiter
@@ -117,8 +121,6 @@ type server struct {
 
 // New returns the API as an http.Handler.
 func New(o Options) http.Handler {
-	// Before anything takes o.Keys: every Bearer then checks revocations.
-	o.Keys = withRevocations(o.Keys, o.Revocations)
 	s := &server{log: o.Log, identity: o.Identity, session: o.Session, keys: o.Keys, ready: o.Ready, connected: o.Connected}
 	s.revocations, s.web = o.Revocations, newWebState(o.Web)
 
@@ -133,12 +135,14 @@ func New(o Options) http.Handler {
 	_ = r.SetTrustedProxies(o.TrustedProxies)
 
 	// Metrics come first so every answer counts, 404s and panics included.
-	s.metrics, s.ipLimit, s.bearer = o.Metrics, newIPLimit(o.IPLimit), middleware.Bearer(o.Keys, o.Log)
+	s.metrics, s.ipLimit = o.Metrics, newIPLimit(o.IPLimit)
+	s.liveToken = middleware.RequireLiveToken(o.Keys, o.Revocations, o.Log)
+	s.signedToken = middleware.RequireSignedToken(o.Keys, o.Log)
 	if o.IPLimit != nil && !o.IPLimit.Spec().Off() {
 		s.ipLimiter = o.IPLimit
 	}
 	if s.metrics == nil {
-		s.metrics = metrics.New(o.Log)
+		s.metrics = metrics.New()
 	}
 	r.Use(s.metrics.Middleware())
 
@@ -162,14 +166,13 @@ func New(o Options) http.Handler {
 
 	v1 := r.Group("/api/v1", s.requireNATS)
 	v1.POST("/auth/miniprogram/login", s.ipLimit, s.miniProgramLogin)
-	v1.GET("/me", middleware.Bearer(o.Keys, o.Log), s.me)
+	v1.GET("/me", s.liveToken, s.me)
 	// Each route family registers itself from its own file.
 	s.registerWeb(r, v1)   // web.go, demo.go: QR login, callback page, polls, /demo
 	s.registerTokens(v1)   // tokens.go: refresh, logout
 	s.registerAccounts(v1) // accounts.go: register, password, bind, profile, phone, identities
 	s.registerAdmin(v1)    // admin.go
 	s.registerDocs(r)      // docs.go: /openapi.json, /docs
-	s.registerMetrics(r)   // metrics.go: /metrics
 	return r
 }
 

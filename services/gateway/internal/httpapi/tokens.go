@@ -24,44 +24,19 @@ const (
 )
 
 // Revocations is the gateway's local view of revoked access tokens
-// (*revocation.Set): every Bearer route checks it, and logout adds to it.
+// (*revocation.Set): live-token routes check it, and logout adds to it.
 type Revocations interface {
 	middleware.Revocations
 	// Add revokes the token's jti and refresh family locally at once.
 	Add(claims *jwtverify.Claims)
 }
 
-// revocableKeys are Keys whose Verify also refuses revoked tokens, so every
-// Bearer built on them checks revocations.
-type revocableKeys struct {
-	Keys
-	checked middleware.Verifier
-}
-
-func (k revocableKeys) Verify(token string) (*jwtverify.Claims, error) {
-	return k.checked.Verify(token)
-}
-
-// withRevocations makes k refuse revoked tokens (k as is when r is nil).
-func withRevocations(k Keys, r Revocations) Keys {
-	if k == nil || r == nil {
-		return k
-	}
-	return revocableKeys{Keys: k, checked: middleware.CheckRevoked(k, r)}
-}
-
-// signatureKeys are k without the revocation check: logout accepts a token
-// that is already revoked, so logging out twice is not an error.
-func signatureKeys(k Keys) Keys {
-	if rk, ok := k.(revocableKeys); ok {
-		return rk.Keys
-	}
-	return k
-}
-
 func (s *server) registerTokens(v1 *gin.RouterGroup) {
 	v1.POST("/auth/refresh", s.ipLimit, s.refresh)
-	v1.POST("/auth/logout", middleware.Bearer(signatureKeys(s.keys), s.log), s.logout)
+	// Signature only: logout accepts a token that is already revoked, so
+	// logging out twice (or after an admin disable) is not an error; it can
+	// only revoke more.
+	v1.POST("/auth/logout", s.signedToken, s.logout)
 }
 
 // refresh spends a refresh token for a new pair, answered in the token shape

@@ -46,6 +46,57 @@ type Options struct {
 	// CheckEvery is how often the bucket is checked for having been
 	// deleted or re-created under the watch (DefaultCheckEvery when zero).
 	CheckEvery time.Duration
+	// Health, when set, is kept up to date with how current the view is.
+	Health *Health
+}
+
+// Health tells how current a watch's view of its bucket is. It is healthy
+// while connected, with the bucket's content delivered up to the stream's
+// last sequence as of the latest check; unhealthy while the connection is
+// down, between watches (bucket gone, watch ended) and while the view lags.
+// Checks come every Options.CheckEvery and at once after a reconnect, so a
+// lost consumer shows as a lag that never closes.
+type Health struct {
+	now func() time.Time
+
+	mu      sync.Mutex
+	healthy bool
+	since   time.Time // when it became unhealthy; zero: from the start
+}
+
+// NewHealth returns a Health, unhealthy until a watch has loaded; now is
+// its clock.
+func NewHealth(now func() time.Time) *Health { return &Health{now: now} }
+
+// UnhealthyFor is how long the view has been unhealthy: 0 while healthy,
+// and longer than any bound before the first load. A nil Health tracks
+// nothing (0).
+func (h *Health) UnhealthyFor() time.Duration {
+	if h == nil {
+		return 0
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.healthy:
+		return 0
+	case h.since.IsZero():
+		return time.Duration(1<<63 - 1)
+	}
+	return max(h.now().Sub(h.since), time.Nanosecond)
+}
+
+// set records the state; a change to unhealthy starts the clock.
+func (h *Health) set(healthy bool) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.healthy && !healthy {
+		h.since = h.now()
+	}
+	h.healthy = healthy
 }
 
 // DefaultCheckEvery is the default of Options.CheckEvery. A watch survives
@@ -107,6 +158,7 @@ func Run(ctx context.Context, b *Bucket, opts Options, h Handler, log *slog.Logg
 			// next failure starts from the shortest backoff again.
 			backoff, failures = minBackoff, 0
 		})
+		opts.Health.set(false)
 		if ctx.Err() != nil {
 			return
 		}
@@ -135,15 +187,16 @@ var (
 )
 
 // watch runs one watch until it ends or ctx is done.
-func watch(ctx context.Context, b *Bucket, opts Options, h Handler, healthy func()) error {
+func watch(ctx context.Context, b *Bucket, opts Options, h Handler, loaded func()) error {
 	octx, cancel := context.WithTimeout(ctx, openTimeout)
 	defer cancel()
 	kv, err := b.Open(octx)
 	if err != nil {
 		return err
 	}
-	// The stream's creation time tells a re-created bucket from this one.
-	created, err := streamCreated(octx, kv)
+	// The stream's creation time tells a re-created bucket from this one;
+	// its last sequence is what the initial values cover.
+	start, err := bucketState(octx, kv)
 	if err != nil {
 		b.forget()
 		return err
@@ -152,6 +205,10 @@ func watch(ctx context.Context, b *Bucket, opts Options, h Handler, healthy func
 	if opts.UpdatesOnly {
 		wopts = append(wopts, jetstream.UpdatesOnly())
 	}
+	// Listen before watching, so no disconnect goes unseen.
+	nc := b.js.Conn()
+	status := nc.StatusChanged()
+	defer nc.RemoveStatusListener(status)
 	w, err := kv.WatchAll(ctx, wopts...)
 	if err != nil {
 		return fmt.Errorf("watch KV bucket %s: %w", b.Name(), err)
@@ -165,10 +222,24 @@ func watch(ctx context.Context, b *Bucket, opts Options, h Handler, healthy func
 	check := time.NewTicker(every)
 	defer check.Stop()
 
+	// The view is current once it holds every sequence up to target.
+	var (
+		isLoaded  bool
+		delivered uint64
+		target    = start.lastSeq
+	)
+	report := func() {
+		opts.Health.set(isLoaded && delivered >= target && nc.IsConnected())
+	}
+	load := func() {
+		isLoaded, delivered = true, max(delivered, start.lastSeq)
+		h.Loaded()
+		loaded()
+		report()
+	}
 	h.Begin()
 	if opts.UpdatesOnly {
-		h.Loaded()
-		healthy()
+		load()
 	}
 	for {
 		select {
@@ -179,37 +250,73 @@ func watch(ctx context.Context, b *Bucket, opts Options, h Handler, healthy func
 				return errWatchEnded
 			}
 			if e == nil {
-				h.Loaded()
-				healthy()
+				load()
 				continue
 			}
+			delivered = max(delivered, e.Revision())
 			h.Entry(e)
-		case <-check.C:
-			cctx, cancel := context.WithTimeout(ctx, openTimeout)
-			now, err := streamCreated(cctx, kv)
-			cancel()
-			switch {
-			case errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, jetstream.ErrBucketNotFound),
-				err == nil && !now.Equal(created):
-				b.forget()
-				return errBucketReplaced
+			report()
+		case _, ok := <-status:
+			if !ok {
+				status = nil
+				continue
 			}
-			// Any other error (NATS down) is the watch's to ride out.
+			report()
+			if nc.IsConnected() {
+				// Back: current again once caught up with what was
+				// written meanwhile.
+				if err := recheck(ctx, b, kv, start.created, &target); err != nil {
+					return err
+				}
+				report()
+			}
+		case <-check.C:
+			if err := recheck(ctx, b, kv, start.created, &target); err != nil {
+				return err
+			}
+			report()
 		}
 	}
 }
 
-// streamCreated is when the bucket's stream was created.
-func streamCreated(ctx context.Context, kv jetstream.KeyValue) (time.Time, error) {
+// recheck looks at the bucket: errBucketReplaced when it was deleted or
+// re-created; otherwise *target becomes its last sequence, or one no view
+// reaches when it cannot tell (NATS down: the watch rides that out, its
+// Health shows it).
+func recheck(ctx context.Context, b *Bucket, kv jetstream.KeyValue, created time.Time, target *uint64) error {
+	cctx, cancel := context.WithTimeout(ctx, openTimeout)
+	now, err := bucketState(cctx, kv)
+	cancel()
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, jetstream.ErrBucketNotFound),
+		err == nil && !now.created.Equal(created):
+		b.forget()
+		return errBucketReplaced
+	case err != nil:
+		*target = ^uint64(0) // cannot confirm the view is current
+	default:
+		*target = now.lastSeq
+	}
+	return nil
+}
+
+// state is what a watch needs to know of its bucket's stream.
+type state struct {
+	created time.Time
+	lastSeq uint64
+}
+
+// bucketState is when the bucket's stream was created and its last sequence.
+func bucketState(ctx context.Context, kv jetstream.KeyValue) (state, error) {
 	st, err := kv.Status(ctx)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("KV bucket %s status: %w", kv.Bucket(), err)
+		return state{}, fmt.Errorf("KV bucket %s status: %w", kv.Bucket(), err)
 	}
 	bs, ok := st.(*jetstream.KeyValueBucketStatus)
 	if !ok || bs.StreamInfo() == nil {
-		return time.Time{}, nil
+		return state{}, nil
 	}
-	return bs.StreamInfo().Created, nil
+	return state{created: bs.StreamInfo().Created, lastSeq: bs.StreamInfo().State.LastSeq}, nil
 }
 
 // drainTimeout bounds how long stop waits for a stopped watch to wind down.

@@ -4,7 +4,6 @@
 package metrics
 
 import (
-	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wxlogin/wxlogin/services/gateway/internal/problem"
 	"github.com/wxlogin/wxlogin/shared/api"
@@ -44,12 +42,10 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	logins   *prometheus.CounterVec
 	nats     *prometheus.HistogramVec
-	handler  http.Handler
 }
 
-// New returns the metrics on a fresh registry; log receives errors of the
-// /metrics handler.
-func New(log *slog.Logger) *Metrics {
+// New returns the metrics on a fresh registry.
+func New() *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -74,24 +70,12 @@ func New(log *slog.Logger) *Metrics {
 	m.reg.MustRegister(m.requests, m.duration, m.logins, m.nats,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		ErrorHandling: promhttp.ContinueOnError,
-		// One scrape at a time is plenty; more is a misbehaving scraper.
-		MaxRequestsInFlight: 2,
-		Timeout:             10 * time.Second,
-	})
 	return m
 }
 
-// Registry is the registry the metrics live on.
+// Registry is the registry the metrics live on; shared/opshttp serves it on
+// the ops listener (WXLOGIN_METRICS_ADDR).
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
-
-// Handler serves the registry in the Prometheus exposition format.
-func (m *Metrics) Handler() http.Handler { return m.handler }
 
 // Middleware counts and times every request under its route template.
 // Register it before anything that can answer, so every answer counts.

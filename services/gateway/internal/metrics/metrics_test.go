@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,12 +13,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wxlogin/wxlogin/shared/api"
+	"github.com/wxlogin/wxlogin/shared/opshttp"
 )
 
 func init() { gin.SetMode(gin.ReleaseMode) }
 
 func TestMiddlewareLabels(t *testing.T) {
-	m := New(nil)
+	m := New()
 	r := gin.New()
 	r.Use(m.Middleware())
 	r.GET("/users/:id", func(c *gin.Context) { c.Status(http.StatusTeapot) })
@@ -45,7 +47,7 @@ func TestMiddlewareLabels(t *testing.T) {
 }
 
 func TestLogin(t *testing.T) {
-	m := New(nil)
+	m := New()
 	m.Login(api.KindPassword, nil)
 	m.Login(api.KindPassword, api.Errorf(api.CodeInvalidCredentials, "no"))
 	m.Login(api.KindWeb, api.Errorf("made_up_by_a_service", "?"))
@@ -78,11 +80,11 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	}
 }
 
-func TestHandler(t *testing.T) {
-	m := New(nil)
+func TestExposition(t *testing.T) {
+	m := New()
 	m.ObserveNATS("wxlogin.session.issue", 2*time.Millisecond, nil)
 	w := httptest.NewRecorder()
-	m.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	opshttp.Handler(m.Registry(), nil, slog.New(slog.DiscardHandler)).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	for _, want := range []string{`nats_request_duration_seconds_bucket{subject="wxlogin.session.issue",le="0.0025"} 1`, "go_gc_duration_seconds", "process_cpu_seconds_total"} {
 		if !strings.Contains(w.Body.String(), want) {
 			t.Errorf("exposition lacks %s", want)

@@ -29,33 +29,33 @@ type Revocations interface {
 	Check(claims *jwtverify.Claims) error
 }
 
-// CheckRevoked returns a Verifier that also refuses revoked tokens, so every
-// Bearer built on it answers 401 token_revoked for them.
-func CheckRevoked(v Verifier, r Revocations) Verifier {
-	return revocationVerifier{v: v, r: r}
-}
-
-type revocationVerifier struct {
-	v Verifier
-	r Revocations
-}
-
-func (rv revocationVerifier) Verify(token string) (*jwtverify.Claims, error) {
-	claims, err := rv.v.Verify(token)
-	if err != nil {
-		return nil, err
-	}
-	if err := rv.r.Check(claims); err != nil {
-		return nil, err
-	}
-	return claims, nil
-}
-
 type claimsKey struct{}
 
-// Bearer requires a valid "Authorization: Bearer <token>" and puts the
-// token's claims in the context (ClaimsOf).
-func Bearer(v Verifier, log *slog.Logger) gin.HandlerFunc {
+// errNoRevocations answers every token on a live-token route of a gateway
+// built without a revocation view: fail closed, never unchecked.
+var errNoRevocations = &api.Error{Code: api.CodeServiceUnavailable, Message: "the revocation list is not available; try again shortly"}
+
+// RequireLiveToken is the Bearer middleware of every route that acts on a
+// token: a valid "Authorization: Bearer <token>" that r does not know as
+// revoked (401 token_revoked; 503 while r cannot tell, or when r is nil).
+// The token's claims go into the context (ClaimsOf).
+func RequireLiveToken(v Verifier, r Revocations, log *slog.Logger) gin.HandlerFunc {
+	check := func(*jwtverify.Claims) error { return errNoRevocations }
+	if r != nil {
+		check = r.Check
+	}
+	return bearer(v, check, log)
+}
+
+// RequireSignedToken checks the signature (and expiry) only: a revoked token
+// passes. Only for a route that must accept a token already revoked, each
+// use saying why (logout: logging out twice is not an error).
+func RequireSignedToken(v Verifier, log *slog.Logger) gin.HandlerFunc {
+	return bearer(v, nil, log)
+}
+
+// bearer requires a token v verifies and, when check is set, check accepts.
+func bearer(v Verifier, check func(*jwtverify.Claims) error, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		token, ok := bearerToken(c.Request.Header)
 		if !ok {
@@ -63,6 +63,9 @@ func Bearer(v Verifier, log *slog.Logger) gin.HandlerFunc {
 			return
 		}
 		claims, err := v.Verify(token)
+		if err == nil && check != nil {
+			err = check(claims)
+		}
 		if err != nil {
 			p, unexpected := problem.For(err, RequestIDOf(c))
 			if unexpected {

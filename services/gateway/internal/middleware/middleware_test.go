@@ -169,7 +169,7 @@ func TestBearer(t *testing.T) {
 	})
 	r := gin.New()
 	r.Use(RequestID())
-	r.GET("/me", Bearer(v, slog.New(slog.DiscardHandler)), func(c *gin.Context) { c.String(200, ClaimsOf(c).Subject) })
+	r.GET("/me", RequireSignedToken(v, slog.New(slog.DiscardHandler)), func(c *gin.Context) { c.String(200, ClaimsOf(c).Subject) })
 
 	cases := []struct {
 		name      string

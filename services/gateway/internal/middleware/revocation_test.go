@@ -17,7 +17,7 @@ type revocationsFunc func(*jwtverify.Claims) error
 
 func (f revocationsFunc) Check(c *jwtverify.Claims) error { return f(c) }
 
-func TestBearerChecksRevocations(t *testing.T) {
+func TestRequireLiveToken(t *testing.T) {
 	v := verifierFunc(func(tok string) (*jwtverify.Claims, error) {
 		if tok == "bad" {
 			return nil, api.Errorf(api.CodeTokenInvalid, "bad")
@@ -35,27 +35,36 @@ func TestBearerChecksRevocations(t *testing.T) {
 		}
 		return nil
 	})
+	log := slog.New(slog.DiscardHandler)
 	r := gin.New()
 	r.Use(RequestID())
-	r.GET("/me", Bearer(CheckRevoked(v, rev), slog.New(slog.DiscardHandler)), func(c *gin.Context) { c.String(200, ClaimsOf(c).ID) })
+	r.GET("/me", RequireLiveToken(v, rev, log), func(c *gin.Context) { c.String(200, ClaimsOf(c).ID) })
+	// Without a revocation view nothing passes: fail closed.
+	r.GET("/unchecked", RequireLiveToken(v, nil, log), func(c *gin.Context) { c.String(200, ClaimsOf(c).ID) })
+	// The signature-only variant lets a revoked token through (logout).
+	r.GET("/logout", RequireSignedToken(v, log), func(c *gin.Context) { c.String(200, ClaimsOf(c).ID) })
 
 	cases := []struct {
+		path      string
 		token     string
 		status    int
 		code      string
 		challenge string
 		checks    int
 	}{
-		{"live", 200, "", "", 1},
-		{"revoked", 401, "token_revoked", `error_description="The access token has been revoked"`, 1},
-		{"unknown", 503, "service_unavailable", "", 1},
+		{"/me", "live", 200, "", "", 1},
+		{"/me", "revoked", 401, "token_revoked", `error_description="The access token has been revoked"`, 1},
+		{"/me", "unknown", 503, "service_unavailable", "", 1},
 		// A token that fails verification is never looked up.
-		{"bad", 401, "token_invalid", `error="invalid_token"`, 0},
+		{"/me", "bad", 401, "token_invalid", `error="invalid_token"`, 0},
+		{"/unchecked", "live", 503, "service_unavailable", "", 0},
+		{"/logout", "revoked", 200, "", "", 0},
+		{"/logout", "bad", 401, "token_invalid", `error="invalid_token"`, 0},
 	}
 	for _, c := range cases {
-		t.Run(c.token, func(t *testing.T) {
+		t.Run(c.path+" "+c.token, func(t *testing.T) {
 			checked = 0
-			req := httptest.NewRequest(http.MethodGet, "/me", nil)
+			req := httptest.NewRequest(http.MethodGet, c.path, nil)
 			req.Header.Set("Authorization", "Bearer "+c.token)
 			w := serve(r, req)
 			if w.Code != c.status || checked != c.checks {

@@ -37,6 +37,9 @@ const slack = jwtverify.MaxLeeway
 // pruneEvery is how often forgotten entries are swept from memory.
 const pruneEvery = time.Minute
 
+// DefaultMaxStale is the default of New's maxStale (WXLOGIN_REVOCATION_MAX_STALE).
+const DefaultMaxStale = 5 * time.Second
+
 // entry is one revocation in memory.
 type entry struct {
 	at    int64     // unix seconds; user entries match tokens issued at or before it
@@ -50,6 +53,10 @@ type Set struct {
 	now       func() time.Time
 	// checkEvery is kvwatch's bucket check interval (its default when zero).
 	checkEvery time.Duration
+	// maxStale is how long the watch may be unhealthy (kvwatch.Health)
+	// before Check stops trusting the view.
+	maxStale time.Duration
+	health   *kvwatch.Health
 
 	loaded atomic.Bool
 
@@ -65,15 +72,23 @@ type Set struct {
 }
 
 // New returns an empty Set; Run fills it. accessTTL is the longest lifetime
-// of an access token (WXLOGIN_ACCESS_TTL).
-func New(accessTTL time.Duration, log *slog.Logger) *Set {
-	return &Set{
+// of an access token (WXLOGIN_ACCESS_TTL); maxStale how long the view is
+// trusted while its watch is unhealthy (DefaultMaxStale when not positive).
+func New(accessTTL, maxStale time.Duration, log *slog.Logger) *Set {
+	if maxStale <= 0 {
+		maxStale = DefaultMaxStale
+	}
+	s := &Set{
 		accessTTL: accessTTL,
+		maxStale:  maxStale,
 		log:       log,
 		now:       time.Now,
 		entries:   map[string]entry{},
 		local:     map[string]entry{},
 	}
+	// Through s.now, which tests replace.
+	s.health = kvwatch.NewHealth(func() time.Time { return s.now() })
+	return s
 }
 
 // Run watches the revocation bucket until ctx ends. The bucket is the
@@ -93,13 +108,20 @@ func (s *Set) Run(ctx context.Context, js jetstream.JetStream) {
 			}
 		}
 	})
-	kvwatch.Run(ctx, kvwatch.NewBucket(js, session.BucketRevoked), kvwatch.Options{CheckEvery: s.checkEvery}, (*handler)(s), s.log)
+	kvwatch.Run(ctx, kvwatch.NewBucket(js, session.BucketRevoked), kvwatch.Options{CheckEvery: s.checkEvery, Health: s.health}, (*handler)(s), s.log)
 	wg.Wait()
 }
 
 // Loaded reports whether the bucket's content has been read once. Until
 // then no token can be checked.
 func (s *Set) Loaded() bool { return s.loaded.Load() }
+
+// Stale reports whether the view is not to be trusted: never loaded, or its
+// watch unhealthy (disconnected, bucket gone, lagging) for longer than
+// maxStale. A revocation written meanwhile could be missing from it.
+func (s *Set) Stale() bool {
+	return !s.Loaded() || s.health.UnhealthyFor() > s.maxStale
+}
 
 // Revoked reports whether the token with these (verified) claims has been
 // revoked: by its jti, by its refresh family, or by a revocation of its user
@@ -139,15 +161,19 @@ func (s *Set) matchLocked(m map[string]entry, c *jwtverify.Claims, now time.Time
 
 var (
 	errNotLoaded = &api.Error{Code: api.CodeServiceUnavailable, Message: "the revocation list is not loaded yet; try again shortly"}
+	errStale     = &api.Error{Code: api.CodeServiceUnavailable, Message: "the revocation list is out of date; try again shortly"}
 	errRevoked   = &api.Error{Code: api.CodeTokenRevoked, Message: "the access token has been revoked"}
 )
 
 // Check is Revoked as an error for the Bearer middleware: token_revoked,
-// or service_unavailable until the list is loaded (a token is never let
-// through unchecked).
+// or service_unavailable until the list is loaded and while it is stale (a
+// token is never let through unchecked, nor checked against an old view).
 func (s *Set) Check(c *jwtverify.Claims) error {
 	if !s.Loaded() {
 		return errNotLoaded
+	}
+	if s.Stale() {
+		return errStale
 	}
 	if s.Revoked(c) {
 		return errRevoked

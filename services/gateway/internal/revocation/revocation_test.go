@@ -56,8 +56,11 @@ func (c *clock) add(d time.Duration) {
 func newSet(t *testing.T) (*Set, *clock, *handler) {
 	t.Helper()
 	c := &clock{t: time.Unix(1_750_000_000, 0)}
-	s := New(ttl, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	s := New(ttl, 0, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	s.now = c.now
+	// These tests feed the handler directly: no watch, no health to track
+	// (TestStaleView has both).
+	s.health = nil
 	return s, c, (*handler)(s)
 }
 
@@ -272,15 +275,8 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(ttl, slog.New(slog.NewTextHandler(t.Output(), nil)))
-	s.checkEvery = 50 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); s.Run(ctx, js) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	s := New(ttl, 0, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	run(t, s, js)
 
 	now := time.Now()
 	create := func() jetstream.KeyValue {
@@ -296,33 +292,48 @@ func TestRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(5 * time.Millisecond) // polling a condition with a deadline
-		}
-	}
 
 	if s.Loaded() {
 		t.Fatal("loaded without a bucket")
 	}
 	kv := create()
 	putKV(kv, session.RevokedSIDKey("before"))
-	waitFor("the initial load", func() bool { return s.Loaded() && s.Revoked(claims("", "before", "", now)) })
+	waitUntil(t, "the initial load", func() bool { return s.Loaded() && s.Revoked(claims("", "before", "", now)) })
 
 	putKV(kv, session.RevokedJTIKey("after"))
-	waitFor("a later write", func() bool { return s.Revoked(claims("after", "", "", now)) })
+	waitUntil(t, "a later write", func() bool { return s.Revoked(claims("after", "", "", now)) })
 
 	if err := js.DeleteKeyValue(context.Background(), session.BucketRevoked); err != nil {
 		t.Fatal(err)
 	}
 	kv = create()
 	putKV(kv, session.RevokedUserKey("u1"))
-	waitFor("the watch on the re-created bucket", func() bool {
+	waitUntil(t, "the watch on the re-created bucket", func() bool {
 		return s.Revoked(claims("", "", "u1", now.Add(-time.Second))) && !s.Revoked(claims("", "before", "", now))
 	})
+}
+
+// run runs s on js, checking the bucket every 50 ms, until the test ends.
+func run(t *testing.T, s *Set, js jetstream.JetStream) {
+	t.Helper()
+	s.checkEvery = 50 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx, js) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
+// waitUntil polls cond until it holds, failing t after 15 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition with a deadline
+	}
 }

@@ -37,7 +37,8 @@ var ErrNotFound = errors.New("bind token not found, expired or spent")
 // configuration (given the same WXLOGIN_NATS_REPLICAS), so either may start
 // first and neither changes it.
 func BucketConfig(replicas int) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{Bucket: session.BucketBind, Description: "wxlogin bind tokens", TTL: TTL, History: 1, Replicas: replicas}
+	return jetstream.KeyValueConfig{Bucket: session.BucketBind, Description: "wxlogin bind tokens", TTL: TTL, History: 1, Replicas: replicas,
+		MaxBytes: session.BindMaxBytes, MaxValueSize: session.BindMaxValueSize}
 }
 
 // Identity is a WeChat identity waiting for an account. SessionKey is a

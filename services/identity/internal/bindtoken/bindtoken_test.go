@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wxlogin/wxlogin/shared/api/identity"
+	"github.com/wxlogin/wxlogin/shared/api/session"
 	"github.com/wxlogin/wxlogin/shared/natstest"
 )
 
@@ -98,7 +99,8 @@ func TestIssueLookupSpend(t *testing.T) {
 func TestBucketConfigMatchesSession(t *testing.T) {
 	for _, replicas := range []int{1, 3} {
 		t.Run(fmt.Sprint(replicas), func(t *testing.T) {
-			want := jetstream.KeyValueConfig{Bucket: "wxlogin_bind", Description: "wxlogin bind tokens", TTL: TTL, History: 1, Replicas: replicas}
+			want := jetstream.KeyValueConfig{Bucket: "wxlogin_bind", Description: "wxlogin bind tokens", TTL: TTL, History: 1, Replicas: replicas,
+				MaxBytes: session.BindMaxBytes, MaxValueSize: session.BindMaxValueSize}
 			if got := BucketConfig(replicas); !reflect.DeepEqual(got, want) {
 				t.Errorf("config = %+v, want %+v", got, want)
 			}

@@ -67,9 +67,14 @@ var DefaultLimits = Limits{PerAddress: 5, PerUser: 10, FirstDelay: time.Second, 
 // full (and refused without a write) well before this.
 const casTries = 16
 
-// BucketConfig is the bucket, in replicas copies.
+// BucketConfig is the bucket, in replicas copies. Its cap: keys are client
+// addresses and usernames anyone can name, so the bucket is sized for 200
+// new keys a second over a Window, 256 bytes each (key, count, KV overhead):
+// 44 MiB at 15 minutes. When it is full a new key cannot be counted, and the
+// attempt is refused (503 through shared/natsrpc), never let through.
 func BucketConfig(replicas int) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{Bucket: Bucket, Description: "wxlogin failed password attempts", TTL: Window, History: 1, Replicas: replicas}
+	return jetstream.KeyValueConfig{Bucket: Bucket, Description: "wxlogin failed password attempts", TTL: Window, History: 1, Replicas: replicas,
+		MaxBytes: int64(Window/time.Second) * 200 * 256, MaxValueSize: 1 << 10}
 }
 
 // LimitedError refuses an attempt: the pair has used up its attempts, or

@@ -56,10 +56,13 @@ type TokenCache struct {
 	kv     jetstream.KeyValue
 }
 
-// BucketConfig is BucketWechat in replicas copies.
+// BucketConfig is BucketWechat in replicas copies. Its cap: one token per
+// app, rewritten in place; 1,000 apps of 4 KiB (a token of up to 512
+// characters with KV overhead) are 4 MiB.
 func BucketConfig(replicas int) jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
 		Bucket: BucketWechat, Description: "wxlogin WeChat server access tokens", TTL: tokenBucketTTL, History: 1, Replicas: replicas,
+		MaxBytes: 4 << 20, MaxValueSize: 4 << 10,
 	}
 }
 

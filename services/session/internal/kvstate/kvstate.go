@@ -29,11 +29,15 @@ const BindTTL = 10 * time.Minute
 // a token it names.
 const revokedSlack = time.Minute
 
-// TTLs are the lifetimes the buckets are sized for.
+// TTLs are the lifetimes the buckets are sized for (limits.go), and the
+// caps configured for the two that grow with traffic (0: sized from the TTLs).
 type TTLs struct {
 	Access  time.Duration
 	Refresh time.Duration
 	QR      time.Duration
+	// QRMaxBytes is WXLOGIN_QR_MAX_BYTES, SessionsMaxBytes WXLOGIN_SESSIONS_MAX_BYTES.
+	QRMaxBytes       int64
+	SessionsMaxBytes int64
 }
 
 // Revoked is the revoked bucket's TTL: longer than any access token lives.
@@ -74,17 +78,23 @@ func Open(ctx context.Context, js jetstream.JetStream, ttl TTLs, replicas int) (
 // bucketConfigs are the configurations of every bucket the service owns.
 func bucketConfigs(ttl TTLs, replicas int) []jetstream.KeyValueConfig {
 	return []jetstream.KeyValueConfig{
-		{Bucket: session.BucketSessions, Description: "wxlogin refresh token families", TTL: ttl.Refresh, History: 1, Replicas: replicas},
-		{Bucket: session.BucketRevoked, Description: "wxlogin revoked access tokens (jti, sid, user keys)", TTL: ttl.Revoked(), History: 1, Replicas: replicas},
-		{Bucket: session.BucketQR, Description: "wxlogin QR login tickets", TTL: ttl.QR, History: 1, Replicas: replicas},
-		{Bucket: session.BucketBind, Description: "wxlogin bind tokens", TTL: BindTTL, History: 1, Replicas: replicas},
+		{Bucket: session.BucketSessions, Description: "wxlogin refresh token families", TTL: ttl.Refresh, History: 1, Replicas: replicas,
+			MaxBytes: ttl.sessionsCap(), MaxValueSize: sessionsMaxValueSize},
+		{Bucket: session.BucketRevoked, Description: "wxlogin revoked access tokens (jti, sid, user keys)", TTL: ttl.Revoked(), History: 1, Replicas: replicas,
+			MaxBytes: ttl.revokedCap(), MaxValueSize: revokedMaxValueSize},
+		{Bucket: session.BucketQR, Description: "wxlogin QR login tickets", TTL: ttl.QR, History: 1, Replicas: replicas,
+			MaxBytes: ttl.qrCap(), MaxValueSize: qrMaxValueSize},
+		// As identity creates it too (bindtoken.BucketConfig).
+		{Bucket: session.BucketBind, Description: "wxlogin bind tokens", TTL: BindTTL, History: 1, Replicas: replicas,
+			MaxBytes: session.BindMaxBytes, MaxValueSize: session.BindMaxValueSize},
 		keysConfig(replicas),
 	}
 }
 
 // keysConfig keeps keys forever: they are retired explicitly (rotate-key).
 func keysConfig(replicas int) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{Bucket: session.BucketKeys, Description: "wxlogin generated signing keys", History: 1, Replicas: replicas}
+	return jetstream.KeyValueConfig{Bucket: session.BucketKeys, Description: "wxlogin generated signing keys", History: 1, Replicas: replicas,
+		MaxBytes: keysMaxBytes, MaxValueSize: keysMaxValueSize}
 }
 
 // OpenKeys opens only the signing key bucket (for rotate-key), creating it

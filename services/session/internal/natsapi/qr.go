@@ -40,6 +40,9 @@ const completeAttempts = 4
 var (
 	errTicketNotFound = api.Errorf(api.CodeQRTicketNotFound, "QR ticket not found")
 	errTicketExpired  = api.Errorf(api.CodeQRTicketExpired, "QR ticket expired")
+	// errQRFull sheds new QR logins while the ticket bucket is full
+	// (WXLOGIN_QR_MAX_BYTES); the tickets in it keep working.
+	errQRFull = api.Errorf(api.CodeServiceUnavailable, "too many QR logins are in progress; try again shortly")
 )
 
 // QRCreate starts a website login: a pending ticket for a web app.
@@ -54,6 +57,14 @@ func (s *Service) QRCreate(ctx context.Context, req session.QRCreateRequest) (se
 				"no website app is configured (WXLOGIN_WEB_APPID or a web app in WXLOGIN_APPS_FILE)")
 		}
 		return session.QRTicket{}, api.Errorf(api.CodeInvalidRequest, "unknown website app %q", req.App)
+	}
+	// Creation is unauthenticated: a flood stops at the bucket's cap.
+	if err := s.Tickets.Room(ctx); err != nil {
+		if errors.Is(err, kvstate.ErrFull) {
+			s.Log.Warn("QR ticket bucket full; refusing new tickets", "request_id", natsrpc.RequestID(ctx))
+			return session.QRTicket{}, errQRFull
+		}
+		return session.QRTicket{}, err
 	}
 	ticket, err := tokens.RandomString(ticketBytes)
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -15,7 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/wxlogin/wxlogin/shared/natstest"
+	"github.com/wxlogin/wxlogin/shared/natsauth"
 )
 
 // streamEvents reads every event stored so far on subject from WXLOGIN_EVENTS.
@@ -89,8 +90,9 @@ func createdByUser(t *testing.T, js jetstream.JetStream) map[string]int {
 // TestEventsProcesses is issue 6's acceptance against separate processes.
 func TestEventsProcesses(t *testing.T) {
 	p := startProcs(t, "WXLOGIN_METRICS_ADDR=")
-	nc := natstest.Connect(t, p.nats)
-	js, err := jetstream.New(nc)
+	// As its readers do: the stream as user events, PINGs as the gateway.
+	nc := p.connectAs(natsauth.Gateway)
+	js, err := jetstream.New(p.connectAs(natsauth.Events))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +104,15 @@ func TestEventsProcesses(t *testing.T) {
 		_ = db.Get(&pending, `SELECT count(*) FROM outbox WHERE published_at IS NULL`)
 		return pending == 0
 	}
+
+	t.Run("NATS admits no one without a user", func(t *testing.T) {
+		if nc, err := nats.Connect(p.nats.ClientURL()); !errors.Is(err, nats.ErrAuthorization) {
+			if err == nil {
+				nc.Close()
+			}
+			t.Fatalf("anonymous connect: %v, want an authorization violation", err)
+		}
+	})
 
 	t.Run("services answer $SRV.PING", func(t *testing.T) {
 		for _, svc := range []string{"identity", "session"} {

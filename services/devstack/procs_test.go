@@ -11,15 +11,19 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/wxlogin/wxlogin/shared/logtest"
-	"github.com/wxlogin/wxlogin/shared/natstest"
+	"github.com/wxlogin/wxlogin/shared/natsauth"
+	"github.com/wxlogin/wxlogin/shared/natsconn"
 	"github.com/wxlogin/wxlogin/shared/pgtest"
 )
 
@@ -166,27 +170,95 @@ func binaries(t *testing.T) string {
 // procStack runs gateway, identity and session as separate processes on one
 // NATS server and a fresh database, configured only by the environment.
 type procStack struct {
-	t     *testing.T
-	bin   string
-	env   []string
-	base  string
-	dsn   string
-	nats  *server.Server
-	wx    *standIn
-	procs map[string]*exec.Cmd
-	logs  *logtest.Buffer
+	t       *testing.T
+	bin     string
+	env     []string
+	base    string
+	dsn     string
+	nats    *server.Server
+	natsDir string // the server's JetStream store, for a restart
+	wx      *standIn
+	procs   map[string]*exec.Cmd
+	logs    *logtest.Buffer
+}
+
+// The project's own NATS config: the processes run against it.
+const natsConf = "../../deploy/nats/nats.conf"
+
+var (
+	confPasswordsOnce sync.Once
+	confPasswordsSet  map[string]string
+)
+
+// confPasswords sets the four password variables nats.conf reads, once for
+// the test binary (the parser reads them from the environment), and
+// returns them by user. The service processes get only their own.
+func confPasswords() map[string]string {
+	confPasswordsOnce.Do(func() {
+		confPasswordsSet = natsauth.RandomPasswords()
+		for u, pw := range confPasswordsSet {
+			os.Setenv(natsauth.PasswordVar(u), pw)
+		}
+	})
+	return confPasswordsSet
+}
+
+// startConfNATS runs deploy/nats/nats.conf in-process, as
+// `nats-server -c nats.conf -p port -sd dir` would, on loopback with
+// monitoring off: port -1 picks one; a restart passes the old port and
+// dir again.
+func startConfNATS(t *testing.T, port int, dir string) *server.Server {
+	t.Helper()
+	confPasswords()
+	opts, err := server.ProcessConfigFile(natsConf)
+	if err != nil {
+		t.Fatalf("%s: %v", natsConf, err)
+	}
+	opts.Host, opts.Port, opts.StoreDir = "127.0.0.1", port, dir
+	opts.HTTPPort = 0
+	opts.NoLog, opts.NoSigs = true, true
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatalf("nats-server: %v", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		t.Fatal("nats-server did not become ready")
+	}
+	t.Cleanup(ns.Shutdown)
+	return ns
+}
+
+// connectAs connects to the stack's NATS as user, closed when the test ends.
+func (p *procStack) connectAs(user string) *nats.Conn {
+	p.t.Helper()
+	nc, err := nats.Connect(p.nats.ClientURL(), nats.UserInfo(user, confPasswords()[user]), nats.CustomInboxPrefix(natsconn.InboxPrefix(user)))
+	if err != nil {
+		p.t.Fatalf("connect to NATS as %s: %v", user, err)
+	}
+	p.t.Cleanup(nc.Close)
+	return nc
 }
 
 func startProcs(t *testing.T, extraEnv ...string) *procStack {
 	t.Helper()
-	ns := natstest.Start(t)
+	natsDir := t.TempDir()
+	ns := startConfNATS(t, -1, natsDir)
 	wx, wxURL := newStandIn(t)
 	addr := freeAddr(t)
 	p := &procStack{
 		t: t, bin: binaries(t), base: "http://" + addr, dsn: pgtest.NewDatabase(t, nil),
-		nats: ns, wx: wx, procs: map[string]*exec.Cmd{}, logs: &logtest.Buffer{},
+		nats: ns, natsDir: natsDir, wx: wx, procs: map[string]*exec.Cmd{}, logs: &logtest.Buffer{},
 	}
-	p.env = append(os.Environ(),
+	// No process sees another user's password (nor the server's variables).
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, "WXLOGIN_NATS_") {
+			p.env = append(p.env, kv)
+		}
+	}
+	p.env = append(p.env,
 		"WXLOGIN_NATS_URL="+ns.ClientURL(),
 		"WXLOGIN_DATABASE_URL="+p.dsn,
 		"WXLOGIN_HTTP_ADDR="+addr,
@@ -209,10 +281,11 @@ func startProcs(t *testing.T, extraEnv ...string) *procStack {
 	return p
 }
 
+// start runs a service as its own NATS user (the user is named as the service).
 func (p *procStack) start(name string) {
 	p.t.Helper()
 	cmd := exec.Command(filepath.Join(p.bin, name))
-	cmd.Env = p.env
+	cmd.Env = append(slices.Clip(p.env), "WXLOGIN_NATS_USER="+name, "WXLOGIN_NATS_PASSWORD="+confPasswords()[name])
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		p.t.Fatalf("start %s: %v", name, err)

@@ -22,10 +22,10 @@ import (
 // The users, one per service, plus events for the systems that read the
 // event stream.
 const (
-	Gateway  = "gateway"
-	Identity = "identity"
-	Session  = "session"
-	Events   = "events"
+	Gateway  = natsconn.Gateway
+	Identity = natsconn.Identity
+	Session  = natsconn.Session
+	Events   = natsconn.Events
 )
 
 // Users lists every user, in a fixed order.

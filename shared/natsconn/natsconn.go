@@ -62,6 +62,11 @@ func (c Credentials) LogValue() slog.Value {
 	)
 }
 
+// String is LogValue's text: %v of a config never prints the password.
+func (c Credentials) String() string {
+	return fmt.Sprintf("{User:%s Password:%s Creds:%s}", c.User, c.LogValue().Group()[1].Value, c.CredsFile)
+}
+
 // hasUserinfo reports whether any of the comma-separated URLs has userinfo.
 func hasUserinfo(urls string) bool {
 	for u := range strings.SplitSeq(urls, ",") {
@@ -72,6 +77,15 @@ func hasUserinfo(urls string) bool {
 	}
 	return false
 }
+
+// The wxlogin NATS users (shared/natsauth says what each may do): one per
+// service, plus events for the systems that read the event stream.
+const (
+	Gateway  = "gateway"
+	Identity = "identity"
+	Session  = "session"
+	Events   = "events"
+)
 
 // InboxPrefix is the inbox prefix of the wxlogin NATS user (gateway,
 // identity, session, events): replies to its requests arrive below it, and

@@ -22,9 +22,6 @@ var (
 	ErrConflict = errors.New("kvstate: changed concurrently")
 )
 
-// BindTTL is how long a bind token lives.
-const BindTTL = 10 * time.Minute
-
 // revokedSlack keeps a revocation a little past the longest possible exp of
 // a token it names.
 const revokedSlack = time.Minute
@@ -44,7 +41,6 @@ type Buckets struct {
 	Sessions jetstream.KeyValue
 	Revoked  jetstream.KeyValue
 	QR       jetstream.KeyValue
-	Bind     jetstream.KeyValue
 	Keys     jetstream.KeyValue
 }
 
@@ -58,7 +54,6 @@ func Open(ctx context.Context, js jetstream.JetStream, ttl TTLs, replicas int) (
 		session.BucketSessions: &b.Sessions,
 		session.BucketRevoked:  &b.Revoked,
 		session.BucketQR:       &b.QR,
-		session.BucketBind:     &b.Bind,
 		session.BucketKeys:     &b.Keys,
 	}
 	for _, cfg := range bucketConfigs(ttl, replicas) {
@@ -77,7 +72,6 @@ func bucketConfigs(ttl TTLs, replicas int) []jetstream.KeyValueConfig {
 		{Bucket: session.BucketSessions, Description: "wxlogin refresh token families", TTL: ttl.Refresh, History: 1, Replicas: replicas},
 		{Bucket: session.BucketRevoked, Description: "wxlogin revoked access tokens (jti, sid, user keys)", TTL: ttl.Revoked(), History: 1, Replicas: replicas},
 		{Bucket: session.BucketQR, Description: "wxlogin QR login tickets", TTL: ttl.QR, History: 1, Replicas: replicas},
-		{Bucket: session.BucketBind, Description: "wxlogin bind tokens", TTL: BindTTL, History: 1, Replicas: replicas},
 		keysConfig(replicas),
 	}
 }

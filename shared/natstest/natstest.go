@@ -16,11 +16,18 @@ import (
 // its data in a temporary directory; it is shut down when the test ends.
 func Start(t testing.TB) *server.Server {
 	t.Helper()
+	return start(t, nil)
+}
+
+// start runs a server on loopback with users (none: anyone may connect).
+func start(t testing.TB, users []*server.User) *server.Server {
+	t.Helper()
 	s, err := server.NewServer(&server.Options{
 		Host:      "127.0.0.1",
 		Port:      -1,
 		JetStream: true,
 		StoreDir:  t.TempDir(),
+		Users:     users,
 		NoLog:     true,
 		NoSigs:    true,
 	})
@@ -64,23 +71,7 @@ func StartSecured(t testing.TB) *Secured {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := server.NewServer(&server.Options{
-		Host:      "127.0.0.1",
-		Port:      -1,
-		JetStream: true,
-		StoreDir:  t.TempDir(),
-		Users:     users,
-		NoLog:     true,
-		NoSigs:    true,
-	})
-	if err != nil {
-		t.Fatalf("natstest: %v", err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("natstest: nats-server did not become ready")
-	}
-	t.Cleanup(s.Shutdown)
+	s := start(t, users)
 	return &Secured{Server: s, Passwords: passwords}
 }
 

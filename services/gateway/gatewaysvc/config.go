@@ -18,7 +18,7 @@ import (
 // Config is the gateway's configuration (DESIGN.md). Fields left zero in a
 // Config built in code take the DESIGN.md defaults.
 type Config struct {
-	NATSURL   string `env:"WXLOGIN_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	NATSURL string `env:"WXLOGIN_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
 	// NATSAuth is the NATS user gateway's credentials (WXLOGIN_NATS_USER, ...).
 	NATSAuth  natsconn.Credentials
 	HTTPAddr  string `env:"WXLOGIN_HTTP_ADDR" envDefault:"127.0.0.1:8080"`

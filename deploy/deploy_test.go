@@ -23,6 +23,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"gopkg.in/yaml.v3"
+
+	"github.com/wxlogin/wxlogin/shared/natsauth"
+	"github.com/wxlogin/wxlogin/shared/natsconn"
 )
 
 // Paths are relative to this directory (go test runs in the package dir).
@@ -69,6 +72,13 @@ var designEnv = []string{
 	"WXLOGIN_REVOCATION_MAX_STALE",
 	"WXLOGIN_QR_MAX_BYTES",
 	"WXLOGIN_SESSIONS_MAX_BYTES",
+	"WXLOGIN_NATS_USER",
+	"WXLOGIN_NATS_PASSWORD",
+	"WXLOGIN_NATS_CREDS",
+	"WXLOGIN_NATS_GATEWAY_PASSWORD",
+	"WXLOGIN_NATS_IDENTITY_PASSWORD",
+	"WXLOGIN_NATS_SESSION_PASSWORD",
+	"WXLOGIN_NATS_EVENTS_PASSWORD",
 }
 
 // The images deploy/Dockerfile builds (its SERVICE argument).
@@ -449,6 +459,7 @@ func mergeVolumes(base, override []string) []string {
 // with the config file it mounts read from the repository.
 func natsOptions(t *testing.T, s composeService) *server.Options {
 	t.Helper()
+	setNATSPasswords(t)
 	mounts := map[string]string{}
 	for _, v := range s.Volumes {
 		parts := strings.Split(v, ":")
@@ -456,17 +467,27 @@ func natsOptions(t *testing.T, s composeService) *server.Options {
 			mounts[parts[1]] = filepath.Join("..", parts[0])
 		}
 	}
+	// local is where the file at path in the container comes from: a file
+	// mount, or a file inside a mounted directory.
+	local := func(path string) (string, bool) {
+		for dir := path; dir != "/" && dir != "."; dir = filepath.Dir(dir) {
+			if src, ok := mounts[dir]; ok {
+				return filepath.Join(src, strings.TrimPrefix(path, dir)), true
+			}
+		}
+		return "", false
+	}
 	args := slices.Clone(s.Command)
 	if len(args) > 0 && args[0] == "nats-server" {
 		args = args[1:]
 	}
 	for i := range args {
 		if i > 0 && (args[i-1] == "--config" || args[i-1] == "-c") {
-			local, ok := mounts[args[i]]
+			path, ok := local(args[i])
 			if !ok {
 				t.Fatalf("nats config %s is not mounted from the repository", args[i])
 			}
-			args[i] = local
+			args[i] = path
 		}
 	}
 	fs := flag.NewFlagSet("nats-server", flag.ContinueOnError)
@@ -494,10 +515,12 @@ func TestNATSCluster(t *testing.T) {
 			if n := len(routeRE.FindAll(raw, -1)); n != 3 {
 				t.Errorf("%d routes to nats-{1,2,3}:6222, want 3", n)
 			}
+			setNATSPasswords(t)
 			opts, err := server.ProcessConfigFile(path)
 			if err != nil {
 				t.Fatalf("nats-server rejects it: %v", err)
 			}
+			checkUsers(t, opts)
 			if !opts.JetStream || !opts.SyncAlways || opts.StoreDir != "/data" {
 				t.Errorf("jetstream = %v, sync always = %v, store_dir = %q; want true, true, /data",
 					opts.JetStream, opts.SyncAlways, opts.StoreDir)
@@ -533,14 +556,18 @@ func TestNATSCluster(t *testing.T) {
 			if !ok {
 				t.Fatalf("override has no service %s", name)
 			}
-			conf := fmt.Sprintf("./deploy/nats/cluster/nats-%d.conf:/etc/nats/wxlogin.conf:ro", i+1)
-			if !slices.Contains(s.Volumes, conf) {
-				t.Errorf("%s does not mount %s", name, conf)
-			}
-			checkVolumes(t, name, s, merged)
 			if name == "nats" {
 				s.Volumes = mergeVolumes(base.Services["nats"].Volumes, s.Volumes)
+				s.Environment = base.Services["nats"].Environment
 			}
+			if !slices.Contains(s.Volumes, natsConfMount) {
+				t.Errorf("%s does not mount %s", name, natsConfMount)
+			}
+			if want := []string{"--config", fmt.Sprintf("/etc/nats/cluster/nats-%d.conf", i+1)}; !slices.Equal(s.Command, want) {
+				t.Errorf("%s command = %v, want %v", name, s.Command, want)
+			}
+			checkNATSPasswords(t, name, s)
+			checkVolumes(t, name, s, merged)
 			opts := natsOptions(t, s)
 			if !opts.JetStream || !opts.SyncAlways || len(opts.Routes) != 3 || opts.ServerName != fmt.Sprintf("nats-%d", i+1) {
 				t.Errorf("%s: jetstream %v, sync always %v, %d routes, name %q",
@@ -864,7 +891,15 @@ func TestDockerComposeConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append(append([]string{"compose"}, tt.args...), "config", "-q")
-			if out, err := exec.CommandContext(ctx, docker, args...).CombinedOutput(); err != nil {
+			cmd := exec.CommandContext(ctx, docker, args...)
+			// The NATS passwords have no default: production gets them from .env.
+			cmd.Env = os.Environ()
+			if tt.name != "dev profile" {
+				for _, u := range natsauth.Users() {
+					cmd.Env = append(cmd.Env, natsauth.PasswordVar(u)+"=example")
+				}
+			}
+			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Errorf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
 			}
 		})
@@ -1056,6 +1091,7 @@ func TestNATSClusterRuns(t *testing.T) {
 	}
 	var servers []*server.Server
 	for i := range 3 {
+		setNATSPasswords(t)
 		opts, err := server.ProcessConfigFile(fmt.Sprintf("nats/cluster/nats-%d.conf", i+1))
 		if err != nil {
 			t.Fatal(err)
@@ -1065,7 +1101,9 @@ func TestNATSClusterRuns(t *testing.T) {
 		servers = append(servers, startNATS(t, opts))
 	}
 
-	nc, err := nats.Connect(servers[0].ClientURL())
+	// identity is the user that creates and writes the stream.
+	nc, err := nats.Connect(servers[0].ClientURL(), nats.UserInfo(natsauth.Identity, os.Getenv(natsauth.PasswordVar(natsauth.Identity))),
+		nats.CustomInboxPrefix(natsconn.InboxPrefix(natsauth.Identity)))
 	if err != nil {
 		t.Fatal(err)
 	}

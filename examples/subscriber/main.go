@@ -2,7 +2,8 @@
 // JetStream stream WXLOGIN_EVENTS through a durable consumer and prints one
 // line per event, each event once.
 //
-//	WXLOGIN_NATS_URL=nats://127.0.0.1:4222 go run ./examples/subscriber -filter wxlogin.events.user.created
+//	WXLOGIN_NATS_URL=nats://127.0.0.1:4222 WXLOGIN_NATS_USER=events WXLOGIN_NATS_PASSWORD=... \
+//	  go run ./examples/subscriber -filter wxlogin.events.user.created
 //
 // Copy it as the start of your own: replace printEvent with your effect, and
 // the in-memory dedupe with an id stored in your database (see seenIDs).
@@ -23,16 +24,19 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wxlogin/wxlogin/shared/api/identity"
+	"github.com/wxlogin/wxlogin/shared/natsconn"
 )
 
 // Config is read from the environment; the flags of the same meaning
 // override it.
 type Config struct {
-	NATSURL  string     `env:"WXLOGIN_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	NATSURL string `env:"WXLOGIN_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	// NATSAuth is the credentials of the NATS user events, the one that
+	// may read the event stream (WXLOGIN_NATS_USER=events, ...).
+	NATSAuth natsconn.Credentials
 	LogLevel slog.Level `env:"WXLOGIN_LOG_LEVEL" envDefault:"info"`
 
 	Stream string `env:"SUBSCRIBER_STREAM" envDefault:"WXLOGIN_EVENTS"`
@@ -85,6 +89,8 @@ func envError(err error) error {
 // Validate names the variable of the first bad value.
 func (c Config) Validate() error {
 	switch {
+	case c.NATSAuth.Validate(c.NATSURL) != nil:
+		return fmt.Errorf("config: %w", c.NATSAuth.Validate(c.NATSURL))
 	case c.Stream == "":
 		return errors.New("config: SUBSCRIBER_STREAM is empty")
 	case c.Durable == "":
@@ -102,6 +108,9 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// drainTimeout bounds the wait for the acks of a drain (nats.go's default).
+const drainTimeout = 30 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -129,17 +138,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
-	closed := make(chan struct{})
-	nc, err := nats.Connect(cfg.NATSURL,
-		nats.Name("wxlogin-example-subscriber"),
-		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
-		nats.MaxReconnects(-1),
-		nats.RetryOnFailedConnect(true),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
-	)
+	nc, err := natsconn.Connect(natsconn.Options{
+		URL: cfg.NATSURL, Credentials: cfg.NATSAuth, Name: "wxlogin-example-subscriber", Role: natsconn.Events,
+		Retry: true, Log: log,
+	})
 	if err != nil {
-		return fmt.Errorf("nats: %w", err)
+		return err
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -148,11 +152,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	runErr := NewSubscriber(js, cfg, printEvent(stdout), log).Run(ctx)
 	// Acks of the drained messages are flushed before the connection goes.
-	if err := nc.Drain(); err != nil {
-		log.Warn("nats drain", "err", err)
-		nc.Close()
-	}
-	<-closed
+	natsconn.Drain(nc, drainTimeout, log)
 	if errors.Is(runErr, context.Canceled) {
 		return nil // stopped while still waiting for the stream
 	}

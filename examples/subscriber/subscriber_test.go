@@ -17,6 +17,7 @@ import (
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
 	"github.com/wxlogin/wxlogin/shared/logtest"
+	"github.com/wxlogin/wxlogin/shared/natsauth"
 	"github.com/wxlogin/wxlogin/shared/natstest"
 )
 
@@ -474,8 +475,9 @@ func TestConfig(t *testing.T) {
 // run end to end: flags override the environment, one line per event on
 // stdout, and a clean exit on cancel.
 func TestRun(t *testing.T) {
-	srv := natstest.Start(t)
-	js, err := jetstream.New(natstest.Connect(t, srv))
+	// As in production: identity writes the stream, the subscriber is events.
+	srv := natstest.StartSecured(t)
+	js, err := jetstream.New(natstest.ConnectAs(t, srv, natsauth.Identity))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -483,6 +485,11 @@ func TestRun(t *testing.T) {
 	ack := publish(t, js, event(identity.SubjectUserCreated, "ev-a"))
 	publish(t, js, event(identity.SubjectUserLoggedIn, "ev-b"))
 	t.Setenv("WXLOGIN_NATS_URL", srv.ClientURL())
+	t.Setenv("WXLOGIN_NATS_USER", natsauth.Events)
+	t.Setenv("WXLOGIN_NATS_PASSWORD", srv.Passwords[natsauth.Events])
+	if js, err = jetstream.New(natstest.ConnectAs(t, srv, natsauth.Events)); err != nil {
+		t.Fatal(err)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxlogin/wxlogin/shared/natsauth"
 )
 
 // streamEvents reads every event stored so far on subject from WXLOGIN_EVENTS.
@@ -116,10 +119,21 @@ func checkOneCreatedEach(t *testing.T, db *sqlx.DB, js jetstream.JetStream) int 
 // TestEventsProcesses is issue 6's acceptance against separate processes.
 func TestEventsProcesses(t *testing.T) {
 	p := startProcs(t, "WXLOGIN_METRICS_ADDR=")
-	nc, js := p.jetStream()
+	// As its readers do: the stream as user events, PINGs as the gateway.
+	nc := p.connectAs(natsauth.Gateway)
+	_, js := p.jetStream()
 	login := p.url("/api/v1/auth/miniprogram/login")
 	db := p.openDB()
 	drained := outboxDrained(db)
+
+	t.Run("NATS admits no one without a user", func(t *testing.T) {
+		if nc, err := nats.Connect(p.nats.ClientURL()); !errors.Is(err, nats.ErrAuthorization) {
+			if err == nil {
+				nc.Close()
+			}
+			t.Fatalf("anonymous connect: %v, want an authorization violation", err)
+		}
+	})
 
 	t.Run("services answer $SRV.PING", func(t *testing.T) {
 		for _, svc := range []string{"identity", "session"} {

@@ -17,7 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/wxlogin/wxlogin/shared/natstest"
+	"github.com/wxlogin/wxlogin/shared/natsauth"
 	"github.com/wxlogin/wxlogin/shared/pgtest"
 )
 
@@ -218,7 +218,7 @@ func (p *procStack) openDB() *sqlx.DB {
 
 // jetStream connects to the stack's NATS server (again after a restart).
 func (p *procStack) jetStream() (*nats.Conn, jetstream.JetStream) {
-	nc := natstest.Connect(p.t, p.nats)
+	nc := p.connectAs(natsauth.Events) // as the stream's readers do
 	js, err := jetstream.New(nc)
 	if err != nil {
 		p.t.Fatal(err)

@@ -12,15 +12,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/wxlogin/wxlogin/shared/logtest"
-	"github.com/wxlogin/wxlogin/shared/natstest"
+	"github.com/wxlogin/wxlogin/shared/natsauth"
+	"github.com/wxlogin/wxlogin/shared/natsconn"
 	"github.com/wxlogin/wxlogin/shared/pgtest"
 )
 
@@ -238,12 +241,72 @@ type procStack struct {
 	base     string
 	dsn      string
 	nats     *server.Server
-	natsOpts *server.Options // how nats was started, with its port: restartNATS reuses them
+	natsPort int    // the server's port (-1 until started): a restart comes back on it
+	natsDir  string // the server's JetStream store, for a restart
 	wx       *standIn
 	procs    map[string]*exec.Cmd
 	logs     *logtest.Buffer
 	// metrics is the gateway's ops address (WXLOGIN_METRICS_ADDR).
 	metrics string
+}
+
+// The project's own NATS config: the processes run against it.
+const natsConf = "../../deploy/nats/nats.conf"
+
+var (
+	confPasswordsOnce sync.Once
+	confPasswordsSet  map[string]string
+)
+
+// confPasswords sets the four password variables nats.conf reads, once for
+// the test binary (the parser reads them from the environment), and
+// returns them by user. The service processes get only their own.
+func confPasswords() map[string]string {
+	confPasswordsOnce.Do(func() {
+		confPasswordsSet = natsauth.RandomPasswords()
+		for u, pw := range confPasswordsSet {
+			os.Setenv(natsauth.PasswordVar(u), pw)
+		}
+	})
+	return confPasswordsSet
+}
+
+// startConfNATS runs deploy/nats/nats.conf in-process, as
+// `nats-server -c nats.conf -p port -sd dir` would, on loopback with
+// monitoring off: port -1 picks one; a restart passes the old port and
+// dir again.
+func startConfNATS(t *testing.T, port int, dir string) *server.Server {
+	t.Helper()
+	confPasswords()
+	opts, err := server.ProcessConfigFile(natsConf)
+	if err != nil {
+		t.Fatalf("%s: %v", natsConf, err)
+	}
+	opts.Host, opts.Port, opts.StoreDir = "127.0.0.1", port, dir
+	opts.HTTPPort = 0
+	opts.NoLog, opts.NoSigs = true, true
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatalf("nats-server: %v", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		t.Fatal("nats-server did not become ready")
+	}
+	t.Cleanup(ns.Shutdown)
+	return ns
+}
+
+// connectAs connects to the stack's NATS as user, closed when the test ends.
+func (p *procStack) connectAs(user string) *nats.Conn {
+	p.t.Helper()
+	nc, err := nats.Connect(p.nats.ClientURL(), nats.UserInfo(user, confPasswords()[user]), nats.CustomInboxPrefix(natsconn.InboxPrefix(user)))
+	if err != nil {
+		p.t.Fatalf("connect to NATS as %s: %v", user, err)
+	}
+	p.t.Cleanup(nc.Close)
+	return nc
 }
 
 func startProcs(t *testing.T, extraEnv ...string) *procStack {
@@ -252,10 +315,17 @@ func startProcs(t *testing.T, extraEnv ...string) *procStack {
 	addr := freeAddr(t)
 	p := &procStack{
 		t: t, bin: binaries(t), base: "http://" + addr, dsn: pgtest.NewDatabase(t, nil),
-		natsOpts: natstest.Options(t), wx: wx, procs: map[string]*exec.Cmd{}, logs: &logtest.Buffer{}, metrics: freeAddr(t),
+		natsPort: -1, natsDir: t.TempDir(), wx: wx, procs: map[string]*exec.Cmd{}, logs: &logtest.Buffer{}, metrics: freeAddr(t),
 	}
 	p.startNATS()
-	p.env = append(os.Environ(),
+	// No process sees another user's password (nor the server's variables).
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, "WXLOGIN_NATS_") {
+			p.env = append(p.env, kv)
+		}
+	}
+	p.env = append(p.env,
 		"WXLOGIN_NATS_URL="+p.nats.ClientURL(),
 		"WXLOGIN_DATABASE_URL="+p.dsn,
 		"WXLOGIN_HTTP_ADDR="+addr,
@@ -278,12 +348,12 @@ func startProcs(t *testing.T, extraEnv ...string) *procStack {
 	return p
 }
 
-// startNATS runs the NATS server from p.natsOpts and pins the port it got,
-// so that a restart comes back where the services reconnect to.
+// startNATS runs the NATS server from deploy/nats/nats.conf and pins the
+// port it got, so that a restart comes back where the services reconnect to.
 func (p *procStack) startNATS() {
 	p.t.Helper()
-	p.nats = natstest.Run(p.t, p.natsOpts)
-	p.natsOpts.Port = p.nats.Addr().(*net.TCPAddr).Port
+	p.nats = startConfNATS(p.t, p.natsPort, p.natsDir)
+	p.natsPort = p.nats.Addr().(*net.TCPAddr).Port
 }
 
 // restartNATS stops the NATS server and starts it again on the same port
@@ -300,12 +370,13 @@ func (p *procStack) stopNATS() {
 	p.nats.WaitForShutdown()
 }
 
+// start runs a service as its own NATS user (the user is named as the service).
 func (p *procStack) start(name string) {
 	p.t.Helper()
 	cmd := exec.Command(filepath.Join(p.bin, name))
-	cmd.Env = p.env
+	cmd.Env = append(slices.Clip(p.env), "WXLOGIN_NATS_USER="+name, "WXLOGIN_NATS_PASSWORD="+confPasswords()[name])
 	if name == "gateway" {
-		cmd.Env = append(slices.Clone(p.env), "WXLOGIN_METRICS_ADDR="+p.metrics)
+		cmd.Env = append(cmd.Env, "WXLOGIN_METRICS_ADDR="+p.metrics)
 	}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {

@@ -22,6 +22,8 @@ import (
 	"github.com/wxlogin/wxlogin/services/gateway/gatewaysvc"
 	"github.com/wxlogin/wxlogin/services/identity/identitysvc"
 	"github.com/wxlogin/wxlogin/services/session/sessionsvc"
+	"github.com/wxlogin/wxlogin/shared/natsauth"
+	"github.com/wxlogin/wxlogin/shared/natsconn"
 	"github.com/wxlogin/wxlogin/shared/wechat/fakewechat"
 )
 
@@ -68,9 +70,14 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 	if err := ensureDatabase(ctx, o.DatabaseURL); err != nil {
 		return nil, err
 	}
-	ns, err := startNATS(o)
+	passwords := natsPasswords()
+	ns, err := startNATS(o, passwords)
 	if err != nil {
 		return nil, err
+	}
+	// Each service connects as its own NATS user, as in production.
+	creds := func(user string) natsconn.Credentials {
+		return natsconn.Credentials{User: user, Password: passwords[user]}
 	}
 
 	fake := fakewechat.New(fakewechat.Options{
@@ -104,7 +111,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	idCfg.NATSURL = st.NATSURL
+	idCfg.NATSURL, idCfg.NATSAuth = st.NATSURL, creds(natsauth.Identity)
 	// One embedded server, one process: no replicas, no per-service ports.
 	idCfg.NATSReplicas, idCfg.MetricsAddr = 1, ""
 	idCfg.DatabaseURL = o.DatabaseURL
@@ -121,7 +128,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	seCfg.NATSURL = st.NATSURL
+	seCfg.NATSURL, seCfg.NATSAuth = st.NATSURL, creds(natsauth.Session)
 	// One embedded server, one process: no replicas, no per-service ports.
 	seCfg.NATSReplicas, seCfg.MetricsAddr = 1, ""
 	if seCfg.WebAppID == "" && idCfg.WebAppID == devWebAppID {
@@ -134,7 +141,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	gwCfg.NATSURL = st.NATSURL
+	gwCfg.NATSURL, gwCfg.NATSAuth = st.NATSURL, creds(natsauth.Gateway)
 	// gwCfg.MetricsAddr stays as WXLOGIN_METRICS_ADDR sets it (off by
 	// default): the gateway alone may serve its /metrics there, identity's
 	// and session's would take the same address.
@@ -185,7 +192,8 @@ func (s *Stack) Banner() string {
 wxlogin devstack is up.
   API and demo   %[1]s/demo
   fake WeChat    %[2]s/fake/
-  NATS           %[3]s   (nats micro ls --server %[3]s)
+  NATS           %[3]s   (users as in deploy/nats/auth.conf; passwords generated,
+                 or set WXLOGIN_NATS_EVENTS_PASSWORD to read events as user events)
 
 Try a mini-program login:
   CODE=$(curl -s -X POST %[2]s/fake/codes -d '{"appid":"%[4]s","nickname":"Alice"}' | sed 's/.*"code":"\([^"]*\)".*/\1/')
@@ -194,8 +202,27 @@ Try a mini-program login:
 `, s.GatewayURL, s.FakeURL, s.NATSURL, devMiniProgramAppID)
 }
 
-func startNATS(o Options) (*server.Server, error) {
+// natsPasswords are the NATS users' passwords: from the variables the
+// production server reads (WXLOGIN_NATS_EVENTS_PASSWORD, ...) where set,
+// else random for this run.
+func natsPasswords() map[string]string {
+	passwords := natsauth.RandomPasswords()
+	for _, u := range natsauth.Users() {
+		if v := os.Getenv(natsauth.PasswordVar(u)); v != "" {
+			passwords[u] = v
+		}
+	}
+	return passwords
+}
+
+// startNATS runs the embedded server with the production users and
+// permissions (shared/natsauth): no anonymous access.
+func startNATS(o Options, passwords map[string]string) (*server.Server, error) {
 	dir, err := filepath.Abs(filepath.Join(o.DataDir, "nats"))
+	if err != nil {
+		return nil, err
+	}
+	users, err := natsauth.ServerUsers(passwords)
 	if err != nil {
 		return nil, err
 	}
@@ -205,6 +232,7 @@ func startNATS(o Options) (*server.Server, error) {
 		Port:       o.NATSPort,
 		JetStream:  true,
 		StoreDir:   dir,
+		Users:      users,
 		NoLog:      true,
 		NoSigs:     true,
 	})

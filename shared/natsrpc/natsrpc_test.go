@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/wxlogin/wxlogin/shared/api"
+	"github.com/wxlogin/wxlogin/shared/natsauth"
 	"github.com/wxlogin/wxlogin/shared/natsrpc"
 	"github.com/wxlogin/wxlogin/shared/natstest"
 )
@@ -126,4 +128,70 @@ func TestCallAndEndpoint(t *testing.T) {
 			t.Fatalf("peak concurrency %d, want 4", peak.Load())
 		}
 	})
+}
+
+// A consumer of the event stream whose deliver subject names an endpoint
+// (the events user may create one; the server delivers on its behalf)
+// reaches the subscription, but the endpoint does not take it for a
+// request: the handler never runs. A real request still does.
+func TestEndpointIgnoresJetStreamDeliveries(t *testing.T) {
+	ns := natstest.StartSecured(t)
+	pool := natsrpc.NewPool(4, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var calls atomic.Int32
+	svc, err := micro.AddService(natstest.ConnectAs(t, ns, natsauth.Session), micro.Config{Name: "session", Version: "0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	const subject = "wxlogin.session.issue"
+	if err := svc.AddEndpoint("issue", natsrpc.Endpoint(pool, func(context.Context, echoReq) (echoResp, error) {
+		calls.Add(1)
+		return echoResp{Said: "token"}, nil
+	}), micro.WithEndpointSubject(subject)); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	idJS, err := jetstream.New(natstest.ConnectAs(t, ns, natsauth.Identity))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := idJS.CreateStream(ctx, jetstream.StreamConfig{Name: "WXLOGIN_EVENTS", Subjects: []string{"wxlogin.events.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := idJS.Publish(ctx, "wxlogin.events.user.created", []byte(`{"say":"forged"}`)); err != nil {
+		t.Fatal(err)
+	}
+	evJS, err := jetstream.New(natstest.ConnectAs(t, ns, natsauth.Events))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := evJS.CreateOrUpdateConsumer(ctx, "WXLOGIN_EVENTS", jetstream.ConsumerConfig{
+		Durable: "aimed", DeliverSubject: subject, DeliverGroup: "q", AckPolicy: jetstream.AckExplicitPolicy,
+	})
+	if err != nil {
+		t.Fatalf("events creates a push consumer: %v", err)
+	}
+	// Delivered (the server says so), yet unanswered and unhandled.
+	for {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Delivered.Consumer >= 1 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the consumer never delivered")
+		}
+		time.Sleep(20 * time.Millisecond) // polling the server's count; the deadline bounds it
+	}
+	var resp echoResp
+	if err := natsrpc.Call(ctx, natstest.ConnectAs(t, ns, natsauth.Gateway), subject, echoReq{Say: "real"}, &resp); err != nil || resp.Said != "token" {
+		t.Fatalf("a real request: %v %+v", err, resp)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("handler ran %d times, want 1 (the real request only)", n)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,6 +79,10 @@ func (p *Pool) accept() bool {
 // JSON response or the error's contract code.
 func Endpoint[Req, Resp any](p *Pool, fn func(ctx context.Context, req Req) (Resp, error)) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
+		if !isRequest(r.Reply()) {
+			p.log.Warn("dropped a message that is no request", "subject", r.Subject())
+			return
+		}
 		rid := r.Headers().Get(api.HeaderRequestID)
 		if !p.accept() {
 			p.respondError(r, rid, errStopping)
@@ -125,6 +130,14 @@ func Endpoint[Req, Resp any](p *Pool, fn func(ctx context.Context, req Req) (Res
 			}
 		}()
 	})
+}
+
+// isRequest reports whether reply is a requester's reply subject. A message
+// JetStream delivers is none: a push consumer's deliver subject may name any
+// subject (the user events could aim its consumer of the event stream at
+// wxlogin.session.issue), and its reply subject is an ack ($JS.ACK...).
+func isRequest(reply string) bool {
+	return reply != "" && !strings.HasPrefix(reply, "$JS.")
 }
 
 // callerDeadline reads the deadline Call sends in HeaderDeadline.

@@ -7,6 +7,9 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/wxlogin/wxlogin/shared/natsauth"
+	"github.com/wxlogin/wxlogin/shared/natsconn"
 )
 
 // Start runs an embedded nats-server with JetStream on a random port, storing
@@ -52,6 +55,41 @@ func Connect(t testing.TB, s *server.Server) *nats.Conn {
 	nc, err := nats.Connect(s.ClientURL())
 	if err != nil {
 		t.Fatalf("natstest: connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// Secured is a server that runs with wxlogin's NATS users (shared/natsauth):
+// no anonymous access, each user only its own permissions.
+type Secured struct {
+	*server.Server
+	// Passwords are the users' generated passwords, by user.
+	Passwords map[string]string
+}
+
+// StartSecured runs an embedded nats-server with JetStream and wxlogin's
+// users, each with a fresh random password; it is shut down when the test
+// ends.
+func StartSecured(t testing.TB) *Secured {
+	t.Helper()
+	passwords := natsauth.RandomPasswords()
+	users, err := natsauth.ServerUsers(passwords)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options(t)
+	opts.Users = users
+	return &Secured{Server: Run(t, opts), Passwords: passwords}
+}
+
+// ConnectAs returns a connection to s as user (with its inbox prefix),
+// closed when the test ends.
+func ConnectAs(t testing.TB, s *Secured, user string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo(user, s.Passwords[user]), nats.CustomInboxPrefix(natsconn.InboxPrefix(user)))
+	if err != nil {
+		t.Fatalf("natstest: connect as %s: %v", user, err)
 	}
 	t.Cleanup(nc.Close)
 	return nc

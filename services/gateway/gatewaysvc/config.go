@@ -14,12 +14,15 @@ import (
 	"github.com/wxlogin/wxlogin/services/gateway/internal/revocation"
 	"github.com/wxlogin/wxlogin/shared/envconfig"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
+	"github.com/wxlogin/wxlogin/shared/natsconn"
 )
 
 // Config is the gateway's configuration (docs/configuration.md). Fields left zero in a
 // Config built in code take the documented defaults.
 type Config struct {
-	NATSURL   string `env:"WXLOGIN_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	NATSURL string `env:"WXLOGIN_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	// NATSAuth is the NATS user gateway's credentials (WXLOGIN_NATS_USER, ...).
+	NATSAuth  natsconn.Credentials
 	HTTPAddr  string `env:"WXLOGIN_HTTP_ADDR" envDefault:"127.0.0.1:8080"`
 	PublicURL string `env:"WXLOGIN_PUBLIC_URL" envDefault:"http://127.0.0.1:8080"`
 	// WechatOpenBase is WeChat's Open Platform base: the QR login page is
@@ -173,6 +176,9 @@ func (c *Config) Validate() error {
 	if len(proxies) > 0 {
 		c.TrustedProxies = proxies
 	}
+	if err := c.NATSAuth.Validate(c.NATSURL); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
 	if c.JWKSRefresh < 0 {
 		return errors.New("config: JWKSRefresh must not be negative")
 	}
@@ -187,6 +193,7 @@ func (c Config) LogValue() slog.Value {
 	}
 	return slog.GroupValue(
 		slog.String("nats_url", envconfig.RedactURLs(c.NATSURL)),
+		slog.Any("nats_auth", c.NATSAuth),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("public_url", c.PublicURL),
 		slog.String("wechat_open_base", c.WechatOpenBase),

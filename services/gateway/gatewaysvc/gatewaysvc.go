@@ -20,8 +20,8 @@ import (
 	"github.com/wxlogin/wxlogin/services/gateway/internal/ratelimit"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
 	"github.com/wxlogin/wxlogin/shared/api/session"
-	"github.com/wxlogin/wxlogin/shared/envconfig"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
+	"github.com/wxlogin/wxlogin/shared/natsconn"
 	"github.com/wxlogin/wxlogin/shared/opshttp"
 )
 
@@ -77,13 +77,17 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, ln net.Listener) e
 	stopOps := ops.Start()
 	defer stopOps()
 
-	closed := make(chan struct{})
-	nc, err := connectNATS(cfg.NATSURL, log, closed)
+	// The gateway starts anyway when NATS is not up yet and reports not
+	// ready until it connects.
+	nc, err := natsconn.Connect(natsconn.Options{
+		URL: cfg.NATSURL, Credentials: cfg.NATSAuth, Name: "wxlogin-gateway", Role: natsconn.Gateway,
+		Retry: true, DrainTimeout: drainTimeout, Log: log,
+	})
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	defer drain(nc, closed, log)
+	defer natsconn.Drain(nc, drainTimeout+time.Second, log)
 
 	identityClient := identity.NewObservedClient(nc, m.ObserveNATS)
 	sessionClient := session.NewObservedClient(nc, m.ObserveNATS)
@@ -167,50 +171,6 @@ func opsServer(cfg Config, m *metrics.Metrics, log *slog.Logger) (*opshttp.Serve
 		return nil, fmt.Errorf("WXLOGIN_METRICS_ADDR: %w", err)
 	}
 	return ops, nil
-}
-
-// connectNATS connects, retrying in the background if NATS is not up yet:
-// the gateway starts anyway and reports not ready until it connects.
-func connectNATS(urls string, log *slog.Logger, closed chan struct{}) (*nats.Conn, error) {
-	nc, err := nats.Connect(urls,
-		nats.Name("wxlogin-gateway"),
-		nats.MaxReconnects(-1),
-		nats.RetryOnFailedConnect(true),
-		nats.DrainTimeout(drainTimeout),
-		// Not ConnectedUrlRedacted: it keeps the user, which may be a token.
-		nats.ConnectHandler(func(nc *nats.Conn) {
-			log.Info("NATS connected", "url", envconfig.RedactURLs(nc.ConnectedUrl()))
-		}),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				log.Warn("NATS disconnected", "error", err)
-			}
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("NATS reconnected", "url", envconfig.RedactURLs(nc.ConnectedUrl()))
-		}),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			log.Warn("NATS error", "error", err)
-		}),
-		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS (WXLOGIN_NATS_URL): %w", err)
-	}
-	return nc, nil
-}
-
-// drain lets in-flight replies arrive, then closes the connection; it waits
-// for the close so nothing of the gateway outlives Serve.
-func drain(nc *nats.Conn, closed chan struct{}, log *slog.Logger) {
-	if err := nc.Drain(); err != nil {
-		nc.Close()
-	}
-	select {
-	case <-closed:
-	case <-time.After(drainTimeout + time.Second):
-		log.Warn("NATS connection did not close in time")
-	}
 }
 
 // readiness checks what the gateway needs to serve: NATS, a live identity

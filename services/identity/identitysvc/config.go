@@ -12,6 +12,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/shared/apps"
 	"github.com/wxlogin/wxlogin/shared/envconfig"
+	"github.com/wxlogin/wxlogin/shared/natsconn"
 )
 
 // Names of the apps configured by the WXLOGIN_MINIPROGRAM_* and WXLOGIN_WEB_*
@@ -25,7 +26,9 @@ const (
 // Config is the identity service's configuration (docs/configuration.md).
 // Build it with ConfigFromEnv, or in code (devstack, tests).
 type Config struct {
-	NATSURL           string     `env:"WXLOGIN_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	NATSURL string `env:"WXLOGIN_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	// NATSAuth is the NATS user identity's credentials (WXLOGIN_NATS_USER, ...).
+	NATSAuth          natsconn.Credentials
 	DatabaseURL       string     `env:"WXLOGIN_DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/wxlogin?sslmode=disable"`
 	WechatAPIBase     string     `env:"WXLOGIN_WECHAT_API_BASE" envDefault:"https://api.weixin.qq.com"`
 	MiniProgramAppID  string     `env:"WXLOGIN_MINIPROGRAM_APPID"`
@@ -37,8 +40,7 @@ type Config struct {
 	LogLevel          slog.Level `env:"WXLOGIN_LOG_LEVEL" envDefault:"info"`
 	// NATSReplicas is how many copies JetStream keeps of the event stream
 	// and the KV buckets identity creates: 1 for a single server, 3 on a
-	// cluster (at most 5, JetStream's limit). Session reads the same
-	// variable for wxlogin_bind, which both create: give both the same value.
+	// cluster (at most 5, JetStream's limit).
 	NATSReplicas int `env:"WXLOGIN_NATS_REPLICAS" envDefault:"1"`
 	// MetricsAddr is where GET /metrics and GET /healthz are served; "" off.
 	MetricsAddr string `env:"WXLOGIN_METRICS_ADDR"`
@@ -73,6 +75,9 @@ func ConfigFromEnv() (Config, error) {
 func (c Config) Validate() error {
 	if strings.TrimSpace(c.NATSURL) == "" {
 		return errors.New("WXLOGIN_NATS_URL: must not be empty")
+	}
+	if err := c.NATSAuth.Validate(c.NATSURL); err != nil {
+		return err
 	}
 	if strings.TrimSpace(c.DatabaseURL) == "" {
 		return errors.New("WXLOGIN_DATABASE_URL: must not be empty")
@@ -130,6 +135,7 @@ func (c Config) LogValue() slog.Value {
 	}
 	return slog.GroupValue(
 		slog.String("nats_url", envconfig.RedactURLs(c.NATSURL)),
+		slog.Any("nats_auth", c.NATSAuth),
 		slog.String("database_url", envconfig.RedactURLs(c.DatabaseURL)),
 		slog.String("wechat_api_base", c.WechatAPIBase),
 		slog.String("miniprogram_appid", c.MiniProgramAppID),

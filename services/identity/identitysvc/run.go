@@ -24,8 +24,8 @@ import (
 	"github.com/wxlogin/wxlogin/services/identity/internal/store"
 	"github.com/wxlogin/wxlogin/services/identity/internal/wxauth"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
-	"github.com/wxlogin/wxlogin/shared/envconfig"
 	"github.com/wxlogin/wxlogin/shared/jssetup"
+	"github.com/wxlogin/wxlogin/shared/natsconn"
 	"github.com/wxlogin/wxlogin/shared/natsrpc"
 	"github.com/wxlogin/wxlogin/shared/opshttp"
 	"github.com/wxlogin/wxlogin/shared/wechat"
@@ -107,7 +107,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer st.Close()
 
-	nc, closed, err := connectNATS(cfg.NATSURL, log)
+	nc, err := natsconn.Connect(natsconn.Options{
+		URL: cfg.NATSURL, Credentials: cfg.NATSAuth, Name: "wxlogin-identity", Role: natsconn.Identity,
+		Retry: true, Log: log,
+	})
 	if err != nil {
 		return err
 	}
@@ -172,14 +175,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	pool.Wait()
 	stopRelay()
 	<-relayDone
-	if err := nc.Drain(); err != nil {
-		log.Warn("nats drain", "error", err)
-	}
-	select {
-	case <-closed:
-	case <-time.After(drainTimeout):
-		log.Warn("nats drain timed out")
-	}
+	natsconn.Drain(nc, drainTimeout, log)
 	log.Info("identity stopped")
 	return nil
 }
@@ -249,30 +245,4 @@ func openDB(ctx context.Context, dsn string, log *slog.Logger) (*sqlx.DB, error)
 		case <-time.After(wait):
 		}
 	}
-}
-
-// connectNATS connects with unlimited reconnects; closed is closed when the
-// connection is (after a drain).
-func connectNATS(url string, log *slog.Logger) (*nats.Conn, <-chan struct{}, error) {
-	closed := make(chan struct{})
-	nc, err := nats.Connect(url,
-		nats.Name("wxlogin-identity"),
-		nats.MaxReconnects(-1),
-		nats.RetryOnFailedConnect(true),
-		nats.ReconnectWait(500*time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				log.Warn("nats disconnected", "error", err)
-			}
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) {
-			// Not ConnectedUrlRedacted: it shows a token given as the user.
-			log.Info("nats reconnected", "url", envconfig.RedactURLs(nc.ConnectedUrl()))
-		}),
-		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
-	)
-	if err != nil {
-		return nil, nil, fmt.Errorf("WXLOGIN_NATS_URL: %w", err)
-	}
-	return nc, closed, nil
 }

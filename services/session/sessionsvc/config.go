@@ -13,12 +13,15 @@ import (
 	"github.com/wxlogin/wxlogin/shared/apps"
 	"github.com/wxlogin/wxlogin/shared/envconfig"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
+	"github.com/wxlogin/wxlogin/shared/natsconn"
 )
 
 // Config is the session service's configuration (docs/configuration.md). JWTSecret is
 // secret: Config's String and LogValue mask it.
 type Config struct {
-	NATSURL     string        `env:"WXLOGIN_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	NATSURL string `env:"WXLOGIN_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	// NATSAuth is the NATS user session's credentials (WXLOGIN_NATS_USER, ...).
+	NATSAuth    natsconn.Credentials
 	JWTAlg      string        `env:"WXLOGIN_JWT_ALG" envDefault:"EdDSA"`
 	JWTKeyFile  string        `env:"WXLOGIN_JWT_KEY_FILE"`
 	JWTSecret   string        `env:"WXLOGIN_JWT_SECRET"`
@@ -104,6 +107,9 @@ func (c Config) Validate() error {
 	case c.SessionsMaxBytes != 0 && c.SessionsMaxBytes < minBucketBytes:
 		return fmt.Errorf("WXLOGIN_SESSIONS_MAX_BYTES: %d is below %d bytes (0: sized from WXLOGIN_REFRESH_TTL)", c.SessionsMaxBytes, minBucketBytes)
 	}
+	if err := c.NATSAuth.Validate(c.NATSURL); err != nil {
+		return err
+	}
 	if c.MetricsAddr != "" {
 		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
 			return fmt.Errorf("WXLOGIN_METRICS_ADDR: %q is not a host:port address (e.g. \":9100\")", c.MetricsAddr)
@@ -144,6 +150,9 @@ func (c Config) masked() Config {
 		c.JWTSecret = "[set]"
 	}
 	c.NATSURL = envconfig.RedactURLs(c.NATSURL)
+	if c.NATSAuth.Password != "" {
+		c.NATSAuth.Password = "[set]"
+	}
 	return c
 }
 
@@ -158,6 +167,7 @@ func (c Config) LogValue() slog.Value {
 	m := c.masked()
 	return slog.GroupValue(
 		slog.String("nats_url", m.NATSURL),
+		slog.Any("nats_auth", c.NATSAuth),
 		slog.String("jwt_alg", m.JWTAlg),
 		slog.String("jwt_key_file", m.JWTKeyFile),
 		slog.String("jwt_secret", m.JWTSecret),

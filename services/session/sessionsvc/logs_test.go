@@ -154,7 +154,7 @@ func TestReconnectLogHidesToken(t *testing.T) {
 	first.Shutdown()
 	second = serve()
 	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(logs.String(), "nats reconnected") {
+	for !strings.Contains(logs.String(), "NATS reconnected") {
 		if time.Now().After(deadline) {
 			t.Fatalf("no reconnect logged:\n%s", logs.String())
 		}

@@ -151,7 +151,7 @@ func TestReplicas(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, bucket := range []string{session.BucketSessions, session.BucketRevoked, session.BucketQR, session.BucketBind, session.BucketKeys} {
+		for _, bucket := range []string{session.BucketSessions, session.BucketRevoked, session.BucketQR, session.BucketKeys} {
 			kv, err := js.KeyValue(call(t), bucket)
 			if err != nil {
 				t.Fatalf("%s: %v", bucket, err)

@@ -37,7 +37,7 @@ func RotateKey(ctx context.Context, cfg Config, log *slog.Logger, activateAfter 
 	case activateAfter < 0:
 		return "", errors.New("activation delay must not be negative")
 	}
-	nc, err := connect(cfg.NATSURL, "wxlogin-session-rotate-key", log, false)
+	nc, err := connect(cfg, "wxlogin-session-rotate-key", false, log)
 	if err != nil {
 		return "", err
 	}

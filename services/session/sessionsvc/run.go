@@ -15,9 +15,9 @@ import (
 
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/session"
-	"github.com/wxlogin/wxlogin/shared/envconfig"
 	"github.com/wxlogin/wxlogin/shared/jssetup"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
+	"github.com/wxlogin/wxlogin/shared/natsconn"
 	"github.com/wxlogin/wxlogin/shared/natsrpc"
 	"github.com/wxlogin/wxlogin/shared/opshttp"
 
@@ -55,7 +55,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log.Info("session service starting", "config", cfg, "apps", registry)
 
 	// Connecting does not wait for the server (it retries in the background).
-	nc, err := connect(cfg.NATSURL, "wxlogin-session", log, true)
+	nc, err := connect(cfg, "wxlogin-session", true, log)
 	if err != nil {
 		return err
 	}
@@ -160,7 +160,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	pool.Wait()
 	users.Stop()
 	keys.Close()
-	drain(nc, log)
+	natsconn.Drain(nc, drainTimeout, log)
 	return nil
 }
 
@@ -193,48 +193,10 @@ func staticKeyring(cfg Config) (*tokens.Keyring, error) {
 	return nil, nil
 }
 
-// connect connects to NATS. With retry, a server that is not up yet is
-// retried in the background instead of failing the start.
-func connect(url, name string, log *slog.Logger, retry bool) (*nats.Conn, error) {
-	nc, err := nats.Connect(url,
-		nats.Name(name),
-		nats.MaxReconnects(-1),
-		nats.RetryOnFailedConnect(retry),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				log.Warn("nats disconnected", "error", err)
-			}
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) {
-			// Not ConnectedUrlRedacted: it shows a token written as the user.
-			log.Info("nats reconnected", "url", envconfig.RedactURLs(nc.ConnectedUrl()))
-		}),
-		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-			subject := ""
-			if sub != nil {
-				subject = sub.Subject
-			}
-			log.Warn("nats async error", "subject", subject, "error", err)
-		}),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("WXLOGIN_NATS_URL: connect: %w", err)
-	}
-	return nc, nil
-}
-
-// drain lets in-flight messages finish, then closes the connection.
-func drain(nc *nats.Conn, log *slog.Logger) {
-	closed := make(chan struct{})
-	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	if err := nc.Drain(); err != nil {
-		nc.Close()
-		return
-	}
-	select {
-	case <-closed:
-	case <-time.After(drainTimeout):
-		log.Warn("nats drain timed out")
-		nc.Close()
-	}
+// connect connects as the session user. With retry, a server that is not
+// up yet is retried in the background instead of failing the start.
+func connect(cfg Config, name string, retry bool, log *slog.Logger) (*nats.Conn, error) {
+	return natsconn.Connect(natsconn.Options{
+		URL: cfg.NATSURL, Credentials: cfg.NATSAuth, Name: name, Role: natsconn.Session, Retry: retry, Log: log,
+	})
 }

@@ -22,9 +22,6 @@ var (
 	ErrConflict = errors.New("kvstate: changed concurrently")
 )
 
-// BindTTL is how long a bind token lives.
-const BindTTL = 10 * time.Minute
-
 // revokedSlack keeps a revocation a little past the longest possible exp of
 // a token it names.
 const revokedSlack = time.Minute
@@ -48,7 +45,6 @@ type Buckets struct {
 	Sessions jetstream.KeyValue
 	Revoked  jetstream.KeyValue
 	QR       jetstream.KeyValue
-	Bind     jetstream.KeyValue
 	Keys     jetstream.KeyValue
 }
 
@@ -62,7 +58,6 @@ func Open(ctx context.Context, js jetstream.JetStream, ttl TTLs, replicas int) (
 		session.BucketSessions: &b.Sessions,
 		session.BucketRevoked:  &b.Revoked,
 		session.BucketQR:       &b.QR,
-		session.BucketBind:     &b.Bind,
 		session.BucketKeys:     &b.Keys,
 	}
 	for _, cfg := range bucketConfigs(ttl, replicas) {
@@ -84,9 +79,6 @@ func bucketConfigs(ttl TTLs, replicas int) []jetstream.KeyValueConfig {
 			MaxBytes: ttl.revokedCap(), MaxValueSize: revokedMaxValueSize},
 		{Bucket: session.BucketQR, Description: "wxlogin QR login tickets", TTL: ttl.QR, History: 1, Replicas: replicas,
 			MaxBytes: ttl.qrCap(), MaxValueSize: qrMaxValueSize},
-		// As identity creates it too (bindtoken.BucketConfig).
-		{Bucket: session.BucketBind, Description: "wxlogin bind tokens", TTL: BindTTL, History: 1, Replicas: replicas,
-			MaxBytes: session.BindMaxBytes, MaxValueSize: session.BindMaxValueSize},
 		keysConfig(replicas),
 	}
 }

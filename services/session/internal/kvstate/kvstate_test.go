@@ -44,7 +44,6 @@ func TestOpenBuckets(t *testing.T) {
 		{session.BucketSessions, ttls.Refresh},
 		{session.BucketRevoked, ttls.Access + time.Minute},
 		{session.BucketQR, ttls.QR},
-		{session.BucketBind, BindTTL},
 		{session.BucketKeys, 0},
 	}
 	for _, tc := range tests {
@@ -87,7 +86,7 @@ func TestBucketConfigsReplicas(t *testing.T) {
 					t.Errorf("%s: %d replicas, want %d", cfg.Bucket, cfg.Replicas, n)
 				}
 			}
-			for _, b := range []string{session.BucketSessions, session.BucketRevoked, session.BucketQR, session.BucketBind, session.BucketKeys} {
+			for _, b := range []string{session.BucketSessions, session.BucketRevoked, session.BucketQR, session.BucketKeys} {
 				if !seen[b] {
 					t.Errorf("no configuration for %s", b)
 				}

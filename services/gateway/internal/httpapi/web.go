@@ -29,10 +29,14 @@ import (
 
 // Website QR login (DESIGN.md, wave2.md "Website QR flow").
 const (
-	qrPath          = "/api/v1/auth/web/qr"
-	callbackPath    = "/api/v1/auth/web/callback"
-	pollCookie      = "wxlogin_poll"
+	webPath         = "/api/v1/auth/web" // the ticket cookie's path: the polls and the callback
+	qrPath          = webPath + "/qr"
+	callbackPath    = webPath + "/callback"
 	pollTokenHeader = "X-Poll-Token"
+	// ticketCookiePrefix + ticket names a ticket's cookie, which holds its
+	// poll token. One cookie per ticket: two tabs of one browser showing
+	// two QR codes each finish their own.
+	ticketCookiePrefix = "wxlogin_qr_"
 
 	// maxWait bounds a long-poll (the HTTP server's write timeout is 35 s).
 	maxWait = 30 * time.Second
@@ -83,14 +87,14 @@ func newWebState(o WebOptions) *webState {
 		tickets:     o.Tickets,
 		wechat:      wechat.New(wechat.Options{OpenBase: o.WechatOpenBase}),
 		redirectURI: strings.TrimSuffix(o.PublicURL, "/") + callbackPath,
-		cookiePath:  qrPath,
+		cookiePath:  webPath,
 		pollLimit:   ratelimit.New(qrPollLimit, ratelimit.Options{MaxKeys: maxLimitedTickets}),
 	}
 	if u, err := url.Parse(o.PublicURL); err == nil {
 		w.secureCookie = u.Scheme == "https"
 		// Behind a proxy that serves the gateway under a path prefix, the
 		// browser sees the prefix.
-		w.cookiePath = strings.TrimSuffix(u.Path, "/") + qrPath
+		w.cookiePath = strings.TrimSuffix(u.Path, "/") + webPath
 	}
 	w.demoCSP = demoCSP(o.WechatOpenBase)
 	return w
@@ -156,8 +160,24 @@ func (s *server) createQR(c *gin.Context) {
 		return
 	}
 
+	// The ticket's cookie binds the callback to this browser: only a
+	// callback that carries it completes the ticket (qrCallback).
+	//
+	// SameSite=Lax, because WeChat reaches the callback by a cross-site
+	// navigation in every mode: the top page redirected from
+	// open.weixin.qq.com, the WxLogin iframe (self_redirect:true) navigating
+	// itself, or that iframe navigating the top window (self_redirect:false).
+	// Lax cookies go with cross-site GET navigations of the top window and
+	// with a frame's navigation whose top window is this site; Strict ones go
+	// with neither (the navigation starts on WeChat's site), and None would
+	// also hand the cookie to cross-site subresources (an attacker's <img> or
+	// iframe loading the callback with their code) and is dropped wherever
+	// third-party cookies are. What Lax still allows is a top-level link the
+	// victim follows, to a callback URL with someone else's code: that needs
+	// the victim's own click while their QR code is live, and a not_bound
+	// answer shows whose WeChat it is before anything is bound.
 	http.SetCookie(c.Writer, &http.Cookie{
-		Name:     pollCookie,
+		Name:     ticketCookiePrefix + t.Ticket,
 		Value:    t.PollToken,
 		Path:     s.web.cookiePath,
 		MaxAge:   int(t.ExpiresIn),
@@ -218,8 +238,13 @@ type pollAnswer struct {
 // not_bound (403 wechat_not_bound with the bind token), or (once) confirmed
 // with the tokens. ?wait= long-polls until the ticket changes.
 func (s *server) pollQR(c *gin.Context) {
-	ticket, token := c.Param("ticket"), pollToken(c)
-	if !validTicket(ticket) || token == "" {
+	ticket := c.Param("ticket")
+	if !validTicket(ticket) {
+		s.pollNotFound(c)
+		return
+	}
+	token := pollToken(c, ticket)
+	if token == "" {
 		// Whether the ticket exists is none of the caller's business.
 		s.pollNotFound(c)
 		return
@@ -279,9 +304,18 @@ func (s *server) pollQR(c *gin.Context) {
 	case session.QRNotBound:
 		// Auto-register is off and the WeChat user has no account: the
 		// browser registers or binds one with the bind token.
+		// The nickname and avatar say whose WeChat it is, so that the
+		// person does not bind someone else's to their account.
+		data := map[string]string{identity.DataBindToken: rec.BindToken}
+		if rec.Nickname != "" {
+			data[identity.DataNickname] = rec.Nickname
+		}
+		if rec.AvatarURL != "" {
+			data[identity.DataAvatarURL] = rec.AvatarURL
+		}
 		s.fail(c, &api.Error{Code: api.CodeWechatNotBound,
 			Message: "this WeChat account is not linked to an account yet: register (/auth/register) or bind (/auth/bind) one with bind_token",
-			Data:    map[string]string{identity.DataBindToken: rec.BindToken}})
+			Data:    data})
 	default:
 		s.fail(c, fmt.Errorf("QR ticket in unknown status %q", rec.Status))
 	}
@@ -301,18 +335,25 @@ func (s *server) pollNotFound(c *gin.Context) {
 	s.fail(c, errTicketNotFound)
 }
 
-// pollToken is the X-Poll-Token header, else the poll cookie.
-func pollToken(c *gin.Context) string {
+// pollToken is the X-Poll-Token header, else the ticket's cookie.
+func pollToken(c *gin.Context, ticket string) string {
 	t := c.GetHeader(pollTokenHeader)
 	if t == "" {
-		if ck, err := c.Request.Cookie(pollCookie); err == nil {
-			t = ck.Value
-		}
+		t = ticketCookie(c, ticket)
 	}
 	if len(t) > maxPollTokenLen || !isVisibleASCII(t) {
 		return ""
 	}
 	return t
+}
+
+// ticketCookie is the poll token in the ticket's cookie, "" without one.
+func ticketCookie(c *gin.Context, ticket string) string {
+	ck, err := c.Request.Cookie(ticketCookiePrefix + ticket)
+	if err != nil || len(ck.Value) > maxPollTokenLen || !isVisibleASCII(ck.Value) {
+		return ""
+	}
+	return ck.Value
 }
 
 // parseWait reads ?wait=: a Go duration ("25s") or whole seconds ("25"),
@@ -441,9 +482,15 @@ type confirmedAnswer struct {
 	session.QRConsumeResult
 }
 
-// qrCallback is where WeChat sends the browser (or the phone) after the
-// scan: it resolves the code and records the outcome under the ticket,
-// which wakes the waiting poll. It answers a small HTML page.
+// qrCallback is where WeChat sends the browser that showed the QR code
+// after the scan: it resolves the code and records the outcome under the
+// ticket, which wakes the waiting poll. It answers a small HTML page.
+//
+// Only that browser may complete the ticket: the state is no secret (it is
+// in the QR code and the page's URLs), so a callback without the ticket's
+// cookie changes nothing. Otherwise anyone could finish a victim's pending
+// login with their own code (the victim is logged in as them, or binds
+// their WeChat) or deny it.
 func (s *server) qrCallback(c *gin.Context) {
 	state, code := c.Query("state"), c.Query("code")
 	if !validTicket(state) {
@@ -474,6 +521,14 @@ func (s *server) qrCallback(c *gin.Context) {
 		s.callbackPage(c, http.StatusServiceUnavailable, pageUnavailable)
 		return
 	}
+	if checkPollToken(rec, ticketCookie(c, state)) != nil {
+		// Not the creating browser (or its cookie is gone): the code is not
+		// exchanged, the ticket stays as it is.
+		s.log.LogAttrs(ctx, slog.LevelInfo, "QR callback without the ticket's cookie ignored",
+			slog.String("request_id", middleware.RequestIDOf(c)))
+		s.callbackPage(c, http.StatusForbidden, pageWrongBrowser)
+		return
+	}
 	if rec.Status != session.QRPending {
 		// WeChat may call twice with the same code: the first outcome
 		// stands and the code is not exchanged again.
@@ -500,7 +555,8 @@ func (s *server) qrCallback(c *gin.Context) {
 			// Auto-register is off: the ticket carries the bind token to
 			// the waiting browser (only it has the poll token), which
 			// registers or binds an account with it.
-			s.completeQR(ctx, c, session.QRCompleteRequest{Ticket: state, BindToken: p.BindToken}, http.StatusOK, pageNotBound)
+			s.completeQR(ctx, c, session.QRCompleteRequest{Ticket: state, BindToken: p.BindToken,
+				Nickname: p.Nickname, AvatarURL: p.AvatarURL}, http.StatusOK, pageNotBound)
 			return
 		}
 		if p.Code == api.CodeWechatCodeUsed {

@@ -52,12 +52,12 @@ type webStub struct {
 	browser *http.Client
 	base    string
 
-	creates     []session.QRCreateRequest
-	resolves    []identity.WebResolveRequest
-	completes   []session.QRCompleteRequest
-	consumes    int
-	refreshes   []string
-	revokes     []session.RevokeRequest
+	creates   []session.QRCreateRequest
+	resolves  []identity.WebResolveRequest
+	completes []session.QRCompleteRequest
+	consumes  int
+	refreshes []string
+	revokes   []session.RevokeRequest
 }
 
 // upWeb starts every stub and a gateway configured for the website login,

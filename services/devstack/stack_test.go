@@ -25,6 +25,12 @@ type testStack struct {
 // fresh database; it stops when the test ends.
 func startStack(t *testing.T) *testStack {
 	t.Helper()
+	return startStackOn(t, "127.0.0.1:0")
+}
+
+// startStackOn is startStack with the fake WeChat listening on fakeAddr.
+func startStackOn(t *testing.T, fakeAddr string) *testStack {
+	t.Helper()
 	dsn := pgtest.NewDatabase(t, nil) // identity migrates it on start, as in production
 	logs := &logtest.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -32,7 +38,7 @@ func startStack(t *testing.T) *testStack {
 	st, err := Start(ctx, Options{
 		DatabaseURL: dsn,
 		HTTPAddr:    "127.0.0.1:0",
-		FakeAddr:    "127.0.0.1:0",
+		FakeAddr:    fakeAddr,
 		NATSPort:    -1,
 		DataDir:     t.TempDir(),
 	}, log)

@@ -59,6 +59,25 @@ func TestQRCallbackBelongsToTheBrowser(t *testing.T) {
 		wantPending(t, ticket, pollToken)
 	})
 
+	t.Run("the refusal retries once, in the same frame", func(t *testing.T) {
+		// WxLogin's iframe with self_redirect reaches the callback from
+		// WeChat's site, without the SameSite=Lax cookie; the page's own
+		// second try (same-site inside the site's page) has it.
+		q := url.Values{"code": {"c"}, "state": {ticket}}
+		r := callbackFrom(t, attacker, base, q)
+		q.Set("retry", "1")
+		want := `<meta http-equiv="refresh" content="0;url=?` + strings.ReplaceAll(q.Encode(), "&", "&amp;") + `">`
+		if !strings.Contains(r.raw, want) {
+			t.Errorf("first refusal lacks %s:\n%s", want, r.raw)
+		}
+		r = callbackFrom(t, attacker, base, q)
+		wantRefused(t, r)
+		if strings.Contains(r.raw, "http-equiv") {
+			t.Error("the second refusal retries again: a loop")
+		}
+		wantPending(t, ticket, pollToken)
+	})
+
 	t.Run("another browser cannot deny it", func(t *testing.T) {
 		wantRefused(t, callbackFrom(t, attacker, base, url.Values{"state": {ticket}}))
 		wantPending(t, ticket, pollToken)

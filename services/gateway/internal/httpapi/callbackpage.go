@@ -29,6 +29,9 @@ type callbackContent struct {
 	DetailZh, DetailEn string
 	Code               string // the error code, for a person to quote
 	RequestID          string
+	// Retry, when set, is the relative URL the page navigates to at once
+	// (see wrongBrowserPage).
+	Retry string
 }
 
 var (

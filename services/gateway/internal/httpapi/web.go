@@ -163,19 +163,24 @@ func (s *server) createQR(c *gin.Context) {
 	// The ticket's cookie binds the callback to this browser: only a
 	// callback that carries it completes the ticket (qrCallback).
 	//
-	// SameSite=Lax, because WeChat reaches the callback by a cross-site
-	// navigation in every mode: the top page redirected from
-	// open.weixin.qq.com, the WxLogin iframe (self_redirect:true) navigating
-	// itself, or that iframe navigating the top window (self_redirect:false).
-	// Lax cookies go with cross-site GET navigations of the top window and
-	// with a frame's navigation whose top window is this site; Strict ones go
-	// with neither (the navigation starts on WeChat's site), and None would
-	// also hand the cookie to cross-site subresources (an attacker's <img> or
-	// iframe loading the callback with their code) and is dropped wherever
-	// third-party cookies are. What Lax still allows is a top-level link the
-	// victim follows, to a callback URL with someone else's code: that needs
-	// the victim's own click while their QR code is live, and a not_bound
-	// answer shows whose WeChat it is before anything is bound.
+	// SameSite=Lax. WeChat reaches the callback by a navigation that starts
+	// on its own site, in three ways:
+	//   - the top page redirected from open.weixin.qq.com, or the WxLogin
+	//     iframe sending the top window (self_redirect:false): a cross-site
+	//     top-level GET navigation, which carries Lax cookies (not Strict);
+	//   - the WxLogin iframe navigating itself (self_redirect:true): a frame
+	//     navigation started by a cross-site document, which carries no Lax
+	//     cookie. The refusal page then navigates its frame to the callback
+	//     once more (wrongBrowserPage): started by our own page in a frame
+	//     whose top window is this site, that request is same-site and has
+	//     the cookie; in a frame on another site it still has none.
+	// None would make the first try work in the iframe too, but it would
+	// also hand the cookie to any cross-site request (an attacker's page
+	// loading the callback with their code in an <img> or iframe while the
+	// victim's QR code is live). What Lax still lets through is a top-level
+	// link the victim clicks to a callback URL with someone else's code: the
+	// victim's own click while their QR code is live, and a not_bound answer
+	// shows whose WeChat it is before anything is bound.
 	http.SetCookie(c.Writer, &http.Cookie{
 		Name:     ticketCookiePrefix + t.Ticket,
 		Value:    t.PollToken,
@@ -526,7 +531,7 @@ func (s *server) qrCallback(c *gin.Context) {
 		// exchanged, the ticket stays as it is.
 		s.log.LogAttrs(ctx, slog.LevelInfo, "QR callback without the ticket's cookie ignored",
 			slog.String("request_id", middleware.RequestIDOf(c)))
-		s.callbackPage(c, http.StatusForbidden, pageWrongBrowser)
+		s.callbackPage(c, http.StatusForbidden, wrongBrowserPage(c))
 		return
 	}
 	if rec.Status != session.QRPending {
@@ -572,6 +577,24 @@ func (s *server) qrCallback(c *gin.Context) {
 	middleware.SetUserID(c, res.User.ID)
 	user := res.User
 	s.completeQR(ctx, c, session.QRCompleteRequest{Ticket: state, User: &user, IsNewUser: res.IsNewUser}, http.StatusOK, pageConfirmed)
+}
+
+// retryParam marks the callback's second try from its own refusal page.
+const retryParam = "retry"
+
+// wrongBrowserPage is the refusal of a callback without the ticket's
+// cookie. The first time, the page navigates to the same callback again
+// (meta refresh, query retry=1): WeChat's WxLogin iframe with self_redirect
+// navigates itself here from WeChat's site, which sends no SameSite=Lax
+// cookie, and the second try, started by this page inside the site's own
+// page, does send it. From any other browser or site it stays refused.
+func wrongBrowserPage(c *gin.Context) callbackContent {
+	page := pageWrongBrowser
+	if q := c.Request.URL.Query(); q.Get(retryParam) == "" {
+		q.Set(retryParam, "1")
+		page.Retry = "?" + q.Encode()
+	}
+	return page
 }
 
 // completeQR records the outcome and answers the page; when another

@@ -174,7 +174,9 @@ func (s *server) createQR(c *gin.Context) {
 	//     once more (wrongBrowserPage): started by our own page in a frame
 	//     whose top window is this site, that request is same-site and has
 	//     the cookie; in a frame on another site it still has none.
-	// None would make the first try work in the iframe too, but it would
+	// Strict would need that second try in every mode, and gain nothing: the
+	// second try is same-site wherever Lax's first one is allowed. None would
+	// make the first try work in the iframe too, but it would
 	// also hand the cookie to any cross-site request (an attacker's page
 	// loading the callback with their code in an <img> or iframe while the
 	// victim's QR code is live). What Lax still lets through is a top-level

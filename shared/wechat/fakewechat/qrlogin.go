@@ -62,6 +62,7 @@ type scanSession struct {
 	exp      time.Time
 	top      bool // the QR page redirects the top window (WxLogin iframe without self_redirect)
 	answer   string
+	allowed  bool
 	answered chan struct{}
 }
 
@@ -180,7 +181,7 @@ func (s *Server) confirmLocked(now time.Time, id string, allow bool, u User) (re
 		}
 		add.Set("code", code)
 	}
-	sc.answer = withQuery(sc.redirect, add)
+	sc.answer, sc.allowed = withQuery(sc.redirect, add), allow
 	close(sc.answered)
 	return sc.answer, sc.appid, nil
 }
@@ -351,7 +352,7 @@ func (s *Server) qrWait(w http.ResponseWriter, r *http.Request) {
 			delete(s.scans, id)
 			s.mu.Unlock()
 			code := 405
-			if !strings.Contains(sc.answer, "code=") {
+			if !sc.allowed {
 				code = 403
 			}
 			waitAnswer(w, map[string]any{"wx_errcode": code, "redirect_uri": sc.answer})

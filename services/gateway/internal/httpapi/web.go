@@ -530,10 +530,16 @@ func (s *server) qrCallback(c *gin.Context) {
 	}
 	if checkPollToken(rec, ticketCookie(c, state)) != nil {
 		// Not the creating browser (or its cookie is gone): the code is not
-		// exchanged, the ticket stays as it is.
-		s.log.LogAttrs(ctx, slog.LevelInfo, "QR callback without the ticket's cookie ignored",
-			slog.String("request_id", middleware.RequestIDOf(c)))
-		s.callbackPage(c, http.StatusForbidden, wrongBrowserPage(c))
+		// exchanged, the ticket stays as it is. A first try is routine (the
+		// WxLogin iframe's, see createQR); a refused retry is worth a line.
+		page := wrongBrowserPage(c)
+		level := slog.LevelInfo
+		if page.Retry != "" {
+			level = slog.LevelDebug
+		}
+		s.log.LogAttrs(ctx, level, "QR callback without the ticket's cookie ignored",
+			slog.String("request_id", middleware.RequestIDOf(c)), slog.Bool("retry", page.Retry == ""))
+		s.callbackPage(c, http.StatusForbidden, page)
 		return
 	}
 	if rec.Status != session.QRPending {

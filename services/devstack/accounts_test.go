@@ -103,6 +103,11 @@ func TestAccountsProcesses(t *testing.T) {
 	}
 	r = poll(t, p, ticket, pollToken)
 	wantProblem(t, r, http.StatusForbidden, "wechat_not_bound")
+	// Whose WeChat it is, from WeChat's userinfo through identity and the
+	// ticket: the person sees it before binding.
+	if str(r, "nickname") != "Dave" || str(r, "avatar_url") != "https://example.com/h.png" {
+		t.Errorf("not_bound poll answer %s: want the WeChat nickname and avatar", r.raw)
+	}
 	r = register(map[string]any{"username": "dave", "password": pass, "bind_token": str(r, "bind_token")})
 	if r.status != http.StatusCreated {
 		t.Fatalf("register with the website's bind_token: %d %s", r.status, r.raw)

@@ -55,7 +55,7 @@ func (a attempt) String() string {
 // tryLogin makes one mini-program login; it is safe in any goroutine.
 func tryLogin(p *procStack, code string) attempt {
 	a := attempt{start: time.Now()}
-	r, err := send(http.MethodPost, p.url("/api/v1/auth/miniprogram/login"), "application/json", `{"code":"`+code+`"}`, nil)
+	r, err := send(http.DefaultClient, http.MethodPost, p.url("/api/v1/auth/miniprogram/login"), "application/json", `{"code":"`+code+`"}`, nil)
 	a.end = time.Now()
 	a.status, a.code, a.token, a.raw, a.err = r.status, str(r, "code"), str(r, "access_token"), r.raw, err
 	if u, ok := r.body["user"].(map[string]any); ok {
@@ -238,7 +238,7 @@ func loginWorks(p *procStack, prefix string) func() bool {
 
 // statusOf is the HTTP status of GET url, 0 when there is no answer.
 func statusOf(url string) int {
-	r, err := send(http.MethodGet, url, "", "", nil)
+	r, err := send(http.DefaultClient, http.MethodGet, url, "", "", nil)
 	if err != nil {
 		return 0
 	}

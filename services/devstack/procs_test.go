@@ -173,6 +173,10 @@ func (s *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		u, ok := s.take(s.codes, q.Get("code"))
 		if !ok {
+			if _, used := s.tokens["at-"+q.Get("code")]; used {
+				fail(40163, "code been used") // as WeChat answers a spent code
+				return
+			}
 			fail(40029, "invalid code")
 			return
 		}

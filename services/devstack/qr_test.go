@@ -4,9 +4,11 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -50,9 +52,21 @@ func longPoll(t *testing.T, p *procStack, ticket, pollToken string) <-chan pollR
 	return out
 }
 
+// newWebBrowser is a client with its own cookie jar: one browser.
+func newWebBrowser() *http.Client {
+	jar, _ := cookiejar.New(nil) // never fails without options
+	return &http.Client{Jar: jar}
+}
+
+// theBrowser shows the QR codes of these tests: createTicket and callback
+// use it, as a person's browser creates a ticket and WeChat's QR page sends
+// that browser to the callback. Each ticket has its own cookie, so one jar
+// serves every test.
+var theBrowser = newWebBrowser()
+
 func createTicket(t *testing.T, p *procStack) (ticket, pollToken string) {
 	t.Helper()
-	r := postJSON(t, p.url("/api/v1/auth/web/qr"), map[string]any{})
+	r := doWith(t, theBrowser, http.MethodPost, p.url("/api/v1/auth/web/qr"), "application/json", `{}`, nil)
 	if r.status != http.StatusCreated {
 		t.Fatalf("create ticket: %d %s", r.status, r.raw)
 	}
@@ -68,9 +82,16 @@ func poll(t *testing.T, p *procStack, ticket, pollToken string) response {
 	return do(t, http.MethodGet, p.url("/api/v1/auth/web/qr/"+ticket), "", "", h)
 }
 
+// callback is WeChat sending the browser that showed the QR code to the
+// callback.
 func callback(t *testing.T, p *procStack, q url.Values) response {
 	t.Helper()
-	return do(t, http.MethodGet, p.url("/api/v1/auth/web/callback?"+q.Encode()), "", "", nil)
+	return callbackFrom(t, theBrowser, p, q)
+}
+
+func callbackFrom(t *testing.T, browser *http.Client, p *procStack, q url.Values) response {
+	t.Helper()
+	return doWith(t, browser, http.MethodGet, p.url("/api/v1/auth/web/callback?"+q.Encode()), "", "", nil)
 }
 
 // TestWebQRLoginProcesses is issue 3's acceptance against separate processes
@@ -131,6 +152,90 @@ func TestWebQRLoginProcesses(t *testing.T) {
 		}
 	})
 
+	t.Run("WeChat calling twice with one code: one login", func(t *testing.T) {
+		exchanges := func() int {
+			p.wx.mu.Lock()
+			defer p.wx.mu.Unlock()
+			return p.wx.calls["/sns/oauth2/access_token"]
+		}
+		ticket, pollToken := createTicket(t, p)
+		p.wx.mint("web-twice", standInUser{OpenID: "o_web_twice", Nickname: "Twice"})
+		before := exchanges()
+		q := url.Values{"code": {"web-twice"}, "state": {ticket}}
+		for i := range 2 {
+			if page := callback(t, p, q); page.status != http.StatusOK || !strings.Contains(page.raw, "登录成功") {
+				t.Fatalf("callback %d: %d %s", i+1, page.status, page.raw)
+			}
+		}
+		if n := exchanges() - before; n != 1 {
+			t.Errorf("the code was exchanged %d times, want once", n)
+		}
+		r := poll(t, p, ticket, pollToken)
+		if r.status != http.StatusOK || str(r, "access_token") == "" {
+			t.Fatalf("poll: %d %s", r.status, r.raw)
+		}
+		if again := poll(t, p, ticket, pollToken); again.body["access_token"] != nil {
+			t.Fatalf("a second login from one code: %s", again.raw)
+		}
+
+		// At the same moment: one exchange wins, the other finds the code
+		// spent (40163) and leaves the outcome to it.
+		ticket, pollToken = createTicket(t, p)
+		p.wx.mint("web-twice-2", standInUser{OpenID: "o_web_twice"})
+		q = url.Values{"code": {"web-twice-2"}, "state": {ticket}}
+		pages := make(chan response, 2)
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() { pages <- callbackNoFatal(theBrowser, p, q) })
+		}
+		wg.Wait()
+		close(pages)
+		for page := range pages {
+			if page.status >= 500 {
+				t.Errorf("concurrent callback: %d %s", page.status, page.raw)
+			}
+		}
+		r = poll(t, p, ticket, pollToken)
+		if r.status != http.StatusOK || str(r, "status") != "confirmed" || str(r, "access_token") == "" {
+			t.Fatalf("poll after two concurrent callbacks: %d %s, want one login", r.status, r.raw)
+		}
+	})
+
+	t.Run("the callback belongs to the browser that showed the QR code", func(t *testing.T) {
+		other := newWebBrowser()
+		ticket, pollToken := createTicket(t, p)
+		p.wx.mint("web-mallory", standInUser{OpenID: "o_mallory", Nickname: "Mallory"})
+		wantPending := func(t *testing.T) {
+			t.Helper()
+			if r := poll(t, p, ticket, pollToken); r.status != http.StatusOK || str(r, "status") != "pending" {
+				t.Fatalf("poll: %d %s, want pending", r.status, r.raw)
+			}
+		}
+		for name, q := range map[string]url.Values{
+			"another browser's code": {"code": {"web-mallory"}, "state": {ticket}},
+			"another browser's deny": {"state": {ticket}},
+		} {
+			page := callbackFrom(t, other, p, q)
+			if page.status != http.StatusForbidden || !strings.Contains(page.raw, "qr_wrong_browser") {
+				t.Errorf("%s: %d %s", name, page.status, page.raw)
+			}
+			wantPending(t)
+		}
+		wrong := do(t, http.MethodGet, p.url("/api/v1/auth/web/callback?"+url.Values{"code": {"web-mallory"}, "state": {ticket}}.Encode()),
+			"", "", map[string]string{"Cookie": "wxlogin_qr_" + ticket + "=not-the-poll-token"})
+		if wrong.status != http.StatusForbidden || !strings.Contains(wrong.raw, "qr_wrong_browser") {
+			t.Errorf("wrong cookie: %d %s", wrong.status, wrong.raw)
+		}
+		wantPending(t)
+		// The code was not spent: it still works where it belongs.
+		if page := callback(t, p, url.Values{"code": {"web-mallory"}, "state": {ticket}}); page.status != http.StatusOK {
+			t.Fatalf("the creating browser's callback: %d %s", page.status, page.raw)
+		}
+		if r := poll(t, p, ticket, pollToken); str(r, "status") != "confirmed" {
+			t.Fatalf("poll: %d %s, want confirmed", r.status, r.raw)
+		}
+	})
+
 	t.Run("no tokens without the right poll token", func(t *testing.T) {
 		ticket, pollToken := createTicket(t, p)
 		p.wx.mint("web-code-2", standInUser{OpenID: "o_web_2"})
@@ -185,4 +290,15 @@ func TestWebQRLoginProcesses(t *testing.T) {
 			return true
 		})
 	})
+}
+
+// callbackNoFatal is callback for a goroutine other than the test's.
+func callbackNoFatal(browser *http.Client, p *procStack, q url.Values) response {
+	resp, err := browser.Get(p.url("/api/v1/auth/web/callback?" + q.Encode()))
+	if err != nil {
+		return response{status: -1, raw: err.Error()}
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
 }

@@ -154,7 +154,10 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 
 	g, gctx := errgroup.WithContext(ctx)
 	st.group = g
-	fakeSrv := &http.Server{Handler: fake, ReadHeaderTimeout: 5 * time.Second}
+	// Requests end with the stack: the QR page's long-polls do not hold up
+	// the shutdown.
+	fakeSrv := &http.Server{Handler: fake, ReadHeaderTimeout: 5 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return gctx }}
 	g.Go(func() error {
 		if err := fakeSrv.Serve(fakeLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("fake WeChat: %w", err)

@@ -26,6 +26,12 @@ type testStack struct {
 // fresh database; it stops when the test ends.
 func startStack(t *testing.T) *testStack {
 	t.Helper()
+	return startStackOn(t, "127.0.0.1:0")
+}
+
+// startStackOn is startStack with the fake WeChat listening on fakeAddr.
+func startStackOn(t *testing.T, fakeAddr string) *testStack {
+	t.Helper()
 	dsn := pgtest.NewDatabase(t, nil) // identity migrates it on start, as in production
 	logs := &logtest.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -33,7 +39,7 @@ func startStack(t *testing.T) *testStack {
 	st, err := Start(ctx, Options{
 		DatabaseURL: dsn,
 		HTTPAddr:    "127.0.0.1:0",
-		FakeAddr:    "127.0.0.1:0",
+		FakeAddr:    fakeAddr,
 		NATSPort:    -1,
 		DataDir:     t.TempDir(),
 	}, log)
@@ -68,7 +74,17 @@ type response struct {
 
 func do(t *testing.T, method, url, contentType, body string, header map[string]string) response {
 	t.Helper()
-	r, err := send(method, url, contentType, body, header)
+	r, err := send(http.DefaultClient, method, url, contentType, body, header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// doWith is do with client, e.g. one with a cookie jar (a browser).
+func doWith(t *testing.T, client *http.Client, method, url, contentType, body string, header map[string]string) response {
+	t.Helper()
+	r, err := send(client, method, url, contentType, body, header)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +92,7 @@ func do(t *testing.T, method, url, contentType, body string, header map[string]s
 }
 
 // send is do for goroutines other than the test's: it returns the error.
-func send(method, url, contentType, body string, header map[string]string) (response, error) {
+func send(client *http.Client, method, url, contentType, body string, header map[string]string) (response, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
@@ -89,7 +105,7 @@ func send(method, url, contentType, body string, header map[string]string) (resp
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return response{}, fmt.Errorf("%s %s: %w", method, url, err)
 	}

@@ -102,6 +102,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ln net.Listener) e
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// Requests end with ctx: the QR page's long-polls do not hold up
+		// the shutdown.
+		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
 	for _, a := range cfg.apps {
 		log.Info("fakewechat: app", "appid", a.AppID, "kind", a.Kind) // never the secret

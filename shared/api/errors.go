@@ -28,6 +28,9 @@ const (
 	CodeNotFound           Code = "not_found"
 	CodeQRTicketNotFound   Code = "qr_ticket_not_found"
 	CodeQRTicketExpired    Code = "qr_ticket_expired"
+	// CodeQRWrongBrowser: the QR callback came from a browser without the
+	// ticket's cookie; only the browser that showed the QR code may finish it.
+	CodeQRWrongBrowser     Code = "qr_wrong_browser"
 	CodeUsernameTaken      Code = "username_taken"
 	CodeIdentityBound      Code = "identity_already_bound"
 	CodeLastIdentity       Code = "last_login_method"

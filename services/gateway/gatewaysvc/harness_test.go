@@ -396,6 +396,12 @@ type response struct {
 
 func do(t *testing.T, ctx context.Context, method, url, contentType, body string, header map[string]string) response {
 	t.Helper()
+	return doWith(t, http.DefaultClient, ctx, method, url, contentType, body, header)
+}
+
+// doWith is do with client, e.g. one with a cookie jar (a browser).
+func doWith(t *testing.T, client *http.Client, ctx context.Context, method, url, contentType, body string, header map[string]string) response {
+	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -406,7 +412,7 @@ func do(t *testing.T, ctx context.Context, method, url, contentType, body string
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}

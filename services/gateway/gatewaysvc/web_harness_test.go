@@ -9,6 +9,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -44,12 +47,17 @@ type webStub struct {
 	resolveFail *api.Error
 	refreshFail *api.Error
 	revokeFail  *api.Error
-	creates     []session.QRCreateRequest
-	resolves    []identity.WebResolveRequest
-	completes   []session.QRCompleteRequest
-	consumes    int
-	refreshes   []string
-	revokes     []session.RevokeRequest
+	// browser holds the cookies of the browser that created the tickets
+	// putRecord writes, as createQR sets them; callback calls with it.
+	browser *http.Client
+	base    string
+
+	creates   []session.QRCreateRequest
+	resolves  []identity.WebResolveRequest
+	completes []session.QRCompleteRequest
+	consumes  int
+	refreshes []string
+	revokes   []session.RevokeRequest
 }
 
 // upWeb starts every stub and a gateway configured for the website login,
@@ -86,7 +94,28 @@ func (e *env) upWeb(mutate func(*gatewaysvc.Config)) (string, *webStub) {
 			mutate(c)
 		}
 	})
+	w.browser, w.base = newBrowser(e.t), base
 	return base, w
+}
+
+// newBrowser is a client with its own cookie jar: one browser.
+func newBrowser(t *testing.T) *http.Client {
+	jar, err := cookiejar.New(nil)
+	must(t, err)
+	return &http.Client{Jar: jar}
+}
+
+// callback calls the callback page from the browser that created the
+// ticket (it carries the ticket's cookie).
+func (w *webStub) callback(t *testing.T, q url.Values) response {
+	t.Helper()
+	return callbackFrom(t, w.browser, w.base, q)
+}
+
+// callbackFrom calls the callback page from browser.
+func callbackFrom(t *testing.T, browser *http.Client, base string, q url.Values) response {
+	t.Helper()
+	return doWith(t, browser, context.Background(), http.MethodGet, base+callbackURL+"?"+q.Encode(), "", "", nil)
 }
 
 func randomToken(t *testing.T) string {
@@ -130,6 +159,9 @@ func (w *webStub) putRecord(t *testing.T, rec session.QRRecord) (ticket, pollTok
 	must(t, err)
 	_, err = w.qr.Create(context.Background(), ticket, b)
 	must(t, err)
+	u, err := url.Parse(w.base + "/api/v1/auth/web")
+	must(t, err)
+	w.browser.Jar.SetCookies(u, []*http.Cookie{{Name: "wxlogin_qr_" + ticket, Value: pollToken, Path: "/api/v1/auth/web"}})
 	return ticket, pollToken
 }
 
@@ -190,7 +222,7 @@ func (w *webStub) qrComplete(ctx context.Context, req session.QRCompleteRequest)
 		case req.Denied:
 			rec.Status, rec.Reason = session.QRDenied, req.Reason
 		case req.BindToken != "":
-			rec.Status, rec.BindToken = session.QRNotBound, req.BindToken
+			rec.Status, rec.BindToken, rec.Nickname, rec.AvatarURL = session.QRNotBound, req.BindToken, req.Nickname, req.AvatarURL
 		default:
 			rec.Status, rec.User, rec.IsNewUser = session.QRConfirmed, req.User, req.IsNewUser
 		}

@@ -64,9 +64,10 @@ func TestQRCreate(t *testing.T) {
 			t.Fatalf("cookies %v, want the poll cookie", r.header.Values("Set-Cookie"))
 		}
 		c := cookies[0]
-		if c.Name != "wxlogin_poll" || c.Value != poll || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode ||
-			c.Path != qrURL || c.MaxAge != 300 || c.Secure {
-			t.Errorf("poll cookie %q", r.header.Get("Set-Cookie"))
+		// The ticket's own cookie, for its polls and its callback.
+		if c.Name != "wxlogin_qr_"+ticket || c.Value != poll || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode ||
+			c.Path != "/api/v1/auth/web" || c.MaxAge != 300 || c.Secure {
+			t.Errorf("ticket cookie %q", r.header.Get("Set-Cookie"))
 		}
 	})
 
@@ -113,19 +114,13 @@ func TestQRCookieSecureOverHTTPS(t *testing.T) {
 	r := postJSON(t, base+qrURL, `{}`)
 	wantStatus(t, r, http.StatusCreated)
 	c := (&http.Response{Header: r.header}).Cookies()[0]
-	if !c.Secure || c.Path != "/auth"+qrURL {
+	if !c.Secure || c.Path != "/auth/api/v1/auth/web" {
 		t.Errorf("poll cookie %q: want Secure, under the public URL's path", r.header.Get("Set-Cookie"))
 	}
 	wx, _ := r.body["wxlogin"].(map[string]any)
 	if wx["redirect_uri"] != "https://login.example.test/auth"+callbackURL {
 		t.Errorf("redirect_uri %v", wx["redirect_uri"])
 	}
-}
-
-// callback calls the callback page.
-func callback(t *testing.T, base string, q url.Values) response {
-	t.Helper()
-	return get(t, base+callbackURL+"?"+q.Encode(), nil)
 }
 
 // wantPage checks an HTML callback page: status, the result element and
@@ -148,11 +143,11 @@ func wantPage(t *testing.T, r response, status int, says string) {
 
 func TestQRCallback(t *testing.T) {
 	e := newEnv(t)
-	base, w := e.upWeb(nil)
+	_, w := e.upWeb(nil)
 
 	t.Run("success, then WeChat calls again", func(t *testing.T) {
 		ticket, _ := w.putRecord(t, session.QRRecord{App: "site"})
-		wantPage(t, callback(t, base, url.Values{"code": {"code-1"}, "state": {ticket}}), http.StatusOK, "登录成功")
+		wantPage(t, w.callback(t, url.Values{"code": {"code-1"}, "state": {ticket}}), http.StatusOK, "登录成功")
 		rec, _ := w.record(t, ticket)
 		if rec.Status != session.QRConfirmed || rec.User == nil || rec.User.Nickname != "Web code-1" || !rec.IsNewUser {
 			t.Fatalf("record after the callback: %+v", rec)
@@ -166,9 +161,9 @@ func TestQRCallback(t *testing.T) {
 		}
 
 		// The same code again: the first result stands, no second exchange.
-		wantPage(t, callback(t, base, url.Values{"code": {"code-1"}, "state": {ticket}}), http.StatusOK, "登录成功")
+		wantPage(t, w.callback(t, url.Values{"code": {"code-1"}, "state": {ticket}}), http.StatusOK, "登录成功")
 		// A denial after the fact changes nothing either.
-		wantPage(t, callback(t, base, url.Values{"state": {ticket}}), http.StatusOK, "登录成功")
+		wantPage(t, w.callback(t, url.Values{"state": {ticket}}), http.StatusOK, "登录成功")
 		w.mu.Lock()
 		again := len(w.resolves)
 		w.mu.Unlock()
@@ -182,7 +177,7 @@ func TestQRCallback(t *testing.T) {
 
 	t.Run("no code is a denial", func(t *testing.T) {
 		ticket, _ := w.putRecord(t, session.QRRecord{})
-		wantPage(t, callback(t, base, url.Values{"state": {ticket}}), http.StatusOK, "已取消")
+		wantPage(t, w.callback(t, url.Values{"state": {ticket}}), http.StatusOK, "已取消")
 		if rec, _ := w.record(t, ticket); rec.Status != session.QRDenied || rec.Reason != "denied" {
 			t.Errorf("record %+v, want denied", rec)
 		}
@@ -194,7 +189,7 @@ func TestQRCallback(t *testing.T) {
 		})
 		defer w.set(func(w *webStub) { w.resolveFail = nil })
 		ticket, _ := w.putRecord(t, session.QRRecord{})
-		wantPage(t, callback(t, base, url.Values{"code": {"stale"}, "state": {ticket}}), http.StatusUnauthorized, "wechat_code_invalid")
+		wantPage(t, w.callback(t, url.Values{"code": {"stale"}, "state": {ticket}}), http.StatusUnauthorized, "wechat_code_invalid")
 		if rec, _ := w.record(t, ticket); rec.Status != session.QRDenied || rec.Reason != "wechat_code_invalid" {
 			t.Errorf("record %+v, want denied with the reason, so the browser learns it", rec)
 		}
@@ -204,7 +199,7 @@ func TestQRCallback(t *testing.T) {
 		w.set(func(w *webStub) { w.resolveFail = api.Errorf(api.CodeWechatCodeUsed, "the code has been used") })
 		defer w.set(func(w *webStub) { w.resolveFail = nil })
 		ticket, _ := w.putRecord(t, session.QRRecord{})
-		wantPage(t, callback(t, base, url.Values{"code": {"used"}, "state": {ticket}}), http.StatusUnauthorized, "wechat_code_used")
+		wantPage(t, w.callback(t, url.Values{"code": {"used"}, "state": {ticket}}), http.StatusUnauthorized, "wechat_code_used")
 		if rec, _ := w.record(t, ticket); rec.Status != session.QRPending {
 			t.Errorf("record %+v, want it left pending for the other callback", rec)
 		}
@@ -214,23 +209,23 @@ func TestQRCallback(t *testing.T) {
 		w.set(func(w *webStub) { w.resolveFail = api.Errorf(api.CodeWechatUnavailable, "WeChat is unreachable") })
 		defer w.set(func(w *webStub) { w.resolveFail = nil })
 		ticket, _ := w.putRecord(t, session.QRRecord{})
-		wantPage(t, callback(t, base, url.Values{"code": {"c"}, "state": {ticket}}), http.StatusServiceUnavailable, "登录失败")
+		wantPage(t, w.callback(t, url.Values{"code": {"c"}, "state": {ticket}}), http.StatusServiceUnavailable, "登录失败")
 	})
 
 	t.Run("unknown state", func(t *testing.T) {
-		wantPage(t, callback(t, base, url.Values{"code": {"c"}, "state": {randomToken(t)}}), http.StatusNotFound, "二维码无效")
-		wantPage(t, callback(t, base, url.Values{"code": {"c"}, "state": {"no such state!"}}), http.StatusNotFound, "二维码无效")
-		wantPage(t, callback(t, base, url.Values{"code": {"c"}}), http.StatusNotFound, "二维码无效")
+		wantPage(t, w.callback(t, url.Values{"code": {"c"}, "state": {randomToken(t)}}), http.StatusNotFound, "二维码无效")
+		wantPage(t, w.callback(t, url.Values{"code": {"c"}, "state": {"no such state!"}}), http.StatusNotFound, "二维码无效")
+		wantPage(t, w.callback(t, url.Values{"code": {"c"}}), http.StatusNotFound, "二维码无效")
 	})
 
 	t.Run("expired ticket", func(t *testing.T) {
 		ticket, _ := w.putRecord(t, session.QRRecord{CreatedAt: time.Now().Add(-10 * time.Minute), ExpiresAt: time.Now().Add(-5 * time.Minute)})
-		wantPage(t, callback(t, base, url.Values{"code": {"c"}, "state": {ticket}}), http.StatusGone, "二维码已过期")
+		wantPage(t, w.callback(t, url.Values{"code": {"c"}, "state": {ticket}}), http.StatusGone, "二维码已过期")
 	})
 
 	t.Run("malformed code", func(t *testing.T) {
 		ticket, _ := w.putRecord(t, session.QRRecord{})
-		wantPage(t, callback(t, base, url.Values{"code": {"a b"}, "state": {ticket}}), http.StatusBadRequest, "请求无效")
+		wantPage(t, w.callback(t, url.Values{"code": {"a b"}, "state": {ticket}}), http.StatusBadRequest, "请求无效")
 	})
 }
 
@@ -260,11 +255,11 @@ func TestQRPoll(t *testing.T) {
 
 	t.Run("without the right poll token, nothing", func(t *testing.T) {
 		ticket, token := w.putRecord(t, session.QRRecord{})
-		wantPage(t, callback(t, base, url.Values{"code": {"c"}, "state": {ticket}}), http.StatusOK, "登录成功")
+		wantPage(t, w.callback(t, url.Values{"code": {"c"}, "state": {ticket}}), http.StatusOK, "登录成功")
 		for name, h := range map[string]map[string]string{
 			"no token":     nil,
 			"wrong token":  pollHeader(randomToken(t)),
-			"wrong cookie": {"Cookie": "wxlogin_poll=" + randomToken(t)},
+			"wrong cookie": {"Cookie": "wxlogin_qr_" + ticket + "=" + randomToken(t)},
 		} {
 			r := poll(t, ticket, h)
 			wantProblem(t, r, http.StatusNotFound, "qr_ticket_not_found")
@@ -281,7 +276,7 @@ func TestQRPoll(t *testing.T) {
 
 	t.Run("confirmed hands the tokens out once", func(t *testing.T) {
 		ticket, token := w.putRecord(t, session.QRRecord{})
-		wantPage(t, callback(t, base, url.Values{"code": {"once"}, "state": {ticket}}), http.StatusOK, "登录成功")
+		wantPage(t, w.callback(t, url.Values{"code": {"once"}, "state": {ticket}}), http.StatusOK, "登录成功")
 		r := poll(t, ticket, pollHeader(token))
 		wantStatus(t, r, http.StatusOK)
 		user, _ := r.body["user"].(map[string]any)
@@ -309,7 +304,7 @@ func TestQRPoll(t *testing.T) {
 
 	t.Run("denied", func(t *testing.T) {
 		ticket, token := w.putRecord(t, session.QRRecord{})
-		wantPage(t, callback(t, base, url.Values{"state": {ticket}}), http.StatusOK, "已取消")
+		wantPage(t, w.callback(t, url.Values{"state": {ticket}}), http.StatusOK, "已取消")
 		r := poll(t, ticket, pollHeader(token))
 		if r.status != http.StatusOK || r.raw != `{"status":"denied","reason":"denied"}` {
 			t.Fatalf("denied answer: %d %s", r.status, r.raw)
@@ -424,7 +419,7 @@ func TestQRLongPoll(t *testing.T) {
 			t.Fatalf("long-poll answered before anything happened: %d %s", r.status, r.raw)
 		default:
 		}
-		wantPage(t, callback(t, base, url.Values{"code": {"fast"}, "state": {ticket}}), http.StatusOK, "登录成功")
+		wantPage(t, w.callback(t, url.Values{"code": {"fast"}, "state": {ticket}}), http.StatusOK, "登录成功")
 		done := time.Now()
 		select {
 		case r := <-waiting:
@@ -442,7 +437,7 @@ func TestQRLongPoll(t *testing.T) {
 	t.Run("a waiting poll learns a denial", func(t *testing.T) {
 		ticket, token := w.putRecord(t, session.QRRecord{})
 		waiting := longPoll(t, e, base, ticket, token)
-		wantPage(t, callback(t, base, url.Values{"state": {ticket}}), http.StatusOK, "已取消")
+		wantPage(t, w.callback(t, url.Values{"state": {ticket}}), http.StatusOK, "已取消")
 		select {
 		case r := <-waiting:
 			if r.status != http.StatusOK || r.body["status"] != "denied" {
@@ -457,7 +452,7 @@ func TestQRLongPoll(t *testing.T) {
 		ticket, token := w.putRecord(t, session.QRRecord{})
 		a := longPoll(t, e, base, ticket, token)
 		b := longPoll(t, e, base, ticket, token)
-		wantPage(t, callback(t, base, url.Values{"code": {"race"}, "state": {ticket}}), http.StatusOK, "登录成功")
+		wantPage(t, w.callback(t, url.Values{"code": {"race"}, "state": {ticket}}), http.StatusOK, "登录成功")
 		var got, lost int
 		for _, ch := range []<-chan response{a, b} {
 			select {
@@ -481,7 +476,7 @@ func TestQRLongPoll(t *testing.T) {
 
 	t.Run("two polls on a confirmed ticket: one gets the tokens", func(t *testing.T) {
 		ticket, token := w.putRecord(t, session.QRRecord{})
-		wantPage(t, callback(t, base, url.Values{"code": {"pair"}, "state": {ticket}}), http.StatusOK, "登录成功")
+		wantPage(t, w.callback(t, url.Values{"code": {"pair"}, "state": {ticket}}), http.StatusOK, "登录成功")
 		var wg sync.WaitGroup
 		results := make([]response, 4)
 		for i := range results {
@@ -669,7 +664,7 @@ func TestQRPollLimitSparesTheTokenHolder(t *testing.T) {
 		for i := range 30 {
 			h := pollHeader(randomToken(t))
 			if i%3 == 1 {
-				h = map[string]string{"Cookie": "wxlogin_poll=" + randomToken(t)}
+				h = map[string]string{"Cookie": "wxlogin_qr_" + ticket + "=" + randomToken(t)}
 			} else if i%3 == 2 {
 				h = nil
 			}

@@ -191,8 +191,14 @@ func TestAutoRegisterOff(t *testing.T) {
 
 	// A website login of an unknown person is refused the same way; one of a
 	// person known by unionid is linked.
-	_, err = s.client.WebResolve(ctx5s(t), identity.WebResolveRequest{Code: s.webCode(t, fakewechat.User{})})
-	wantCode(t, err, api.CodeWechatNotBound)
+	// The answer says whose WeChat it is, so the person binding it can tell
+	// a stranger's (a forged callback) from their own.
+	_, err = s.client.WebResolve(ctx5s(t), identity.WebResolveRequest{Code: s.webCode(t,
+		fakewechat.User{Nickname: "陌生人", HeadImgURL: "https://thirdwx.qlogo.cn/mmopen/stranger/132"})})
+	nb := wantCode(t, err, api.CodeWechatNotBound)
+	if nb.Data[identity.DataNickname] != "陌生人" || nb.Data[identity.DataAvatarURL] != "https://thirdwx.qlogo.cn/mmopen/stranger/132" {
+		t.Errorf("not_bound data %v: want the WeChat nickname and avatar", nb.Data)
+	}
 
 	code, _ = s.mpCode(t, fakewechat.User{UnionID: "union-off"})
 	_, err = s.client.MiniProgramLogin(ctx5s(t), identity.MiniProgramLoginRequest{Code: code})

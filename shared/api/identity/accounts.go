@@ -74,6 +74,14 @@ type IdentityDeleteRequest struct {
 // of the WeChat identity, valid for 10 minutes and once.
 const DataBindToken = "bind_token"
 
+// DataNickname and DataAvatarURL are the WeChat user's nickname and avatar in
+// the Data of a wechat_not_bound error (when WeChat told them), so the person
+// about to bind sees whose WeChat account it is.
+const (
+	DataNickname  = "nickname"
+	DataAvatarURL = "avatar_url"
+)
+
 // DataRetryAfter is the key, in the Data of a rate_limited error, of the
 // seconds after which the caller may try again.
 const DataRetryAfter = "retry_after"

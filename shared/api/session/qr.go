@@ -53,6 +53,10 @@ type QRRecord struct {
 	IsNewUser     bool      `json:"is_new_user,omitempty"`
 	Reason        string    `json:"reason,omitempty"`     // why denied, for the callback page
 	BindToken     string    `json:"bind_token,omitempty"` // with QRNotBound only
+	// Nickname and AvatarURL (QRNotBound only) are the WeChat user's, as
+	// WeChat told them: the poller sees whose WeChat it is before binding it.
+	Nickname  string `json:"nickname,omitempty"`
+	AvatarURL string `json:"avatar_url,omitempty"`
 }
 
 // QRCompleteRequest records the callback's outcome under a pending ticket
@@ -67,6 +71,10 @@ type QRCompleteRequest struct {
 	// BindToken completes the ticket as QRNotBound (identity answered
 	// wechat_not_bound with it).
 	BindToken string `json:"bind_token,omitempty"`
+	// Nickname and AvatarURL go with BindToken: the WeChat user's, from
+	// identity's wechat_not_bound answer (either may be empty).
+	Nickname  string `json:"nickname,omitempty"`
+	AvatarURL string `json:"avatar_url,omitempty"`
 }
 
 // QRStatus is a ticket's status.

@@ -18,8 +18,9 @@ const (
 	PathToken             = "/cgi-bin/token"
 	PathStableToken       = "/cgi-bin/stable_token"
 	PathGetUserPhone      = "/wxa/business/getuserphonenumber"
-	PathQRConnect         = "/connect/qrconnect" // the QR page (open.weixin.qq.com)
-	PathQRConfirm         = "/connect/confirm"   // the page a phone opens on scanning the QR code
+	PathQRConnect         = "/connect/qrconnect"   // the QR page (open.weixin.qq.com)
+	PathQRConfirm         = "/connect/confirm"     // the page a phone opens on scanning the QR code
+	PathQRWait            = "/connect/l/qrconnect" // the QR page's long-poll for the phone's answer
 	controlPrefix         = "/fake/"
 	contentTypeWeChatJSON = "text/plain" // the real quirk: JSON labelled text/plain
 )
@@ -79,6 +80,7 @@ func (s *Server) routes() *http.ServeMux {
 	// The user-facing pages of the website QR login (qrlogin.go).
 	mux.HandleFunc(PathQRConnect, s.qrConnectPage)
 	mux.HandleFunc(PathQRConfirm, s.confirmPage)
+	mux.HandleFunc(PathQRWait, s.qrWait)
 
 	s.controlRoutes(mux)
 	return mux

@@ -25,12 +25,17 @@ WeChat API (HTTP 200, JSON served as text/plain, errors as {"errcode","errmsg"})
   POST /wxa/business/getuserphonenumber phone number behind a getPhoneNumber code
 
 Website QR login pages (HTML):
-  GET  /connect/qrconnect?appid&redirect_uri&response_type=code&scope=snsapi_login&state[&style=white]
-                          the QR page (frameable): a QR code of the phone page's URL, and a link to it
+  GET  /connect/qrconnect?appid&redirect_uri&response_type=code&scope=snsapi_login&state[&style=white][&login_type=jssdk&self_redirect=true|default]
+                          the QR page (frameable): a QR code of the phone page's URL, and a link to it; once the
+                          phone answers, it goes to redirect_uri?code=CODE&state=STATE (allow) or
+                          redirect_uri?state=STATE (deny): itself, or the top window for login_type=jssdk
+                          without self_redirect=true (WxLogin's iframe)
+  GET  /connect/l/qrconnect?uuid=...
+                          the QR page's long-poll: {"wx_errcode":408} waiting, 405/403 with "redirect_uri", 402 expired
   GET  /connect/confirm?uuid=...[&openid=...]
                           the phone page: pick or type a test user, then allow or deny
   POST /connect/confirm   form uuid, action=allow|deny, nickname?, openid?, unionid?, headimgurl?
-                          -> 302 redirect_uri?code=CODE&state=STATE (allow) or redirect_uri?state=STATE (deny);
+                          -> 200 "done" page; the QR page goes on to the website;
                           each QR code answers once and expires after 5 minutes
 
 Control (JSON in and out):

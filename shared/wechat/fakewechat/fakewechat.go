@@ -11,7 +11,9 @@
 // The website QR login has its user-facing pages too (qrlogin.go): the
 // open.weixin.qq.com QR page (/connect/qrconnect) and the page a phone opens
 // on scanning it (/connect/confirm), where a person picks a test user and
-// allows or denies; ScanAndConfirm does the same for tests without a browser.
+// allows or denies; the QR page long-polls (/connect/l/qrconnect) and then
+// navigates to the website's callback, as WeChat's does. ScanAndConfirm does
+// the same for tests without a browser.
 //
 // Token lifetimes, as implemented:
 //   - QR scan sessions (one per QR page shown) live 5 minutes and are

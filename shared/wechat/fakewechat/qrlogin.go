@@ -1,7 +1,9 @@
 package fakewechat
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -23,33 +25,45 @@ import (
 //     iframe, through wxLogin.js). Here: GET PathQRConnect renders a QR code
 //     and opens a scan session for (appid, redirect_uri, state).
 //  2. The phone scans it and shows "log in to this website?". Here: GET
-//     PathQRConfirm?uuid= is that phone page; a person picks a test user.
-//  3. Allow: WeChat redirects to redirect_uri?code=CODE&state=STATE; deny:
-//     to redirect_uri?state=STATE. Here: POST PathQRConfirm answers that
-//     302, and the browser that followed the phone link lands on the callback.
-//
-// Unlike real WeChat, the redirect happens in the phone's browser rather than
-// in the page showing the QR code: the fake has no long-poll channel to that
-// page, and the website learns the outcome from its own callback anyway.
+//     PathQRConfirm?uuid= is that phone page; a person picks a test user and
+//     allows or denies (POST PathQRConfirm). The phone only answers: it never
+//     goes to the website.
+//  3. The QR page long-polls WeChat (GET PathQRWait?uuid=) and, once the
+//     phone answered, navigates to redirect_uri?code=CODE&state=STATE (allow)
+//     or redirect_uri?state=STATE (deny): itself, when it is the top page or
+//     an iframe with self_redirect=true; the top window, when it is the
+//     WxLogin iframe (login_type=jssdk) without self_redirect. So the
+//     callback arrives in the browser that showed the QR code, as on WeChat.
 
 // Bounds of the QR pages' input.
 const (
-	maxFormBytes       = 16 << 10 // POST PathQRConfirm body
-	maxRedirectURILen  = 2048
-	maxStateLen        = 128 // WeChat documents state as at most 128 bytes
-	defaultNickname    = "微信用户"
-	qrImageSize        = 240 // pixels of the QR PNG
-	scanIDLen          = 22  // alphanumerics: about 131 random bits
-	contentTypeHTML    = "text/html; charset=utf-8"
-	pageSecurityPolicy = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'"
+	maxFormBytes      = 16 << 10 // POST PathQRConfirm body
+	maxRedirectURILen = 2048
+	maxStateLen       = 128              // WeChat documents state as at most 128 bytes
+	qrWaitMax         = 25 * time.Second // one long-poll of the QR page (real time)
+	defaultNickname   = "微信用户"
+	qrImageSize       = 240 // pixels of the QR PNG
+	scanIDLen         = 22  // alphanumerics: about 131 random bits
+	contentTypeHTML   = "text/html; charset=utf-8"
 )
 
+// pageSecurityPolicy allows the pages' styles, the QR image, and the QR
+// page's one script (by hash) polling this origin.
+var pageSecurityPolicy = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src " + scriptHash(qrScript) +
+	"; connect-src 'self'; base-uri 'none'"
+
 // scanSession is one QR code shown: who asked, and where to send the answer.
+// Once the phone answered, answer is where the QR page goes and answered is
+// closed; the session ends when the QR page has fetched it (or expires).
 type scanSession struct {
 	appid    string
 	redirect *url.URL
 	state    string
 	exp      time.Time
+	top      bool // the QR page redirects the top window (WxLogin iframe without self_redirect)
+	answer   string
+	allowed  bool
+	answered chan struct{}
 }
 
 // qrRequest is a valid /connect/qrconnect query.
@@ -58,6 +72,7 @@ type qrRequest struct {
 	redirect *url.URL
 	state    string
 	white    bool // style=white: white text, for a dark page behind the iframe
+	top      bool // login_type=jssdk without self_redirect=true: redirect the top window
 }
 
 // pageError is a failure the QR pages show as WeChat does: a short Chinese
@@ -113,10 +128,12 @@ func (s *Server) parseQRConnect(q url.Values) (qrRequest, *pageError) {
 	if len(state) > maxStateLen {
 		return bad(ErrBadInput, "参数错误", "Invalid parameter", fmt.Sprintf("state is longer than %d bytes", maxStateLen))
 	}
-	// self_redirect, login_type, href, stylelite and fast_login only change
-	// how real WeChat draws or redirects the page; the fake accepts and
-	// ignores them (href would load an external stylesheet).
-	return qrRequest{appid: appid, redirect: redirect, state: state, white: q.Get("style") == "white"}, nil
+	// login_type=jssdk is wxLogin.js's iframe: it sends the top window to the
+	// callback unless self_redirect=true. href, stylelite and fast_login only
+	// change how real WeChat draws the page; the fake ignores them (href
+	// would load an external stylesheet).
+	top := q.Get("login_type") == "jssdk" && q.Get("self_redirect") != "true"
+	return qrRequest{appid: appid, redirect: redirect, state: state, white: q.Get("style") == "white", top: top}, nil
 }
 
 // newScanLocked opens a scan session for req.
@@ -126,24 +143,26 @@ func (s *Server) newScanLocked(now time.Time, req qrRequest) (string, error) {
 	}
 	id := randomString(scanIDLen, alnum)
 	exp := now.Add(scanTTL)
-	s.scans[id] = &scanSession{appid: req.appid, redirect: req.redirect, state: req.state, exp: exp}
+	s.scans[id] = &scanSession{appid: req.appid, redirect: req.redirect, state: req.state, exp: exp, top: req.top,
+		answered: make(chan struct{})}
 	s.queues[queueScans].push(id, exp)
 	return id, nil
 }
 
 // liveScanLocked returns the scan session id names, or nil if it is unknown,
-// expired or used.
+// expired or already answered on the phone.
 func (s *Server) liveScanLocked(now time.Time, id string) *scanSession {
 	sc := s.scans[id]
-	if sc == nil || !now.Before(sc.exp) {
+	if sc == nil || !now.Before(sc.exp) || sc.answer != "" {
 		return nil
 	}
 	return sc
 }
 
 // confirmLocked answers scan session id as the person on the phone did and
-// returns where WeChat redirects. The session is spent only on success, so a
-// typo in the form does not burn the QR code.
+// returns where WeChat redirects; the QR page's long-poll learns it. The
+// session is answered only on success, so a typo in the form does not burn
+// the QR code.
 func (s *Server) confirmLocked(now time.Time, id string, allow bool, u User) (redirect, appid string, err error) {
 	sc := s.liveScanLocked(now, id)
 	if sc == nil {
@@ -162,8 +181,9 @@ func (s *Server) confirmLocked(now time.Time, id string, allow bool, u User) (re
 		}
 		add.Set("code", code)
 	}
-	delete(s.scans, id)
-	return withQuery(sc.redirect, add), sc.appid, nil
+	sc.answer, sc.allowed = withQuery(sc.redirect, add), allow
+	close(sc.answered)
+	return sc.answer, sc.appid, nil
 }
 
 // knownUserLocked returns the stored user u names in appid's directory, or nil.
@@ -228,8 +248,8 @@ func (s *Server) ScanAndConfirm(qrconnectURL string, u User, allow bool) (redire
 		return "", err
 	}
 	redirect, _, err := s.confirmLocked(now, id, allow, u)
+	delete(s.scans, id) // no QR page waits for it
 	if err != nil {
-		delete(s.scans, id)
 		return "", err
 	}
 	s.log.Info("fakewechat: qr login answered", "appid", req.appid, "allowed", allow)
@@ -296,10 +316,95 @@ func (s *Server) qrConnectPage(w http.ResponseWriter, r *http.Request) {
 	s.log.Debug("fakewechat: qr page shown", "appid", req.appid)
 	render(w, http.StatusOK, qrTemplate, qrPage{
 		AppID:    req.appid,
+		UUID:     id,
 		QR:       template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png)),
 		PhoneURL: phoneURL,
 		White:    req.white,
+		Top:      req.top,
+		Script:   template.JS(qrScript),
 	})
+}
+
+// qrWait is the QR page's long-poll (WeChat's lp.open.weixin.qq.com
+// /connect/l/qrconnect): it answers once the phone has, or after qrWaitMax.
+// JSON with WeChat's wx_errcode: 408 still waiting, 405 allowed and 403
+// denied (both with redirect_uri, where the page goes), 402 expired or
+// unknown. The answer is handed out once: the session then ends.
+func (s *Server) qrWait(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		pageMethodNotAllowed(w, "GET")
+		return
+	}
+	id := r.URL.Query().Get("uuid")
+	timer := time.NewTimer(qrWaitMax)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		now := s.nowLocked()
+		s.purgeLocked(now)
+		sc := s.scans[id]
+		if sc == nil || !now.Before(sc.exp) {
+			s.mu.Unlock()
+			waitAnswer(w, map[string]any{"wx_errcode": 402})
+			return
+		}
+		if sc.answer != "" {
+			delete(s.scans, id)
+			s.mu.Unlock()
+			code := 405
+			if !sc.allowed {
+				code = 403
+			}
+			waitAnswer(w, map[string]any{"wx_errcode": code, "redirect_uri": sc.answer})
+			return
+		}
+		answered := sc.answered
+		s.mu.Unlock()
+		select {
+		case <-answered:
+		case <-timer.C:
+			waitAnswer(w, map[string]any{"wx_errcode": 408})
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+func waitAnswer(w http.ResponseWriter, v map[string]any) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// qrScript is the QR page's script: wait for the phone, then go where WeChat
+// sends the browser (see the top of this file).
+const qrScript = `(function () {
+  'use strict';
+  var qr = document.getElementById('qr'), status = document.getElementById('qr-status');
+  var wait = 'l/qrconnect?uuid=' + encodeURIComponent(qr.dataset.uuid);
+  var failures = 0;
+  function poll() {
+    fetch(wait, { cache: 'no-store' }).then(function (r) { return r.json(); }).then(function (b) {
+      failures = 0;
+      if (b.wx_errcode === 408) { poll(); return; }
+      if (b.redirect_uri) {
+        status.textContent = b.wx_errcode === 405 ? '已确认，正在登录… / Allowed: logging in…' : '已取消 / Cancelled';
+        if (qr.dataset.top === 'true') { window.top.location.href = b.redirect_uri; } else { window.location.href = b.redirect_uri; }
+        return;
+      }
+      status.textContent = '二维码已失效，请刷新页面 / The QR code expired: reload the page';
+    }, function () {
+      if (++failures < 10) { setTimeout(poll, 1000); }
+    });
+  }
+  poll();
+})();`
+
+// scriptHash is the CSP source of an inline script.
+func scriptHash(js string) string {
+	sum := sha256.Sum256([]byte(js))
+	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
 }
 
 func (s *Server) confirmPage(w http.ResponseWriter, r *http.Request) {
@@ -394,7 +499,7 @@ func (s *Server) postConfirm(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	now := s.nowLocked()
 	s.purgeLocked(now)
-	redirect, appid, err := s.confirmLocked(now, id, allow, u)
+	_, appid, err := s.confirmLocked(now, id, allow, u) // the QR page's long-poll takes the redirect
 	s.mu.Unlock()
 	switch {
 	case errors.Is(err, errScanGone):
@@ -412,8 +517,13 @@ func (s *Server) postConfirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("fakewechat: qr login answered", "appid", appid, "allowed", allow)
-	setPageHeaders(w)
-	http.Redirect(w, r, redirect, http.StatusFound)
+	if allow {
+		renderMessage(w, http.StatusOK, messagePage{ID: "done", Icon: "✓", TitleZh: "已确认登录", TitleEn: "Login allowed",
+			Detail: "请在电脑上继续 / Carry on on your computer: the website logs you in."})
+		return
+	}
+	renderMessage(w, http.StatusOK, messagePage{ID: "done", Icon: "–", TitleZh: "已取消登录", TitleEn: "Login cancelled",
+		Detail: "你已拒绝本次登录 / You did not allow the login."})
 }
 
 // validateForm checks what a person typed on the phone page, beyond what
@@ -444,10 +554,11 @@ func cmpOr(a, b string) string {
 // Pages.
 
 type qrPage struct {
-	AppID    string
-	QR       template.URL // a data: URI we built ourselves
-	PhoneURL string
-	White    bool
+	AppID, UUID string
+	QR          template.URL // a data: URI we built ourselves
+	PhoneURL    string
+	White, Top  bool
+	Script      template.JS // qrScript, allowed by its hash
 }
 
 type phonePage struct {
@@ -465,7 +576,8 @@ type formValues struct {
 }
 
 type messagePage struct {
-	ID               string // element id tests and scripts look for: "error" or "expired"
+	ID               string // element id tests and scripts look for: "error", "expired" or "done"
+	Icon             string // default "!"
 	TitleZh, TitleEn string
 	Detail           string
 }
@@ -560,11 +672,12 @@ var qrTemplate = template.Must(template.New("qr").Parse(pageHead + `<title>微�
 <body{{if .White}} class="white"{{end}}>
 <main>
 <h1>微信登录</h1>
-<img id="qr" alt="WeChat QR code" width="200" height="200" src="{{.QR}}">
-<p>使用微信扫一扫登录<br>Scan with WeChat</p>
+<img id="qr" alt="WeChat QR code" width="200" height="200" src="{{.QR}}" data-uuid="{{.UUID}}" data-top="{{.Top}}">
+<p id="qr-status">使用微信扫一扫登录<br>Scan with WeChat</p>
 <p class="muted"><code>{{.AppID}}</code></p>
 <p><small><a id="phone-link" href="{{.PhoneURL}}" target="_blank" rel="noopener">open the phone page</a> · 模拟微信 / fake WeChat</small></p>
 </main>
+<script>{{.Script}}</script>
 </body>
 </html>
 `))
@@ -612,7 +725,7 @@ var messageTemplate = template.Must(template.New("message").Parse(pageHead + `<t
 </head>
 <body>
 <main>
-<div class="icon" aria-hidden="true">!</div>
+<div class="icon" aria-hidden="true">{{if .Icon}}{{.Icon}}{{else}}!{{end}}</div>
 <div id="{{.ID}}">
 <h1>{{.TitleZh}}<br><small>{{.TitleEn}}</small></h1>
 {{- if .Detail}}

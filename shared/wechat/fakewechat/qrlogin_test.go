@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"html"
 	"image/png"
@@ -12,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +41,7 @@ type page struct {
 	status int
 	header http.Header
 	body   string
+	uuid   string // the scan session a phone answer was for
 }
 
 func fetch(t *testing.T, req *http.Request) page {
@@ -103,18 +106,38 @@ func postConfirm(t *testing.T, e *env, form url.Values) page {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return fetch(t, req)
+	p := fetch(t, req)
+	p.uuid = form.Get("uuid")
+	return p
 }
 
-// redirectTo checks p is WeChat's 302 and returns where it goes.
-func redirectTo(t *testing.T, p page) *url.URL {
+// qrWait is the QR page's long-poll for the phone's answer.
+func qrWait(t *testing.T, e *env, uuid string) map[string]any {
 	t.Helper()
-	if p.status != http.StatusFound {
-		t.Fatalf("status %d, want 302: %s", p.status, p.body)
+	p := getPage(t, e.srv.URL+fakewechat.PathQRWait+"?"+url.Values{"uuid": {uuid}}.Encode())
+	var b map[string]any
+	if p.status != http.StatusOK || json.Unmarshal([]byte(p.body), &b) != nil {
+		t.Fatalf("long-poll: %d %s", p.status, p.body)
 	}
-	u, err := url.Parse(p.header.Get("Location"))
-	if err != nil {
-		t.Fatal(err)
+	return b
+}
+
+// redirectTo checks p is the phone's "answered" page (the phone never goes
+// to the website) and returns where the QR page's long-poll then sends the
+// browser showing the QR code.
+func redirectTo(t *testing.T, e *env, p page) *url.URL {
+	t.Helper()
+	if p.status != http.StatusOK || !strings.Contains(p.body, `id="done"`) {
+		t.Fatalf("phone answer %d, want the 200 done page: %s", p.status, p.body)
+	}
+	if p.header.Get("Location") != "" {
+		t.Fatalf("the phone is sent to %q: only the QR page goes to the website", p.header.Get("Location"))
+	}
+	b := qrWait(t, e, p.uuid)
+	raw, _ := b["redirect_uri"].(string)
+	u, err := url.Parse(raw)
+	if err != nil || raw == "" {
+		t.Fatalf("long-poll answer %v has no redirect_uri", b)
 	}
 	return u
 }
@@ -322,7 +345,7 @@ func TestConfirmAllow(t *testing.T) {
 		}
 	}
 
-	loc := redirectTo(t, postConfirm(t, e, url.Values{"uuid": {uuidOf(t, phone)}, "action": {"allow"},
+	loc := redirectTo(t, e, postConfirm(t, e, url.Values{"uuid": {uuidOf(t, phone)}, "action": {"allow"},
 		"nickname": {"Alice 爱丽丝"}, "openid": {"oAliceQR"}, "unionid": {"uAliceQR"},
 		"headimgurl": {"https://thirdwx.qlogo.cn/alice/132"}}))
 	if got := loc.Scheme + "://" + loc.Host + loc.Path; got != callback {
@@ -361,7 +384,7 @@ func TestConfirmNewUsers(t *testing.T) {
 	openids := map[string]bool{}
 	for range 2 {
 		phone := showQR(t, e, callback, "s")
-		loc := redirectTo(t, postConfirm(t, e, url.Values{"uuid": {uuidOf(t, phone)}, "action": {"allow"},
+		loc := redirectTo(t, e, postConfirm(t, e, url.Values{"uuid": {uuidOf(t, phone)}, "action": {"allow"},
 			"nickname": {""}, "openid": {""}}))
 		tok, err := e.client.OAuthAccessToken(ctx, webID, webSecret, loc.Query().Get("code"))
 		if err != nil {
@@ -383,7 +406,7 @@ func TestConfirmNewUsers(t *testing.T) {
 	t.Run("a known user keeps the nickname when none is typed", func(t *testing.T) {
 		e.mint(t, webID, fakewechat.User{OpenID: "oKeepName", Nickname: "Kept"})
 		phone := showQR(t, e, callback, "s")
-		loc := redirectTo(t, postConfirm(t, e, url.Values{"uuid": {uuidOf(t, phone)}, "action": {"allow"}, "openid": {"oKeepName"}}))
+		loc := redirectTo(t, e, postConfirm(t, e, url.Values{"uuid": {uuidOf(t, phone)}, "action": {"allow"}, "openid": {"oKeepName"}}))
 		tok, err := e.client.OAuthAccessToken(ctx, webID, webSecret, loc.Query().Get("code"))
 		if err != nil {
 			t.Fatal(err)
@@ -398,13 +421,13 @@ func TestConfirmDeny(t *testing.T) {
 	e := newEnv(t)
 	phone := showQR(t, e, callback+"?from=qr", "deny-state")
 	p := postConfirm(t, e, url.Values{"uuid": {uuidOf(t, phone)}, "action": {"deny"}, "nickname": {"ignored"}})
-	loc := redirectTo(t, p)
+	loc := redirectTo(t, e, p)
 	if got, want := loc.String(), callback+"?from=qr&state=deny-state"; got != want {
 		t.Errorf("deny redirects to %q, want %q", got, want)
 	}
 	// Deny does not even need valid profile fields: they are ignored.
 	phone = showQR(t, e, callback, "s2")
-	loc = redirectTo(t, postConfirm(t, e, url.Values{"uuid": {uuidOf(t, phone)}, "action": {"deny"},
+	loc = redirectTo(t, e, postConfirm(t, e, url.Values{"uuid": {uuidOf(t, phone)}, "action": {"deny"},
 		"headimgurl": {"not a url"}}))
 	if loc.Query().Has("code") {
 		t.Error("deny carries a code")
@@ -424,7 +447,7 @@ func TestScanSingleUse(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
 			phone := showQR(t, e, callback, "s")
-			redirectTo(t, postConfirm(t, e, url.Values{"uuid": {uuidOf(t, phone)}, "action": {tt.first}}))
+			redirectTo(t, e, postConfirm(t, e, url.Values{"uuid": {uuidOf(t, phone)}, "action": {tt.first}}))
 			wantExpired(t, postConfirm(t, e, url.Values{"uuid": {uuidOf(t, phone)}, "action": {tt.second}}))
 			wantExpired(t, getPage(t, phone))
 		})
@@ -442,7 +465,14 @@ func TestScanSingleUse(t *testing.T) {
 				action = "deny"
 			}
 			wg.Go(func() {
-				statuses <- postConfirm(t, e, url.Values{"uuid": {uuidOf(t, phone)}, "action": {action}}).status
+				p := postConfirm(t, e, url.Values{"uuid": {uuidOf(t, phone)}, "action": {action}})
+				if p.status != http.StatusOK {
+					statuses <- p.status
+				} else if strings.Contains(p.body, `id="done"`) {
+					statuses <- http.StatusFound // counted as the one answer
+				} else {
+					statuses <- http.StatusOK // the expired page
+				}
 			})
 		}
 		wg.Wait()
@@ -452,7 +482,7 @@ func TestScanSingleUse(t *testing.T) {
 			switch s {
 			case http.StatusFound:
 				redirects++
-			case http.StatusOK: // the expired page
+			case http.StatusOK:
 			default:
 				t.Errorf("status %d", s)
 			}
@@ -491,7 +521,7 @@ func TestScanExpiry(t *testing.T) {
 				if p.status != http.StatusOK || !strings.Contains(p.body, `id="allow"`) {
 					t.Errorf("phone page %d: %s", p.status, p.body)
 				}
-				redirectTo(t, post)
+				redirectTo(t, e, post)
 				return
 			}
 			wantExpired(t, p)
@@ -540,7 +570,7 @@ func TestConfirmBadInput(t *testing.T) {
 				t.Fatalf("got %d, want %d and an error page: %s", p.status, tt.status, p.body)
 			}
 			// A mistake does not burn the QR code.
-			redirectTo(t, postConfirm(t, e, url.Values{"uuid": {id}, "action": {"allow"}}))
+			redirectTo(t, e, postConfirm(t, e, url.Values{"uuid": {id}, "action": {"allow"}}))
 		})
 	}
 
@@ -681,7 +711,7 @@ func TestQRLogsHoldNoSecrets(t *testing.T) {
 	id := uuidOf(t, phone)
 	getPage(t, phone)
 	postConfirm(t, e, url.Values{"uuid": {id}, "action": {"nope"}})
-	loc := redirectTo(t, postConfirm(t, e, url.Values{"uuid": {id}, "action": {"allow"}}))
+	loc := redirectTo(t, e, postConfirm(t, e, url.Values{"uuid": {id}, "action": {"allow"}}))
 	redirect, err := e.fake.ScanAndConfirm(e.qrconnect(callback, state), fakewechat.User{}, true)
 	if err != nil {
 		t.Fatal(err)
@@ -697,4 +727,82 @@ func TestQRLogsHoldNoSecrets(t *testing.T) {
 			t.Errorf("log output contains a secret (%.6s…)", s)
 		}
 	}
+}
+
+// TestQRPageGoesToTheWebsite: as on WeChat, the page showing the QR code
+// (not the phone) navigates to the callback once the phone answers: it
+// long-polls, and then goes itself or sends the top window (WxLogin's
+// iframe without self_redirect).
+func TestQRPageGoesToTheWebsite(t *testing.T) {
+	e := newEnv(t)
+
+	t.Run("which window the page sends", func(t *testing.T) {
+		for _, tt := range []struct {
+			name, extra string
+			top         bool
+		}{
+			{"top page", "", false},
+			{"WxLogin iframe, self_redirect true", "&login_type=jssdk&self_redirect=true", false},
+			{"WxLogin iframe, self_redirect default", "&login_type=jssdk&self_redirect=default", true},
+			{"WxLogin iframe, no self_redirect", "&login_type=jssdk", true},
+		} {
+			u := strings.TrimSuffix(e.qrconnect(callback, "s"), "#wechat_redirect") + tt.extra
+			p := getPage(t, u)
+			want := `data-top="` + strconv.FormatBool(tt.top) + `"`
+			if p.status != http.StatusOK || !strings.Contains(p.body, want) || !strings.Contains(p.body, "<script>") {
+				t.Errorf("%s: want %s and the script: %d %s", tt.name, want, p.status, p.body)
+			}
+			if csp := p.header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'sha256-") || !strings.Contains(csp, "connect-src 'self'") {
+				t.Errorf("%s: CSP %q does not allow the page's script and its long-poll", tt.name, csp)
+			}
+		}
+	})
+
+	t.Run("the long-poll answers when the phone does, once", func(t *testing.T) {
+		phone := showQR(t, e, callback, "lp-state")
+		id := uuidOf(t, phone)
+		got := make(chan map[string]any, 1)
+		go func() {
+			resp, err := http.Get(e.srv.URL + fakewechat.PathQRWait + "?uuid=" + id)
+			if err != nil {
+				got <- map[string]any{"error": err.Error()}
+				return
+			}
+			defer resp.Body.Close()
+			var b map[string]any
+			_ = json.NewDecoder(resp.Body).Decode(&b)
+			got <- b
+		}()
+		p := postConfirm(t, e, url.Values{"uuid": {id}, "action": {"allow"}, "nickname": {"LP"}})
+		if p.status != http.StatusOK || !strings.Contains(p.body, `id="done"`) || p.header.Get("Location") != "" {
+			t.Fatalf("phone answer: %d %v %s", p.status, p.header, p.body)
+		}
+		select {
+		case b := <-got:
+			raw, _ := b["redirect_uri"].(string)
+			u, err := url.Parse(raw)
+			if b["wx_errcode"] != float64(405) || err != nil || u.Query().Get("state") != "lp-state" || u.Query().Get("code") == "" {
+				t.Fatalf("long-poll answer %v", b)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the long-poll did not answer after the phone allowed")
+		}
+		if b := qrWait(t, e, id); b["wx_errcode"] != float64(402) {
+			t.Errorf("after the answer was taken: %v, want 402", b)
+		}
+	})
+
+	t.Run("a denial sends the page to the callback without a code", func(t *testing.T) {
+		phone := showQR(t, e, callback, "deny-lp")
+		loc := redirectTo(t, e, postConfirm(t, e, url.Values{"uuid": {uuidOf(t, phone)}, "action": {"deny"}}))
+		if loc.Query().Has("code") || loc.Query().Get("state") != "deny-lp" {
+			t.Errorf("deny goes to %s", loc)
+		}
+	})
+
+	t.Run("unknown uuid", func(t *testing.T) {
+		if b := qrWait(t, e, "nosuchscan"); b["wx_errcode"] != float64(402) {
+			t.Errorf("unknown uuid: %v, want 402", b)
+		}
+	})
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/services/gateway/internal/middleware"
 	"github.com/wxlogin/wxlogin/services/gateway/internal/problem"
+	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/session"
 )
 
@@ -28,6 +29,9 @@ type callbackContent struct {
 	DetailZh, DetailEn string
 	Code               string // the error code, for a person to quote
 	RequestID          string
+	// Retry, when set, is the relative URL the page navigates to at once
+	// (see wrongBrowserPage).
+	Retry string
 }
 
 var (
@@ -50,6 +54,11 @@ var (
 	pageBadRequest = callbackContent{Status: "error",
 		TitleZh: "请求无效", TitleEn: "Invalid request",
 		DetailZh: "回调参数不正确。", DetailEn: "The callback's parameters are malformed."}
+	pageWrongBrowser = callbackContent{Status: "error",
+		TitleZh: "请在显示二维码的浏览器中完成登录", TitleEn: "Finish the login in the browser that showed the QR code",
+		DetailZh: "本次登录是在另一个浏览器中发起的，此页面无法完成它。请回到显示二维码的浏览器，重新扫码。",
+		DetailEn: "This login was started in another browser, and this page cannot complete it. Go back to the browser that showed the QR code and scan it there.",
+		Code:     string(api.CodeQRWrongBrowser)}
 	pageUnavailable = callbackContent{Status: "error",
 		TitleZh: "服务暂不可用", TitleEn: "Service unavailable",
 		DetailZh: "请稍后重试。", DetailEn: "Please try again in a moment."}

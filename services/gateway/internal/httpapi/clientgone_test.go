@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -132,7 +134,7 @@ func TestClientGoneIsQuiet(t *testing.T) {
 
 // TestCallbackOutlivesItsClient: the callback's outcome is for the browser
 // waiting on the ticket, so it is recorded even when whoever opened the
-// callback page (the phone) has gone: the code is spent by then.
+// callback page has gone: the code is spent by then.
 func TestCallbackOutlivesItsClient(t *testing.T) {
 	ns := natstest.Start(t)
 	js, err := jetstream.New(natstest.Connect(t, ns))
@@ -144,8 +146,9 @@ func TestCallbackOutlivesItsClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const ticket = "AAAAAAAAAAAAAAAAAAAAAA"
-	b, _ := json.Marshal(session.QRRecord{Status: session.QRPending, AppID: "wx2222222222222222", PollTokenHash: strings.Repeat("0", 64),
+	const ticket, pollToken = "AAAAAAAAAAAAAAAAAAAAAA", "the-creating-browsers-poll-token"
+	sum := sha256.Sum256([]byte(pollToken))
+	b, _ := json.Marshal(session.QRRecord{Status: session.QRPending, AppID: "wx2222222222222222", PollTokenHash: hex.EncodeToString(sum[:]),
 		CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Minute)})
 	if _, err := kv.Create(ctx, ticket, b); err != nil {
 		t.Fatal(err)
@@ -157,7 +160,9 @@ func TestCallbackOutlivesItsClient(t *testing.T) {
 	h := New(Options{Log: log, Identity: ctxIdentity{}, Session: se,
 		Web: WebOptions{PublicURL: "http://gw.example.test", WechatOpenBase: "https://open.example.test", Tickets: qrwatch.New(js, log)}})
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, goneRequest(http.MethodGet, callbackPath+"?code=c&state="+ticket, ""))
+	req := goneRequest(http.MethodGet, callbackPath+"?code=c&state="+ticket, "")
+	req.AddCookie(&http.Cookie{Name: ticketCookiePrefix + ticket, Value: pollToken}) // the browser that showed the QR code
+	h.ServeHTTP(rec, req)
 
 	se.mu.Lock()
 	defer se.mu.Unlock()

@@ -30,10 +30,14 @@ import (
 
 // Website QR login (docs/api.md, "Website QR login").
 const (
-	qrPath          = "/api/v1/auth/web/qr"
-	callbackPath    = "/api/v1/auth/web/callback"
-	pollCookie      = "wxlogin_poll"
+	webPath         = "/api/v1/auth/web" // the ticket cookie's path: the polls and the callback
+	qrPath          = webPath + "/qr"
+	callbackPath    = webPath + "/callback"
 	pollTokenHeader = "X-Poll-Token"
+	// ticketCookiePrefix + ticket names a ticket's cookie, which holds its
+	// poll token. One cookie per ticket: two tabs of one browser showing
+	// two QR codes each finish their own.
+	ticketCookiePrefix = "wxlogin_qr_"
 
 	// maxWait bounds a long-poll (the HTTP server's write timeout is 35 s).
 	maxWait = 30 * time.Second
@@ -84,14 +88,14 @@ func newWebState(o WebOptions) *webState {
 		tickets:     o.Tickets,
 		wechat:      wechat.New(wechat.Options{OpenBase: o.WechatOpenBase}),
 		redirectURI: strings.TrimSuffix(o.PublicURL, "/") + callbackPath,
-		cookiePath:  qrPath,
+		cookiePath:  webPath,
 		pollLimit:   ratelimit.New(qrPollLimit, ratelimit.Options{MaxKeys: maxLimitedTickets}),
 	}
 	if u, err := url.Parse(o.PublicURL); err == nil {
 		w.secureCookie = u.Scheme == "https"
 		// Behind a proxy that serves the gateway under a path prefix, the
 		// browser sees the prefix.
-		w.cookiePath = strings.TrimSuffix(u.Path, "/") + qrPath
+		w.cookiePath = strings.TrimSuffix(u.Path, "/") + webPath
 	}
 	w.demoCSP = demoCSP(o.WechatOpenBase)
 	return w
@@ -157,8 +161,31 @@ func (s *server) createQR(c *gin.Context) {
 		return
 	}
 
+	// The ticket's cookie binds the callback to this browser: only a
+	// callback that carries it completes the ticket (qrCallback).
+	//
+	// SameSite=Lax. WeChat reaches the callback by a navigation that starts
+	// on its own site, in three ways:
+	//   - the top page redirected from open.weixin.qq.com, or the WxLogin
+	//     iframe sending the top window (self_redirect:false): a cross-site
+	//     top-level GET navigation, which carries Lax cookies (not Strict);
+	//   - the WxLogin iframe navigating itself (self_redirect:true): a frame
+	//     navigation started by a cross-site document, which carries no Lax
+	//     cookie. The refusal page then navigates its frame to the callback
+	//     once more (wrongBrowserPage): started by our own page in a frame
+	//     whose top window is this site, that request is same-site and has
+	//     the cookie; in a frame on another site it still has none.
+	// Strict would need that second try in every mode, and gain nothing: the
+	// second try is same-site wherever Lax's first one is allowed. None would
+	// make the first try work in the iframe too, but it would
+	// also hand the cookie to any cross-site request (an attacker's page
+	// loading the callback with their code in an <img> or iframe while the
+	// victim's QR code is live). What Lax still lets through is a top-level
+	// link the victim clicks to a callback URL with someone else's code: the
+	// victim's own click while their QR code is live, and a not_bound answer
+	// shows whose WeChat it is before anything is bound.
 	http.SetCookie(c.Writer, &http.Cookie{
-		Name:     pollCookie,
+		Name:     ticketCookiePrefix + t.Ticket,
 		Value:    t.PollToken,
 		Path:     s.web.cookiePath,
 		MaxAge:   int(t.ExpiresIn),
@@ -219,8 +246,13 @@ type pollAnswer struct {
 // not_bound (403 wechat_not_bound with the bind token), or (once) confirmed
 // with the tokens. ?wait= long-polls until the ticket changes.
 func (s *server) pollQR(c *gin.Context) {
-	ticket, token := c.Param("ticket"), pollToken(c)
-	if !validTicket(ticket) || token == "" {
+	ticket := c.Param("ticket")
+	if !validTicket(ticket) {
+		s.pollNotFound(c)
+		return
+	}
+	token := pollToken(c, ticket)
+	if token == "" {
 		// Whether the ticket exists is none of the caller's business.
 		s.pollNotFound(c)
 		return
@@ -280,9 +312,18 @@ func (s *server) pollQR(c *gin.Context) {
 	case session.QRNotBound:
 		// Auto-register is off and the WeChat user has no account: the
 		// browser registers or binds one with the bind token.
+		// The nickname and avatar say whose WeChat it is, so that the
+		// person does not bind someone else's to their account.
+		data := map[string]string{identity.DataBindToken: rec.BindToken}
+		if rec.Nickname != "" {
+			data[identity.DataNickname] = rec.Nickname
+		}
+		if rec.AvatarURL != "" {
+			data[identity.DataAvatarURL] = rec.AvatarURL
+		}
 		s.fail(c, &api.Error{Code: api.CodeWechatNotBound,
 			Message: "this WeChat account is not linked to an account yet: register (/auth/register) or bind (/auth/bind) one with bind_token",
-			Data:    map[string]string{identity.DataBindToken: rec.BindToken}})
+			Data:    data})
 	default:
 		s.fail(c, fmt.Errorf("QR ticket in unknown status %q", rec.Status))
 	}
@@ -302,18 +343,25 @@ func (s *server) pollNotFound(c *gin.Context) {
 	s.fail(c, errTicketNotFound)
 }
 
-// pollToken is the X-Poll-Token header, else the poll cookie.
-func pollToken(c *gin.Context) string {
+// pollToken is the X-Poll-Token header, else the ticket's cookie.
+func pollToken(c *gin.Context, ticket string) string {
 	t := c.GetHeader(pollTokenHeader)
 	if t == "" {
-		if ck, err := c.Request.Cookie(pollCookie); err == nil {
-			t = ck.Value
-		}
+		t = ticketCookie(c, ticket)
 	}
 	if len(t) > maxPollTokenLen || !isVisibleASCII(t) {
 		return ""
 	}
 	return t
+}
+
+// ticketCookie is the poll token in the ticket's cookie, "" without one.
+func ticketCookie(c *gin.Context, ticket string) string {
+	ck, err := c.Request.Cookie(ticketCookiePrefix + ticket)
+	if err != nil || len(ck.Value) > maxPollTokenLen || !isVisibleASCII(ck.Value) {
+		return ""
+	}
+	return ck.Value
 }
 
 // parseWait reads ?wait=: a Go duration ("25s") or whole seconds ("25"),
@@ -442,9 +490,15 @@ type confirmedAnswer struct {
 	session.QRConsumeResult
 }
 
-// qrCallback is where WeChat sends the browser (or the phone) after the
-// scan: it resolves the code and records the outcome under the ticket,
-// which wakes the waiting poll. It answers a small HTML page.
+// qrCallback is where WeChat sends the browser that showed the QR code
+// after the scan: it resolves the code and records the outcome under the
+// ticket, which wakes the waiting poll. It answers a small HTML page.
+//
+// Only that browser may complete the ticket: the state is no secret (it is
+// in the QR code and the page's URLs), so a callback without the ticket's
+// cookie changes nothing. Otherwise anyone could finish a victim's pending
+// login with their own code (the victim is logged in as them, or binds
+// their WeChat) or deny it.
 func (s *server) qrCallback(c *gin.Context) {
 	state, code := c.Query("state"), c.Query("code")
 	if !validTicket(state) {
@@ -475,6 +529,20 @@ func (s *server) qrCallback(c *gin.Context) {
 		s.callbackPage(c, http.StatusServiceUnavailable, pageUnavailable)
 		return
 	}
+	if checkPollToken(rec, ticketCookie(c, state)) != nil {
+		// Not the creating browser (or its cookie is gone): the code is not
+		// exchanged, the ticket stays as it is. A first try is routine (the
+		// WxLogin iframe's, see createQR); a refused retry is worth a line.
+		page := wrongBrowserPage(c)
+		level := slog.LevelInfo
+		if page.Retry != "" {
+			level = slog.LevelDebug
+		}
+		s.log.LogAttrs(ctx, level, "QR callback without the ticket's cookie ignored",
+			slog.String("request_id", middleware.RequestIDOf(c)), slog.Bool("retry", page.Retry == ""))
+		s.callbackPage(c, http.StatusForbidden, page)
+		return
+	}
 	if rec.Status != session.QRPending {
 		// WeChat may call twice with the same code: the first outcome
 		// stands and the code is not exchanged again.
@@ -501,7 +569,8 @@ func (s *server) qrCallback(c *gin.Context) {
 			// Auto-register is off: the ticket carries the bind token to
 			// the waiting browser (only it has the poll token), which
 			// registers or binds an account with it.
-			s.completeQR(ctx, c, session.QRCompleteRequest{Ticket: state, BindToken: p.BindToken}, http.StatusOK, pageNotBound)
+			s.completeQR(ctx, c, session.QRCompleteRequest{Ticket: state, BindToken: p.BindToken,
+				Nickname: p.Nickname, AvatarURL: p.AvatarURL}, http.StatusOK, pageNotBound)
 			return
 		}
 		if p.Code == api.CodeWechatCodeUsed {
@@ -517,6 +586,24 @@ func (s *server) qrCallback(c *gin.Context) {
 	middleware.SetUserID(c, res.User.ID)
 	user := res.User
 	s.completeQR(ctx, c, session.QRCompleteRequest{Ticket: state, User: &user, IsNewUser: res.IsNewUser}, http.StatusOK, pageConfirmed)
+}
+
+// retryParam marks the callback's second try from its own refusal page.
+const retryParam = "retry"
+
+// wrongBrowserPage is the refusal of a callback without the ticket's
+// cookie. The first time, the page navigates to the same callback again
+// (meta refresh, query retry=1): WeChat's WxLogin iframe with self_redirect
+// navigates itself here from WeChat's site, which sends no SameSite=Lax
+// cookie, and the second try, started by this page inside the site's own
+// page, does send it. From any other browser or site it stays refused.
+func wrongBrowserPage(c *gin.Context) callbackContent {
+	page := pageWrongBrowser
+	if q := c.Request.URL.Query(); q.Get(retryParam) == "" {
+		q.Set(retryParam, "1")
+		page.Retry = "?" + q.Encode()
+	}
+	return page
 }
 
 // completeQR records the outcome and answers the page; when another

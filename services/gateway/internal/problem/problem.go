@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/wxlogin/wxlogin/shared/api"
+	"github.com/wxlogin/wxlogin/shared/api/identity"
 	"github.com/wxlogin/wxlogin/shared/natsrpc"
 )
 
@@ -32,6 +33,10 @@ type Problem struct {
 	RequestID string   `json:"request_id"`
 	// BindToken lets an unknown WeChat user bind or register (wechat_not_bound).
 	BindToken string `json:"bind_token,omitempty"`
+	// Nickname and AvatarURL go with BindToken: the WeChat user's, so the
+	// person about to bind sees whose WeChat account it is.
+	Nickname  string `json:"nickname,omitempty"`
+	AvatarURL string `json:"avatar_url,omitempty"`
 	// Down lists what is not ready (/readyz).
 	Down []string `json:"down,omitempty"`
 
@@ -64,6 +69,7 @@ var table = map[api.Code]entry{
 	api.CodeNotFound:           {http.StatusNotFound, "Not found", 0},
 	api.CodeQRTicketNotFound:   {http.StatusNotFound, "QR ticket not found", 0},
 	api.CodeQRTicketExpired:    {http.StatusGone, "QR ticket expired", 0},
+	api.CodeQRWrongBrowser:     {http.StatusForbidden, "QR login from another browser", 0},
 	api.CodeUsernameTaken:      {http.StatusConflict, "Username taken", 0},
 	api.CodeIdentityBound:      {http.StatusConflict, "Identity already bound", 0},
 	api.CodeLastIdentity:       {http.StatusConflict, "Last login method", 0},
@@ -131,7 +137,9 @@ func For(err error, requestID string) (p Problem, unexpected bool) {
 		return Internal(requestID), true
 	}
 	p = New(e.Code, e.Message, requestID)
-	p.BindToken = e.Data["bind_token"]
+	if e.Code == api.CodeWechatNotBound {
+		p.BindToken, p.Nickname, p.AvatarURL = e.Data[identity.DataBindToken], e.Data[identity.DataNickname], e.Data[identity.DataAvatarURL]
+	}
 	if s, ok := e.Data["retry_after"]; ok && p.Status == http.StatusTooManyRequests {
 		if n, err := strconv.Atoi(s); err == nil && n > 0 {
 			p.retryAfter = n

@@ -16,7 +16,7 @@ func TestStatusTable(t *testing.T) {
 		api.CodeWechatCodeInvalid: 401, api.CodeWechatCodeUsed: 401, api.CodeInvalidCredentials: 401,
 		api.CodeTokenInvalid: 401, api.CodeTokenExpired: 401, api.CodeTokenRevoked: 401, api.CodeRefreshTokenReused: 401,
 		api.CodeWechatNotBound: 403, api.CodeForbidden: 403, api.CodeUserDisabled: 403,
-		api.CodeNotFound: 404, api.CodeQRTicketNotFound: 404, api.CodeQRTicketExpired: 410,
+		api.CodeNotFound: 404, api.CodeQRTicketNotFound: 404, api.CodeQRTicketExpired: 410, api.CodeQRWrongBrowser: 403,
 		api.CodeUsernameTaken: 409, api.CodeIdentityBound: 409, api.CodeLastIdentity: 409,
 		api.CodeRateLimited: 429, api.CodeWechatRateLimited: 429,
 		api.CodeWechatError: 502, api.CodeWechatUnavailable: 503, api.CodeServiceUnavailable: 503,
@@ -66,5 +66,12 @@ func TestFor(t *testing.T) {
 	}
 	if p, _ := For(&api.Error{Code: api.CodeWechatNotBound, Data: map[string]string{"bind_token": "b"}}, ""); p.BindToken != "b" || p.Status != http.StatusForbidden {
 		t.Errorf("bind_token: %+v", p)
+	}
+	nb := &api.Error{Code: api.CodeWechatNotBound, Data: map[string]string{"bind_token": "b", "nickname": "小王", "avatar_url": "https://a.example/h"}}
+	if p, _ := For(nb, ""); p.Nickname != "小王" || p.AvatarURL != "https://a.example/h" {
+		t.Errorf("whose WeChat it is: %+v", p)
+	}
+	if p, _ := For(&api.Error{Code: api.CodeForbidden, Data: map[string]string{"bind_token": "b", "nickname": "x"}}, ""); p.BindToken != "" || p.Nickname != "" {
+		t.Errorf("not_bound data on another code: %+v", p)
 	}
 }

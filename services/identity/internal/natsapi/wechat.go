@@ -74,9 +74,20 @@ func (a *API) notBound(ctx context.Context, in store.WechatLogin) error {
 		return a.storeError(ctx, err)
 	}
 	a.log.Debug("wechat login without an account", "kind", in.Kind, "request_id", natsrpc.RequestID(ctx), "appid", in.AppID)
+	data := map[string]string{identity.DataBindToken: token}
+	// Whose WeChat it is: the person about to bind it to their account must
+	// see that it is their own (a QR ticket's callback can be forged).
+	if p := in.Profile; p != nil {
+		if p.Nickname != nil && *p.Nickname != "" {
+			data[identity.DataNickname] = *p.Nickname
+		}
+		if p.AvatarURL != nil && *p.AvatarURL != "" {
+			data[identity.DataAvatarURL] = *p.AvatarURL
+		}
+	}
 	return &api.Error{
 		Code:    api.CodeWechatNotBound,
 		Message: "this WeChat account has no account here yet: register or bind one with the bind_token",
-		Data:    map[string]string{identity.DataBindToken: token},
+		Data:    data,
 	}
 }

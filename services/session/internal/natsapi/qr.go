@@ -30,6 +30,10 @@ const (
 	// maxBindTokenLength bounds what is stored; identity's tokens are 43
 	// characters and it refuses any longer than 128.
 	maxBindTokenLength = 128
+	// The WeChat nickname and avatar of a not_bound ticket: identity keeps
+	// nicknames to 64 runes (256 bytes) and URLs to 1024 bytes.
+	maxNicknameBytes  = 256
+	maxAvatarURLBytes = 1024
 )
 
 // completeAttempts bounds the compare-and-set loop of QRComplete. Only a
@@ -107,6 +111,10 @@ func (s *Service) QRComplete(ctx context.Context, req session.QRCompleteRequest)
 		return session.QRStatus{}, api.Errorf(api.CodeInvalidRequest, "a not_bound ticket has a bind token only: no user, not denied")
 	case bind && len(req.BindToken) > maxBindTokenLength:
 		return session.QRStatus{}, api.Errorf(api.CodeInvalidRequest, "bind_token is too long")
+	case !bind && (req.Nickname != "" || req.AvatarURL != ""):
+		return session.QRStatus{}, api.Errorf(api.CodeInvalidRequest, "nickname and avatar_url go with a bind token only")
+	case len(req.Nickname) > maxNicknameBytes || len(req.AvatarURL) > maxAvatarURLBytes:
+		return session.QRStatus{}, api.Errorf(api.CodeInvalidRequest, "nickname or avatar_url is too long")
 	case req.Denied && req.User != nil:
 		return session.QRStatus{}, api.Errorf(api.CodeInvalidRequest, "a denied ticket has no user")
 	case req.Denied && len(reason) > maxReasonLength:
@@ -134,6 +142,7 @@ func (s *Service) QRComplete(ctx context.Context, req session.QRCompleteRequest)
 		switch {
 		case bind:
 			next.Status, next.BindToken = session.QRNotBound, req.BindToken
+			next.Nickname, next.AvatarURL = req.Nickname, req.AvatarURL
 		case req.Denied:
 			next.Status, next.Reason = session.QRDenied, reason
 		default:

@@ -158,13 +158,15 @@ func TestQRComplete(t *testing.T) {
 
 	t.Run("not bound stores the bind token for the poller only", func(t *testing.T) {
 		tk := f.qrCreate(t)
-		st, err := f.svc.QRComplete(ctx, session.QRCompleteRequest{Ticket: tk.Ticket, BindToken: bindToken})
+		st, err := f.svc.QRComplete(ctx, session.QRCompleteRequest{Ticket: tk.Ticket, BindToken: bindToken,
+			Nickname: "微信小王", AvatarURL: "https://thirdwx.qlogo.cn/mmopen/w/132"})
 		if err != nil || st.Status != session.QRNotBound {
 			t.Fatalf("complete = %+v, %v", st, err)
 		}
 		rec := f.record(t, tk.Ticket)
-		if rec.Status != session.QRNotBound || rec.BindToken != bindToken || rec.User != nil || rec.PollTokenHash == "" {
-			t.Fatalf("record %+v", rec)
+		if rec.Status != session.QRNotBound || rec.BindToken != bindToken || rec.User != nil || rec.PollTokenHash == "" ||
+			rec.Nickname != "微信小王" || rec.AvatarURL != "https://thirdwx.qlogo.cn/mmopen/w/132" {
+			t.Fatalf("record %+v, want the bind token and whose WeChat it is", rec)
 		}
 		// Compare-and-set from pending: a later callback changes nothing.
 		st, err = f.svc.QRComplete(ctx, session.QRCompleteRequest{Ticket: tk.Ticket, User: alice})
@@ -211,6 +213,9 @@ func TestQRComplete(t *testing.T) {
 		{"bind token with a user", session.QRCompleteRequest{Ticket: pending.Ticket, User: alice, BindToken: bindToken}, api.CodeInvalidRequest},
 		{"bind token and denied", session.QRCompleteRequest{Ticket: pending.Ticket, Denied: true, BindToken: bindToken}, api.CodeInvalidRequest},
 		{"oversize bind token", session.QRCompleteRequest{Ticket: pending.Ticket, BindToken: strings.Repeat("b", 129)}, api.CodeInvalidRequest},
+		{"nickname without a bind token", session.QRCompleteRequest{Ticket: pending.Ticket, User: alice, Nickname: "x"}, api.CodeInvalidRequest},
+		{"oversize nickname", session.QRCompleteRequest{Ticket: pending.Ticket, BindToken: bindToken, Nickname: strings.Repeat("n", 257)}, api.CodeInvalidRequest},
+		{"oversize avatar", session.QRCompleteRequest{Ticket: pending.Ticket, BindToken: bindToken, AvatarURL: strings.Repeat("a", 1025)}, api.CodeInvalidRequest},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {

@@ -74,11 +74,7 @@ type response struct {
 
 func do(t *testing.T, method, url, contentType, body string, header map[string]string) response {
 	t.Helper()
-	r, err := send(http.DefaultClient, method, url, contentType, body, header)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return doWith(t, http.DefaultClient, method, url, contentType, body, header)
 }
 
 // doWith is do with client, e.g. one with a cookie jar (a browser).

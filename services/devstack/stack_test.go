@@ -67,6 +67,12 @@ type response struct {
 
 func do(t *testing.T, method, url, contentType, body string, header map[string]string) response {
 	t.Helper()
+	return doWith(t, http.DefaultClient, method, url, contentType, body, header)
+}
+
+// doWith is do with a client of the caller's (one with a cookie jar, say).
+func doWith(t *testing.T, client *http.Client, method, url, contentType, body string, header map[string]string) response {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
@@ -79,7 +85,7 @@ func do(t *testing.T, method, url, contentType, body string, header map[string]s
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}

@@ -1,13 +1,19 @@
 package main
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -18,15 +24,50 @@ import (
 // processes at debug level and then looks for each secret the flows handled
 // (WeChat codes, states and poll tokens, bind tokens, access and refresh
 // tokens, passwords, the stand-in's session_key and access token, app
-// secrets, and every secret in the services' environment, NATS passwords
-// included) in everything the processes wrote: as sent, and base64-, URL-,
-// JSON- or hex-encoded, as a logger could write it. Failed attempts run
-// too: their error paths log more.
+// secrets, the signing key, and every secret in the services' environment,
+// NATS passwords included) in everything the processes wrote: as sent, and
+// base64-, URL-, JSON- or hex-encoded, as a logger could write it. Failed
+// attempts run too: their error paths log more. Once with an Ed25519 key
+// file, once with an HS256 secret.
 func TestNoSecretInLogs(t *testing.T) {
-	p := startProcs(t, "WXLOGIN_AUTO_REGISTER=false")
+	t.Run("EdDSA key file", func(t *testing.T) {
+		_, key, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pemText := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+		file := filepath.Join(t.TempDir(), "jwt.pem")
+		if err := os.WriteFile(file, pemText, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		keys := []string{string(key.Seed()), string(der)}
+		for _, line := range strings.Split(string(pemText), "\n") {
+			if len(line) >= 16 && !strings.HasPrefix(line, "-----") {
+				keys = append(keys, line) // the file as a logger could quote it
+			}
+		}
+		flowsLeakNothing(t, "EdDSA", []string{"WXLOGIN_JWT_KEY_FILE=" + file}, keys...)
+	})
+	t.Run("HS256 secret", func(t *testing.T) {
+		secret := make([]byte, 32)
+		_, _ = rand.Read(secret)
+		// stackSecrets finds WXLOGIN_JWT_SECRET itself.
+		flowsLeakNothing(t, "HS256", []string{"WXLOGIN_JWT_ALG=HS256", "WXLOGIN_JWT_SECRET=" + base64.RawURLEncoding.EncodeToString(secret)})
+	})
+}
+
+// flowsLeakNothing starts the processes with env, runs every flow and fails
+// if any secret, keys among them, reached the output. Tokens are signed with alg.
+func flowsLeakNothing(t *testing.T, alg string, env []string, keys ...string) {
+	p := startProcs(t, append([]string{"WXLOGIN_AUTO_REGISTER=false"}, env...)...)
 	s := &secrets{}
 	s.add(standInSessionKey, standInServerToken)
 	s.add(stackSecrets(p)...)
+	s.add(keys...)
 	const pass, pass2 = "Log-Secret-Pass-7319", "Log-Secret-Bind-4420"
 	s.add(pass, pass2, pass+"x")
 
@@ -41,6 +82,9 @@ func TestNoSecretInLogs(t *testing.T) {
 		t.Fatalf("password login: %d %s", r.status, r.raw)
 	}
 	alice := s.tokens(t, r)
+	if h, err := base64.RawURLEncoding.DecodeString(alice.access[:strings.IndexByte(alice.access, '.')]); err != nil || !strings.Contains(string(h), `"alg":"`+alg+`"`) {
+		t.Fatalf("access token header %s, want alg %s", h, alg)
+	}
 	wantProblem(t, postJSON(t, p.url("/api/v1/auth/password/login"), map[string]any{"username": "logsec_alice", "password": pass + "x"}),
 		http.StatusUnauthorized, "invalid_credentials")
 

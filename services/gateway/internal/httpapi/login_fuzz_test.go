@@ -180,3 +180,52 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// FuzzParseFields: the body reader of register, bind, refresh and logout
+// yields every named field (the first form value, a JSON string, "" when
+// absent or null) and re-encodes to itself as a form and as JSON, or fails
+// with 400 invalid_request.
+func FuzzParseFields(f *testing.F) {
+	const js, form = "application/json", "application/x-www-form-urlencoded"
+	for _, s := range []struct{ ct, body string }{
+		{js, `{"username":"alice","password":"Correct-Horse-9","bind_token":"bt.x"}`},
+		{js, `{"username":null,"password":5}`},
+		{js, `{"username":"a","username":"b"}`},
+		{js, `["username"]`},
+		{js, ``},
+		{form, "username=alice&password=p%20w&username=bob"},
+		{form, "password=%FF"},
+		{form, "a=%zz"},
+		{"text/plain", "username=alice"},
+	} {
+		f.Add(s.ct, []byte(s.body))
+	}
+	names := []string{"username", "password", "bind_token"}
+	f.Fuzz(func(t *testing.T, contentType string, body []byte) {
+		got, err := parseFields(contentType, body, names...)
+		if err != nil {
+			checkClientError(t, err, api.CodeInvalidRequest)
+			return
+		}
+		if len(got) != len(names) {
+			t.Fatalf("fields %v, want exactly %v", got, names)
+		}
+		v := url.Values{}
+		for _, n := range names {
+			v.Set(n, got[n])
+		}
+		again, err := parseFields(form, []byte(v.Encode()), names...)
+		if err != nil || !reflect.DeepEqual(again, got) {
+			t.Fatalf("form round trip: %v, %v; want %v", again, err, got)
+		}
+		for _, n := range names {
+			if !utf8.ValidString(got[n]) {
+				return // JSON cannot carry it
+			}
+		}
+		again, err = parseFields(js, []byte(mustJSON(t, got)), names...)
+		if err != nil || !reflect.DeepEqual(again, got) {
+			t.Fatalf("JSON round trip: %v, %v; want %v", again, err, got)
+		}
+	})
+}

@@ -28,7 +28,7 @@ func newKey(t *testing.T) ed25519.PrivateKey {
 	return priv
 }
 
-func jwks(t *testing.T, keys ...ed25519.PrivateKey) []byte {
+func jwks(t testing.TB, keys ...ed25519.PrivateKey) []byte {
 	t.Helper()
 	set := struct {
 		Keys []jwtverify.JWK `json:"keys"`
@@ -59,7 +59,7 @@ func claims() jwt.MapClaims {
 }
 
 // sign signs c with method and key, with the standard header edited by hdr.
-func sign(t *testing.T, method jwt.SigningMethod, key any, kid string, c jwt.MapClaims, hdr func(map[string]any)) string {
+func sign(t testing.TB, method jwt.SigningMethod, key any, kid string, c jwt.MapClaims, hdr func(map[string]any)) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(method, c)
 	tok.Header["typ"] = "at+jwt"

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Default bases of the real WeChat.
@@ -293,8 +294,18 @@ func (c *Client) do(req *http.Request, path string, out any) error {
 	if err != nil {
 		return fmt.Errorf("%w: %s: read: %v", ErrUnavailable, path, err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%w: %s: HTTP %d", ErrUnavailable, path, resp.StatusCode)
+	return decode(path, resp.StatusCode, body, out)
+}
+
+// maxErrMsg bounds the errmsg kept from an errcode answer: it ends up in
+// logs, and WeChat's are a sentence and a request id.
+const maxErrMsg = 256
+
+// decode reads an answer of WeChat: nil with out filled, an *Error for an
+// errcode answer, or ErrUnavailable for anything else.
+func decode(path string, status int, body []byte, out any) error {
+	if status != http.StatusOK {
+		return fmt.Errorf("%w: %s: HTTP %d", ErrUnavailable, path, status)
 	}
 	// Content-Type is not trusted (WeChat serves JSON as text/plain): always decode.
 	var e struct {
@@ -305,12 +316,23 @@ func (c *Client) do(req *http.Request, path string, out any) error {
 		return fmt.Errorf("%w: %s: body is not JSON", ErrUnavailable, path)
 	}
 	if e.ErrCode != 0 {
-		return &Error{Path: path, Code: int(e.ErrCode), Msg: e.ErrMsg}
+		return &Error{Path: path, Code: int(e.ErrCode), Msg: truncate(e.ErrMsg, maxErrMsg)}
 	}
 	if err := json.Unmarshal(body, out); err != nil {
 		return fmt.Errorf("%w: %s: unexpected body: %v", ErrUnavailable, path, err)
 	}
 	return nil
+}
+
+// truncate cuts s to at most n bytes, on a character boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // withoutURL drops the URL from a *url.Error: it holds the secret and the code.
@@ -322,18 +344,25 @@ func withoutURL(err error) error {
 	return err
 }
 
-// flexInt decodes a JSON number or a numeric string ("1"); "" is 0.
+// flexInt decodes an integer sent as a JSON number or a numeric string
+// ("1"); "" and null are 0. Anything else is an error, never a guess: a
+// fractional errcode such as 0.5 must not truncate to 0, success.
 type flexInt int
 
 func (f *flexInt) UnmarshalJSON(b []byte) error {
-	s := strings.Trim(string(b), `"`)
+	s := string(b)
+	if len(b) > 0 && b[0] == '"' {
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+	}
 	if s == "" || s == "null" {
 		*f = 0
 		return nil
 	}
-	n, err := strconv.ParseFloat(s, 64)
+	n, err := strconv.ParseInt(s, 10, 0)
 	if err != nil {
-		return fmt.Errorf("not a number: %s", b)
+		return errors.New("not an integer")
 	}
 	*f = flexInt(n)
 	return nil
@@ -354,6 +383,9 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		*f = ""
 		return nil
+	}
+	if len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) {
+		return errors.New("not a string or number")
 	}
 	*f = flexString(b)
 	return nil

@@ -230,6 +230,23 @@ func validTicket(t string) bool {
 	return true
 }
 
+// callbackQuery reads the query WeChat's redirect carries: state, which
+// must look like a ticket (else the page is 404, as for an unknown one), and
+// code, absent when the person refused (a malformed one is 400). bad is the
+// page to answer instead, nil when both are usable.
+func callbackQuery(q url.Values) (state, code string, status int, bad *callbackContent) {
+	state, code = q.Get("state"), q.Get("code")
+	if !validTicket(state) {
+		page := pageNotFound
+		return "", "", http.StatusNotFound, &page
+	}
+	if len(code) > maxCodeBytes || !isVisibleASCII(code) {
+		page := pageBadRequest
+		return "", "", http.StatusBadRequest, &page
+	}
+	return state, code, http.StatusOK, nil
+}
+
 var (
 	errTicketNotFound = &api.Error{Code: api.CodeQRTicketNotFound, Message: "no such QR login ticket, or it has been used"}
 	errTicketExpired  = &api.Error{Code: api.CodeQRTicketExpired, Message: "the QR login ticket has expired; start again"}
@@ -500,13 +517,9 @@ type confirmedAnswer struct {
 // login with their own code (the victim is logged in as them, or binds
 // their WeChat) or deny it.
 func (s *server) qrCallback(c *gin.Context) {
-	state, code := c.Query("state"), c.Query("code")
-	if !validTicket(state) {
-		s.callbackPage(c, http.StatusNotFound, pageNotFound)
-		return
-	}
-	if len(code) > maxCodeBytes || !isVisibleASCII(code) {
-		s.callbackPage(c, http.StatusBadRequest, pageBadRequest)
+	state, code, status, bad := callbackQuery(c.Request.URL.Query())
+	if bad != nil {
+		s.callbackPage(c, status, *bad)
 		return
 	}
 	if s.web.tickets == nil || (s.connected != nil && !s.connected()) {

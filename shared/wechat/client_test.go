@@ -142,6 +142,8 @@ func TestUnavailable(t *testing.T) {
 		{"HTML with 200", "text/html", "<html>maintenance</html>", http.StatusOK, code2session},
 		{"empty body", "text/plain", "", http.StatusOK, code2session},
 		{"truncated JSON", "text/plain", `{"openid":"o1"`, http.StatusOK, code2session},
+		// Valid JSON, but past the 1 MiB read limit: never read whole.
+		{"answer over 1 MiB", "text/plain", `{"openid":"o1","session_key":"k","pad":"` + strings.Repeat("a", 2<<20) + `"}`, http.StatusOK, code2session},
 		{"success without openid", "text/plain", `{"session_key":"k"}`, http.StatusOK, code2session},
 		{"oauth without openid", "text/plain", `{"access_token":"a"}`, http.StatusOK, func(c *wechat.Client) error {
 			_, err := c.OAuthAccessToken(ctx, "wxa", testSecret, testCode)

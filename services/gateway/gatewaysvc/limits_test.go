@@ -2,6 +2,9 @@ package gatewaysvc_test
 
 import (
 	"context"
+	"errors"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"reflect"
@@ -9,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wxlogin/wxlogin/services/gateway/gatewaysvc"
 )
@@ -132,3 +136,44 @@ func TestMetrics(t *testing.T) {
 }
 
 var api401 = apiError("invalid_credentials", "wrong username or password")
+
+// TestHeaderLimits: headers are bounded in size and in the time a client may
+// take to send them, so neither a huge header nor a slow one ties up memory
+// or a connection.
+func TestHeaderLimits(t *testing.T) {
+	e := newEnv(t)
+	base, _ := e.upAccounts(nil)
+
+	t.Run("a 64 KiB header is refused", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, base+"/healthz", nil)
+		req.Header.Set("X-Padding", strings.Repeat("a", 64<<10))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Fatalf("status %d, want 431", resp.StatusCode)
+		}
+	})
+
+	t.Run("headers that never end are cut off", func(t *testing.T) {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "); err != nil {
+			t.Fatal(err)
+		}
+		// The server must close the connection after its header timeout
+		// (5 s); the read deadline is where we stop waiting for it.
+		start := time.Now()
+		_ = conn.SetReadDeadline(start.Add(15 * time.Second))
+		_, err = io.ReadAll(conn)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("connection still open after %s", time.Since(start).Round(time.Second))
+		}
+	})
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -262,8 +263,16 @@ func TestFaultIdentityKilled(t *testing.T) {
 	p.wx.setDelay(150 * time.Millisecond)
 	l := startLoad(p, workers, "kill")
 	until(t, 20*time.Second, "logins before the kill", func() bool { return l.ok.Load() >= int32(2*workers) })
-	killed := time.Now()
 	p.kill("identity")
+	// From the moment NATS has dropped identity's subscriptions a login
+	// finds no responder; before it (a few ms after the process died) a
+	// request can still be routed to the dead connection and is in flight.
+	ping := p.connectAs(natsauth.Gateway)
+	until(t, 10*time.Second, "NATS to drop identity", func() bool {
+		_, err := ping.Request("$SRV.PING.identity", nil, time.Second)
+		return errors.Is(err, nats.ErrNoResponders)
+	})
+	killed := time.Now()
 	// Keep the load on until enough logins have found identity gone.
 	until(t, 20*time.Second, "logins after the kill", func() bool { return l.since(killed) >= after })
 	as := l.finish()

@@ -921,7 +921,7 @@ func TestImageSources(t *testing.T) {
 		t.Run(svc, func(t *testing.T) {
 			t.Parallel()
 			ctxDir := t.TempDir()
-			for _, dir := range []string{"shared", "services/" + svc, "deploy/healthcheck"} {
+			for _, dir := range []string{"shared", "verify", "services/" + svc, "deploy/healthcheck"} {
 				copyContext(t, ignore, dir, ctxDir)
 			}
 			for _, dir := range []string{"services/" + svc, "deploy/healthcheck"} {

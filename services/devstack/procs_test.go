@@ -377,8 +377,7 @@ func (p *procStack) stopNATS() {
 // start runs a service as its own NATS user (the user is named as the service).
 func (p *procStack) start(name string) {
 	p.t.Helper()
-	cmd := exec.Command(filepath.Join(p.bin, name))
-	cmd.Env = append(slices.Clip(p.env), "WXLOGIN_NATS_USER="+name, "WXLOGIN_NATS_PASSWORD="+confPasswords()[name])
+	cmd := p.command(name)
 	if name == "gateway" {
 		cmd.Env = append(cmd.Env, "WXLOGIN_METRICS_ADDR="+p.metrics)
 	}
@@ -388,6 +387,14 @@ func (p *procStack) start(name string) {
 	}
 	p.procs[name] = cmd
 	p.t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+}
+
+// command is a service binary (or one of its subcommands, args) with the
+// stack's environment, as its own NATS user (the user is named as the service).
+func (p *procStack) command(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(filepath.Join(p.bin, name), args...)
+	cmd.Env = append(slices.Clip(p.env), "WXLOGIN_NATS_USER="+name, "WXLOGIN_NATS_PASSWORD="+confPasswords()[name])
+	return cmd
 }
 
 // terminate asks a service to stop (SIGTERM) and waits until it has.

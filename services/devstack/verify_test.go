@@ -7,6 +7,8 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -85,6 +87,16 @@ func TestTokenChecksAsSeparateProcesses(t *testing.T) {
 	if err != nil || claims.Subject != user || claims.Kind != "miniprogram" || claims.SessionID == "" {
 		t.Fatalf("verify module: %+v, %v", claims, err)
 	}
+
+	t.Run("Node.js with jose verifies it", func(t *testing.T) {
+		got := nodeVerify(t, p.base, token, true)
+		if got["sub"] != user || got["sid"] != claims.SessionID || got["kind"] != "miniprogram" {
+			t.Fatalf("jose: %v", got)
+		}
+		if got := nodeVerify(t, p.base, token[:len(token)-2]+"AA", false); got["error"] != "token_invalid" {
+			t.Fatalf("jose on a tampered token: %v", got)
+		}
+	})
 
 	t.Run("introspection without a client: 401", func(t *testing.T) {
 		for name, h := range map[string]map[string]string{
@@ -230,4 +242,29 @@ func TestKeyRotationAsSeparateProcesses(t *testing.T) {
 	if _, err := v.Verify(fresh); err != nil {
 		t.Fatalf("token of the retired, still published second key: %v", err)
 	}
+}
+
+// nodeExample is the jose example of docs/verifying-tokens.md.
+const nodeExample = "../../examples/node-verify"
+
+// nodeVerify runs the example on token (installing jose from its lock file
+// first, once) and returns what it printed; ok is whether it must succeed.
+func nodeVerify(t *testing.T, base, token string, ok bool) map[string]any {
+	t.Helper()
+	if _, err := os.Stat(nodeExample + "/node_modules/jose"); err != nil {
+		if out, err := exec.Command("npm", "ci", "--prefix", nodeExample, "--no-audit", "--no-fund").CombinedOutput(); err != nil {
+			t.Fatalf("npm ci in %s: %v\n%s", nodeExample, err, out)
+		}
+	}
+	cmd := exec.Command("node", "verify.mjs", base, token)
+	cmd.Dir = nodeExample
+	out, err := cmd.Output()
+	if (err == nil) != ok {
+		t.Fatalf("node verify.mjs: %v, want success %v\n%s", err, ok, out)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("node verify.mjs printed %q: %v", out, err)
+	}
+	return got
 }

@@ -252,6 +252,8 @@ type procStack struct {
 	logs     *logtest.Buffer
 	// metrics is the gateway's ops address (WXLOGIN_METRICS_ADDR).
 	metrics string
+	// codes counts the WeChat codes login has minted.
+	codes int
 }
 
 // The project's own NATS config: the processes run against it.
@@ -414,6 +416,20 @@ func (p *procStack) kill(name string) {
 }
 
 func (p *procStack) url(path string) string { return p.base + path }
+
+// login logs the WeChat user openID in through the mini-program route with
+// a fresh code, and fails the test unless it answers 200.
+func (p *procStack) login(openID string) response {
+	p.t.Helper()
+	p.codes++
+	code := fmt.Sprintf("login-%s-%d", openID, p.codes)
+	p.wx.mint(code, standInUser{OpenID: openID})
+	r := postJSON(p.t, p.url("/api/v1/auth/miniprogram/login"), map[string]any{"code": code})
+	if r.status != http.StatusOK {
+		p.t.Fatalf("login: %d %s", r.status, r.raw)
+	}
+	return r
+}
 
 // until retries f every 50 ms until it returns true or the deadline passes.
 func until(t *testing.T, limit time.Duration, what string, f func() bool) {

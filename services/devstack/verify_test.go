@@ -75,11 +75,7 @@ func TestTokenChecksAsSeparateProcesses(t *testing.T) {
 		t.Fatalf("jwks_uri: %d %s", keys.status, keys.raw)
 	}
 
-	p.wx.mint("code-1", standInUser{OpenID: "o_verify_user"})
-	login := postJSON(t, p.url("/api/v1/auth/miniprogram/login"), map[string]any{"code": "code-1"})
-	if login.status != http.StatusOK {
-		t.Fatalf("login: %d %s", login.status, login.raw)
-	}
+	login := p.login("o_verify_user")
 	user, token := userID(t, login), str(login, "access_token")
 
 	v := remoteVerifier(t, str(md, "jwks_uri"), nil)
@@ -156,18 +152,7 @@ func TestKeyRotationAsSeparateProcesses(t *testing.T) {
 	// The module's clock stays at the login: expiry (2 s) is not what this tests.
 	v := remoteVerifier(t, jwksURI, func() time.Time { return loginAt })
 
-	n := 0
-	login := func() string {
-		t.Helper()
-		n++
-		code := "rot-" + string(rune('a'+n))
-		p.wx.mint(code, standInUser{OpenID: "o_rotation"})
-		r := postJSON(t, p.url("/api/v1/auth/miniprogram/login"), map[string]any{"code": code})
-		if r.status != http.StatusOK {
-			t.Fatalf("login: %d %s", r.status, r.raw)
-		}
-		return str(r, "access_token")
-	}
+	login := func() string { return str(p.login("o_rotation"), "access_token") }
 	kidOf := func(token string) string {
 		tok, _, err := jwt.NewParser().ParseUnverified(token, jwt.MapClaims{})
 		if err != nil {

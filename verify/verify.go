@@ -144,6 +144,10 @@ type RemoteOptions struct {
 	Logger *slog.Logger
 }
 
+// unknownKIDWait bounds how long Verify waits for the extra read of the set
+// that a token with an unknown kid causes.
+const unknownKIDWait = 2 * time.Second
+
 // Defaults of RemoteOptions.
 const (
 	DefaultRefreshInterval    = 5 * time.Minute
@@ -177,10 +181,12 @@ func NewRemote(ctx context.Context, jwksURL string, opts Options, ropts RemoteOp
 	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{jwksURL}, keyfunc.Override{
 		Client:          ropts.HTTPClient,
 		RefreshInterval: ropts.RefreshInterval,
-		// One extra read per interval; a token that would wait longer for
-		// it is refused at once rather than held.
+		// One extra read per interval. The wait bounds both the wait for
+		// the limiter and that read: a token with an unknown kid is held at
+		// most unknownKIDWait, and refused at once when the next read is
+		// further away than that.
 		RefreshUnknownKID: rate.NewLimiter(rate.Every(ropts.UnknownKIDInterval), 1),
-		RateLimitWaitMax:  ropts.HTTPClient.Timeout + time.Second,
+		RateLimitWaitMax:  unknownKIDWait,
 		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
 			return func(ctx context.Context, err error) {
 				log.WarnContext(ctx, "cannot refresh the wxlogin JWK set", "url", u, "error", err)

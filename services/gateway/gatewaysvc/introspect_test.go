@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wxlogin/wxlogin/services/gateway/gatewaysvc"
@@ -76,6 +78,34 @@ func TestIntrospection(t *testing.T) {
 		}
 		if cc := r.header.Get("Cache-Control"); cc != "no-store" {
 			t.Errorf("Cache-Control %q, want no-store", cc)
+		}
+	})
+
+	t.Run("no call to another service", func(t *testing.T) {
+		var calls atomic.Int64
+		for _, subj := range []string{"wxlogin.identity.>", "wxlogin.session.>"} {
+			sub, err := e.nc.Subscribe(subj, func(m *nats.Msg) {
+				if m.Subject != session.SubjectJWKS { // the periodic key refresh
+					calls.Add(1)
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Unsubscribe()
+		}
+		must(t, e.nc.Flush())
+		for range 20 {
+			if r := introspect(t, base, live, client); r.body["active"] != true {
+				t.Fatalf("introspection: %s", r.raw)
+			}
+		}
+		// A GET /me makes one call: the subscription would have seen ours.
+		wantStatus(t, get(t, base+meURL, bearer(live)), http.StatusOK)
+		must(t, e.nc.Flush())
+		waitFor(t, 5*time.Second, "the /me call to be seen", func() bool { return calls.Load() >= 1 })
+		if n := calls.Load(); n != 1 {
+			t.Fatalf("%d NATS requests to identity or session for 20 introspections and one /me, want 1 (the /me)", n)
 		}
 	})
 

@@ -64,12 +64,14 @@ var designEnv = []string{
 	"WXLOGIN_QR_TTL",
 	"WXLOGIN_CORS_ORIGINS",
 	"WXLOGIN_LOG_LEVEL",
+	"WXLOGIN_INTROSPECT_CLIENTS",
 	// Additions to the contract, documented in the README's configuration table.
 	"WXLOGIN_METRICS_ADDR",
 	"WXLOGIN_NATS_REPLICAS",
 	"WXLOGIN_RATE_LIMIT",
 	"WXLOGIN_TRUSTED_PROXIES",
 	"WXLOGIN_REVOCATION_MAX_STALE",
+	"WXLOGIN_INTROSPECT_RATE_LIMIT",
 	"WXLOGIN_QR_MAX_BYTES",
 	"WXLOGIN_SESSIONS_MAX_BYTES",
 	"WXLOGIN_NATS_USER",
@@ -921,7 +923,7 @@ func TestImageSources(t *testing.T) {
 		t.Run(svc, func(t *testing.T) {
 			t.Parallel()
 			ctxDir := t.TempDir()
-			for _, dir := range []string{"shared", "services/" + svc, "deploy/healthcheck"} {
+			for _, dir := range []string{"shared", "verify", "services/" + svc, "deploy/healthcheck"} {
 				copyContext(t, ignore, dir, ctxDir)
 			}
 			for _, dir := range []string{"services/" + svc, "deploy/healthcheck"} {

@@ -24,3 +24,5 @@ require (
 )
 
 replace github.com/wxlogin/wxlogin/shared => ../shared
+
+replace github.com/wxlogin/wxlogin/verify => ../verify

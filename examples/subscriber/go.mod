@@ -23,3 +23,5 @@ require (
 )
 
 replace github.com/wxlogin/wxlogin/shared => ../../shared
+
+replace github.com/wxlogin/wxlogin/verify => ../../verify

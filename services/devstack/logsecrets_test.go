@@ -63,8 +63,10 @@ func TestNoSecretInLogs(t *testing.T) {
 // flowsLeakNothing starts the processes with env, runs every flow and fails
 // if any secret, keys among them, reached the output. Tokens are signed with alg.
 func flowsLeakNothing(t *testing.T, alg string, env []string, keys ...string) {
-	p := startProcs(t, append([]string{"WXLOGIN_AUTO_REGISTER=false"}, env...)...)
+	const introspectSecret, wrongSecret = "logsec-introspect-secret-0123456789abcdef", "logsec-wrong-introspect-secret-9876543210"
+	p := startProcs(t, append([]string{"WXLOGIN_AUTO_REGISTER=false", "WXLOGIN_INTROSPECT_CLIENTS=logsec:" + introspectSecret}, env...)...)
 	s := &secrets{}
+	s.add(introspectSecret, wrongSecret)
 	s.add(standInSessionKey, standInServerToken)
 	s.add(stackSecrets(p)...)
 	s.add(keys...)
@@ -173,6 +175,11 @@ func flowsLeakNothing(t *testing.T, alg string, env []string, keys ...string) {
 	if r := do(t, http.MethodGet, p.url("/api/v1/me"), "", "", bearer(web.access)); r.status != http.StatusOK {
 		t.Fatalf("me: %d %s", r.status, r.raw)
 	}
+	// Introspection: a client's secret, right and wrong, and the token.
+	if r := introspect(t, p, web.access, basicAuth("logsec", introspectSecret)); r.status != http.StatusOK || r.body["active"] != true {
+		t.Fatalf("introspect: %d %s", r.status, r.raw)
+	}
+	wantProblem(t, introspect(t, p, web.access, basicAuth("logsec", wrongSecret)), http.StatusUnauthorized, "invalid_credentials")
 	forged := web.access[:strings.LastIndexByte(web.access, '.')+1] + "AAAAlogsecforgedsignatureAAAA"
 	s.add(forged)
 	wantProblem(t, do(t, http.MethodGet, p.url("/api/v1/me"), "", "", bearer(forged)), http.StatusUnauthorized, "token_invalid")

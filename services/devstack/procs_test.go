@@ -252,6 +252,8 @@ type procStack struct {
 	logs     *logtest.Buffer
 	// metrics is the gateway's ops address (WXLOGIN_METRICS_ADDR).
 	metrics string
+	// codes counts the WeChat codes login has minted.
+	codes int
 }
 
 // The project's own NATS config: the processes run against it.
@@ -377,8 +379,7 @@ func (p *procStack) stopNATS() {
 // start runs a service as its own NATS user (the user is named as the service).
 func (p *procStack) start(name string) {
 	p.t.Helper()
-	cmd := exec.Command(filepath.Join(p.bin, name))
-	cmd.Env = append(slices.Clip(p.env), "WXLOGIN_NATS_USER="+name, "WXLOGIN_NATS_PASSWORD="+confPasswords()[name])
+	cmd := p.command(name)
 	if name == "gateway" {
 		cmd.Env = append(cmd.Env, "WXLOGIN_METRICS_ADDR="+p.metrics)
 	}
@@ -388,6 +389,14 @@ func (p *procStack) start(name string) {
 	}
 	p.procs[name] = cmd
 	p.t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+}
+
+// command is a service binary (or one of its subcommands, args) with the
+// stack's environment, as its own NATS user (the user is named as the service).
+func (p *procStack) command(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(filepath.Join(p.bin, name), args...)
+	cmd.Env = append(slices.Clip(p.env), "WXLOGIN_NATS_USER="+name, "WXLOGIN_NATS_PASSWORD="+confPasswords()[name])
+	return cmd
 }
 
 // terminate asks a service to stop (SIGTERM) and waits until it has.
@@ -407,6 +416,20 @@ func (p *procStack) kill(name string) {
 }
 
 func (p *procStack) url(path string) string { return p.base + path }
+
+// login logs the WeChat user openID in through the mini-program route with
+// a fresh code, and fails the test unless it answers 200.
+func (p *procStack) login(openID string) response {
+	p.t.Helper()
+	p.codes++
+	code := fmt.Sprintf("login-%s-%d", openID, p.codes)
+	p.wx.mint(code, standInUser{OpenID: openID})
+	r := postJSON(p.t, p.url("/api/v1/auth/miniprogram/login"), map[string]any{"code": code})
+	if r.status != http.StatusOK {
+		p.t.Fatalf("login: %d %s", r.status, r.raw)
+	}
+	return r
+}
 
 // until retries f every 50 ms until it returns true or the deadline passes.
 func until(t *testing.T, limit time.Duration, what string, f func() bool) {

@@ -13,18 +13,7 @@ import (
 // separate processes: refresh rotation, reuse detection, logout, expiry.
 func TestTokenLifecycleProcesses(t *testing.T) {
 	p := startProcs(t, "WXLOGIN_ACCESS_TTL=3s")
-	n := 0
-	login := func() response {
-		t.Helper()
-		n++
-		code := "tok-code-" + string(rune('a'+n))
-		p.wx.mint(code, standInUser{OpenID: "o_tokens"})
-		r := postJSON(t, p.url("/api/v1/auth/miniprogram/login"), map[string]any{"code": code})
-		if r.status != http.StatusOK {
-			t.Fatalf("login: %d %s", r.status, r.raw)
-		}
-		return r
-	}
+	login := func() response { return p.login("o_tokens") }
 	refresh := func(tok string) response {
 		return postJSON(t, p.url("/api/v1/auth/refresh"), map[string]any{"refresh_token": tok})
 	}

@@ -10,3 +10,5 @@ require (
 require github.com/skip2/go-qrcode v0.0.0-20200617195104-da1b6568686e // indirect
 
 replace github.com/wxlogin/wxlogin/shared => ../../shared
+
+replace github.com/wxlogin/wxlogin/verify => ../../verify

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,6 +58,13 @@ type Config struct {
 	// MetricsAddr is where GET /metrics and GET /healthz are served, away
 	// from the public listener (shared/opshttp); "" off.
 	MetricsAddr string `env:"WXLOGIN_METRICS_ADDR"`
+	// IntrospectClients are the resource servers that may call POST
+	// /api/v1/auth/introspect: "id:secret,..." (secrets of at least
+	// minIntrospectSecret bytes); none by default, so every call is 401.
+	IntrospectClients string `env:"WXLOGIN_INTROSPECT_CLIENTS"`
+	// IntrospectRateLimit is the per-client limit of introspection, in
+	// WXLOGIN_RATE_LIMIT's syntax.
+	IntrospectRateLimit string `env:"WXLOGIN_INTROSPECT_RATE_LIMIT" envDefault:"1000/s,burst=2000"`
 
 	// JWKSRefresh is how often the EdDSA keys are re-read from the session
 	// service; zero means 30s. Not read from the environment.
@@ -68,6 +76,13 @@ type Config struct {
 
 // defaultRateLimit is WXLOGIN_RATE_LIMIT's default.
 const defaultRateLimit = "200/s,burst=400"
+
+// defaultIntrospectRateLimit is WXLOGIN_INTROSPECT_RATE_LIMIT's default.
+const defaultIntrospectRateLimit = "1000/s,burst=2000"
+
+// minIntrospectSecret is the shortest introspection client secret (128 bits
+// as hex, or more): it guards a view of every session.
+const minIntrospectSecret = 32
 
 // ConfigFromEnv reads the configuration from the environment. A bad value
 // is an error naming its variable.
@@ -98,6 +113,7 @@ func (c *Config) Validate() error {
 	def(&c.JWTIssuer, "wxlogin")
 	def(&c.JWTAudience, "wxlogin")
 	def(&c.RateLimit, defaultRateLimit)
+	def(&c.IntrospectRateLimit, defaultIntrospectRateLimit)
 
 	u, err := url.Parse(c.PublicURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -159,6 +175,12 @@ func (c *Config) Validate() error {
 	if _, err := ratelimit.ParseSpec(c.RateLimit); err != nil {
 		return fmt.Errorf("config: WXLOGIN_RATE_LIMIT: %w", err)
 	}
+	if _, err := ratelimit.ParseSpec(c.IntrospectRateLimit); err != nil {
+		return fmt.Errorf("config: WXLOGIN_INTROSPECT_RATE_LIMIT: %w", err)
+	}
+	if _, err := c.introspectClients(); err != nil {
+		return err
+	}
 	proxies := make([]string, 0, len(c.TrustedProxies))
 	for _, p := range c.TrustedProxies {
 		p = strings.TrimSpace(p)
@@ -185,6 +207,28 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// introspectClients parses IntrospectClients into id → secret.
+func (c Config) introspectClients() (map[string]string, error) {
+	clients := map[string]string{}
+	for _, entry := range strings.Split(c.IntrospectClients, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		id, secret, ok := strings.Cut(entry, ":")
+		switch {
+		case !ok || id == "":
+			return nil, errors.New("config: WXLOGIN_INTROSPECT_CLIENTS: each entry must be id:secret")
+		case len(secret) < minIntrospectSecret:
+			return nil, fmt.Errorf("config: WXLOGIN_INTROSPECT_CLIENTS: the secret of %q must be at least %d bytes", id, minIntrospectSecret)
+		case clients[id] != "":
+			return nil, fmt.Errorf("config: WXLOGIN_INTROSPECT_CLIENTS: client %q appears twice", id)
+		}
+		clients[id] = secret
+	}
+	return clients, nil
+}
+
 // LogValue logs the configuration with the secret masked.
 func (c Config) LogValue() slog.Value {
 	secret := ""
@@ -208,5 +252,21 @@ func (c Config) LogValue() slog.Value {
 		slog.String("trusted_proxies", strings.Join(c.TrustedProxies, ",")),
 		slog.Duration("revocation_max_stale", c.RevocationMaxStale),
 		slog.String("metrics_addr", c.MetricsAddr),
+		slog.String("introspect_clients", c.introspectClientIDs()),
+		slog.String("introspect_rate_limit", c.IntrospectRateLimit),
 	)
+}
+
+// introspectClientIDs lists the introspection clients for the log: ids only.
+func (c Config) introspectClientIDs() string {
+	clients, err := c.introspectClients()
+	if err != nil {
+		return "(invalid)"
+	}
+	ids := make([]string, 0, len(clients))
+	for id := range clients {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return strings.Join(ids, ",")
 }

@@ -113,8 +113,10 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, ln net.Listener) e
 	defer wg.Wait()
 	defer stopKeys()
 
-	// Validate has checked the spec.
+	// Validate has checked the specs and the clients.
 	limit, _ := ratelimit.ParseSpec(cfg.RateLimit)
+	introspectLimit, _ := ratelimit.ParseSpec(cfg.IntrospectRateLimit)
+	introspectClients, _ := cfg.introspectClients()
 	srv := &http.Server{
 		Handler: httpapi.New(httpapi.Options{
 			Log:            log,
@@ -129,6 +131,10 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, ln net.Listener) e
 			Web:            views.web(cfg),
 			Connected:      nc.IsConnected,
 			CORSOrigins:    cfg.CORSOrigins,
+			Introspection: httpapi.IntrospectOptions{
+				Clients: introspectClients, Limit: ratelimit.New(introspectLimit, ratelimit.Options{}),
+				Issuer: cfg.JWTIssuer, PublicURL: cfg.PublicURL, JWKS: cfg.JWTAlg == jwtverify.AlgEdDSA,
+			},
 		}),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,

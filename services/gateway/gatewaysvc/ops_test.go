@@ -255,7 +255,7 @@ func TestConfigFromEnv(t *testing.T) {
 		want := gatewaysvc.Config{NATSURL: "nats://127.0.0.1:4222", HTTPAddr: "127.0.0.1:8080", PublicURL: "http://127.0.0.1:8080",
 			CORSOrigins: []string{"*"}, JWTAlg: "EdDSA", JWTIssuer: "wxlogin", JWTAudience: "wxlogin", LogLevel: slog.LevelInfo,
 			RateLimit: "200/s,burst=400", WechatOpenBase: "https://open.weixin.qq.com", AccessTTL: 2 * time.Hour,
-			RevocationMaxStale: 5 * time.Second}
+			RevocationMaxStale: 5 * time.Second, IntrospectRateLimit: "1000/s,burst=2000"}
 		if !reflect.DeepEqual(cfg, want) {
 			t.Errorf("got %+v\nwant %+v", cfg, want)
 		}
@@ -295,6 +295,10 @@ func TestConfigFromEnv(t *testing.T) {
 		{"negative access TTL", map[string]string{"WXLOGIN_ACCESS_TTL": "-1h"}, "WXLOGIN_ACCESS_TTL"},
 		{"revocation max stale", map[string]string{"WXLOGIN_REVOCATION_MAX_STALE": "-5s"}, "WXLOGIN_REVOCATION_MAX_STALE"},
 		{"metrics address", map[string]string{"WXLOGIN_METRICS_ADDR": "9100"}, "WXLOGIN_METRICS_ADDR"},
+		{"introspect client without secret", map[string]string{"WXLOGIN_INTROSPECT_CLIENTS": "api"}, "WXLOGIN_INTROSPECT_CLIENTS"},
+		{"introspect client short secret", map[string]string{"WXLOGIN_INTROSPECT_CLIENTS": "api:short"}, "WXLOGIN_INTROSPECT_CLIENTS"},
+		{"introspect client twice", map[string]string{"WXLOGIN_INTROSPECT_CLIENTS": "api:" + strings.Repeat("a", 32) + ",api:" + strings.Repeat("b", 32)}, "WXLOGIN_INTROSPECT_CLIENTS"},
+		{"introspect rate limit", map[string]string{"WXLOGIN_INTROSPECT_RATE_LIMIT": "lots"}, "WXLOGIN_INTROSPECT_RATE_LIMIT"},
 	}
 	for _, c := range bad {
 		t.Run("bad "+c.name, func(t *testing.T) {
@@ -310,10 +314,14 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 
 	t.Run("the secret is masked in logs", func(t *testing.T) {
-		cfg := gatewaysvc.Config{JWTAlg: "HS256", JWTSecret: "super-secret-value-of-32-bytes!!", NATSURL: "nats://u:natspass@127.0.0.1:4222"}
+		cfg := gatewaysvc.Config{JWTAlg: "HS256", JWTSecret: "super-secret-value-of-32-bytes!!", NATSURL: "nats://u:natspass@127.0.0.1:4222",
+			IntrospectClients: "api:introspect-secret-of-at-least-32-bytes"}
 		var buf logtest.Buffer
 		slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", cfg)
-		if strings.Contains(buf.String(), "super-secret") || strings.Contains(buf.String(), "natspass") {
+		if !strings.Contains(buf.String(), `"introspect_clients":"api"`) {
+			t.Errorf("introspection client ids not logged: %s", buf.String())
+		}
+		if strings.Contains(buf.String(), "super-secret") || strings.Contains(buf.String(), "natspass") || strings.Contains(buf.String(), "introspect-secret") {
 			t.Errorf("secret in log: %s", buf.String())
 		}
 	})

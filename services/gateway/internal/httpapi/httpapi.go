@@ -94,6 +94,8 @@ type Options struct {
 	Revocations Revocations
 	// Web configures the website QR login and the demo page (web.go).
 	Web WebOptions
+	// Introspection configures token introspection and the metadata (introspect.go).
+	Introspection IntrospectOptions
 }
 
 type server struct {
@@ -115,14 +117,16 @@ type server struct {
 	// only for some answers (a poll without the right poll token, web.go).
 	ipLimiter *ratelimit.Limiter
 	// revocations and web serve the token and QR routes (tokens.go, web.go).
-	revocations Revocations
-	web         *webState
+	revocations   Revocations
+	web           *webState
+	introspection *introspection
 }
 
 // New returns the API as an http.Handler.
 func New(o Options) http.Handler {
 	s := &server{log: o.Log, identity: o.Identity, session: o.Session, keys: o.Keys, ready: o.Ready, connected: o.Connected}
 	s.revocations, s.web = o.Revocations, newWebState(o.Web)
+	s.introspection = newIntrospection(o.Introspection)
 
 	r := gin.New()
 	// Redirects would be answered before any middleware runs (no request id,
@@ -168,11 +172,12 @@ func New(o Options) http.Handler {
 	v1.POST("/auth/miniprogram/login", s.ipLimit, s.miniProgramLogin)
 	v1.GET("/me", s.liveToken, s.me)
 	// Each route family registers itself from its own file.
-	s.registerWeb(r, v1)   // web.go, demo.go: QR login, callback page, polls, /demo
-	s.registerTokens(v1)   // tokens.go: refresh, logout
-	s.registerAccounts(v1) // accounts.go: register, password, bind, profile, phone, identities
-	s.registerAdmin(v1)    // admin.go
-	s.registerDocs(r)      // docs.go: /openapi.json, /docs
+	s.registerWeb(r, v1)           // web.go, demo.go: QR login, callback page, polls, /demo
+	s.registerTokens(v1)           // tokens.go: refresh, logout
+	s.registerAccounts(v1)         // accounts.go: register, password, bind, profile, phone, identities
+	s.registerAdmin(v1)            // admin.go
+	s.registerIntrospection(r, v1) // introspect.go: RFC 7662 introspection, RFC 8414 metadata
+	s.registerDocs(r)              // docs.go: /openapi.json, /docs
 	return r
 }
 

@@ -40,3 +40,17 @@ func ipRateLimited(wait time.Duration) *api.Error {
 		Data:    map[string]string{"retry_after": strconv.Itoa(ratelimit.RetryAfterSeconds(wait))},
 	}
 }
+
+// chargeIP takes a token from the client address's general bucket, for an
+// answer that costs it (a failed guess); when the bucket is spent it answers
+// 429 and returns false.
+func (s *server) chargeIP(c *gin.Context) bool {
+	if s.ipLimiter == nil {
+		return true
+	}
+	ok, wait := s.ipLimiter.Allow(clientip.Key(c.ClientIP()))
+	if !ok {
+		s.fail(c, ipRateLimited(wait))
+	}
+	return ok
+}

@@ -351,11 +351,8 @@ func (s *server) pollQR(c *gin.Context) {
 // general limit (429 once it is spent), so a guesser or an onlooker who saw
 // the QR code is limited without touching the token holder's budget.
 func (s *server) pollNotFound(c *gin.Context) {
-	if s.ipLimiter != nil {
-		if ok, wait := s.ipLimiter.Allow(clientip.Key(c.ClientIP())); !ok {
-			s.fail(c, ipRateLimited(wait))
-			return
-		}
+	if !s.chargeIP(c) {
+		return
 	}
 	s.fail(c, errTicketNotFound)
 }

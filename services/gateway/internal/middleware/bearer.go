@@ -3,18 +3,14 @@ package middleware
 import (
 	"log/slog"
 	"net/http"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/wxlogin/wxlogin/services/gateway/internal/problem"
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
+	"github.com/wxlogin/wxlogin/verify"
 )
-
-// maxAuthorizationLength bounds the Authorization header; our tokens are
-// well under 1 KiB.
-const maxAuthorizationLength = 8 << 10
 
 // Verifier checks an access token. Errors are *api.Error: token_invalid,
 // token_expired, or service_unavailable while no keys are loaded.
@@ -57,7 +53,7 @@ func RequireSignedToken(v Verifier, log *slog.Logger) gin.HandlerFunc {
 // bearer requires a token v verifies and, when check is set, check accepts.
 func bearer(v Verifier, check func(*jwtverify.Claims) error, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		token, ok := bearerToken(c.Request.Header)
+		token, ok := verify.BearerToken(c.Request.Header)
 		if !ok {
 			unauthorized(c, problem.New(api.CodeTokenInvalid, "missing or malformed Bearer token", RequestIDOf(c)))
 			return
@@ -90,52 +86,10 @@ func ClaimsOf(c *gin.Context) *jwtverify.Claims {
 	return claims
 }
 
-// bearerToken extracts the token of RFC 6750 section 2.1; the scheme is
-// case-insensitive, and there must be exactly one Authorization header.
-func bearerToken(h http.Header) (string, bool) {
-	values := h.Values("Authorization")
-	if len(values) != 1 || len(values[0]) > maxAuthorizationLength {
-		return "", false
-	}
-	scheme, token, ok := strings.Cut(values[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	token = strings.TrimLeft(token, " ")
-	if token == "" || !isB64Token(token) {
-		return "", false
-	}
-	return token, true
-}
-
-// isB64Token matches RFC 6750's b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
-func isB64Token(s string) bool {
-	body := strings.TrimRight(s, "=")
-	if body == "" {
-		return false
-	}
-	for i := 0; i < len(body); i++ {
-		switch b := body[i]; {
-		case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9':
-		case b == '-', b == '.', b == '_', b == '~', b == '+', b == '/':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 // unauthorized writes p, adding the RFC 6750 challenge to 401s.
 func unauthorized(c *gin.Context, p problem.Problem) {
 	if p.Status == http.StatusUnauthorized {
-		challenge := `Bearer error="invalid_token"`
-		switch p.Code {
-		case api.CodeTokenExpired:
-			challenge += `, error_description="The access token expired"`
-		case api.CodeTokenRevoked:
-			challenge += `, error_description="The access token has been revoked"`
-		}
-		c.Header("WWW-Authenticate", challenge)
+		c.Header("WWW-Authenticate", verify.Challenge(string(p.Code)))
 	}
 	problem.Write(c, p)
 }

@@ -121,6 +121,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	m.WatchOutbox(relay.Pending)
+	direct, err := outbox.NewDirect(nc, log.With("component", "events"), requestTimeout, m.EventLost)
+	if err != nil {
+		return err
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
@@ -154,6 +158,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Passwords:    password.NewHasher(runtime.GOMAXPROCS(0)),
 		Failures:     faillimit.New(js, cfg.NATSReplicas, faillimit.DefaultLimits, nil),
 		Events:       relay,
+		Direct:       direct,
 		Metrics:      m,
 		AutoRegister: cfg.AutoRegister,
 	}, log)

@@ -527,3 +527,42 @@ func TestSetAdmin(t *testing.T) {
 		})
 	}
 }
+
+// A returning login writes its identities row only; the users row only when
+// a sent profile field differs from the stored one (xmin is the transaction
+// that wrote a row's current version).
+func TestReturningLoginWritesUsersOnlyOnChange(t *testing.T) {
+	s, db := newStore(t)
+	ctx := context.Background()
+	in := store.WechatLogin{Kind: api.KindMiniProgram, AppID: mpApp, OpenID: "o-quiet", SessionKey: "k1", Profile: &identity.Profile{Nickname: ptr("Quiet")}}
+	if _, err := s.LoginWechat(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	xmins := func() (users, idents string) {
+		t.Helper()
+		if err := db.QueryRow(`SELECT (SELECT xmin::text FROM users), (SELECT xmin::text FROM identities)`).Scan(&users, &idents); err != nil {
+			t.Fatal(err)
+		}
+		return users, idents
+	}
+	u0, i0 := xmins()
+	in.SessionKey = "k2" // the same nickname again
+	res, err := s.LoginWechat(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u1, i1 := xmins()
+	if u1 != u0 || i1 == i0 {
+		t.Errorf("unchanged profile: users xmin %s -> %s (want kept), identities %s -> %s (want new)", u0, u1, i0, i1)
+	}
+	if res.User.Nickname != "Quiet" || res.User.LastLoginAt == nil {
+		t.Errorf("returning login user = %+v", res.User)
+	}
+	in.Profile = &identity.Profile{Nickname: ptr("Loud")}
+	if res, err = s.LoginWechat(ctx, in); err != nil || res.User.Nickname != "Loud" {
+		t.Fatalf("changed profile: %+v, %v", res.User, err)
+	}
+	if u2, _ := xmins(); u2 == u1 {
+		t.Error("changed profile: users row not written")
+	}
+}

@@ -206,7 +206,8 @@ func profileChanged(first int) string {
 // login that changes nothing in users reads it without a lock and locks
 // only its identities row, one lock, so no order to keep; a disable
 // committed after the statement began is not seen, as if this login had
-// committed just before it (the gateway then revokes the user's sessions).
+// committed just before it: the window between a login's commit and its
+// tokens that any login has, a statement's time wider.
 //
 // $1 appid, $2 openid, $3 session_key, $4 unionid or NULL, $5-$11 profile,
 // $12 event id, $13 event type.

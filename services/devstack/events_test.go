@@ -49,7 +49,12 @@ func streamEvents(t *testing.T, js jetstream.JetStream, subject string) []*nats.
 		t.Fatal(err)
 	}
 	for m := range batch.Messages() {
-		out = append(out, &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
+		msg := &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
+		if md, err := m.Metadata(); err == nil {
+			// When the stream stored it, for tests that time the relay.
+			msg.Header.Set(storedHeader, md.Timestamp.Format(time.RFC3339Nano))
+		}
+		out = append(out, msg)
 	}
 	if len(out) != want {
 		t.Fatalf("read %d events of %d on %s", len(out), want, subject)
@@ -57,10 +62,14 @@ func streamEvents(t *testing.T, js jetstream.JetStream, subject string) []*nats.
 	return out
 }
 
+// storedHeader is the header streamEvents adds: the time the stream stored the message.
+const storedHeader = "X-Test-Stored"
+
 type eventBody struct {
-	ID   string `json:"id"`
-	Type string `json:"type"`
-	User struct {
+	ID         string    `json:"id"`
+	Type       string    `json:"type"`
+	OccurredAt time.Time `json:"occurred_at"`
+	User       struct {
 		ID string `json:"id"`
 	} `json:"user"`
 	Identity map[string]any `json:"identity"`

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,6 +34,19 @@ type Pool struct {
 	mu     sync.Mutex // orders wg.Add against Close, so Wait never races an Add
 	closed bool
 	wg     sync.WaitGroup
+}
+
+// MaxWorkers bounds WXLOGIN_WORKERS.
+const MaxWorkers = 10000
+
+// Workers is the size of a service's pool: configured (WXLOGIN_WORKERS),
+// or 0 for 32 per CPU (GOMAXPROCS). Handlers mostly wait (on WeChat, KV,
+// Postgres), so a CPU has room for many; the bound is backpressure.
+func Workers(configured int) int {
+	if configured > 0 {
+		return configured
+	}
+	return 32 * runtime.GOMAXPROCS(0)
 }
 
 // NewPool returns a pool of size workers; each request gets timeout to

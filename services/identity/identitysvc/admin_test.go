@@ -1,6 +1,7 @@
 package identitysvc_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wxlogin/wxlogin/services/identity/identitysvc"
 	"github.com/wxlogin/wxlogin/shared/api"
@@ -17,7 +19,10 @@ import (
 
 func TestAdmin(t *testing.T) {
 	s := start(t, nil)
-	ctx := ctx5s(t)
+	// One deadline for many calls, password hashes and waits for the relay
+	// (s.events) among them: room for a loaded machine under -race.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	admin := s.register(t, "root", "root's password").User
 	s.makeAdmin(t, admin.ID)
 	plain := s.register(t, "ivan", "ivan's password").User

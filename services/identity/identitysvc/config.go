@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"runtime"
 	"strings"
 
 	"github.com/wxlogin/wxlogin/shared/apps"
 	"github.com/wxlogin/wxlogin/shared/envconfig"
 	"github.com/wxlogin/wxlogin/shared/natsconn"
+	"github.com/wxlogin/wxlogin/shared/natsrpc"
 )
 
 // Names of the apps configured by the WXLOGIN_MINIPROGRAM_* and WXLOGIN_WEB_*
@@ -44,6 +46,22 @@ type Config struct {
 	NATSReplicas int `env:"WXLOGIN_NATS_REPLICAS" envDefault:"1"`
 	// MetricsAddr is where GET /metrics and GET /healthz are served; "" off.
 	MetricsAddr string `env:"WXLOGIN_METRICS_ADDR"`
+	// Workers is how many NATS requests are handled at once; 0: 32 per CPU
+	// (natsrpc.Workers).
+	Workers int `env:"WXLOGIN_WORKERS"`
+	// DBMaxConns caps the connections to Postgres; 0: 4 per CPU, at least 8.
+	DBMaxConns int `env:"WXLOGIN_DB_MAX_CONNS"`
+}
+
+// maxDBConns bounds WXLOGIN_DB_MAX_CONNS.
+const maxDBConns = 1000
+
+// dbConns is the connection cap: configured or sized from the CPUs.
+func (c Config) dbConns() int {
+	if c.DBMaxConns > 0 {
+		return c.DBMaxConns
+	}
+	return max(8, 4*runtime.GOMAXPROCS(0))
 }
 
 // maxReplicas is JetStream's own limit on a stream's replicas.
@@ -87,6 +105,12 @@ func (c Config) Validate() error {
 	}
 	if c.NATSReplicas < 1 || c.NATSReplicas > maxReplicas {
 		return fmt.Errorf("WXLOGIN_NATS_REPLICAS: %d is outside 1..%d (1 for a single NATS server, 3 for a cluster)", c.NATSReplicas, maxReplicas)
+	}
+	if c.Workers < 0 || c.Workers > natsrpc.MaxWorkers {
+		return fmt.Errorf("WXLOGIN_WORKERS: %d is outside 0..%d (0: 32 per CPU)", c.Workers, natsrpc.MaxWorkers)
+	}
+	if c.DBMaxConns < 0 || c.DBMaxConns > maxDBConns {
+		return fmt.Errorf("WXLOGIN_DB_MAX_CONNS: %d is outside 0..%d (0: 4 per CPU, at least 8)", c.DBMaxConns, maxDBConns)
 	}
 	if c.MetricsAddr != "" {
 		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
@@ -147,5 +171,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("log_level", c.LogLevel.String()),
 		slog.Int("nats_replicas", c.NATSReplicas),
 		slog.String("metrics_addr", c.MetricsAddr),
+		slog.Int("workers", natsrpc.Workers(c.Workers)),
+		slog.Int("db_max_conns", c.dbConns()),
 	)
 }

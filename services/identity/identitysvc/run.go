@@ -32,14 +32,10 @@ import (
 )
 
 const (
-	// Handlers wait on WeChat: many run at once, each within requestTimeout.
-	// Password hashing (CPU and 19 MiB each) is bounded separately, to the
-	// CPUs: see password.Hasher.
-	poolSize       = 64
+	// Handlers wait on WeChat: many run at once (Config.Workers), each
+	// within requestTimeout. Password hashing (CPU and 19 MiB each) is
+	// bounded separately, to the CPUs: see password.Hasher.
 	requestTimeout = 5 * time.Second
-	// Connections to Postgres: about the handlers that can be in a
-	// transaction at once on a small server, plus the relay.
-	maxDBConns = 20
 	// How long a starting service waits for Postgres to accept connections.
 	dbStartupWait = 30 * time.Second
 	drainTimeout  = 10 * time.Second
@@ -93,7 +89,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	stopOps := ops.Start()
 	defer stopOps()
 
-	db, err := openDB(ctx, cfg.DatabaseURL, log)
+	db, err := openDB(ctx, cfg.DatabaseURL, cfg.dbConns(), log)
 	if err != nil {
 		return err
 	}
@@ -121,6 +117,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	m.WatchOutbox(relay.Pending)
+	direct, err := outbox.NewDirect(nc, log.With("component", "events"), requestTimeout, m.EventLost)
+	if err != nil {
+		return err
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
@@ -154,10 +154,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Passwords:    password.NewHasher(runtime.GOMAXPROCS(0)),
 		Failures:     faillimit.New(js, cfg.NATSReplicas, faillimit.DefaultLimits, nil),
 		Events:       relay,
+		Direct:       direct,
 		Metrics:      m,
 		AutoRegister: cfg.AutoRegister,
 	}, log)
-	pool := natsrpc.NewPool(poolSize, requestTimeout, log)
+	pool := natsrpc.NewPool(natsrpc.Workers(cfg.Workers), requestTimeout, log)
 	svc, err := a.AddService(nc, pool)
 	if err != nil {
 		return err
@@ -218,13 +219,13 @@ func createAssets(ctx context.Context, js jetstream.JetStream, replicas int) err
 
 // openDB opens the pool and waits (bounded) for Postgres to answer, so a
 // service started together with its database does not fail for nothing.
-func openDB(ctx context.Context, dsn string, log *slog.Logger) (*sqlx.DB, error) {
+func openDB(ctx context.Context, dsn string, conns int, log *slog.Logger) (*sqlx.DB, error) {
 	db, err := sqlx.Open("postgres", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("WXLOGIN_DATABASE_URL: %w", err)
 	}
-	db.SetMaxOpenConns(maxDBConns)
-	db.SetMaxIdleConns(maxDBConns)
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 
 	deadline := time.Now().Add(dbStartupWait)

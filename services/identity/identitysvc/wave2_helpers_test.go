@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
+	"github.com/wxlogin/wxlogin/shared/natstest"
 	"github.com/wxlogin/wxlogin/shared/wechat"
 	"github.com/wxlogin/wxlogin/shared/wechat/fakewechat"
 )
@@ -78,18 +81,30 @@ func (s *service) register(t *testing.T, username, password string) identity.Log
 	return res
 }
 
-// events returns the outbox events of type typ about userID, oldest first.
+// events returns the events of type typ about userID on the stream, oldest
+// first, once the relay has published the outbox (it deletes what it
+// published, so the stream is where they are).
 func (e *env) events(t *testing.T, typ, userID string) []identity.Event {
 	t.Helper()
-	var payloads [][]byte
-	if err := e.db.Select(&payloads, `SELECT payload FROM outbox WHERE subject = $1 AND payload->'user'->>'id' = $2
-		ORDER BY created_at, seq`, "wxlogin.events."+typ, userID); err != nil {
+	eventually(t, "the outbox to drain", func() bool {
+		var n int
+		return e.db.Get(&n, `SELECT count(*) FROM outbox`) == nil && n == 0
+	})
+	js, err := jetstream.New(natstest.Connect(t, e.ns))
+	if err != nil {
 		t.Fatal(err)
 	}
-	out := make([]identity.Event, len(payloads))
-	for i, p := range payloads {
-		if err := json.Unmarshal(p, &out[i]); err != nil {
+	var out []identity.Event
+	for _, m := range streamMessages(t, js) {
+		if m.Subject != "wxlogin.events."+typ {
+			continue
+		}
+		var ev identity.Event
+		if err := json.Unmarshal(m.Data, &ev); err != nil {
 			t.Fatal(err)
+		}
+		if ev.User.ID == userID {
+			out = append(out, ev)
 		}
 	}
 	return out

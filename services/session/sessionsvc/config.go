@@ -14,6 +14,7 @@ import (
 	"github.com/wxlogin/wxlogin/shared/envconfig"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
 	"github.com/wxlogin/wxlogin/shared/natsconn"
+	"github.com/wxlogin/wxlogin/shared/natsrpc"
 )
 
 // Config is the session service's configuration (docs/configuration.md). JWTSecret is
@@ -41,6 +42,9 @@ type Config struct {
 	NATSReplicas int `env:"WXLOGIN_NATS_REPLICAS" envDefault:"1"`
 	// MetricsAddr is where GET /metrics and GET /healthz are served; "" off.
 	MetricsAddr string `env:"WXLOGIN_METRICS_ADDR"`
+	// Workers is how many NATS requests are handled at once; 0: 32 per CPU
+	// (natsrpc.Workers).
+	Workers int `env:"WXLOGIN_WORKERS"`
 	// QRMaxBytes and SessionsMaxBytes cap the QR and sessions KV buckets;
 	// 0 sizes them from WXLOGIN_QR_TTL and WXLOGIN_REFRESH_TTL (kvstate's
 	// limits.go). A full QR bucket answers new tickets 503.
@@ -102,6 +106,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("WXLOGIN_QR_TTL: %s is outside %s..%s", c.QRTTL, minQRTTL, maxQRTTL)
 	case c.NATSReplicas < 1 || c.NATSReplicas > maxReplicas:
 		return fmt.Errorf("WXLOGIN_NATS_REPLICAS: %d is outside 1..%d (1 for a single NATS server, 3 for a cluster)", c.NATSReplicas, maxReplicas)
+	case c.Workers < 0 || c.Workers > natsrpc.MaxWorkers:
+		return fmt.Errorf("WXLOGIN_WORKERS: %d is outside 0..%d (0: 32 per CPU)", c.Workers, natsrpc.MaxWorkers)
 	case c.QRMaxBytes != 0 && c.QRMaxBytes < minBucketBytes:
 		return fmt.Errorf("WXLOGIN_QR_MAX_BYTES: %d is below %d bytes (0: sized from WXLOGIN_QR_TTL)", c.QRMaxBytes, minBucketBytes)
 	case c.SessionsMaxBytes != 0 && c.SessionsMaxBytes < minBucketBytes:
@@ -182,6 +188,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("apps_file", m.AppsFile),
 		slog.Int("nats_replicas", m.NATSReplicas),
 		slog.String("metrics_addr", m.MetricsAddr),
+		slog.Int("workers", natsrpc.Workers(m.Workers)),
 		slog.Int64("qr_max_bytes", m.QRMaxBytes),
 		slog.Int64("sessions_max_bytes", m.SessionsMaxBytes),
 	)

@@ -31,7 +31,6 @@ import (
 const Version = "0.1.0"
 
 const (
-	poolSize       = 64
 	requestTimeout = 2 * time.Second
 	drainTimeout   = 5 * time.Second
 )
@@ -133,7 +132,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Log:             log,
 		Metrics:         m,
 	})
-	pool := natsrpc.NewPool(poolSize, requestTimeout, log)
+	pool := natsrpc.NewPool(natsrpc.Workers(cfg.Workers), requestTimeout, log)
 	ms, err := micro.AddService(nc, micro.Config{
 		Name:        session.Service,
 		Version:     Version,

@@ -21,6 +21,7 @@ const (
 	NameRequestDuration = "wxlogin_identity_request_duration_seconds"
 	NameEventsPublished = "wxlogin_identity_outbox_published_total"
 	NameOutboxPending   = "wxlogin_identity_outbox_pending"
+	NameEventsLost      = "wxlogin_identity_events_lost_total"
 )
 
 // Metrics are safe for concurrent use. A nil *Metrics records nothing.
@@ -29,6 +30,7 @@ type Metrics struct {
 	requests  *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	published prometheus.Counter
+	lost      prometheus.Counter
 }
 
 // New returns the metrics on a fresh registry.
@@ -49,8 +51,12 @@ func New() *Metrics {
 			Name: NameEventsPublished,
 			Help: "Events the outbox relay published to JetStream.",
 		}),
+		lost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: NameEventsLost,
+			Help: "Events published without the outbox (a returning login's user.logged_in) that JetStream did not store.",
+		}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.published,
+	m.reg.MustRegister(m.requests, m.duration, m.published, m.lost,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -74,6 +80,14 @@ func (m *Metrics) EventsPublished(n int) {
 		return
 	}
 	m.published.Add(float64(n))
+}
+
+// EventLost counts an event published without the outbox that was lost.
+func (m *Metrics) EventLost() {
+	if m == nil {
+		return
+	}
+	m.lost.Inc()
 }
 
 // pendingTimeout bounds the query behind the pending gauge at each scrape.

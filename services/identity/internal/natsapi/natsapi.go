@@ -33,6 +33,11 @@ const Version = "0.1.0"
 // Notifier is told that a commit wrote events (the outbox relay).
 type Notifier interface{ Notify() }
 
+// Publisher publishes an event without the outbox, at most once (outbox.Direct).
+type Publisher interface {
+	Publish(id, subject string, payload []byte)
+}
+
 // Passwords hashes and verifies passwords (password.Hasher; tests wrap it
 // to count verifications).
 type Passwords interface {
@@ -51,6 +56,7 @@ type Deps struct {
 	// and per username, across replicas.
 	Failures *faillimit.Limiter
 	Events   Notifier
+	Direct   Publisher
 	Metrics  *metrics.Metrics // nil: not measured
 	// AutoRegister: unknown WeChat users get an account on first login;
 	// otherwise they get a bind token (WXLOGIN_AUTO_REGISTER).

@@ -58,7 +58,12 @@ func (a *API) loginWechat(ctx context.Context, in store.WechatLogin) (identity.L
 	if err != nil {
 		return identity.LoginResult{}, a.storeError(ctx, err)
 	}
-	a.Events.Notify()
+	if res.Outbox {
+		a.Events.Notify()
+	}
+	for _, ev := range res.Publish {
+		a.Direct.Publish(ev.ID, ev.Subject, ev.Payload)
+	}
 	a.log.Debug("wechat login", "kind", in.Kind, "request_id", natsrpc.RequestID(ctx), "user_id", res.User.ID,
 		"appid", in.AppID, "is_new_user", res.IsNewUser)
 	return identity.LoginResult{User: res.User.Public(), IsNewUser: res.IsNewUser, Kind: in.Kind, AppID: in.AppID}, nil

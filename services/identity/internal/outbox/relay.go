@@ -2,6 +2,9 @@
 // outbox table onto the JetStream stream WXLOGIN_EVENTS: at least once, with
 // the event id as Nats-Msg-Id so the stream drops redeliveries. Several
 // relays (one per replica) share the work through FOR UPDATE SKIP LOCKED.
+// A published row is deleted, in its batch's one transaction: the outbox
+// holds only what is still to publish, and a relay never updates a row.
+// Direct publishes the events that need no outbox.
 package outbox
 
 import (
@@ -39,9 +42,10 @@ type Options struct {
 	Interval       time.Duration // poll when nothing signals; default 1s
 	MaxBackoff     time.Duration // cap of the retry delay after a failure; default 5s
 	PublishTimeout time.Duration // wait for a batch's acks; default 5s
-	Retention      time.Duration // keep published rows this long; default 24h
-	PruneEvery     time.Duration // default 10m
-	Replicas       int           // copies of the stream it (re)creates; default 1
+	// Linger: after a wake-up, wait this long for more commits to batch
+	// with (under load one transaction then carries many events); default 5ms.
+	Linger   time.Duration
+	Replicas int // copies of the stream it (re)creates; default 1
 	// Published, if set, is told how many events each batch published.
 	Published func(n int)
 }
@@ -59,11 +63,8 @@ func (o *Options) defaults() {
 	if o.PublishTimeout <= 0 {
 		o.PublishTimeout = 5 * time.Second
 	}
-	if o.Retention <= 0 {
-		o.Retention = 24 * time.Hour
-	}
-	if o.PruneEvery <= 0 {
-		o.PruneEvery = 10 * time.Minute
+	if o.Linger <= 0 {
+		o.Linger = 5 * time.Millisecond
 	}
 	if o.Replicas <= 0 {
 		o.Replicas = 1
@@ -77,10 +78,7 @@ WHERE published_at IS NULL
 ORDER BY created_at, seq
 LIMIT $1
 FOR UPDATE SKIP LOCKED`
-	qMarkPublished = `UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])`
-	// Pruning goes in bounded slices so it never holds many locks or a long transaction.
-	qPrune     = `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE published_at < now() - make_interval(secs => $1) LIMIT $2)`
-	pruneSlice = 10000
+	qDeletePublished = `DELETE FROM outbox WHERE id = ANY($1::uuid[])`
 )
 
 // Relay publishes outbox rows. Run it once per process; Notify it after
@@ -117,12 +115,11 @@ func (r *Relay) Notify() {
 
 // Run relays until ctx is cancelled, then returns nil. Failures (NATS or
 // Postgres away) are retried with capped exponential backoff; a row is
-// marked published only after JetStream acknowledged it, so none is lost.
+// deleted only after JetStream acknowledged it, so none is lost.
 func (r *Relay) Run(ctx context.Context) error {
 	ticker := time.NewTicker(r.opts.Interval)
 	defer ticker.Stop()
 	var backoff time.Duration
-	lastPrune := time.Now()
 	for {
 		err := r.drain(ctx)
 		if ctx.Err() != nil {
@@ -143,16 +140,15 @@ func (r *Relay) Run(ctx context.Context) error {
 			r.log.Info("outbox relay recovered")
 			backoff = 0
 		}
-		if time.Since(lastPrune) >= r.opts.PruneEvery {
-			lastPrune = time.Now()
-			if err := r.prune(ctx); err != nil && ctx.Err() == nil {
-				r.log.Warn("outbox prune failed", "error", err)
-			}
-		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-r.wake:
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(r.opts.Linger):
+			}
 		case <-ticker.C:
 		}
 	}
@@ -184,7 +180,7 @@ type row struct {
 }
 
 // relayBatch publishes one batch in one transaction, whose row locks keep
-// other relays off these rows until they are marked.
+// other relays off these rows until they are deleted.
 func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 	tx, err := r.db.BeginTxx(ctx, nil)
 	if err != nil {
@@ -205,8 +201,8 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 		r.streamReady = false
 	}
 	if len(acked) > 0 {
-		if _, err := tx.ExecContext(ctx, qMarkPublished, pq.Array(acked)); err != nil {
-			return 0, fmt.Errorf("mark published: %w", err)
+		if _, err := tx.ExecContext(ctx, qDeletePublished, pq.Array(acked)); err != nil {
+			return 0, fmt.Errorf("delete published: %w", err)
 		}
 		if err := tx.Commit(); err != nil {
 			return 0, fmt.Errorf("commit: %w", err)
@@ -263,20 +259,4 @@ func (r *Relay) Pending(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("outbox pending: %w", err)
 	}
 	return n, nil
-}
-
-func (r *Relay) prune(ctx context.Context) error {
-	for {
-		res, err := r.db.ExecContext(ctx, qPrune, r.opts.Retention.Seconds(), pruneSlice)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n < pruneSlice {
-			return nil
-		}
-	}
 }

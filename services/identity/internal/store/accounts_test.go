@@ -45,7 +45,7 @@ func TestLoginWechatNoCreate(t *testing.T) {
 	if err != nil || again.User.ID != first.User.ID || again.IdentityID != linked.IdentityID {
 		t.Fatalf("returning login = %+v, %v", again, err)
 	}
-	events := outboxEvents(t, db)
+	events := loginEvents(t, db, first, linked, again)
 	var kinds []string
 	for _, e := range events {
 		if e.Type == identity.EventUserLoggedIn {

@@ -180,37 +180,62 @@ func profileArgs(p *identity.Profile) []any {
 	return []any{p.Nickname, p.AvatarURL, p.Gender, p.Language, p.City, p.Province, p.Country}
 }
 
-// qLoginExisting is a returning user's whole login in one statement: profile
-// and last_login_at, the identity's session_key and unionid, and the
-// logged_in event. The users row is locked before the identities row, the
-// order the new-user path uses too, so the two cannot deadlock. A user gets
-// the unionid WeChat now reports unless it has one or another user holds it.
+// profileChanged is true when a profile parameter $n..$n+6 (order of
+// profileSet) differs from what u holds; NULLs (not sent) never differ.
+func profileChanged(first int) string {
+	cols := []string{"nickname", "avatar_url", "gender", "language", "city", "province", "country"}
+	conds := make([]string, len(cols))
+	for i, c := range cols {
+		typ := "text"
+		if c == "gender" {
+			typ = "smallint"
+		}
+		conds[i] = fmt.Sprintf("$%d::%s <> u.%s", first+i, typ, c)
+	}
+	return "COALESCE(" + strings.Join(conds, " OR ") + ", false)"
+}
+
+// qLoginExisting is a returning user's whole login in one statement: the
+// identity's session_key, unionid and last_login_at, the profile, and the
+// body of the logged_in event, which the caller publishes after the
+// commit. The users row is written only if the profile or unionid changes
+// (a user gets the unionid WeChat now reports unless it has one or another
+// user holds it); then it is locked before the identities row, the order
+// the new-user path uses too, so the two cannot deadlock: the identities
+// update waits on a count of usr, which runs usr to completion first. A
+// login that changes nothing in users reads it without a lock and locks
+// only its identities row, one lock, so no order to keep; a disable
+// committed after the statement began is not seen, as if this login had
+// committed just before it: the window between a login's commit and its
+// tokens that any login has, a statement's time wider.
 //
 // $1 appid, $2 openid, $3 session_key, $4 unionid or NULL, $5-$11 profile,
-// $12 event id, $13 event subject, $14 event type.
+// $12 event id, $13 event type.
 var qLoginExisting = `
-WITH usr AS (
-	UPDATE users AS u SET ` + profileSetAt(5) + `,
-		unionid = COALESCE(u.unionid,
-			(SELECT $4::text WHERE NOT EXISTS (SELECT 1 FROM users AS x WHERE x.unionid = $4::text)))
+WITH cur AS (
+	SELECT u AS cu FROM users AS u
 	-- A scalar subquery, not a join: the plan is two index lookups whatever
 	-- the table statistics say.
 	WHERE u.id = (SELECT i.user_id FROM identities AS i WHERE i.appid = $1 AND i.openid = $2)
 		AND u.disabled_at IS NULL
+), usr AS (
+	UPDATE users AS u SET ` + profileSetAt(5) + `,
+		unionid = COALESCE(u.unionid,
+			(SELECT $4::text WHERE NOT EXISTS (SELECT 1 FROM users AS x WHERE x.unionid = $4::text)))
+	WHERE u.id = (SELECT (cu).id FROM cur) AND u.disabled_at IS NULL
+		AND (` + profileChanged(5) + ` OR (u.unionid IS NULL AND $4::text IS NOT NULL
+			AND NOT EXISTS (SELECT 1 FROM users AS x WHERE x.unionid = $4::text)))
 	RETURNING u
 ), ident AS (
 	UPDATE identities AS i
-	SET session_key = $3, unionid = COALESCE($4::text, i.unionid), updated_at = now()
-	FROM usr
-	WHERE i.appid = $1 AND i.openid = $2 AND i.user_id = (usr.u).id
+	SET session_key = $3, unionid = COALESCE($4::text, i.unionid), updated_at = now(), last_login_at = now()
+	WHERE i.appid = $1 AND i.openid = $2 AND i.user_id = (SELECT (cu).id FROM cur)
+		AND (SELECT count(*) FROM usr) >= 0
 	RETURNING i
-), event AS (
-	INSERT INTO outbox (id, subject, payload)
-	SELECT $12::uuid, $13::text, wxlogin_user_event($12::uuid, $14::text, usr.u, ident.i) || jsonb_build_object('kind', (ident.i).kind)
-	FROM usr, ident
 )
-SELECT ` + selectUser("(usr.u).") + `, (ident.i).id
-FROM usr, ident`
+SELECT ` + selectUser("(COALESCE(usr.u, cur.cu)).") + `, (ident.i).id, (ident.i).last_login_at,
+	wxlogin_user_event($12::uuid, $13::text, COALESCE(usr.u, cur.cu), ident.i) || jsonb_build_object('kind', (ident.i).kind)
+FROM cur CROSS JOIN ident LEFT JOIN usr ON true`
 
 // qUpsertUser creates the user of a first login; on a conflict it does
 // what %[1]s (the conflict target and action) says. xmax = 0 only on a row
@@ -287,6 +312,19 @@ type LoginResult struct {
 	User       User
 	IdentityID string
 	IsNewUser  bool
+	// Outbox: the commit wrote events to the outbox (the relay has work).
+	Outbox bool
+	// Publish are events the commit did not write to the outbox: the
+	// caller publishes them now, at most once (a returning login's
+	// user.logged_in).
+	Publish []Event
+}
+
+// Event is an event body ready to publish; ID is its Nats-Msg-Id.
+type Event struct {
+	ID      string
+	Subject string
+	Payload []byte
 }
 
 // GeneratedUsername is the username of a WeChat account: "wx_" and the
@@ -375,14 +413,18 @@ func retryable(err error) bool {
 func (s *Store) returningLogin(ctx context.Context, in WechatLogin) (LoginResult, error) {
 	var res LoginResult
 	args := append([]any{in.AppID, in.OpenID, nullIfEmpty(in.SessionKey), nullIfEmpty(in.UnionID)}, profileArgs(in.Profile)...)
-	args = append(args, uuid.New(), identity.SubjectUserLoggedIn, identity.EventUserLoggedIn)
-	err := s.loginExisting.QueryRowContext(ctx, args...).Scan(append(res.User.dest(), &res.IdentityID)...)
+	id := uuid.New()
+	args = append(args, id, identity.EventUserLoggedIn)
+	ev := Event{ID: id.String(), Subject: identity.SubjectUserLoggedIn}
+	// LastLoginAt is scanned twice: the identity's, this login, wins.
+	err := s.loginExisting.QueryRowContext(ctx, args...).Scan(append(res.User.dest(), &res.IdentityID, &res.User.LastLoginAt, &ev.Payload)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return LoginResult{}, errNoIdentity
 	}
 	if err != nil {
 		return LoginResult{}, fmt.Errorf("login existing: %w", err)
 	}
+	res.Publish = []Event{ev}
 	return res, nil
 }
 
@@ -435,6 +477,7 @@ func (s *Store) link(ctx context.Context, tx *sqlx.Tx, res *LoginResult, in Wech
 	if err != nil {
 		return fmt.Errorf("link identity: %w", err)
 	}
+	res.Outbox = true
 	if owner != res.User.ID {
 		// The identity appeared meanwhile and belongs to another account
 		// (bound to it): that account's state decides, and rolling back

@@ -131,8 +131,22 @@ func TestLoginWechatNewThenReturning(t *testing.T) {
 		t.Errorf("users = %d, want 1", n)
 	}
 
-	// Events: created once, logged_in per login, never the session_key.
+	// Events: created once, logged_in per login, never the session_key. The
+	// first login's go through the outbox; a returning login's logged_in is
+	// handed back to publish after the commit.
 	events := outboxEvents(t, db)
+	if len(events) != 2 || first.Outbox != true || len(first.Publish) != 0 {
+		t.Errorf("first login: %d outbox events (Outbox %v), %d to publish; want 2, true, 0", len(events), first.Outbox, len(first.Publish))
+	}
+	for _, res := range []store.LoginResult{second, third} {
+		if res.Outbox || len(res.Publish) != 1 {
+			t.Fatalf("returning login: Outbox %v, %d to publish; want false, 1", res.Outbox, len(res.Publish))
+		}
+		events = append(events, eventOf(t, res.Publish[0].ID, res.Publish[0].Subject, res.Publish[0].Payload))
+		if strings.Contains(string(res.Publish[0].Payload), "sk-") {
+			t.Errorf("published payload holds a session_key: %s", res.Publish[0].Payload)
+		}
+	}
 	var types []string
 	for _, e := range events {
 		types = append(types, e.Type)
@@ -236,16 +250,35 @@ func outboxEvents(t *testing.T, db *sqlx.DB) []identity.Event {
 	}
 	var out []identity.Event
 	for _, r := range rows {
-		var e identity.Event
-		if err := json.Unmarshal(r.Payload, &e); err != nil {
-			t.Fatalf("payload %s: %v", r.Payload, err)
-		}
-		if e.ID != r.ID || r.Subject != "wxlogin.events."+e.Type {
-			t.Errorf("outbox row %s on %s holds event %s of type %s", r.ID, r.Subject, e.ID, e.Type)
-		}
-		out = append(out, e)
+		out = append(out, eventOf(t, r.ID, r.Subject, r.Payload))
 	}
 	return out
+}
+
+// loginEvents are the events of logins: the outbox's, then those the
+// results hand back to publish, in order.
+func loginEvents(t *testing.T, db *sqlx.DB, results ...store.LoginResult) []identity.Event {
+	t.Helper()
+	events := outboxEvents(t, db)
+	for _, res := range results {
+		for _, ev := range res.Publish {
+			events = append(events, eventOf(t, ev.ID, ev.Subject, ev.Payload))
+		}
+	}
+	return events
+}
+
+// eventOf decodes an event body and checks it against its id and subject.
+func eventOf(t *testing.T, id, subject string, payload []byte) identity.Event {
+	t.Helper()
+	var e identity.Event
+	if err := json.Unmarshal(payload, &e); err != nil {
+		t.Fatalf("payload %s: %v", payload, err)
+	}
+	if e.ID != id || subject != "wxlogin.events."+e.Type {
+		t.Errorf("event %s on %s holds event %s of type %s", id, subject, e.ID, e.Type)
+	}
+	return e
 }
 
 func TestLoginWechatConcurrentFirstLogins(t *testing.T) {
@@ -292,8 +325,14 @@ func TestLoginWechatConcurrentFirstLogins(t *testing.T) {
 			if c := count(t, db, `SELECT count(*) FROM outbox WHERE subject = $1`, identity.SubjectUserCreated); c != 1 {
 				t.Errorf("user.created events = %d, want 1", c)
 			}
-			if c := count(t, db, `SELECT count(*) FROM outbox WHERE subject = $1`, identity.SubjectUserLoggedIn); c != n {
-				t.Errorf("user.logged_in events = %d, want %d", c, n)
+			loggedIn := 0
+			for _, e := range loginEvents(t, db, results...) {
+				if e.Type == identity.EventUserLoggedIn {
+					loggedIn++
+				}
+			}
+			if loggedIn != n {
+				t.Errorf("user.logged_in events = %d, want %d", loggedIn, n)
 			}
 		})
 	}
@@ -486,5 +525,44 @@ func TestSetAdmin(t *testing.T) {
 				t.Errorf("is_admin = %v, %v; want %v", admin, err, tc.admin)
 			}
 		})
+	}
+}
+
+// A returning login writes its identities row only; the users row only when
+// a sent profile field differs from the stored one (xmin is the transaction
+// that wrote a row's current version).
+func TestReturningLoginWritesUsersOnlyOnChange(t *testing.T) {
+	s, db := newStore(t)
+	ctx := context.Background()
+	in := store.WechatLogin{Kind: api.KindMiniProgram, AppID: mpApp, OpenID: "o-quiet", SessionKey: "k1", Profile: &identity.Profile{Nickname: ptr("Quiet")}}
+	if _, err := s.LoginWechat(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	xmins := func() (users, idents string) {
+		t.Helper()
+		if err := db.QueryRow(`SELECT (SELECT xmin::text FROM users), (SELECT xmin::text FROM identities)`).Scan(&users, &idents); err != nil {
+			t.Fatal(err)
+		}
+		return users, idents
+	}
+	u0, i0 := xmins()
+	in.SessionKey = "k2" // the same nickname again
+	res, err := s.LoginWechat(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u1, i1 := xmins()
+	if u1 != u0 || i1 == i0 {
+		t.Errorf("unchanged profile: users xmin %s -> %s (want kept), identities %s -> %s (want new)", u0, u1, i0, i1)
+	}
+	if res.User.Nickname != "Quiet" || res.User.LastLoginAt == nil {
+		t.Errorf("returning login user = %+v", res.User)
+	}
+	in.Profile = &identity.Profile{Nickname: ptr("Loud")}
+	if res, err = s.LoginWechat(ctx, in); err != nil || res.User.Nickname != "Loud" {
+		t.Fatalf("changed profile: %+v, %v", res.User, err)
+	}
+	if u2, _ := xmins(); u2 == u1 {
+		t.Error("changed profile: users row not written")
 	}
 }

@@ -57,6 +57,8 @@ type Config struct {
 	// MetricsAddr is where GET /metrics and GET /healthz are served, away
 	// from the public listener (shared/opshttp); "" off.
 	MetricsAddr string `env:"WXLOGIN_METRICS_ADDR"`
+	// Pprof serves net/http/pprof on the ops listener, never the public one.
+	Pprof bool `env:"WXLOGIN_PPROF"`
 
 	// JWKSRefresh is how often the EdDSA keys are re-read from the session
 	// service; zero means 30s. Not read from the environment.
@@ -208,5 +210,6 @@ func (c Config) LogValue() slog.Value {
 		slog.String("trusted_proxies", strings.Join(c.TrustedProxies, ",")),
 		slog.Duration("revocation_max_stale", c.RevocationMaxStale),
 		slog.String("metrics_addr", c.MetricsAddr),
+		slog.Bool("pprof", c.Pprof),
 	)
 }

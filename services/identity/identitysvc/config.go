@@ -44,6 +44,8 @@ type Config struct {
 	NATSReplicas int `env:"WXLOGIN_NATS_REPLICAS" envDefault:"1"`
 	// MetricsAddr is where GET /metrics and GET /healthz are served; "" off.
 	MetricsAddr string `env:"WXLOGIN_METRICS_ADDR"`
+	// Pprof serves net/http/pprof on the ops listener (never the public one).
+	Pprof bool `env:"WXLOGIN_PPROF"`
 }
 
 // maxReplicas is JetStream's own limit on a stream's replicas.
@@ -147,5 +149,6 @@ func (c Config) LogValue() slog.Value {
 		slog.String("log_level", c.LogLevel.String()),
 		slog.Int("nats_replicas", c.NATSReplicas),
 		slog.String("metrics_addr", c.MetricsAddr),
+		slog.Bool("pprof", c.Pprof),
 	)
 }

@@ -41,6 +41,8 @@ type Config struct {
 	NATSReplicas int `env:"WXLOGIN_NATS_REPLICAS" envDefault:"1"`
 	// MetricsAddr is where GET /metrics and GET /healthz are served; "" off.
 	MetricsAddr string `env:"WXLOGIN_METRICS_ADDR"`
+	// Pprof serves net/http/pprof on the ops listener (never the public one).
+	Pprof bool `env:"WXLOGIN_PPROF"`
 	// QRMaxBytes and SessionsMaxBytes cap the QR and sessions KV buckets;
 	// 0 sizes them from WXLOGIN_QR_TTL and WXLOGIN_REFRESH_TTL (kvstate's
 	// limits.go). A full QR bucket answers new tickets 503.
@@ -182,6 +184,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("apps_file", m.AppsFile),
 		slog.Int("nats_replicas", m.NATSReplicas),
 		slog.String("metrics_addr", m.MetricsAddr),
+		slog.Bool("pprof", m.Pprof),
 		slog.Int64("qr_max_bytes", m.QRMaxBytes),
 		slog.Int64("sessions_max_bytes", m.SessionsMaxBytes),
 	)

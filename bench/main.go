@@ -409,6 +409,10 @@ func (b *bencher) measure(ctx context.Context, st *stack, sc scenario) (row, err
 			return row{}, err
 		}
 	}
+	var wal *walMeter
+	if measurePG {
+		wal = st.pg.meterWAL(ctx, pg0.lsn)
+	}
 	pids := st.pids(ctx)
 	cpu0 := map[string]cpuSample{}
 	for name, p := range pids {
@@ -441,6 +445,14 @@ func (b *bencher) measure(ctx context.Context, st *stack, sc scenario) (row, err
 			return row{}, err
 		}
 		d := pg1.sub(pg0)
+		if own, note, err := wal.finish(ctx, pg1.lsn); err == nil {
+			d.walBytes = own
+			if note != "" {
+				r.notes = append(r.notes, note)
+			}
+		} else {
+			r.notes = append(r.notes, fmt.Sprintf("WAL bytes are the whole server's, other databases' writes included (per database: %v)", err))
+		}
 		r.pg = &d
 	}
 	if sc.notes != nil {

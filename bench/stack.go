@@ -212,6 +212,24 @@ func startFake(ctx context.Context, dir, bin string) (*child, string, error) {
 	return c, url, nil
 }
 
+// prepare makes the stack's directory and its fresh database (named
+// dbPrefix and random hex), watched for statistics; it returns the
+// database's URL.
+func (s *stack) prepare(o stackOptions, dbPrefix string) (string, error) {
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return "", err
+	}
+	dsn, drop, err := pgtest.Create(o.pgAdmin, dbPrefix)
+	if err != nil {
+		return "", err
+	}
+	s.dropDB = drop
+	if s.pg, err = newPGWatch(dsn, dbName(dsn)); err != nil {
+		return "", err
+	}
+	return dsn, nil
+}
+
 // startWxlogin runs NATS (deploy/nats/nats.conf), identity, session and the
 // gateway as separate processes on a fresh database, the rate limit off.
 func startWxlogin(ctx context.Context, o stackOptions) (_ *stack, err error) {
@@ -221,15 +239,8 @@ func startWxlogin(ctx context.Context, o stackOptions) (_ *stack, err error) {
 			s.stop()
 		}
 	}()
-	if err := os.MkdirAll(s.dir, 0o755); err != nil {
-		return nil, err
-	}
-	dsn, drop, err := pgtest.Create(o.pgAdmin, "wxlogin_bench_")
+	dsn, err := s.prepare(o, "wxlogin_bench_")
 	if err != nil {
-		return nil, err
-	}
-	s.dropDB = drop
-	if s.pg, err = newPGWatch(dsn, dbName(dsn)); err != nil {
 		return nil, err
 	}
 
@@ -339,15 +350,8 @@ func startBare(ctx context.Context, o stackOptions) (_ *stack, err error) {
 			s.stop()
 		}
 	}()
-	if err := os.MkdirAll(s.dir, 0o755); err != nil {
-		return nil, err
-	}
-	dsn, drop, err := pgtest.Create(o.pgAdmin, "wxlogin_bare_")
+	dsn, err := s.prepare(o, "wxlogin_bare_")
 	if err != nil {
-		return nil, err
-	}
-	s.dropDB = drop
-	if s.pg, err = newPGWatch(dsn, dbName(dsn)); err != nil {
 		return nil, err
 	}
 	self, err := os.Executable()

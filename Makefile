@@ -6,7 +6,7 @@ PKGS    := $(addsuffix /...,$(MODULES))
 # through the module proxy) unless the caller chose one.
 export GOTOOLCHAIN ?= auto
 
-.PHONY: test vet build bench devstack tidy faults-long fuzz vulncheck
+.PHONY: test vet build bench bench-short gobench devstack tidy faults-long fuzz vulncheck
 
 ## test: vet, then every module's unit and integration tests with the race
 ## detector, against a real PostgreSQL (WXLOGIN_TEST_DATABASE_URL, else
@@ -22,9 +22,20 @@ faults-long:
 vet:
 	$(GO) vet $(PKGS)
 
-## bench: the Go benchmarks of every module (store upserts, token signing
-## and verification, ...), with allocations.
+## bench: the load generator (bench/, docs/BENCHMARKS.md): builds the
+## services, runs them as separate processes on NATS and a fresh database,
+## drives the HTTP API with 64 clients and prints the table. BENCH_FLAGS
+## passes more (-target URL, -duration 30s, -profile DIR, -scenarios ...).
 bench:
+	$(GO) run ./bench $(BENCH_FLAGS)
+
+## bench-short: the same in under a minute; fails on any failed request (CI).
+bench-short:
+	$(GO) run ./bench -short $(BENCH_FLAGS)
+
+## gobench: the Go benchmarks of every module (store upserts, token signing
+## and verification, ...), with allocations.
+gobench:
 	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)
 
 ## fuzz: each fuzz target for FUZZTIME (their seed corpora already run in

@@ -12,6 +12,8 @@
 //	FAKEWECHAT_PUBLIC_URL optional address a phone reaches the fake at (e.g.
 //	                   http://192.168.1.20:9090), put in the QR code; default
 //	                   derived from each request's Host
+//	FAKEWECHAT_LOAD_CODES true: accept "load:<openid>[:<unionid>]" codes any
+//	                   number of times, for benchmarks (default false)
 //	WXLOGIN_LOG_LEVEL  debug, info (default), warn or error
 package main
 
@@ -46,6 +48,7 @@ type config struct {
 	Addr      string `env:"FAKEWECHAT_ADDR" envDefault:"127.0.0.1:9090"`
 	Apps      string `env:"FAKEWECHAT_APPS"`
 	PublicURL string `env:"FAKEWECHAT_PUBLIC_URL"`
+	LoadCodes bool   `env:"FAKEWECHAT_LOAD_CODES"`
 	LogLevel  string `env:"WXLOGIN_LOG_LEVEL" envDefault:"info"`
 
 	level slog.Level
@@ -94,7 +97,7 @@ func run(ctx context.Context) error {
 
 // serve answers on ln until ctx is cancelled, then shuts down gracefully.
 func serve(ctx context.Context, cfg config, log *slog.Logger, ln net.Listener) error {
-	fake := fakewechat.New(fakewechat.Options{Apps: cfg.apps, Logger: log, PublicURL: cfg.PublicURL})
+	fake := fakewechat.New(fakewechat.Options{Apps: cfg.apps, Logger: log, PublicURL: cfg.PublicURL, LoadCodes: cfg.LoadCodes})
 	srv := &http.Server{
 		Handler:           fake,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -108,6 +111,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ln net.Listener) e
 	}
 	for _, a := range cfg.apps {
 		log.Info("fakewechat: app", "appid", a.AppID, "kind", a.Kind) // never the secret
+	}
+	if cfg.LoadCodes {
+		log.Warn("fakewechat: load mode on: load:<openid> codes log anyone in, any number of times")
 	}
 	log.Info("fakewechat: listening", "addr", ln.Addr().String(), "control", "http://"+ln.Addr().String()+"/fake/")
 

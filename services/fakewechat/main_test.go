@@ -25,7 +25,7 @@ func TestLoadConfig(t *testing.T) {
 		wantErr string
 	}{
 		{"defaults", map[string]string{}, func(t *testing.T, cfg config) {
-			if cfg.Addr != "127.0.0.1:9090" || cfg.level != slog.LevelInfo || len(cfg.apps) != 2 ||
+			if cfg.Addr != "127.0.0.1:9090" || cfg.level != slog.LevelInfo || len(cfg.apps) != 2 || cfg.LoadCodes ||
 				cfg.apps[0].AppID != fakewechat.DevMiniProgramAppID || cfg.apps[1].AppID != fakewechat.DevWebAppID {
 				t.Errorf("config %+v", cfg)
 			}
@@ -40,6 +40,11 @@ func TestLoadConfig(t *testing.T) {
 		{"bad kind", map[string]string{"FAKEWECHAT_APPS": "wxa:topsecret:app"}, nil, "FAKEWECHAT_APPS"},
 		{"public URL", map[string]string{"FAKEWECHAT_PUBLIC_URL": "http://192.168.1.20:9090"}, func(t *testing.T, cfg config) {
 			if cfg.PublicURL != "http://192.168.1.20:9090" {
+				t.Errorf("config %+v", cfg)
+			}
+		}, ""},
+		{"load mode", map[string]string{"FAKEWECHAT_LOAD_CODES": "true"}, func(t *testing.T, cfg config) {
+			if !cfg.LoadCodes {
 				t.Errorf("config %+v", cfg)
 			}
 		}, ""},

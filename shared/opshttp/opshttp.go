@@ -1,7 +1,7 @@
-// Package opshttp is the operations HTTP server of the services that speak
-// only NATS (identity, session): GET /metrics for Prometheus and GET /healthz
-// for container health checks. It is meant for a private port (":9100" in the
-// containers), never for the public.
+// Package opshttp is the operations HTTP server of the services: GET /metrics
+// for Prometheus, GET /healthz for container health checks and, only when
+// asked for (WXLOGIN_PPROF=true), net/http/pprof's profiles. It is meant for
+// a private port (":9100" in the containers), never for the public.
 package opshttp
 
 import (
@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +37,20 @@ const (
 	maxScrapes = 4
 )
 
+// Option changes what the ops server serves.
+type Option func(*options)
+
+type options struct{ pprof bool }
+
+// WithPprof serves net/http/pprof under /debug/pprof/ when on (the
+// services' WXLOGIN_PPROF): CPU, heap and allocation profiles for
+// benchmarking. Off by default: a profile shows what the process is doing.
+func WithPprof(on bool) Option { return func(o *options) { o.pprof = on } }
+
+// ErrPprofWithoutAddr: pprof was asked for without an ops listener, and it
+// is never served on the public port.
+var ErrPprofWithoutAddr = errors.New("WXLOGIN_PPROF=true needs WXLOGIN_METRICS_ADDR: profiles are served only on the ops listener")
+
 // Server is an ops server bound to its listener, or a disabled one.
 type Server struct {
 	ln  net.Listener // nil: disabled
@@ -46,24 +61,35 @@ type Server struct {
 // Listen binds addr and returns a server for it, so that a port in use fails
 // a service's start rather than surfacing later. addr "" returns a disabled
 // server whose Run only waits for its context. See Handler for reg and ready.
-func Listen(addr string, reg *prometheus.Registry, ready func(context.Context) error, log *slog.Logger) (*Server, error) {
+func Listen(addr string, reg *prometheus.Registry, ready func(context.Context) error, log *slog.Logger, opts ...Option) (*Server, error) {
 	if addr == "" {
+		if collect(opts).pprof {
+			return nil, ErrPprofWithoutAddr
+		}
 		return &Server{log: log}, nil
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("ops listener: %w", err)
 	}
-	return New(ln, reg, ready, log), nil
+	return New(ln, reg, ready, log, opts...), nil
+}
+
+func collect(opts []Option) options {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
 }
 
 // New returns a server on ln (which Run closes).
-func New(ln net.Listener, reg *prometheus.Registry, ready func(context.Context) error, log *slog.Logger) *Server {
+func New(ln net.Listener, reg *prometheus.Registry, ready func(context.Context) error, log *slog.Logger, opts ...Option) *Server {
 	return &Server{
 		ln:  ln,
 		log: log,
 		srv: &http.Server{
-			Handler:           Handler(reg, ready, log),
+			Handler:           Handler(reg, ready, log, opts...),
 			ReadHeaderTimeout: readHeaderTimeout,
 			ReadTimeout:       readTimeout,
 			WriteTimeout:      writeTimeout,
@@ -125,8 +151,8 @@ func (s *Server) Start() (stop func()) {
 }
 
 // Serve is Listen followed by Run.
-func Serve(ctx context.Context, addr string, reg *prometheus.Registry, ready func(context.Context) error, log *slog.Logger) error {
-	s, err := Listen(addr, reg, ready, log)
+func Serve(ctx context.Context, addr string, reg *prometheus.Registry, ready func(context.Context) error, log *slog.Logger, opts ...Option) error {
+	s, err := Listen(addr, reg, ready, log, opts...)
 	if err != nil {
 		return err
 	}
@@ -138,10 +164,18 @@ func Serve(ctx context.Context, addr string, reg *prometheus.Registry, ready fun
 //	GET /metrics  reg in the Prometheus exposition format (404 when reg is nil)
 //	GET /healthz  200 {"status":"ok"}; 503 {"status":"unavailable","error":...}
 //	              when ready is not nil and fails
+//	GET /debug/pprof/...  net/http/pprof, with WithPprof(true) only
 //
 // ready should be cheap: a health checker calls it every few seconds.
-func Handler(reg *prometheus.Registry, ready func(context.Context) error, log *slog.Logger) http.Handler {
+func Handler(reg *prometheus.Registry, ready func(context.Context) error, log *slog.Logger, opts ...Option) http.Handler {
 	mux := http.NewServeMux()
+	if collect(opts).pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index) // the named profiles: heap, allocs, goroutine, ...
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	if reg != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 			// One failing collector must not hide the others.

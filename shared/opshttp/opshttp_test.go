@@ -275,3 +275,23 @@ func TestReadyThatHangs(t *testing.T) {
 		t.Errorf("healthz took %s with a hung check", took)
 	}
 }
+
+// pprof is served only when asked for, and only on the ops listener: asking
+// for it without one fails the start (TestServer shows it is off by default).
+func TestPprof(t *testing.T) {
+	base, _ := run(t, opshttp.New(listen(t), nil, nil, testLog(t), opshttp.WithPprof(true)))
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/cmdline"} {
+		if status, _, body := get(t, "GET", base+path); status != 200 || body == "" {
+			t.Errorf("GET %s with pprof on: %d", path, status)
+		}
+	}
+	if status, _, body := get(t, "GET", base+"/debug/pprof/profile?seconds=1"); status != 200 || len(body) == 0 {
+		t.Errorf("CPU profile: %d, %d bytes", status, len(body))
+	}
+	if _, err := opshttp.Listen("", nil, nil, testLog(t), opshttp.WithPprof(true)); !errors.Is(err, opshttp.ErrPprofWithoutAddr) {
+		t.Errorf("pprof without an ops address: %v, want ErrPprofWithoutAddr", err)
+	}
+	if s, err := opshttp.Listen("", nil, nil, testLog(t), opshttp.WithPprof(false)); err != nil || s.Addr() != nil {
+		t.Errorf("pprof off without an address: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ package pgtest
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"testing"
@@ -32,42 +33,58 @@ func ServerURL() string {
 // (pass the service's own migration code, so tests use the production schema).
 func NewDatabase(t testing.TB, migrate func(dsn string) error) string {
 	t.Helper()
-	admin, err := sqlx.Open("postgres", ServerURL())
+	dsn, drop, err := Create(ServerURL(), "wxlogin_test_")
 	if err != nil {
-		t.Fatalf("pgtest: %v", err)
-	}
-	defer admin.Close()
-	if err := admin.Ping(); err != nil {
-		t.Fatalf("pgtest: PostgreSQL at %s is not reachable (%v); start one or set WXLOGIN_TEST_DATABASE_URL", redact(ServerURL()), err)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "wxlogin_test_" + hex.EncodeToString(b)
-	if _, err := admin.Exec(`CREATE DATABASE ` + name); err != nil {
-		t.Fatalf("pgtest: create database: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		db, err := sqlx.Open("postgres", ServerURL())
-		if err != nil {
-			return
-		}
-		defer db.Close()
-		if _, err := db.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`); err != nil {
-			t.Logf("pgtest: drop %s: %v", name, err)
+		if err := drop(); err != nil {
+			t.Logf("pgtest: %v", err)
 		}
 	})
-	u, err := url.Parse(ServerURL())
-	if err != nil {
-		t.Fatalf("pgtest: bad server URL: %v", err)
-	}
-	u.Path = "/" + name
-	dsn := u.String()
 	if migrate != nil {
 		if err := migrate(dsn); err != nil {
 			t.Fatalf("pgtest: migrate: %v", err)
 		}
 	}
 	return dsn
+}
+
+// Create creates an empty database named prefix and random hex on the
+// server at adminURL, and returns its URL and a function that drops it
+// (closing its connections). The load generator (bench/) uses it too.
+func Create(adminURL, prefix string) (dsn string, drop func() error, err error) {
+	admin, err := sqlx.Open("postgres", adminURL)
+	if err != nil {
+		return "", nil, fmt.Errorf("pgtest: %w", err)
+	}
+	defer admin.Close()
+	if err := admin.Ping(); err != nil {
+		return "", nil, fmt.Errorf("pgtest: PostgreSQL at %s is not reachable (%v); start one or set WXLOGIN_TEST_DATABASE_URL", redact(adminURL), err)
+	}
+	u, err := url.Parse(adminURL)
+	if err != nil {
+		return "", nil, fmt.Errorf("pgtest: bad server URL %s", redact(adminURL))
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := prefix + hex.EncodeToString(b)
+	if _, err := admin.Exec(`CREATE DATABASE ` + name); err != nil {
+		return "", nil, fmt.Errorf("pgtest: create database: %w", err)
+	}
+	drop = func() error {
+		db, err := sqlx.Open("postgres", adminURL)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if _, err := db.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`); err != nil {
+			return fmt.Errorf("drop %s: %w", name, err)
+		}
+		return nil
+	}
+	u.Path = "/" + name
+	return u.String(), drop, nil
 }
 
 func redact(raw string) string {

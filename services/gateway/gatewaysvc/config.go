@@ -65,6 +65,8 @@ type Config struct {
 	// IntrospectRateLimit is the per-client limit of introspection, in
 	// WXLOGIN_RATE_LIMIT's syntax.
 	IntrospectRateLimit string `env:"WXLOGIN_INTROSPECT_RATE_LIMIT" envDefault:"1000/s,burst=2000"`
+	// Pprof serves net/http/pprof on the ops listener, never the public one.
+	Pprof bool `env:"WXLOGIN_PPROF"`
 
 	// JWKSRefresh is how often the EdDSA keys are re-read from the session
 	// service; zero means 30s. Not read from the environment.
@@ -254,6 +256,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("metrics_addr", c.MetricsAddr),
 		slog.String("introspect_clients", c.introspectClientIDs()),
 		slog.String("introspect_rate_limit", c.IntrospectRateLimit),
+		slog.Bool("pprof", c.Pprof),
 	)
 }
 

@@ -170,9 +170,9 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, ln net.Listener) e
 // public one: readiness is /readyz.
 func opsServer(cfg Config, m *metrics.Metrics, log *slog.Logger) (*opshttp.Server, error) {
 	if cfg.MetricsListener != nil {
-		return opshttp.New(cfg.MetricsListener, m.Registry(), nil, log), nil
+		return opshttp.New(cfg.MetricsListener, m.Registry(), nil, log, opshttp.WithPprof(cfg.Pprof)), nil
 	}
-	ops, err := opshttp.Listen(cfg.MetricsAddr, m.Registry(), nil, log)
+	ops, err := opshttp.Listen(cfg.MetricsAddr, m.Registry(), nil, log, opshttp.WithPprof(cfg.Pprof))
 	if err != nil {
 		return nil, fmt.Errorf("WXLOGIN_METRICS_ADDR: %w", err)
 	}

@@ -51,6 +51,8 @@ type Config struct {
 	Workers int `env:"WXLOGIN_WORKERS"`
 	// DBMaxConns caps the connections to Postgres; 0: 4 per CPU, at least 8.
 	DBMaxConns int `env:"WXLOGIN_DB_MAX_CONNS"`
+	// Pprof serves net/http/pprof on the ops listener (never the public one).
+	Pprof bool `env:"WXLOGIN_PPROF"`
 }
 
 // maxDBConns bounds WXLOGIN_DB_MAX_CONNS.
@@ -173,5 +175,6 @@ func (c Config) LogValue() slog.Value {
 		slog.String("metrics_addr", c.MetricsAddr),
 		slog.Int("workers", natsrpc.Workers(c.Workers)),
 		slog.Int("db_max_conns", c.dbConns()),
+		slog.Bool("pprof", c.Pprof),
 	)
 }

@@ -45,6 +45,8 @@ type Config struct {
 	// Workers is how many NATS requests are handled at once; 0: 32 per CPU
 	// (natsrpc.Workers).
 	Workers int `env:"WXLOGIN_WORKERS"`
+	// Pprof serves net/http/pprof on the ops listener (never the public one).
+	Pprof bool `env:"WXLOGIN_PPROF"`
 	// QRMaxBytes and SessionsMaxBytes cap the QR and sessions KV buckets;
 	// 0 sizes them from WXLOGIN_QR_TTL and WXLOGIN_REFRESH_TTL (kvstate's
 	// limits.go). A full QR bucket answers new tickets 503.
@@ -189,6 +191,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("nats_replicas", m.NATSReplicas),
 		slog.String("metrics_addr", m.MetricsAddr),
 		slog.Int("workers", natsrpc.Workers(m.Workers)),
+		slog.Bool("pprof", m.Pprof),
 		slog.Int64("qr_max_bytes", m.QRMaxBytes),
 		slog.Int64("sessions_max_bytes", m.SessionsMaxBytes),
 	)

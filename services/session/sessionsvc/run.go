@@ -75,7 +75,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	// The ops server listens before the (possibly slow) JetStream setup, so a
 	// taken port fails the start at once; it stays up until Run returns.
-	ops, err := opshttp.Listen(cfg.MetricsAddr, m.Registry(), ready, log)
+	ops, err := opshttp.Listen(cfg.MetricsAddr, m.Registry(), ready, log, opshttp.WithPprof(cfg.Pprof))
 	if err != nil {
 		return fmt.Errorf("WXLOGIN_METRICS_ADDR: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/wxlogin/wxlogin/shared/api"
@@ -179,6 +180,9 @@ func (s *Server) exchangeCodeLocked(c *call, kind string) (*loginCode, int) {
 	if code == "" {
 		return nil, 41008
 	}
+	if lc, ok := s.loadCodeLocked(c, code, kind); ok {
+		return lc, 0
+	}
 	lc := s.codes[code]
 	switch {
 	case lc == nil || !c.now.Before(lc.exp) || lc.appid != c.q.Get("appid") || lc.kind != kind:
@@ -188,6 +192,35 @@ func (s *Server) exchangeCodeLocked(c *call, kind string) (*loginCode, int) {
 	}
 	lc.used = true
 	return lc, 0
+}
+
+// LoadCodePrefix starts the codes of the load mode (Options.LoadCodes).
+const LoadCodePrefix = "load:"
+
+// loadCodeLocked resolves a load-mode code ("load:<openid>[:<unionid>]")
+// when the mode is on. It is never spent and needs no minting; the user is
+// kept in the app's directory only for the website flow (sns/userinfo reads
+// it there), so a mini-program load of new users costs the fake no memory.
+func (s *Server) loadCodeLocked(c *call, code, kind string) (*loginCode, bool) {
+	rest, ok := strings.CutPrefix(code, LoadCodePrefix)
+	if !s.load || !ok {
+		return nil, false
+	}
+	openid, unionid, _ := strings.Cut(rest, ":")
+	u := User{OpenID: openid, UnionID: unionid}
+	if openid == "" || validateUser(u) != nil {
+		return nil, false // answered as any unknown code
+	}
+	appid := c.q.Get("appid")
+	if s.apps[appid].Kind != kind {
+		return nil, false // another kind's app: as a minted code of it would be
+	}
+	if kind == api.KindWeb {
+		if _, err := s.upsertUserLocked(appid, u); err != nil {
+			return nil, false
+		}
+	}
+	return &loginCode{appid: appid, kind: kind, openid: openid, unionid: unionid, exp: c.now.Add(miniCodeTTL)}, true
 }
 
 type code2SessionResponse struct {
@@ -201,8 +234,11 @@ func (s *Server) code2Session(c *call) (any, int) {
 	if e != 0 {
 		return nil, e
 	}
-	u := s.users[lc.appid][lc.openid]
-	return code2SessionResponse{OpenID: u.OpenID, SessionKey: newSessionKey(), UnionID: u.UnionID}, 0
+	if u := s.users[lc.appid][lc.openid]; u != nil {
+		return code2SessionResponse{OpenID: u.OpenID, SessionKey: newSessionKey(), UnionID: u.UnionID}, 0
+	}
+	// A load-mode code of a user the directory does not keep.
+	return code2SessionResponse{OpenID: lc.openid, SessionKey: newSessionKey(), UnionID: lc.unionid}, 0
 }
 
 type oauthTokenResponse struct {

@@ -127,6 +127,11 @@ type Options struct {
 	// "http://192.168.1.20:9090"), used in the URL the QR code encodes.
 	// Empty: derived from each request's Host (and TLS or X-Forwarded-Proto).
 	PublicURL string
+	// LoadCodes turns on the load mode for benchmarks (off by default): a
+	// code "load:<openid>" or "load:<openid>:<unionid>" logs that user in,
+	// for any app, any number of times, without being minted. Everything
+	// else behaves as without it.
+	LoadCodes bool
 }
 
 // User is a WeChat user as one app sees it: OpenID is per app, UnionID is
@@ -173,6 +178,7 @@ type Server struct {
 	maxUsers int // maxUsers; tests lower it
 	maxScans int // maxScans; tests lower it
 	public   string
+	load     bool // Options.LoadCodes
 
 	mu        sync.Mutex
 	offset    time.Duration // added to clock() by Advance
@@ -209,8 +215,10 @@ type loginCode struct {
 	appid  string
 	kind   string
 	openid string
-	exp    time.Time
-	used   bool // kept until exp so a second exchange answers 40163
+	// unionid is set on load-mode codes only; a minted code's user carries its own.
+	unionid string
+	exp     time.Time
+	used    bool // kept until exp so a second exchange answers 40163
 }
 
 type phoneCode struct {
@@ -262,6 +270,7 @@ func New(opts Options) *Server {
 		maxUsers: maxUsers,
 		maxScans: maxScans,
 		public:   strings.TrimSuffix(opts.PublicURL, "/"),
+		load:     opts.LoadCodes,
 		apps:     make(map[string]*appState, len(opts.Apps)),
 		codes:    make(map[string]*loginCode),
 		phones:   make(map[string]*phoneCode),

@@ -44,7 +44,8 @@ func (v *kvViews) run(ctx context.Context) {
 
 // web is the QR login's part of the API options.
 func (v *kvViews) web(cfg Config) httpapi.WebOptions {
-	return httpapi.WebOptions{PublicURL: cfg.PublicURL, WechatOpenBase: cfg.WechatOpenBase, Tickets: v.tickets}
+	return httpapi.WebOptions{PublicURL: cfg.PublicURL, WechatOpenBase: cfg.WechatOpenBase, Tickets: v.tickets,
+		RedirectURIs: cfg.redirects}
 }
 
 // ready adds the revocation list to the readiness checks: until it is

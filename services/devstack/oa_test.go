@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wxlogin/wxlogin/shared/wechat/fakewechat"
 )
 
 // newPhoneBrowser is the WeChat browser on a phone: its own cookie jar,
@@ -318,5 +320,51 @@ func TestOANotBoundProcesses(t *testing.T) {
 	again := oaLogin(t, p, "oa-code-nb2", standInUser{OpenID: "o_oa_nb"}, url.Values{"redirect_uri": {standInSite}})
 	if r := exchange(t, p, again.Query().Get("wxlogin_code")); r.status != http.StatusOK || userID(t, r) != userID(t, reg) {
 		t.Errorf("login after register: %d %s", r.status, r.raw)
+	}
+}
+
+// TestOAWebLoginWithFake: the devstack's in-WeChat login end to end through
+// our fake's pages: the authorization page accepts our callback on the
+// official account's web-authorization domain (the gateway's host), the
+// "phone" allows, and the demo (the devstack's allowed redirect) gets a
+// code that exchanges for tokens with the nickname typed on the phone.
+func TestOAWebLoginWithFake(t *testing.T) {
+	st := startStack(t)
+	browser := newPhoneBrowser()
+	demo := st.GatewayURL + "/demo"
+	r := doWith(t, browser, http.MethodGet, st.GatewayURL+"/api/v1/auth/oa/authorize?"+url.Values{"redirect_uri": {demo}, "state": {"d1"}}.Encode(), "", "", nil)
+	if r.status != http.StatusFound {
+		t.Fatalf("authorize: %d %s", r.status, r.raw)
+	}
+	wx := r.header.Get("Location")
+	if !strings.HasPrefix(wx, st.FakeURL+"/connect/oauth2/authorize?") {
+		t.Fatalf("authorize went to %q, not the fake", wx)
+	}
+	page := doWith(t, browser, http.MethodGet, strings.TrimSuffix(wx, "#wechat_redirect"), "", "", nil)
+	if page.status != http.StatusOK || !strings.Contains(page.raw, `id="allow"`) {
+		t.Fatalf("the fake's authorization page refused our callback: %d %s", page.status, page.raw)
+	}
+	to, err := st.Fake.AuthorizeInWeChat(wx, fakewechat.User{Nickname: "Fiona", UnionID: "u_fiona"}, fakewechat.OAuth2Allow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := doWith(t, browser, http.MethodGet, to, "", "", nil)
+	back, err := url.Parse(cb.header.Get("Location"))
+	if cb.status != http.StatusFound || err != nil || !strings.HasPrefix(back.String(), demo+"?") || back.Query().Get("state") != "d1" {
+		t.Fatalf("callback: %d %q", cb.status, cb.header.Get("Location"))
+	}
+	ex := postJSON(t, st.GatewayURL+"/api/v1/auth/oa/exchange", map[string]any{"code": back.Query().Get("wxlogin_code")})
+	if u, _ := ex.body["user"].(map[string]any); ex.status != http.StatusOK || u["nickname"] != "Fiona" {
+		t.Fatalf("exchange: %d %s", ex.status, ex.raw)
+	}
+
+	// A mobile app code of the fake logs the same unionid in as the same user.
+	code, _, err := st.Fake.MintCode(fakewechat.DevAppAppID, fakewechat.User{UnionID: "u_fiona"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := postJSON(t, st.GatewayURL+"/api/v1/auth/app/login", map[string]any{"code": code})
+	if app.status != http.StatusOK || userID(t, app) != userID(t, ex) {
+		t.Errorf("app login: %d %s, want user %s", app.status, app.raw, userID(t, ex))
 	}
 }

@@ -61,8 +61,6 @@ type Config struct {
 	// RedirectURIs are the URL prefixes (scheme, host, path prefix) the
 	// in-WeChat login may send a browser back to; none: it sends none.
 	RedirectURIs []string `env:"WXLOGIN_REDIRECT_URIS" envSeparator:","`
-	// redirects is RedirectURIs parsed by Validate.
-	redirects *redirecturi.Allowlist
 
 	// JWKSRefresh is how often the EdDSA keys are re-read from the session
 	// service; zero means 30s. Not read from the environment.
@@ -182,8 +180,13 @@ func (c *Config) Validate() error {
 	if len(proxies) > 0 {
 		c.TrustedProxies = proxies
 	}
-	if c.redirects, err = redirecturi.Parse(c.RedirectURIs); err != nil {
+	redirects, err := redirecturi.Parse(c.RedirectURIs)
+	if err != nil {
 		return fmt.Errorf("config: WXLOGIN_REDIRECT_URIS: %w (want prefixes such as https://www.example.com/h5/)", err)
+	}
+	c.RedirectURIs = nil
+	if redirects.Len() > 0 {
+		c.RedirectURIs = redirects.Strings()
 	}
 	if err := c.NATSAuth.Validate(c.NATSURL); err != nil {
 		return fmt.Errorf("config: %w", err)

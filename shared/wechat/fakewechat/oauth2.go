@@ -267,7 +267,7 @@ func (s *Server) oauth2Confirm(w http.ResponseWriter, r *http.Request) {
 
 type oauth2PageData struct {
 	AppID, Site string
-	UserInfo    bool         // snsapi_userinfo: the confirm; snsapi_base: silent
+	UserInfo    bool   // snsapi_userinfo: the confirm; snsapi_base: silent
 	Query       string // the authorize query, carried by the form
 	Known       []knownUser
 	Form        formValues

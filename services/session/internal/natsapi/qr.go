@@ -54,20 +54,12 @@ func (s *Service) QRCreate(ctx context.Context, req session.QRCreateRequest) (se
 	if len(req.App) > maxAppNameLength {
 		return session.QRTicket{}, api.Errorf(api.CodeInvalidRequest, "app is too long")
 	}
-	app, ok := s.Apps.Lookup(req.App, apps.KindWeb)
-	if !ok {
-		if req.App == "" {
-			return session.QRTicket{}, api.Errorf(api.CodeInvalidRequest,
-				"no website app is configured (WXLOGIN_WEB_APPID or a web app in WXLOGIN_APPS_FILE)")
-		}
-		return session.QRTicket{}, api.Errorf(api.CodeInvalidRequest, "unknown website app %q", req.App)
+	app, err := s.loginApp(req.App, apps.KindWeb, "website app", "WXLOGIN_WEB_APPID or a web app")
+	if err != nil {
+		return session.QRTicket{}, err
 	}
 	// Creation is unauthenticated: a flood stops at the bucket's cap.
-	if err := s.Tickets.Room(ctx); err != nil {
-		if errors.Is(err, kvstate.ErrFull) {
-			s.Log.Warn("QR ticket bucket full; refusing new tickets", "request_id", natsrpc.RequestID(ctx))
-			return session.QRTicket{}, errQRFull
-		}
+	if err := s.room(ctx, s.Tickets.Room, "QR ticket", errQRFull); err != nil {
 		return session.QRTicket{}, err
 	}
 	ticket, err := tokens.RandomString(ticketBytes)
@@ -93,6 +85,31 @@ func (s *Service) QRCreate(ctx context.Context, req session.QRCreateRequest) (se
 	// Never the ticket: it is WeChat's state parameter.
 	s.Log.Info("qr ticket created", "request_id", natsrpc.RequestID(ctx), "appid", app.AppID)
 	return session.QRTicket{Ticket: ticket, PollToken: poll, AppID: app.AppID, ExpiresIn: int64(s.QRTTL / time.Second)}, nil
+}
+
+// loginApp is the app a new login names ("" = the kind's default), or an
+// invalid_request saying which variable configures one.
+func (s *Service) loginApp(name, kind, what, configure string) (apps.App, error) {
+	app, ok := s.Apps.Lookup(name, kind)
+	switch {
+	case ok:
+		return app, nil
+	case name == "":
+		return apps.App{}, api.Errorf(api.CodeInvalidRequest, "no %s is configured (%s in WXLOGIN_APPS_FILE)", what, configure)
+	default:
+		return apps.App{}, api.Errorf(api.CodeInvalidRequest, "unknown %s %q", what, name)
+	}
+}
+
+// room sheds a new login with full (503) while check says its bucket is
+// full (kvstate.ErrFull); the logins in it keep working.
+func (s *Service) room(ctx context.Context, check func(context.Context) error, what string, full error) error {
+	err := check(ctx)
+	if errors.Is(err, kvstate.ErrFull) {
+		s.Log.Warn(what+" bucket full; refusing new logins", "request_id", natsrpc.RequestID(ctx))
+		return full
+	}
+	return err
 }
 
 // QRComplete records the callback's outcome under a pending ticket, once:

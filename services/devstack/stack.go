@@ -80,13 +80,6 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 		return natsconn.Credentials{User: user, Password: passwords[user]}
 	}
 
-	fake := fakewechat.New(fakewechat.Options{
-		Apps: []fakewechat.App{
-			{AppID: devMiniProgramAppID, Secret: devMiniProgramSecret, Kind: "miniprogram"},
-			{AppID: devWebAppID, Secret: devWebSecret, Kind: "web"},
-		},
-		Logger: log.With("svc", "fakewechat"),
-	})
 	fakeLn, err := net.Listen("tcp", o.FakeAddr)
 	if err != nil {
 		ns.Shutdown()
@@ -98,6 +91,21 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 		fakeLn.Close()
 		return nil, fmt.Errorf("gateway listener on %s: %w (set WXLOGIN_HTTP_ADDR)", o.HTTPAddr, err)
 	}
+	// The official account's web-authorization domain is where WeChat
+	// sends the browser back: the gateway's public host.
+	oaDomain := gwLn.Addr().String()
+	if u, err := url.Parse(os.Getenv("WXLOGIN_PUBLIC_URL")); err == nil && u.Host != "" {
+		oaDomain = u.Host
+	}
+	fake := fakewechat.New(fakewechat.Options{
+		Apps: []fakewechat.App{
+			{AppID: devMiniProgramAppID, Secret: devMiniProgramSecret, Kind: "miniprogram"},
+			{AppID: devWebAppID, Secret: devWebSecret, Kind: "web"},
+			{AppID: fakewechat.DevOAAppID, Secret: fakewechat.DevOASecret, Kind: "officialaccount", Domain: oaDomain},
+			{AppID: fakewechat.DevAppAppID, Secret: fakewechat.DevAppSecret, Kind: "app"},
+		},
+		Logger: log.With("svc", "fakewechat"),
+	})
 	st := &Stack{
 		GatewayURL: "http://" + gwLn.Addr().String(),
 		FakeURL:    "http://" + fakeLn.Addr().String(),
@@ -124,6 +132,12 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 	if idCfg.WebAppID == "" {
 		idCfg.WebAppID, idCfg.WebSecret = devWebAppID, devWebSecret
 	}
+	if idCfg.OAAppID == "" {
+		idCfg.OAAppID, idCfg.OASecret, idCfg.OAToken = fakewechat.DevOAAppID, fakewechat.DevOASecret, fakewechat.DevOAToken
+	}
+	if idCfg.AppAppID == "" {
+		idCfg.AppAppID, idCfg.AppSecret = fakewechat.DevAppAppID, fakewechat.DevAppSecret
+	}
 	seCfg, err := sessionsvc.ConfigFromEnv()
 	if err != nil {
 		return nil, err
@@ -136,6 +150,12 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 	}
 	if seCfg.MiniProgramAppID == "" && idCfg.MiniProgramAppID == devMiniProgramAppID {
 		seCfg.MiniProgramAppID = devMiniProgramAppID
+	}
+	if seCfg.OAAppID == "" && idCfg.OAAppID == fakewechat.DevOAAppID {
+		seCfg.OAAppID = fakewechat.DevOAAppID
+	}
+	if seCfg.AppAppID == "" && idCfg.AppAppID == fakewechat.DevAppAppID {
+		seCfg.AppAppID = fakewechat.DevAppAppID
 	}
 	gwCfg, err := gatewaysvc.ConfigFromEnv()
 	if err != nil {
@@ -150,6 +170,9 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 	}
 	if os.Getenv("WXLOGIN_WECHAT_OPEN_BASE") == "" {
 		gwCfg.WechatOpenBase = st.FakeURL // the fake's QR page and "phone"
+	}
+	if len(gwCfg.RedirectURIs) == 0 {
+		gwCfg.RedirectURIs = []string{gwCfg.PublicURL + "/demo"} // the demo's in-WeChat tab
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -202,7 +225,10 @@ Try a mini-program login:
   CODE=$(curl -s -X POST %[2]s/fake/codes -d '{"appid":"%[4]s","nickname":"Alice"}' | sed 's/.*"code":"\([^"]*\)".*/\1/')
   curl -s -X POST %[1]s/api/v1/auth/miniprogram/login -H 'Content-Type: application/json' -d "{\"code\":\"$CODE\"}"
 
-`, s.GatewayURL, s.FakeURL, s.NATSURL, devMiniProgramAppID)
+The same with a mobile app's code: appid %[5]s and POST %[1]s/api/v1/auth/app/login.
+The in-WeChat browser login (official account): %[1]s/demo?mode=oa
+
+`, s.GatewayURL, s.FakeURL, s.NATSURL, devMiniProgramAppID, fakewechat.DevAppAppID)
 }
 
 // natsPasswords are the NATS users' passwords: from the variables the

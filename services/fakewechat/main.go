@@ -7,8 +7,11 @@
 // Environment:
 //
 //	FAKEWECHAT_ADDR    listen address, default 127.0.0.1:9090
-//	FAKEWECHAT_APPS    optional "appid:secret:kind,..." (kind miniprogram or web);
-//	                   default the two devstack apps
+//	FAKEWECHAT_APPS    optional "appid:secret:kind,..." (kind miniprogram, web,
+//	                   officialaccount or app); default the devstack apps
+//	FAKEWECHAT_OA_DOMAIN optional web-authorization domain (host or host:port)
+//	                   of every official account: its authorization page
+//	                   refuses a redirect_uri elsewhere; default any
 //	FAKEWECHAT_PUBLIC_URL optional address a phone reaches the fake at (e.g.
 //	                   http://192.168.1.20:9090), put in the QR code; default
 //	                   derived from each request's Host
@@ -49,6 +52,7 @@ type config struct {
 	Apps      string `env:"FAKEWECHAT_APPS"`
 	PublicURL string `env:"FAKEWECHAT_PUBLIC_URL"`
 	LoadCodes bool   `env:"FAKEWECHAT_LOAD_CODES"`
+	OADomain  string `env:"FAKEWECHAT_OA_DOMAIN"`
 	LogLevel  string `env:"WXLOGIN_LOG_LEVEL" envDefault:"info"`
 
 	level slog.Level
@@ -78,6 +82,14 @@ func loadConfig(environ map[string]string) (config, error) {
 			return config{}, fmt.Errorf("FAKEWECHAT_APPS: %w", err)
 		}
 		cfg.apps = apps
+	}
+	for i, a := range cfg.apps {
+		if a.Kind == "officialaccount" && a.Domain == "" {
+			cfg.apps[i].Domain = strings.TrimSpace(cfg.OADomain)
+			if err := cfg.apps[i].Validate(); err != nil {
+				return config{}, fmt.Errorf("FAKEWECHAT_OA_DOMAIN: %w", err)
+			}
+		}
 	}
 	return cfg, nil
 }

@@ -25,7 +25,7 @@ func TestLoadConfig(t *testing.T) {
 		wantErr string
 	}{
 		{"defaults", map[string]string{}, func(t *testing.T, cfg config) {
-			if cfg.Addr != "127.0.0.1:9090" || cfg.level != slog.LevelInfo || len(cfg.apps) != 2 || cfg.LoadCodes ||
+			if cfg.Addr != "127.0.0.1:9090" || cfg.level != slog.LevelInfo || len(cfg.apps) != 4 || cfg.LoadCodes ||
 				cfg.apps[0].AppID != fakewechat.DevMiniProgramAppID || cfg.apps[1].AppID != fakewechat.DevWebAppID {
 				t.Errorf("config %+v", cfg)
 			}
@@ -37,7 +37,14 @@ func TestLoadConfig(t *testing.T) {
 			}
 		}, ""},
 		{"bad apps", map[string]string{"FAKEWECHAT_APPS": "wxa:topsecret"}, nil, "FAKEWECHAT_APPS"},
-		{"bad kind", map[string]string{"FAKEWECHAT_APPS": "wxa:topsecret:app"}, nil, "FAKEWECHAT_APPS"},
+		{"bad kind", map[string]string{"FAKEWECHAT_APPS": "wxa:topsecret:desktop"}, nil, "FAKEWECHAT_APPS"},
+		{"official account domain", map[string]string{"FAKEWECHAT_APPS": "wxa:sa:officialaccount,wxb:sb:web", "FAKEWECHAT_OA_DOMAIN": "h5.example.com"},
+			func(t *testing.T, cfg config) {
+				if cfg.apps[0].Domain != "h5.example.com" || cfg.apps[1].Domain != "" {
+					t.Errorf("config %+v", cfg)
+				}
+			}, ""},
+		{"bad official account domain", map[string]string{"FAKEWECHAT_OA_DOMAIN": "https://h5.example.com/"}, nil, "FAKEWECHAT_OA_DOMAIN"},
 		{"public URL", map[string]string{"FAKEWECHAT_PUBLIC_URL": "http://192.168.1.20:9090"}, func(t *testing.T, cfg config) {
 			if cfg.PublicURL != "http://192.168.1.20:9090" {
 				t.Errorf("config %+v", cfg)

@@ -30,7 +30,15 @@ const (
 	CodeQRTicketExpired    Code = "qr_ticket_expired"
 	// CodeQRWrongBrowser: the QR callback came from a browser without the
 	// ticket's cookie; only the browser that showed the QR code may finish it.
-	CodeQRWrongBrowser     Code = "qr_wrong_browser"
+	CodeQRWrongBrowser Code = "qr_wrong_browser"
+	// CodeInvalidRedirectURI: the in-WeChat login's redirect_uri matches no
+	// prefix of WXLOGIN_REDIRECT_URIS.
+	CodeInvalidRedirectURI Code = "invalid_redirect_uri"
+	// CodeLoginCodeInvalid: a wxlogin_code that is unknown, expired or spent.
+	CodeLoginCodeInvalid Code = "login_code_invalid"
+	// CodeSnapshotUser: WeChat answered a snapshot-page (Moments preview)
+	// user, a virtual openid that must never become an account.
+	CodeSnapshotUser       Code = "snapshot_user"
 	CodeUsernameTaken      Code = "username_taken"
 	CodeIdentityBound      Code = "identity_already_bound"
 	CodeLastIdentity       Code = "last_login_method"

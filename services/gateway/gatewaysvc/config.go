@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wxlogin/wxlogin/services/gateway/internal/ratelimit"
+	"github.com/wxlogin/wxlogin/services/gateway/internal/redirecturi"
 	"github.com/wxlogin/wxlogin/services/gateway/internal/revocation"
 	"github.com/wxlogin/wxlogin/shared/envconfig"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
@@ -67,6 +68,9 @@ type Config struct {
 	IntrospectRateLimit string `env:"WXLOGIN_INTROSPECT_RATE_LIMIT" envDefault:"1000/s,burst=2000"`
 	// Pprof serves net/http/pprof on the ops listener, never the public one.
 	Pprof bool `env:"WXLOGIN_PPROF"`
+	// RedirectURIs are the URL prefixes (scheme, host, path prefix) the
+	// in-WeChat login may send a browser back to; none: it sends none.
+	RedirectURIs []string `env:"WXLOGIN_REDIRECT_URIS" envSeparator:","`
 
 	// JWKSRefresh is how often the EdDSA keys are re-read from the session
 	// service; zero means 30s. Not read from the environment.
@@ -200,6 +204,14 @@ func (c *Config) Validate() error {
 	if len(proxies) > 0 {
 		c.TrustedProxies = proxies
 	}
+	redirects, err := redirecturi.Parse(c.RedirectURIs)
+	if err != nil {
+		return fmt.Errorf("config: WXLOGIN_REDIRECT_URIS: %w (want prefixes such as https://www.example.com/h5/)", err)
+	}
+	c.RedirectURIs = nil
+	if redirects.Len() > 0 {
+		c.RedirectURIs = redirects.Strings()
+	}
 	if err := c.NATSAuth.Validate(c.NATSURL); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
@@ -257,6 +269,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("introspect_clients", c.introspectClientIDs()),
 		slog.String("introspect_rate_limit", c.IntrospectRateLimit),
 		slog.Bool("pprof", c.Pprof),
+		slog.String("redirect_uris", strings.Join(c.RedirectURIs, ",")),
 	)
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/wxlogin/wxlogin/services/gateway/internal/problem"
 	"github.com/wxlogin/wxlogin/services/gateway/internal/qrwatch"
 	"github.com/wxlogin/wxlogin/services/gateway/internal/ratelimit"
+	"github.com/wxlogin/wxlogin/services/gateway/internal/redirecturi"
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
 	"github.com/wxlogin/wxlogin/shared/api/session"
@@ -70,6 +71,9 @@ type WebOptions struct {
 	// Tickets reads the tickets in KV wxlogin_qr. Without it the QR routes
 	// answer service_unavailable.
 	Tickets *qrwatch.Tickets
+	// RedirectURIs are where the in-WeChat login may send a browser back
+	// (WXLOGIN_REDIRECT_URIS, oa.go); nil allows none.
+	RedirectURIs *redirecturi.Allowlist
 }
 
 // webState is what the QR routes need, built once in New.
@@ -81,6 +85,11 @@ type webState struct {
 	secureCookie bool
 	pollLimit    *ratelimit.Limiter
 	demoCSP      string
+	// The in-WeChat login (oa.go): allowed redirects, our callback, and
+	// the path of its state cookies.
+	redirects     *redirecturi.Allowlist
+	oaCallbackURI string
+	oaCookiePath  string
 }
 
 func newWebState(o WebOptions) *webState {
@@ -90,12 +99,17 @@ func newWebState(o WebOptions) *webState {
 		redirectURI: strings.TrimSuffix(o.PublicURL, "/") + callbackPath,
 		cookiePath:  webPath,
 		pollLimit:   ratelimit.New(qrPollLimit, ratelimit.Options{MaxKeys: maxLimitedTickets}),
+		redirects:   o.RedirectURIs,
+		// WeChat redirects to PublicURL + the callback path.
+		oaCallbackURI: strings.TrimSuffix(o.PublicURL, "/") + oaCallbackPath,
+		oaCookiePath:  oaPath,
 	}
 	if u, err := url.Parse(o.PublicURL); err == nil {
 		w.secureCookie = u.Scheme == "https"
 		// Behind a proxy that serves the gateway under a path prefix, the
 		// browser sees the prefix.
 		w.cookiePath = strings.TrimSuffix(u.Path, "/") + webPath
+		w.oaCookiePath = strings.TrimSuffix(u.Path, "/") + oaPath
 	}
 	w.demoCSP = demoCSP(o.WechatOpenBase)
 	return w
@@ -108,6 +122,7 @@ func (s *server) registerWeb(r *gin.Engine, v1 *gin.RouterGroup) {
 	// backend is down, so it is outside the API group.
 	r.GET(callbackPath, s.qrCallback)
 	r.GET("/demo", s.demo)
+	s.registerOA(r, v1) // oa.go: the in-WeChat browser login
 }
 
 // qrResponse is the answer to POST /api/v1/auth/web/qr.
@@ -184,15 +199,7 @@ func (s *server) createQR(c *gin.Context) {
 	// link the victim clicks to a callback URL with someone else's code: the
 	// victim's own click while their QR code is live, and a not_bound answer
 	// shows whose WeChat it is before anything is bound.
-	http.SetCookie(c.Writer, &http.Cookie{
-		Name:     ticketCookiePrefix + t.Ticket,
-		Value:    t.PollToken,
-		Path:     s.web.cookiePath,
-		MaxAge:   int(t.ExpiresIn),
-		HttpOnly: true,
-		Secure:   s.web.secureCookie,
-		SameSite: http.SameSiteLaxMode,
-	})
+	s.web.bindingCookie(c, ticketCookiePrefix+t.Ticket, t.PollToken, s.web.cookiePath, int(t.ExpiresIn))
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusCreated, qrResponse{
 		Ticket:       t.Ticket,
@@ -201,6 +208,14 @@ func (s *server) createQR(c *gin.Context) {
 		QRConnectURL: s.web.wechat.QRConnectURL(t.AppID, s.web.redirectURI, t.Ticket),
 		WxLogin:      wxLoginParams{AppID: t.AppID, Scope: "snsapi_login", RedirectURI: s.web.redirectURI, State: t.Ticket},
 	})
+}
+
+// bindingCookie sets (maxAge > 0) or clears (maxAge < 0) a cookie that binds
+// a login to this browser: HttpOnly, SameSite=Lax (see createQR), Secure
+// under https.
+func (w *webState) bindingCookie(c *gin.Context, name, value, path string, maxAge int) {
+	http.SetCookie(c.Writer, &http.Cookie{Name: name, Value: value, Path: path, MaxAge: maxAge,
+		HttpOnly: true, Secure: w.secureCookie, SameSite: http.SameSiteLaxMode})
 }
 
 // appField validates the optional app name.

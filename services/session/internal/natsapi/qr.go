@@ -54,20 +54,12 @@ func (s *Service) QRCreate(ctx context.Context, req session.QRCreateRequest) (se
 	if len(req.App) > maxAppNameLength {
 		return session.QRTicket{}, api.Errorf(api.CodeInvalidRequest, "app is too long")
 	}
-	app, ok := s.Apps.Lookup(req.App, apps.KindWeb)
-	if !ok {
-		if req.App == "" {
-			return session.QRTicket{}, api.Errorf(api.CodeInvalidRequest,
-				"no website app is configured (WXLOGIN_WEB_APPID or a web app in WXLOGIN_APPS_FILE)")
-		}
-		return session.QRTicket{}, api.Errorf(api.CodeInvalidRequest, "unknown website app %q", req.App)
+	app, err := s.loginApp(req.App, apps.KindWeb, "website app", "WXLOGIN_WEB_APPID or a web app")
+	if err != nil {
+		return session.QRTicket{}, err
 	}
 	// Creation is unauthenticated: a flood stops at the bucket's cap.
-	if err := s.Tickets.Room(ctx); err != nil {
-		if errors.Is(err, kvstate.ErrFull) {
-			s.Log.Warn("QR ticket bucket full; refusing new tickets", "request_id", natsrpc.RequestID(ctx))
-			return session.QRTicket{}, errQRFull
-		}
+	if err := s.room(ctx, s.Tickets.Room, "QR ticket", errQRFull); err != nil {
 		return session.QRTicket{}, err
 	}
 	ticket, err := tokens.RandomString(ticketBytes)
@@ -93,6 +85,31 @@ func (s *Service) QRCreate(ctx context.Context, req session.QRCreateRequest) (se
 	// Never the ticket: it is WeChat's state parameter.
 	s.Log.Info("qr ticket created", "request_id", natsrpc.RequestID(ctx), "appid", app.AppID)
 	return session.QRTicket{Ticket: ticket, PollToken: poll, AppID: app.AppID, ExpiresIn: int64(s.QRTTL / time.Second)}, nil
+}
+
+// loginApp is the app a new login names ("" = the kind's default), or an
+// invalid_request saying which variable configures one.
+func (s *Service) loginApp(name, kind, what, configure string) (apps.App, error) {
+	app, ok := s.Apps.Lookup(name, kind)
+	switch {
+	case ok:
+		return app, nil
+	case name == "":
+		return apps.App{}, api.Errorf(api.CodeInvalidRequest, "no %s is configured (%s in WXLOGIN_APPS_FILE)", what, configure)
+	default:
+		return apps.App{}, api.Errorf(api.CodeInvalidRequest, "unknown %s %q", what, name)
+	}
+}
+
+// room sheds a new login with full (503) while check says its bucket is
+// full (kvstate.ErrFull); the logins in it keep working.
+func (s *Service) room(ctx context.Context, check func(context.Context) error, what string, full error) error {
+	err := check(ctx)
+	if errors.Is(err, kvstate.ErrFull) {
+		s.Log.Warn(what+" bucket full; refusing new logins", "request_id", natsrpc.RequestID(ctx))
+		return full
+	}
+	return err
 }
 
 // QRComplete records the callback's outcome under a pending ticket, once:
@@ -184,8 +201,7 @@ func (s *Service) QRConsume(ctx context.Context, req session.QRConsumeRequest) (
 	if !tokens.HashesEqual(tokens.HashToken(req.PollToken), rec.PollTokenHash) {
 		return session.QRConsumeResult{}, errTicketNotFound
 	}
-	now := s.Now()
-	if !now.Before(rec.ExpiresAt) {
+	if !s.Now().Before(rec.ExpiresAt) {
 		return session.QRConsumeResult{}, errTicketExpired
 	}
 	if rec.Status != session.QRConfirmed {
@@ -194,36 +210,49 @@ func (s *Service) QRConsume(ctx context.Context, req session.QRConsumeRequest) (
 	if rec.User == nil || !tokens.ValidUserID(rec.User.ID) {
 		return session.QRConsumeResult{}, errors.New("consume qr ticket: confirmed record without a valid user")
 	}
-	userID := rec.User.ID
-	// A user revoked (disabled) after this login began gets no tokens from it.
-	if at, ok := s.UserRevocations.Cutoff(userID, now); ok && rec.CreatedAt.Unix() <= at {
-		if err := s.Tickets.Consume(ctx, req.Ticket, rev); err != nil && !errors.Is(err, kvstate.ErrConflict) {
-			s.Log.Warn("drop qr ticket of revoked user", "request_id", natsrpc.RequestID(ctx), "user_id", userID, "error", err)
-		}
-		return session.QRConsumeResult{}, api.Errorf(api.CodeTokenRevoked, "the account's sessions were revoked during this login")
-	}
-	// Sign before consuming: after the delete nothing but storing the family
-	// may fail.
-	g, err := s.newGrant(userID, api.KindWeb, rec.AppID, now)
-	if err != nil {
-		return session.QRConsumeResult{}, err
-	}
-	err = s.Tickets.Consume(ctx, req.Ticket, rev)
+	tok, err := s.issueOnce(ctx, *rec.User, api.KindWeb, rec.AppID, rec.CreatedAt, "qr",
+		func(ctx context.Context) error { return s.Tickets.Consume(ctx, req.Ticket, rev) })
 	if errors.Is(err, kvstate.ErrConflict) {
 		return session.QRConsumeResult{}, errTicketNotFound // a concurrent poll won
 	}
 	if err != nil {
 		return session.QRConsumeResult{}, err
 	}
+	return session.QRConsumeResult{Tokens: tok, User: *rec.User, IsNewUser: rec.IsNewUser}, nil
+}
+
+// issueOnce hands out the tokens of a login recorded in KV (a confirmed QR
+// ticket, an in-WeChat login code) exactly once: consume deletes the record
+// by compare-and-set, and only its winner gets tokens (the others get
+// kvstate.ErrConflict). A user revoked (disabled) after the login began gets
+// none, and the record goes.
+func (s *Service) issueOnce(ctx context.Context, user api.User, kind, appID string, began time.Time, via string,
+	consume func(context.Context) error) (session.Tokens, error) {
+	now := s.Now()
+	if at, ok := s.UserRevocations.Cutoff(user.ID, now); ok && began.Unix() <= at {
+		if err := consume(ctx); err != nil && !errors.Is(err, kvstate.ErrConflict) {
+			s.Log.Warn("drop login of revoked user", "request_id", natsrpc.RequestID(ctx), "user_id", user.ID, "via", via, "error", err)
+		}
+		return session.Tokens{}, api.Errorf(api.CodeTokenRevoked, "the account's sessions were revoked during this login")
+	}
+	// Sign before consuming: after the delete nothing but storing the family
+	// may fail.
+	g, err := s.newGrant(user.ID, kind, appID, now)
+	if err != nil {
+		return session.Tokens{}, err
+	}
+	if err := consume(ctx); err != nil {
+		return session.Tokens{}, err
+	}
 	tok, err := s.store(ctx, g, now)
 	if err != nil {
-		// The ticket is spent; the browser has to start over.
-		return session.QRConsumeResult{}, fmt.Errorf("qr ticket consumed but no session stored: %w", err)
+		// The record is spent; the browser has to start over.
+		return session.Tokens{}, fmt.Errorf("%s login consumed but no session stored: %w", via, err)
 	}
-	s.Metrics.TokensIssued(api.KindWeb)
-	s.Log.Info("tokens issued", "request_id", natsrpc.RequestID(ctx), "user_id", userID, "sid", g.familyID,
-		"kind", api.KindWeb, "appid", rec.AppID, "via", "qr")
-	return session.QRConsumeResult{Tokens: tok, User: *rec.User, IsNewUser: rec.IsNewUser}, nil
+	s.Metrics.TokensIssued(kind)
+	s.Log.Info("tokens issued", "request_id", natsrpc.RequestID(ctx), "user_id", user.ID, "sid", g.familyID,
+		"kind", kind, "appid", appID, "via", via)
+	return tok, nil
 }
 
 // validRandom reports whether s is base64url (no padding) of exactly n bytes,

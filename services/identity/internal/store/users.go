@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 
@@ -191,16 +192,7 @@ func (s *Store) SearchUsers(ctx context.Context, in Search) (users []User, total
 	if !ok {
 		return nil, 0, false, fmt.Errorf("search: unknown order %q", in.Sort)
 	}
-	from := `users AS u`
-	args := []any{}
-	if in.Q != "" {
-		from = `users AS u WHERE u.id IN (
-			SELECT u.id FROM users AS u WHERE ` + usersSearchText + ` ILIKE $1 ESCAPE '\'
-			UNION SELECT i.user_id FROM identities AS i WHERE ` + identitiesSearchText + ` ILIKE $1 ESCAPE '\'
-			UNION SELECT u.id FROM users AS u WHERE u.phone_number = $2 AND u.phone_number <> '' OR u.unionid = $2
-			UNION SELECT i.user_id FROM identities AS i WHERE i.openid = $2 OR i.unionid = $2)`
-		args = append(args, "%"+escapeLike(in.Q)+"%", in.Q)
-	}
+	from, args := searchFilter(in.Q)
 	n := len(args)
 	if err := s.db.GetContext(ctx, &total, fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM %s LIMIT $%d) AS m`, from, n+1),
 		append(args, SearchCountCap+1)...); err != nil {
@@ -229,6 +221,30 @@ func (s *Store) SearchUsers(ctx context.Context, in Search) (users []User, total
 		return nil, 0, false, fmt.Errorf("search users: %w", err)
 	}
 	return users, total, capped, nil
+}
+
+// searchFilter is the FROM clause of a search for q and its arguments.
+// Phone, openid, unionid and username match exactly, phone,
+// openid and unionid through their own indexes. Substrings: from 3
+// characters on, of any field through the trigram indexes; of 2 (a Chinese
+// given name, 小明: no trigram to look up) of the nickname through its
+// character-pair index; of 1, of any field by a scan (most users match
+// anyway, and the page walks the order's index until it is full).
+func searchFilter(q string) (string, []any) {
+	if q == "" {
+		return `users AS u`, nil
+	}
+	exact := `SELECT u.id FROM users AS u WHERE u.phone_number = $1 AND u.phone_number <> '' OR u.unionid = $1
+			OR lower(u.username) = lower($1)
+			UNION SELECT i.user_id FROM identities AS i WHERE i.openid = $1 OR i.unionid = $1`
+	if utf8.RuneCountInString(q) == 2 {
+		return `users AS u WHERE u.id IN (` + exact + `
+			UNION SELECT u.id FROM users AS u WHERE wxlogin_bigrams(u.nickname) @> ARRAY[lower($1)])`, []any{q}
+	}
+	return `users AS u WHERE u.id IN (` + exact + `
+			UNION SELECT u.id FROM users AS u WHERE ` + usersSearchText + ` ILIKE $2 ESCAPE '\'
+			UNION SELECT i.user_id FROM identities AS i WHERE ` + identitiesSearchText + ` ILIKE $2 ESCAPE '\')`,
+		[]any{q, "%" + escapeLike(q) + "%"}
 }
 
 // escapeLike makes s match itself literally in a LIKE pattern.

@@ -265,9 +265,12 @@ func TestAdminConsoleProcesses(t *testing.T) {
 				t.Errorf("%s in the audit log: %s", action, r.raw)
 			}
 		}
-		// The refused revoke wrote nothing.
-		if r := asAdmin(http.MethodGet, "/api/v1/admin/audit?target="+adminID); r.body["total"] != 0.0 {
-			t.Errorf("a refused revoke was audited: %s", r.raw)
+		// The refused revoke wrote nothing: the one row about the first admin
+		// is the command line's grant, which has no actor.
+		r = asAdmin(http.MethodGet, "/api/v1/admin/audit?target="+adminID)
+		items, _ := r.body["items"].([]any)
+		if r.body["total"] != 1.0 || len(items) != 1 || items[0].(map[string]any)["action"] != "user.grant_admin" || items[0].(map[string]any)["actor_id"] != "" {
+			t.Errorf("audit of the first admin: want only the command line's grant: %s", r.raw)
 		}
 	})
 
@@ -287,9 +290,15 @@ func TestAdminConsoleProcesses(t *testing.T) {
 				t.Fatalf("admin events so far %v: %v", seen, err)
 			}
 			var ev identity.AdminEvent
-			if err := json.Unmarshal(msg.Data(), &ev); err != nil || ev.ActorID != adminID || ev.Type != "admin."+ev.Action ||
+			if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+				t.Fatalf("admin event %s: %v", msg.Data(), err)
+			}
+			if ev.ActorID == "" && ev.TargetID == adminID && ev.Action == "user.grant_admin" {
+				continue // identity grant-admin, the command line
+			}
+			if ev.ActorID != adminID || ev.Type != "admin."+ev.Action ||
 				msg.Subject() != identity.SubjectAdminEventPrefix+ev.Action {
-				t.Fatalf("admin event on %s: %s (%v)", msg.Subject(), msg.Data(), err)
+				t.Fatalf("admin event on %s: %s", msg.Subject(), msg.Data())
 			}
 			seen[ev.Action]++
 		}

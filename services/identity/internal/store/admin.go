@@ -118,26 +118,44 @@ func othersAdmin(ctx context.Context, tx *sqlx.Tx, userID string) (bool, error) 
 }
 
 // SetUserAdmin grants or revokes admin rights of user userID on behalf of
-// actorID ("" for the command line), with the audit row and its event in
-// the same transaction. ErrNotFound; ErrLastAdmin when revoking the last
-// enabled administrator. Returns the user with its identities.
+// actorID, with the audit row and its event in the same transaction.
+// ErrNotFound; ErrLastAdmin when revoking the last enabled administrator.
+// Returns the user with its identities.
 func (s *Store) SetUserAdmin(ctx context.Context, actorID, userID string, admin bool) (User, error) {
 	if !validID(userID) {
 		return User{}, ErrNotFound
 	}
+	if _, err := s.setAdmin(ctx, actorID, `id = $1`, userID, admin, true); err != nil {
+		return User{}, err
+	}
+	return s.GetUser(ctx, userID)
+}
+
+// SetAdmin grants or revokes admin rights by username for the identity
+// command line (audited with no actor). It is the operator's way back in,
+// so it may revoke the last administrator. ErrNotFound if no such username.
+func (s *Store) SetAdmin(ctx context.Context, username string, admin bool) error {
+	_, err := s.setAdmin(ctx, "", `username = $1`, username, admin, false)
+	return err
+}
+
+// setAdmin sets is_admin of the user that where (on $1 = key) selects,
+// audited; guardLast refuses to revoke the last enabled administrator.
+func (s *Store) setAdmin(ctx context.Context, actorID, where, key string, admin, guardLast bool) (string, error) {
+	var userID string
 	err := s.inTx(ctx, nil, func(tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, adminsLock); err != nil {
 			return fmt.Errorf("lock admins: %w", err)
 		}
 		var was, enabled bool
-		err := tx.QueryRowxContext(ctx, `SELECT is_admin, disabled_at IS NULL FROM users WHERE id = $1 FOR UPDATE`, userID).Scan(&was, &enabled)
+		err := tx.QueryRowxContext(ctx, `SELECT id, is_admin, disabled_at IS NULL FROM users WHERE `+where+` FOR UPDATE`, key).Scan(&userID, &was, &enabled)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
 		if err != nil {
 			return fmt.Errorf("lock user: %w", err)
 		}
-		if !admin && was && enabled {
+		if guardLast && !admin && was && enabled {
 			others, err := othersAdmin(ctx, tx, userID)
 			if err != nil {
 				return err
@@ -158,10 +176,7 @@ func (s *Store) SetUserAdmin(ctx context.Context, actorID, userID string, admin 
 		_, err = audit(ctx, tx, actorID, action, userID, map[string]bool{"changed": was != admin})
 		return err
 	})
-	if err != nil {
-		return User{}, err
-	}
-	return s.GetUser(ctx, userID)
+	return userID, err
 }
 
 // setAdminEvent flips is_admin with a user.updated event.

@@ -105,7 +105,6 @@ type Store struct {
 	userDisabled     *sqlx.Stmt
 	credentials      *sqlx.Stmt
 	getUser          *sqlx.Stmt
-	setAdmin         *sqlx.Stmt
 }
 
 // New prepares the store's statements on db.
@@ -128,7 +127,6 @@ func New(ctx context.Context, db *sqlx.DB) (*Store, error) {
 		{&s.credentials, qCredentials},
 		{&s.userDisabled, `SELECT disabled_at IS NOT NULL FROM users WHERE id = $1`},
 		{&s.getUser, qGetUser},
-		{&s.setAdmin, `UPDATE users SET is_admin = $2, updated_at = now() WHERE username = $1`},
 	} {
 		stmt, err := db.PreparexContext(ctx, p.query)
 		if err != nil {
@@ -143,7 +141,7 @@ func New(ctx context.Context, db *sqlx.DB) (*Store, error) {
 // Close releases the prepared statements (not the db).
 func (s *Store) Close() error {
 	for _, st := range []*sqlx.Stmt{s.loginExisting, s.upsertByUnionID, s.upsertByUsername,
-		s.linkIdentity, s.touchByUnionID, s.userDisabled, s.credentials, s.getUser, s.setAdmin} {
+		s.linkIdentity, s.touchByUnionID, s.userDisabled, s.credentials, s.getUser} {
 		if st != nil {
 			_ = st.Close()
 		}
@@ -546,22 +544,6 @@ func (s *Store) GetUser(ctx context.Context, id string) (User, error) {
 		return User{}, fmt.Errorf("get user: identities: %w", err)
 	}
 	return u, nil
-}
-
-// SetAdmin grants or revokes admin rights; ErrNotFound if no such username.
-func (s *Store) SetAdmin(ctx context.Context, username string, admin bool) error {
-	res, err := s.setAdmin.ExecContext(ctx, username, admin)
-	if err != nil {
-		return fmt.Errorf("set admin: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("set admin: %w", err)
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return nil
 }
 
 func nullIfEmpty(s string) any {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -99,5 +101,57 @@ func TestMigrateAsDatabaseOwner(t *testing.T) {
 	var ext string
 	if err := db.Get(&ext, `SELECT extname FROM pg_extension WHERE extname = 'pg_trgm'`); err != nil {
 		t.Fatalf("pg_trgm not installed: %v", err)
+	}
+}
+
+// TestNeverTheLastAdmin: two admins revoking each other at once, or one
+// disabling the other while being revoked, leave one admin standing; the
+// audit rows match what happened.
+func TestNeverTheLastAdmin(t *testing.T) {
+	s, db := newStore(t)
+	ctx := context.Background()
+	mk := func(name string) string {
+		t.Helper()
+		res, err := s.LoginWechat(ctx, store.WechatLogin{Kind: "miniprogram", AppID: mpApp, OpenID: "o-" + name, SessionKey: "k"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SetUserAdmin(ctx, "", res.User.ID, true); err != nil {
+			t.Fatal(err)
+		}
+		return res.User.ID
+	}
+	for round := range 10 {
+		a, b := mk(fmt.Sprint("a", round)), mk(fmt.Sprint("b", round))
+		errs := make(chan error, 2)
+		go func() { _, err := s.SetUserAdmin(ctx, b, a, false); errs <- err }()
+		go func() {
+			var err error
+			if round%2 == 0 {
+				_, err = s.SetUserAdmin(ctx, a, b, false)
+			} else {
+				_, err = s.SetDisabled(ctx, a, b, true)
+			}
+			errs <- err
+		}()
+		var failed int
+		for range 2 {
+			if err := <-errs; errors.Is(err, store.ErrLastAdmin) {
+				failed++
+			} else if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := count(t, db, `SELECT count(*) FROM users WHERE is_admin AND disabled_at IS NULL`); n != 1 || failed != 1 {
+			t.Fatalf("round %d: %d enabled admins, %d refused; want 1 and 1", round, n, failed)
+		}
+		// Back to no admins for the next round.
+		if _, err := db.Exec(`UPDATE users SET is_admin = false`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every grant and every change that happened is audited, the refused ones not.
+	if n := count(t, db, `SELECT count(*) FROM admin_audit`); n != 10*2+10 {
+		t.Errorf("%d audit rows, want %d (20 grants, 10 changes)", n, 10*2+10)
 	}
 }

@@ -25,22 +25,19 @@ import (
 func TestAdminConsoleProcesses(t *testing.T) {
 	p := startProcs(t)
 	const pass = "Correct-Horse-9"
-	register := func(name string) response {
-		t.Helper()
-		r := postJSON(t, p.url("/api/v1/auth/register"), map[string]any{"username": name, "password": pass})
-		if r.status != http.StatusCreated {
-			t.Fatalf("register %s: %d %s", name, r.status, r.raw)
+	// passwordCall registers or logs in by password, wanting status.
+	passwordCall := func(path string, status int) func(name string) response {
+		return func(name string) response {
+			t.Helper()
+			r := postJSON(t, p.url(path), map[string]any{"username": name, "password": pass})
+			if r.status != status {
+				t.Fatalf("%s %s: %d %s", path, name, r.status, r.raw)
+			}
+			return r
 		}
-		return r
 	}
-	pwLogin := func(name string) response {
-		t.Helper()
-		r := postJSON(t, p.url("/api/v1/auth/password/login"), map[string]any{"username": name, "password": pass})
-		if r.status != http.StatusOK {
-			t.Fatalf("password login %s: %d %s", name, r.status, r.raw)
-		}
-		return r
-	}
+	register := passwordCall("/api/v1/auth/register", http.StatusCreated)
+	pwLogin := passwordCall("/api/v1/auth/password/login", http.StatusOK)
 	admin := register("console_admin")
 	adminID, adminToken := userID(t, admin), str(admin, "access_token")
 	grant := exec.Command(filepath.Join(p.bin, "identity"), "grant-admin", "console_admin")

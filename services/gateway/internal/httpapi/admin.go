@@ -116,13 +116,20 @@ func parsePaging(q url.Values) (page, size int, err error) {
 }
 
 func (s *server) adminGetUser(c *gin.Context) {
+	s.answerAdminUser(c, func(ctx context.Context, actor, id string) (api.User, error) {
+		return s.identity.AdminGetUser(ctx, identity.AdminUserRequest{ActorID: actor, UserID: id})
+	})
+}
+
+// answerAdminUser answers the user that call returns for the path's {id}.
+func (s *server) answerAdminUser(c *gin.Context, call func(ctx context.Context, actor, id string) (api.User, error)) {
 	id, err := pathUUID(c, "id")
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	req := identity.AdminUserRequest{ActorID: middleware.ClaimsOf(c).Subject, UserID: id}
-	s.answerUser(c, callTimeout, func(ctx context.Context) (api.User, error) { return s.identity.AdminGetUser(ctx, req) })
+	actor := middleware.ClaimsOf(c).Subject
+	s.answerUser(c, callTimeout, func(ctx context.Context) (api.User, error) { return call(ctx, actor, id) })
 }
 
 func (s *server) adminDisable(c *gin.Context) { s.adminSetDisabled(c, true) }
@@ -170,13 +177,9 @@ func (s *server) adminRevoke(c *gin.Context) { s.adminSetAdmin(c, false) }
 // adminSetAdmin grants or revokes admin rights (409 last_admin when it
 // would leave no enabled administrator).
 func (s *server) adminSetAdmin(c *gin.Context, admin bool) {
-	id, err := pathUUID(c, "id")
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	req := identity.AdminSetAdminRequest{ActorID: middleware.ClaimsOf(c).Subject, UserID: id, Admin: admin}
-	s.answerUser(c, callTimeout, func(ctx context.Context) (api.User, error) { return s.identity.AdminSetAdmin(ctx, req) })
+	s.answerAdminUser(c, func(ctx context.Context, actor, id string) (api.User, error) {
+		return s.identity.AdminSetAdmin(ctx, identity.AdminSetAdminRequest{ActorID: actor, UserID: id, Admin: admin})
+	})
 }
 
 func (s *server) adminStats(c *gin.Context) {

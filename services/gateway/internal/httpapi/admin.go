@@ -241,33 +241,39 @@ func (s *server) adminAudit(c *gin.Context) {
 // adminSessions lists a user's live sessions. Identity is asked first: only
 // an admin may list, and an unknown user is a 404 rather than an empty list.
 func (s *server) adminSessions(c *gin.Context) {
-	id, err := pathUUID(c, "id")
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	list, err := s.userSessions(c, id)
-	if err != nil {
-		s.fail(c, err)
+	_, list, ok := s.userSessions(c)
+	if !ok {
 		return
 	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, list)
 }
 
-// userSessions checks the caller is an admin and the user exists (identity),
-// then lists the user's sessions (session).
-func (s *server) userSessions(c *gin.Context, userID string) (session.List, error) {
+// userSessions checks the caller is an admin and the path's user exists
+// (identity), then lists the user's sessions (session); false when it
+// answered an error.
+func (s *server) userSessions(c *gin.Context) (string, session.List, bool) {
+	id, err := pathUUID(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return "", session.List{}, false
+	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
 	defer cancel()
-	if _, err := s.identity.AdminGetUser(ctx, identity.AdminUserRequest{ActorID: middleware.ClaimsOf(c).Subject, UserID: userID}); err != nil {
-		return session.List{}, err
+	list, err := func() (session.List, error) {
+		if _, err := s.identity.AdminGetUser(ctx, identity.AdminUserRequest{ActorID: middleware.ClaimsOf(c).Subject, UserID: id}); err != nil {
+			return session.List{}, err
+		}
+		return s.session.List(ctx, session.ListRequest{UserID: id})
+	}()
+	if err != nil {
+		s.fail(c, err)
+		return "", session.List{}, false
 	}
-	list, err := s.session.List(ctx, session.ListRequest{UserID: userID})
 	if list.Items == nil {
 		list.Items = []session.Info{}
 	}
-	return list, err
+	return id, list, true
 }
 
 // adminRevokeSession revokes one session of a user: its access tokens fail
@@ -278,19 +284,13 @@ func (s *server) userSessions(c *gin.Context, userID string) (session.List, erro
 // the row stays as a record of the attempt, and a retry (revoking twice is
 // harmless) writes another.
 func (s *server) adminRevokeSession(c *gin.Context) {
-	id, err := pathUUID(c, "id")
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
 	sid, err := pathUUID(c, "sid")
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	list, err := s.userSessions(c, id)
-	if err != nil {
-		s.fail(c, err)
+	id, list, ok := s.userSessions(c)
+	if !ok {
 		return
 	}
 	var found *session.Info
@@ -318,14 +318,8 @@ func (s *server) adminRevokeSession(c *gin.Context) {
 // adminRevokeSessions revokes every session of a user (as disabling does,
 // without disabling), audited like adminRevokeSession.
 func (s *server) adminRevokeSessions(c *gin.Context) {
-	id, err := pathUUID(c, "id")
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	list, err := s.userSessions(c, id)
-	if err != nil {
-		s.fail(c, err)
+	id, list, ok := s.userSessions(c)
+	if !ok {
 		return
 	}
 	detail, _ := json.Marshal(map[string]int{"sessions": len(list.Items)})

@@ -1,4 +1,7 @@
 package store
 
-// SearchFilter exposes searchFilter to the tests of its plans.
-var SearchFilter = searchFilter
+// The search's branches, for the tests of their plans.
+var (
+	SearchBranches = searchBranches
+	ExactBranches  = exactBranches
+)

@@ -166,10 +166,10 @@ var searchOrders = map[string]string{
 // ValidSort reports whether sort is one of the search orders.
 func ValidSort(sort string) bool { _, ok := searchOrders[sort]; return ok }
 
-// SearchCountCap bounds the count of a search: counting a million matches
-// would cost more than the page itself. Beyond it the total is the cap and
-// capped is true.
-const SearchCountCap = 10_000
+// SearchCountCap bounds the count of a search: counting every one of a
+// hundred thousand matches would cost more than the page itself. Beyond it
+// the total is the cap and capped is true.
+const SearchCountCap = 1_000
 
 // Search is one page of an admin search.
 type Search struct {
@@ -180,10 +180,9 @@ type Search struct {
 }
 
 // SearchUsers returns one page of the users matching q, in the order asked,
-// and how many match (capped at SearchCountCap). q matches username,
-// nickname, email, phone_number, openid and unionid as a case-insensitive
-// substring, through the trigram indexes; phone_number, openid and unionid
-// also match exactly through their own indexes.
+// and how many match (capped at SearchCountCap): the users that q
+// identifies exactly (exactBranches) if any, else those it matches as a
+// substring (searchBranches).
 func (s *Store) SearchUsers(ctx context.Context, in Search) (users []User, total int, capped bool, err error) {
 	order, ok := searchOrders[in.Sort]
 	if in.Sort == "" {
@@ -192,19 +191,33 @@ func (s *Store) SearchUsers(ctx context.Context, in Search) (users []User, total
 	if !ok {
 		return nil, 0, false, fmt.Errorf("search: unknown order %q", in.Sort)
 	}
-	from, args := searchFilter(in.Q)
-	n := len(args)
-	if err := s.db.GetContext(ctx, &total, fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM %s LIMIT $%d) AS m`, from, n+1),
-		append(args, SearchCountCap+1)...); err != nil {
-		return nil, 0, false, fmt.Errorf("count users: %w", err)
+	var branches []string
+	var args []any
+	if in.Q != "" {
+		branches, args = exactBranches, []any{in.Q}
+		if total, capped, err = s.countSearch(ctx, branches, args); err != nil {
+			return nil, 0, false, err
+		}
 	}
-	capped = total > SearchCountCap
-	total = min(total, SearchCountCap)
-	if total == 0 || in.Offset >= total {
+	if total == 0 {
+		branches, args = searchBranches(in.Q)
+		if total, capped, err = s.countSearch(ctx, branches, args); err != nil {
+			return nil, 0, false, err
+		}
+	}
+	if total == 0 || (!capped && in.Offset >= total) {
 		return []User{}, total, capped, nil
 	}
-	rows, err := s.db.QueryxContext(ctx, fmt.Sprintf(`SELECT %s FROM %s ORDER BY %s LIMIT $%d OFFSET $%d`,
-		selectUser("u."), from, order, n+1, n+2), append(args, in.Limit, in.Offset)...)
+	// Each branch's first offset+limit in the order, then the page of their
+	// union: every branch can walk the order's index (a broad match) or sort
+	// its few matches (a narrow one), whichever its own estimate favours.
+	n := len(args)
+	parts := make([]string, len(branches))
+	for i, b := range branches {
+		parts[i] = fmt.Sprintf(`(SELECT u.* FROM %s ORDER BY %s LIMIT $%d)`, b, order, n+1)
+	}
+	rows, err := s.db.QueryxContext(ctx, fmt.Sprintf(`SELECT %s FROM (%s) AS u ORDER BY %s LIMIT $%d OFFSET $%d`,
+		selectUser("u."), strings.Join(parts, " UNION "), order, n+2, n+3), append(args, in.Offset+in.Limit, in.Limit, in.Offset)...)
 	if err != nil {
 		return nil, 0, false, fmt.Errorf("search users: %w", err)
 	}
@@ -223,28 +236,45 @@ func (s *Store) SearchUsers(ctx context.Context, in Search) (users []User, total
 	return users, total, capped, nil
 }
 
-// searchFilter is the FROM clause of a search for q and its arguments.
-// Phone, openid, unionid and username match exactly, phone,
-// openid and unionid through their own indexes. Substrings: from 3
-// characters on, of any field through the trigram indexes; of 2 (a Chinese
-// given name, 小明: no trigram to look up) of the nickname through its
-// character-pair index; of 1, of any field by a scan (most users match
-// anyway, and the page walks the order's index until it is full).
-func searchFilter(q string) (string, []any) {
-	if q == "" {
-		return `users AS u`, nil
+// countSearch counts the users of the branches up to SearchCountCap: each
+// branch stops at one more than the cap, so a broad match costs no more.
+func (s *Store) countSearch(ctx context.Context, branches []string, args []any) (int, bool, error) {
+	parts := make([]string, len(branches))
+	for i, b := range branches {
+		parts[i] = fmt.Sprintf(`(SELECT u.id FROM %s LIMIT %d)`, b, SearchCountCap+1)
 	}
-	exact := `SELECT u.id FROM users AS u WHERE u.phone_number = $1 AND u.phone_number <> '' OR u.unionid = $1
-			OR lower(u.username) = lower($1)
-			UNION SELECT i.user_id FROM identities AS i WHERE i.openid = $1 OR i.unionid = $1`
-	if utf8.RuneCountInString(q) == 2 {
-		return `users AS u WHERE u.id IN (` + exact + `
-			UNION SELECT u.id FROM users AS u WHERE wxlogin_bigrams(u.nickname) @> ARRAY[lower($1)])`, []any{q}
+	var total int
+	if err := s.db.GetContext(ctx, &total, `SELECT count(DISTINCT id) FROM (`+strings.Join(parts, " UNION ALL ")+`) AS m`, args...); err != nil {
+		return 0, false, fmt.Errorf("count users: %w", err)
 	}
-	return `users AS u WHERE u.id IN (` + exact + `
-			UNION SELECT u.id FROM users AS u WHERE ` + usersSearchText + ` ILIKE $2 ESCAPE '\'
-			UNION SELECT i.user_id FROM identities AS i WHERE ` + identitiesSearchText + ` ILIKE $2 ESCAPE '\')`,
-		[]any{q, "%" + escapeLike(q) + "%"}
+	return min(total, SearchCountCap), total > SearchCountCap, nil
+}
+
+// exactBranches find the users one of whose phone number, openid or
+// unionid is $1, through their own indexes. When there are any, they are
+// the answer: a value that identifies a user is what was searched for (a
+// username is not: "alice" should find alice2 too).
+var exactBranches = []string{
+	`users AS u WHERE u.phone_number = $1 AND u.phone_number <> '' OR u.unionid = $1`,
+	`users AS u JOIN identities AS i ON i.user_id = u.id WHERE i.openid = $1 OR i.unionid = $1`,
+}
+
+// searchBranches are the FROM clauses (over users AS u) whose users match q
+// as a substring, and their arguments. From 3 characters on, of any field
+// through the trigram indexes; of 2 (a Chinese given name, 小明: no trigram
+// to look up), of the nickname through its character-pair index; of 1, of
+// any field by walking the order's index (most users match anyway).
+func searchBranches(q string) ([]string, []any) {
+	switch utf8.RuneCountInString(q) {
+	case 0:
+		return []string{`users AS u`}, nil
+	case 2:
+		return []string{`users AS u WHERE wxlogin_bigrams(u.nickname) @> ARRAY[lower($1)]`}, []any{q}
+	}
+	return []string{
+		`users AS u WHERE ` + usersSearchText + ` ILIKE $1 ESCAPE '\'`,
+		`users AS u JOIN identities AS i ON i.user_id = u.id WHERE ` + identitiesSearchText + ` ILIKE $1 ESCAPE '\'`,
+	}, []any{"%" + escapeLike(q) + "%"}
 }
 
 // escapeLike makes s match itself literally in a LIKE pattern.

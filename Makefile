@@ -6,7 +6,7 @@ PKGS    := $(addsuffix /...,$(MODULES))
 # through the module proxy) unless the caller chose one.
 export GOTOOLCHAIN ?= auto
 
-.PHONY: test vet build bench bench-short gobench devstack tidy faults-long fuzz vulncheck
+.PHONY: test vet build bench bench-short bench-admin gobench devstack tidy faults-long fuzz vulncheck
 
 ## test: vet, then every module's unit and integration tests with the race
 ## detector, against a real PostgreSQL (WXLOGIN_TEST_DATABASE_URL, else
@@ -37,6 +37,13 @@ bench-short:
 ## and verification, ...), with allocations.
 gobench:
 	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)
+
+## bench-admin: seeds ADMIN_BENCH_USERS users (default a million) into a
+## fresh database and times the admin search (docs/BENCHMARKS.md, "Admin
+## search"); fails when search p99 > 50 ms or the newest page > 20 ms.
+ADMIN_BENCH_USERS ?= 1000000
+bench-admin:
+	cd services/identity && $(GO) test -tags adminbench -count=1 -timeout 30m -run '^TestAdminSearchAtScale$$' -v ./internal/store -admin-bench-users $(ADMIN_BENCH_USERS)
 
 ## fuzz: each fuzz target for FUZZTIME (their seed corpora already run in
 ## `make test`); a failure leaves the input in the package's testdata/fuzz.

@@ -38,10 +38,12 @@ const (
 	CodeLoginCodeInvalid Code = "login_code_invalid"
 	// CodeSnapshotUser: WeChat answered a snapshot-page (Moments preview)
 	// user, a virtual openid that must never become an account.
-	CodeSnapshotUser       Code = "snapshot_user"
-	CodeUsernameTaken      Code = "username_taken"
-	CodeIdentityBound      Code = "identity_already_bound"
-	CodeLastIdentity       Code = "last_login_method"
+	CodeSnapshotUser  Code = "snapshot_user"
+	CodeUsernameTaken Code = "username_taken"
+	CodeIdentityBound Code = "identity_already_bound"
+	CodeLastIdentity  Code = "last_login_method"
+	// CodeLastAdmin: the change would leave no enabled administrator.
+	CodeLastAdmin          Code = "last_admin"
 	CodeRateLimited        Code = "rate_limited"
 	CodeWechatRateLimited  Code = "wechat_rate_limited"
 	CodeWechatError        Code = "wechat_error"

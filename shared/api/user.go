@@ -23,7 +23,11 @@ type User struct {
 	// Shown to admins and to the user itself; omitted when false / nil.
 	IsAdmin    bool       `json:"is_admin,omitempty"`
 	DisabledAt *time.Time `json:"disabled_at,omitempty"`
-	Identities []Identity `json:"identities,omitempty"`
+	// LastLoginAt is the latest login, to within an hour for returning
+	// WeChat logins (they write the users row at most hourly); omitted
+	// before the first.
+	LastLoginAt *time.Time `json:"last_login_at,omitempty"`
+	Identities  []Identity `json:"identities,omitempty"`
 }
 
 // Identity is the public view of a linked WeChat identity: no openid secrets,

@@ -145,6 +145,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}()
 	defer func() { stopRelay(); <-relayDone }()
 
+	logins := store.NewLoginCounter(st, 0, log.With("component", "login-counts"))
+	countsCtx, stopCounts := context.WithCancel(context.WithoutCancel(ctx))
+	countsDone := make(chan struct{})
+	go func() {
+		defer close(countsDone)
+		_ = logins.Run(countsCtx) // flushes once more when stopped, after the handlers
+	}()
+	defer func() { stopCounts(); <-countsDone }()
+
 	wc := wechat.New(wechat.Options{APIBase: cfg.WechatAPIBase})
 	a := natsapi.New(natsapi.Deps{
 		Store:        st,
@@ -155,6 +164,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Failures:     faillimit.New(js, cfg.NATSReplicas, faillimit.DefaultLimits, nil),
 		Events:       relay,
 		Direct:       direct,
+		Logins:       logins,
 		Metrics:      m,
 		AutoRegister: cfg.AutoRegister,
 	}, log)

@@ -38,6 +38,9 @@ type Publisher interface {
 	Publish(id, subject string, payload []byte)
 }
 
+// LoginCounter counts a login of a kind (store.LoginCounter).
+type LoginCounter interface{ Add(kind string) }
+
 // Passwords hashes and verifies passwords (password.Hasher; tests wrap it
 // to count verifications).
 type Passwords interface {
@@ -57,7 +60,10 @@ type Deps struct {
 	Failures *faillimit.Limiter
 	Events   Notifier
 	Direct   Publisher
-	Metrics  *metrics.Metrics // nil: not measured
+	// Logins counts the logins Direct publishes, for the admin dashboard
+	// (the relay counts the outbox's); nil counts nothing.
+	Logins  LoginCounter
+	Metrics *metrics.Metrics // nil: not measured
 	// AutoRegister: unknown WeChat users get an account on first login;
 	// otherwise they get a bind token (WXLOGIN_AUTO_REGISTER).
 	AutoRegister bool
@@ -108,6 +114,10 @@ func (a *API) AddService(nc *nats.Conn, pool *natsrpc.Pool) (micro.Service, erro
 		{"admin-users-search", identity.SubjectAdminUsersSearch, endpoint(a, pool, identity.SubjectAdminUsersSearch, a.AdminSearch)},
 		{"admin-users-get", identity.SubjectAdminUserGet, endpoint(a, pool, identity.SubjectAdminUserGet, a.AdminGetUser)},
 		{"admin-users-disabled", identity.SubjectAdminUserDisabled, endpoint(a, pool, identity.SubjectAdminUserDisabled, a.AdminSetDisabled)},
+		{"admin-users-admin", identity.SubjectAdminUserAdmin, endpoint(a, pool, identity.SubjectAdminUserAdmin, a.AdminSetAdmin)},
+		{"admin-stats", identity.SubjectAdminStats, endpoint(a, pool, identity.SubjectAdminStats, a.AdminStats)},
+		{"admin-audit-list", identity.SubjectAdminAuditList, endpoint(a, pool, identity.SubjectAdminAuditList, a.AdminAuditList)},
+		{"admin-audit-record", identity.SubjectAdminAuditRecord, endpoint(a, pool, identity.SubjectAdminAuditRecord, a.AdminAuditRecord)},
 	} {
 		if err := svc.AddEndpoint(ep.name, ep.handler, micro.WithEndpointSubject(ep.subject)); err != nil {
 			_ = svc.Stop()
@@ -157,6 +167,8 @@ func (a *API) storeError(ctx context.Context, err error) error {
 		return api.Errorf(api.CodeUsernameTaken, "this username is taken")
 	case errors.Is(err, store.ErrIdentityBound):
 		return api.Errorf(api.CodeIdentityBound, "this WeChat account is already bound to another account")
+	case errors.Is(err, store.ErrLastAdmin):
+		return api.Errorf(api.CodeLastAdmin, "this would leave no enabled administrator; grant another one first")
 	case errors.Is(err, store.ErrLastLoginMethod):
 		return api.Errorf(api.CodeLastIdentity, "this is the account's only way to log in; set a password or bind another WeChat account first")
 	case errors.Is(err, bindtoken.ErrNotFound):

@@ -95,6 +95,9 @@ func (a *API) loginWechat(ctx context.Context, in store.WechatLogin) (identity.L
 	}
 	for _, ev := range res.Publish {
 		a.Direct.Publish(ev.ID, ev.Subject, ev.Payload)
+		if ev.Subject == identity.SubjectUserLoggedIn && a.Logins != nil {
+			a.Logins.Add(in.Kind)
+		}
 	}
 	a.log.Debug("wechat login", "kind", in.Kind, "request_id", natsrpc.RequestID(ctx), "user_id", res.User.ID,
 		"appid", in.AppID, "is_new_user", res.IsNewUser)

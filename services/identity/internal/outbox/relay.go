@@ -78,7 +78,21 @@ WHERE published_at IS NULL
 ORDER BY created_at, seq
 LIMIT $1
 FOR UPDATE SKIP LOCKED`
-	qDeletePublished = `DELETE FROM outbox WHERE id = ANY($1::uuid[])`
+	// qDeletePublished deletes what the batch published and counts the
+	// logins among it, per minute of the login and kind, for the admin
+	// dashboard: here, once per event and off the login's own path. The
+	// rows go in key order so two relays cannot deadlock on them.
+	qDeletePublished = `
+WITH m AS (
+	DELETE FROM outbox WHERE id = ANY($1::uuid[]) RETURNING subject, payload, created_at
+)
+INSERT INTO login_counts AS c (minute, kind, n)
+SELECT date_trunc('minute', m.created_at), m.payload->>'kind', count(*)
+FROM m
+WHERE m.subject = '` + identity.SubjectUserLoggedIn + `' AND m.payload->>'kind' IS NOT NULL
+GROUP BY 1, 2
+ORDER BY 1, 2
+ON CONFLICT (minute, kind) DO UPDATE SET n = c.n + EXCLUDED.n`
 )
 
 // Relay publishes outbox rows. Run it once per process; Notify it after

@@ -60,7 +60,7 @@ func (u User) Public() api.User {
 		ID: u.ID, Username: u.Username, Nickname: u.Nickname, AvatarURL: u.AvatarURL, Gender: u.Gender,
 		Language: u.Language, City: u.City, Province: u.Province, Country: u.Country,
 		PhoneNumber: u.PhoneNumber, Email: u.Email, Description: u.Description, CreatedAt: u.CreatedAt,
-		IsAdmin: u.IsAdmin, DisabledAt: u.DisabledAt, Identities: u.Identities,
+		IsAdmin: u.IsAdmin, DisabledAt: u.DisabledAt, LastLoginAt: u.LastLoginAt, Identities: u.Identities,
 	}
 	if u.DateOfBirth != nil {
 		p.DateOfBirth = u.DateOfBirth.Format(time.DateOnly)
@@ -105,7 +105,6 @@ type Store struct {
 	userDisabled     *sqlx.Stmt
 	credentials      *sqlx.Stmt
 	getUser          *sqlx.Stmt
-	setAdmin         *sqlx.Stmt
 }
 
 // New prepares the store's statements on db.
@@ -128,7 +127,6 @@ func New(ctx context.Context, db *sqlx.DB) (*Store, error) {
 		{&s.credentials, qCredentials},
 		{&s.userDisabled, `SELECT disabled_at IS NOT NULL FROM users WHERE id = $1`},
 		{&s.getUser, qGetUser},
-		{&s.setAdmin, `UPDATE users SET is_admin = $2, updated_at = now() WHERE username = $1`},
 	} {
 		stmt, err := db.PreparexContext(ctx, p.query)
 		if err != nil {
@@ -143,7 +141,7 @@ func New(ctx context.Context, db *sqlx.DB) (*Store, error) {
 // Close releases the prepared statements (not the db).
 func (s *Store) Close() error {
 	for _, st := range []*sqlx.Stmt{s.loginExisting, s.upsertByUnionID, s.upsertByUsername,
-		s.linkIdentity, s.touchByUnionID, s.userDisabled, s.credentials, s.getUser, s.setAdmin} {
+		s.linkIdentity, s.touchByUnionID, s.userDisabled, s.credentials, s.getUser} {
 		if st != nil {
 			_ = st.Close()
 		}
@@ -195,10 +193,17 @@ func profileChanged(first int) string {
 	return "COALESCE(" + strings.Join(conds, " OR ") + ", false)"
 }
 
+// lastLoginGranularity is how stale users.last_login_at (the admin list's
+// "last login" and its sort) may be: a returning login writes the users row
+// at most this often for it, so a busy user costs one identities row per
+// login. identities.last_login_at is exact.
+const lastLoginGranularity = "1 hour"
+
 // qLoginExisting is a returning user's whole login in one statement: the
 // identity's session_key, unionid and last_login_at, the profile, and the
 // body of the logged_in event, which the caller publishes after the
-// commit. The users row is written only if the profile or unionid changes
+// commit. The users row is written only if the profile or unionid changes,
+// or its last_login_at is older than lastLoginGranularity
 // (a user gets the unionid WeChat now reports unless it has one or another
 // user holds it); then it is locked before the identities row, the order
 // the new-user path uses too, so the two cannot deadlock: the identities
@@ -224,7 +229,8 @@ WITH cur AS (
 			(SELECT $4::text WHERE NOT EXISTS (SELECT 1 FROM users AS x WHERE x.unionid = $4::text)))
 	WHERE u.id = (SELECT (cu).id FROM cur) AND u.disabled_at IS NULL
 		AND (` + profileChanged(5) + ` OR (u.unionid IS NULL AND $4::text IS NOT NULL
-			AND NOT EXISTS (SELECT 1 FROM users AS x WHERE x.unionid = $4::text)))
+			AND NOT EXISTS (SELECT 1 FROM users AS x WHERE x.unionid = $4::text))
+			OR u.last_login_at IS NULL OR u.last_login_at < now() - interval '` + lastLoginGranularity + `')
 	RETURNING u
 ), ident AS (
 	UPDATE identities AS i
@@ -589,22 +595,6 @@ func (s *Store) GetUser(ctx context.Context, id string) (User, error) {
 		return User{}, fmt.Errorf("get user: identities: %w", err)
 	}
 	return u, nil
-}
-
-// SetAdmin grants or revokes admin rights; ErrNotFound if no such username.
-func (s *Store) SetAdmin(ctx context.Context, username string, admin bool) error {
-	res, err := s.setAdmin.ExecContext(ctx, username, admin)
-	if err != nil {
-		return fmt.Errorf("set admin: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("set admin: %w", err)
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return nil
 }
 
 func nullIfEmpty(s string) any {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 
@@ -139,46 +140,141 @@ func (s *Store) DeleteIdentity(ctx context.Context, userID, identityID string) e
 	})
 }
 
-// SearchUsers returns one page of the users matching q (all for q ""),
-// newest first, and how many match in all. q matches username, nickname,
-// email and phone_number as a substring (case-insensitive) and openid or
-// unionid exactly.
-func (s *Store) SearchUsers(ctx context.Context, q string, limit, offset int) ([]User, int, error) {
-	where := `TRUE`
-	args := []any{}
-	if q != "" {
-		where = `(u.username ILIKE $1 ESCAPE '\' OR u.nickname ILIKE $1 ESCAPE '\' OR u.email ILIKE $1 ESCAPE '\'
-			OR u.phone_number ILIKE $1 ESCAPE '\' OR u.unionid = $2
-			OR EXISTS (SELECT 1 FROM identities AS i WHERE i.user_id = u.id AND (i.openid = $2 OR i.unionid = $2)))`
-		args = append(args, "%"+escapeLike(q)+"%", q)
+// The search texts the trigram indexes of migration 00005 are built on:
+// every searchable field of the table joined by U+0001, which no search
+// text contains, so no match straddles two fields.
+const (
+	usersSearchText      = `(u.username || E'\x01' || u.nickname || E'\x01' || u.email || E'\x01' || u.phone_number || E'\x01' || COALESCE(u.unionid, ''))`
+	identitiesSearchText = `(i.openid || E'\x01' || COALESCE(i.unionid, ''))`
+)
+
+// Search orders.
+const (
+	SortCreatedDesc   = "-created_at"
+	SortCreatedAsc    = "created_at"
+	SortLastLoginDesc = "-last_login_at"
+	SortLastLoginAsc  = "last_login_at"
+)
+
+var searchOrders = map[string]string{
+	SortCreatedDesc:   `u.created_at DESC, u.id`,
+	SortCreatedAsc:    `u.created_at, u.id DESC`,
+	SortLastLoginDesc: `u.last_login_at DESC NULLS LAST, u.id`,
+	SortLastLoginAsc:  `u.last_login_at NULLS FIRST, u.id`,
+}
+
+// ValidSort reports whether sort is one of the search orders.
+func ValidSort(sort string) bool { _, ok := searchOrders[sort]; return ok }
+
+// SearchCountCap bounds the count of a search: counting every one of a
+// hundred thousand matches would cost more than the page itself. Beyond it
+// the total is the cap and capped is true.
+const SearchCountCap = 1_000
+
+// Search is one page of an admin search.
+type Search struct {
+	Q      string // "" lists everybody
+	Sort   string // one of the Sort constants; "" is SortCreatedDesc
+	Limit  int
+	Offset int
+}
+
+// SearchUsers returns one page of the users matching q, in the order asked,
+// and how many match (capped at SearchCountCap): the users that q
+// identifies exactly (exactBranches) if any, else those it matches as a
+// substring (searchBranches).
+func (s *Store) SearchUsers(ctx context.Context, in Search) (users []User, total int, capped bool, err error) {
+	order, ok := searchOrders[in.Sort]
+	if in.Sort == "" {
+		order, ok = searchOrders[SortCreatedDesc], true
 	}
-	var total int
-	if err := s.db.GetContext(ctx, &total, `SELECT count(*) FROM users AS u WHERE `+where, args...); err != nil {
-		return nil, 0, fmt.Errorf("count users: %w", err)
+	if !ok {
+		return nil, 0, false, fmt.Errorf("search: unknown order %q", in.Sort)
 	}
-	if total == 0 || offset >= total {
-		return []User{}, total, nil
+	var branches []string
+	var args []any
+	if in.Q != "" {
+		branches, args = exactBranches, []any{in.Q}
+		if total, capped, err = s.countSearch(ctx, branches, args); err != nil {
+			return nil, 0, false, err
+		}
 	}
+	if total == 0 {
+		branches, args = searchBranches(in.Q)
+		if total, capped, err = s.countSearch(ctx, branches, args); err != nil {
+			return nil, 0, false, err
+		}
+	}
+	if total == 0 || (!capped && in.Offset >= total) {
+		return []User{}, total, capped, nil
+	}
+	// Each branch's first offset+limit in the order, then the page of their
+	// union: every branch can walk the order's index (a broad match) or sort
+	// its few matches (a narrow one), whichever its own estimate favours.
 	n := len(args)
-	rows, err := s.db.QueryxContext(ctx, fmt.Sprintf(`SELECT %s FROM users AS u WHERE %s
-		ORDER BY u.created_at DESC, u.id LIMIT $%d OFFSET $%d`, selectUser("u."), where, n+1, n+2),
-		append(args, limit, offset)...)
+	parts := make([]string, len(branches))
+	for i, b := range branches {
+		parts[i] = fmt.Sprintf(`(SELECT u.* FROM %s ORDER BY %s LIMIT $%d)`, b, order, n+1)
+	}
+	rows, err := s.db.QueryxContext(ctx, fmt.Sprintf(`SELECT %s FROM (%s) AS u ORDER BY %s LIMIT $%d OFFSET $%d`,
+		selectUser("u."), strings.Join(parts, " UNION "), order, n+2, n+3), append(args, in.Offset+in.Limit, in.Limit, in.Offset)...)
 	if err != nil {
-		return nil, 0, fmt.Errorf("search users: %w", err)
+		return nil, 0, false, fmt.Errorf("search users: %w", err)
 	}
 	defer rows.Close()
-	users := []User{}
+	users = []User{}
 	for rows.Next() {
 		var u User
 		if err := rows.Scan(u.dest()...); err != nil {
-			return nil, 0, fmt.Errorf("search users: %w", err)
+			return nil, 0, false, fmt.Errorf("search users: %w", err)
 		}
 		users = append(users, u)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("search users: %w", err)
+		return nil, 0, false, fmt.Errorf("search users: %w", err)
 	}
-	return users, total, nil
+	return users, total, capped, nil
+}
+
+// countSearch counts the users of the branches up to SearchCountCap: each
+// branch stops at one more than the cap, so a broad match costs no more.
+func (s *Store) countSearch(ctx context.Context, branches []string, args []any) (int, bool, error) {
+	parts := make([]string, len(branches))
+	for i, b := range branches {
+		parts[i] = fmt.Sprintf(`(SELECT u.id FROM %s LIMIT %d)`, b, SearchCountCap+1)
+	}
+	var total int
+	if err := s.db.GetContext(ctx, &total, `SELECT count(DISTINCT id) FROM (`+strings.Join(parts, " UNION ALL ")+`) AS m`, args...); err != nil {
+		return 0, false, fmt.Errorf("count users: %w", err)
+	}
+	return min(total, SearchCountCap), total > SearchCountCap, nil
+}
+
+// exactBranches find the users one of whose phone number, openid or
+// unionid is $1, through their own indexes. When there are any, they are
+// the answer: a value that identifies a user is what was searched for (a
+// username is not: "alice" should find alice2 too).
+var exactBranches = []string{
+	`users AS u WHERE u.phone_number = $1 AND u.phone_number <> '' OR u.unionid = $1`,
+	`users AS u JOIN identities AS i ON i.user_id = u.id WHERE i.openid = $1 OR i.unionid = $1`,
+}
+
+// searchBranches are the FROM clauses (over users AS u) whose users match q
+// as a substring, and their arguments. From 3 characters on, of any field
+// through the trigram indexes; of 2 (a Chinese given name, 小明: no trigram
+// to look up), of the nickname through its character-pair index; of 1, of
+// any field by walking the order's index (most users match anyway).
+func searchBranches(q string) ([]string, []any) {
+	switch utf8.RuneCountInString(q) {
+	case 0:
+		return []string{`users AS u`}, nil
+	case 2:
+		return []string{`users AS u WHERE wxlogin_bigrams(u.nickname) @> ARRAY[lower($1)]`}, []any{q}
+	}
+	return []string{
+		`users AS u WHERE ` + usersSearchText + ` ILIKE $1 ESCAPE '\'`,
+		`users AS u JOIN identities AS i ON i.user_id = u.id WHERE ` + identitiesSearchText + ` ILIKE $1 ESCAPE '\'`,
+	}, []any{"%" + escapeLike(q) + "%"}
 }
 
 // escapeLike makes s match itself literally in a LIKE pattern.
@@ -216,16 +312,3 @@ WITH usr AS (
 INSERT INTO outbox (id, subject, payload)
 SELECT $3::uuid, '` + identity.SubjectUserUpdated + `', wxlogin_user_event($3::uuid, '` + identity.EventUserUpdated + `', usr.u, NULL::identities)
 FROM usr`
-
-// SetDisabled disables or re-enables the user; setting the state it is
-// already in changes nothing (no event). Returns the user with its
-// identities; ErrNotFound.
-func (s *Store) SetDisabled(ctx context.Context, userID string, disabled bool) (User, error) {
-	if !validID(userID) {
-		return User{}, ErrNotFound
-	}
-	if _, err := s.db.ExecContext(ctx, qSetDisabled, userID, disabled, newEventID()); err != nil {
-		return User{}, fmt.Errorf("set disabled: %w", err)
-	}
-	return s.GetUser(ctx, userID)
-}

@@ -173,6 +173,8 @@ func New(o Options) http.Handler {
 	s.registerAccounts(v1) // accounts.go: register, password, bind, profile, phone, identities
 	s.registerAdmin(v1)    // admin.go
 	s.registerDocs(r)      // docs.go: /openapi.json, /docs
+	// adminui.go: the admin console at /admin.
+	s.registerAdminConsole(r, o.Web.WechatOpenBase)
 	return r
 }
 

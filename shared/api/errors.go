@@ -30,10 +30,12 @@ const (
 	CodeQRTicketExpired    Code = "qr_ticket_expired"
 	// CodeQRWrongBrowser: the QR callback came from a browser without the
 	// ticket's cookie; only the browser that showed the QR code may finish it.
-	CodeQRWrongBrowser     Code = "qr_wrong_browser"
-	CodeUsernameTaken      Code = "username_taken"
-	CodeIdentityBound      Code = "identity_already_bound"
-	CodeLastIdentity       Code = "last_login_method"
+	CodeQRWrongBrowser Code = "qr_wrong_browser"
+	CodeUsernameTaken  Code = "username_taken"
+	CodeIdentityBound  Code = "identity_already_bound"
+	CodeLastIdentity   Code = "last_login_method"
+	// CodeLastAdmin: the change would leave no enabled administrator.
+	CodeLastAdmin          Code = "last_admin"
 	CodeRateLimited        Code = "rate_limited"
 	CodeWechatRateLimited  Code = "wechat_rate_limited"
 	CodeWechatError        Code = "wechat_error"

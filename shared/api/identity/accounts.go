@@ -93,18 +93,22 @@ type Empty struct{}
 // (api.CodeForbidden otherwise), so revoke-admin takes effect at once.
 
 // AdminSearchRequest searches users by username, nickname, email, phone,
-// openid or unionid. Page starts at 1.
+// openid or unionid. Page starts at 1. Sort is "-created_at" (default),
+// "created_at", "-last_login_at" or "last_login_at".
 type AdminSearchRequest struct {
 	ActorID  string `json:"actor_id"`
 	Q        string `json:"q"`
+	Sort     string `json:"sort,omitempty"`
 	Page     int    `json:"page"`
 	PageSize int    `json:"page_size"`
 }
 
-// AdminSearchResult is one page of users.
+// AdminSearchResult is one page of users. TotalCapped: more users match
+// than Total (the count stops there).
 type AdminSearchResult struct {
-	Items []api.User `json:"items"`
-	Total int        `json:"total"`
+	Items       []api.User `json:"items"`
+	Total       int        `json:"total"`
+	TotalCapped bool       `json:"total_capped,omitempty"`
 }
 
 // AdminUserRequest names a user for an admin.

@@ -332,9 +332,12 @@ func (s *server) deleteIdentity(c *gin.Context) {
 }
 
 // pathUUID reads a UUID path parameter in its canonical form.
-func pathUUID(c *gin.Context, name string) (string, error) {
-	id, err := uuid.Parse(c.Param(name))
-	if err != nil || len(c.Param(name)) != 36 {
+func pathUUID(c *gin.Context, name string) (string, error) { return uuidField(name, c.Param(name)) }
+
+// uuidField reads a UUID in its canonical form (lower-cased).
+func uuidField(name, v string) (string, error) {
+	id, err := uuid.Parse(v)
+	if err != nil || len(v) != 36 {
 		return "", invalidField(name, "must be a UUID")
 	}
 	return id.String(), nil

@@ -47,6 +47,10 @@ type Identity interface {
 	AdminSearch(ctx context.Context, req identity.AdminSearchRequest) (identity.AdminSearchResult, error)
 	AdminGetUser(ctx context.Context, req identity.AdminUserRequest) (api.User, error)
 	AdminSetDisabled(ctx context.Context, req identity.AdminDisableRequest) (api.User, error)
+	AdminSetAdmin(ctx context.Context, req identity.AdminSetAdminRequest) (api.User, error)
+	AdminStats(ctx context.Context, req identity.AdminStatsRequest) (identity.AdminStats, error)
+	AdminAuditRecord(ctx context.Context, req identity.AdminAuditRecordRequest) (identity.AdminAuditRecordResult, error)
+	AdminAuditList(ctx context.Context, req identity.AdminAuditListRequest) (identity.AdminAuditPage, error)
 }
 
 // Session is the session service as the API uses it (*session.Client).
@@ -54,6 +58,7 @@ type Session interface {
 	Issue(ctx context.Context, req session.IssueRequest) (session.Tokens, error)
 	Refresh(ctx context.Context, refreshToken string) (session.Tokens, error)
 	Revoke(ctx context.Context, req session.RevokeRequest) error
+	List(ctx context.Context, req session.ListRequest) (session.List, error)
 	QRCreate(ctx context.Context, req session.QRCreateRequest) (session.QRTicket, error)
 	QRComplete(ctx context.Context, req session.QRCompleteRequest) (session.QRStatus, error)
 	QRConsume(ctx context.Context, req session.QRConsumeRequest) (session.QRConsumeResult, error)

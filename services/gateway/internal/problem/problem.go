@@ -73,6 +73,7 @@ var table = map[api.Code]entry{
 	api.CodeUsernameTaken:      {http.StatusConflict, "Username taken", 0},
 	api.CodeIdentityBound:      {http.StatusConflict, "Identity already bound", 0},
 	api.CodeLastIdentity:       {http.StatusConflict, "Last login method", 0},
+	api.CodeLastAdmin:          {http.StatusConflict, "Last administrator", 0},
 	api.CodeRateLimited:        {http.StatusTooManyRequests, "Rate limited", 1},
 	// WeChat's 45011 is a per-minute quota.
 	api.CodeWechatRateLimited:  {http.StatusTooManyRequests, "WeChat rate limited", 60},

@@ -100,6 +100,10 @@ func (a *API) AddService(nc *nats.Conn, pool *natsrpc.Pool) (micro.Service, erro
 		{"admin-users-search", identity.SubjectAdminUsersSearch, endpoint(a, pool, identity.SubjectAdminUsersSearch, a.AdminSearch)},
 		{"admin-users-get", identity.SubjectAdminUserGet, endpoint(a, pool, identity.SubjectAdminUserGet, a.AdminGetUser)},
 		{"admin-users-disabled", identity.SubjectAdminUserDisabled, endpoint(a, pool, identity.SubjectAdminUserDisabled, a.AdminSetDisabled)},
+		{"admin-users-admin", identity.SubjectAdminUserAdmin, endpoint(a, pool, identity.SubjectAdminUserAdmin, a.AdminSetAdmin)},
+		{"admin-stats", identity.SubjectAdminStats, endpoint(a, pool, identity.SubjectAdminStats, a.AdminStats)},
+		{"admin-audit-list", identity.SubjectAdminAuditList, endpoint(a, pool, identity.SubjectAdminAuditList, a.AdminAuditList)},
+		{"admin-audit-record", identity.SubjectAdminAuditRecord, endpoint(a, pool, identity.SubjectAdminAuditRecord, a.AdminAuditRecord)},
 	} {
 		if err := svc.AddEndpoint(ep.name, ep.handler, micro.WithEndpointSubject(ep.subject)); err != nil {
 			_ = svc.Stop()
@@ -149,6 +153,8 @@ func (a *API) storeError(ctx context.Context, err error) error {
 		return api.Errorf(api.CodeUsernameTaken, "this username is taken")
 	case errors.Is(err, store.ErrIdentityBound):
 		return api.Errorf(api.CodeIdentityBound, "this WeChat account is already bound to another account")
+	case errors.Is(err, store.ErrLastAdmin):
+		return api.Errorf(api.CodeLastAdmin, "this would leave no enabled administrator; grant another one first")
 	case errors.Is(err, store.ErrLastLoginMethod):
 		return api.Errorf(api.CodeLastIdentity, "this is the account's only way to log in; set a password or bind another WeChat account first")
 	case errors.Is(err, bindtoken.ErrNotFound):

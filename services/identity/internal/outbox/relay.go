@@ -77,7 +77,23 @@ WHERE published_at IS NULL
 ORDER BY created_at, seq
 LIMIT $1
 FOR UPDATE SKIP LOCKED`
-	qMarkPublished = `UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])`
+	// qMarkPublished also counts the logins it marks, per minute of the login
+	// and kind, for the admin dashboard: here, once per event and off the
+	// login's own path. The rows go in key order so two relays cannot
+	// deadlock on them.
+	qMarkPublished = `
+WITH m AS (
+	UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[]) RETURNING subject, payload, created_at
+)
+INSERT INTO login_counts AS c (minute, kind, n)
+SELECT date_trunc('minute', m.created_at), m.payload->>'kind', count(*)
+FROM m
+WHERE m.subject = '` + identity.SubjectUserLoggedIn + `' AND m.payload->>'kind' IS NOT NULL
+GROUP BY 1, 2
+ORDER BY 1, 2
+ON CONFLICT (minute, kind) DO UPDATE SET n = c.n + EXCLUDED.n`
+	// Login counts are kept a week (the dashboard reads a day).
+	qPruneLogins = `DELETE FROM login_counts WHERE minute < now() - interval '8 days'`
 	// Pruning goes in bounded slices so it never holds many locks or a long transaction.
 	qPrune     = `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE published_at < now() - make_interval(secs => $1) LIMIT $2)`
 	pruneSlice = 10000
@@ -266,6 +282,9 @@ func (r *Relay) Pending(ctx context.Context) (int, error) {
 }
 
 func (r *Relay) prune(ctx context.Context) error {
+	if _, err := r.db.ExecContext(ctx, qPruneLogins); err != nil {
+		return err
+	}
 	for {
 		res, err := r.db.ExecContext(ctx, qPrune, r.opts.Retention.Seconds(), pruneSlice)
 		if err != nil {

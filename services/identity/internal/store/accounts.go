@@ -333,3 +333,6 @@ func validID(id string) bool {
 	_, err := uuid.Parse(id)
 	return err == nil
 }
+
+// ValidID reports whether id has the form of a user id.
+func ValidID(id string) bool { return validID(id) }

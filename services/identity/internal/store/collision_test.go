@@ -102,7 +102,7 @@ func TestLoginWechatCollidingNamesAreTwoUsers(t *testing.T) {
 				t.Fatalf("first = %+v", first)
 			}
 			if tc.disableFirst {
-				if _, err := s.SetDisabled(ctx, first.User.ID, true); err != nil {
+				if _, err := s.SetDisabled(ctx, "", first.User.ID, true); err != nil {
 					t.Fatal(err)
 				}
 			}

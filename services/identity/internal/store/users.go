@@ -139,46 +139,96 @@ func (s *Store) DeleteIdentity(ctx context.Context, userID, identityID string) e
 	})
 }
 
-// SearchUsers returns one page of the users matching q (all for q ""),
-// newest first, and how many match in all. q matches username, nickname,
-// email and phone_number as a substring (case-insensitive) and openid or
-// unionid exactly.
-func (s *Store) SearchUsers(ctx context.Context, q string, limit, offset int) ([]User, int, error) {
-	where := `TRUE`
+// The search texts the trigram indexes of migration 00005 are built on:
+// every searchable field of the table joined by U+0001, which no search
+// text contains, so no match straddles two fields.
+const (
+	usersSearchText      = `(u.username || E'\x01' || u.nickname || E'\x01' || u.email || E'\x01' || u.phone_number || E'\x01' || COALESCE(u.unionid, ''))`
+	identitiesSearchText = `(i.openid || E'\x01' || COALESCE(i.unionid, ''))`
+)
+
+// Search orders.
+const (
+	SortCreatedDesc   = "-created_at"
+	SortCreatedAsc    = "created_at"
+	SortLastLoginDesc = "-last_login_at"
+	SortLastLoginAsc  = "last_login_at"
+)
+
+var searchOrders = map[string]string{
+	SortCreatedDesc:   `u.created_at DESC, u.id`,
+	SortCreatedAsc:    `u.created_at, u.id DESC`,
+	SortLastLoginDesc: `u.last_login_at DESC NULLS LAST, u.id`,
+	SortLastLoginAsc:  `u.last_login_at NULLS FIRST, u.id`,
+}
+
+// ValidSort reports whether sort is one of the search orders.
+func ValidSort(sort string) bool { _, ok := searchOrders[sort]; return ok }
+
+// SearchCountCap bounds the count of a search: counting a million matches
+// would cost more than the page itself. Beyond it the total is the cap and
+// capped is true.
+const SearchCountCap = 10_000
+
+// Search is one page of an admin search.
+type Search struct {
+	Q      string // "" lists everybody
+	Sort   string // one of the Sort constants; "" is SortCreatedDesc
+	Limit  int
+	Offset int
+}
+
+// SearchUsers returns one page of the users matching q, in the order asked,
+// and how many match (capped at SearchCountCap). q matches username,
+// nickname, email, phone_number, openid and unionid as a case-insensitive
+// substring, through the trigram indexes; phone_number, openid and unionid
+// also match exactly through their own indexes.
+func (s *Store) SearchUsers(ctx context.Context, in Search) (users []User, total int, capped bool, err error) {
+	order, ok := searchOrders[in.Sort]
+	if in.Sort == "" {
+		order, ok = searchOrders[SortCreatedDesc], true
+	}
+	if !ok {
+		return nil, 0, false, fmt.Errorf("search: unknown order %q", in.Sort)
+	}
+	from := `users AS u`
 	args := []any{}
-	if q != "" {
-		where = `(u.username ILIKE $1 ESCAPE '\' OR u.nickname ILIKE $1 ESCAPE '\' OR u.email ILIKE $1 ESCAPE '\'
-			OR u.phone_number ILIKE $1 ESCAPE '\' OR u.unionid = $2
-			OR EXISTS (SELECT 1 FROM identities AS i WHERE i.user_id = u.id AND (i.openid = $2 OR i.unionid = $2)))`
-		args = append(args, "%"+escapeLike(q)+"%", q)
-	}
-	var total int
-	if err := s.db.GetContext(ctx, &total, `SELECT count(*) FROM users AS u WHERE `+where, args...); err != nil {
-		return nil, 0, fmt.Errorf("count users: %w", err)
-	}
-	if total == 0 || offset >= total {
-		return []User{}, total, nil
+	if in.Q != "" {
+		from = `users AS u WHERE u.id IN (
+			SELECT u.id FROM users AS u WHERE ` + usersSearchText + ` ILIKE $1 ESCAPE '\'
+			UNION SELECT i.user_id FROM identities AS i WHERE ` + identitiesSearchText + ` ILIKE $1 ESCAPE '\'
+			UNION SELECT u.id FROM users AS u WHERE u.phone_number = $2 AND u.phone_number <> '' OR u.unionid = $2
+			UNION SELECT i.user_id FROM identities AS i WHERE i.openid = $2 OR i.unionid = $2)`
+		args = append(args, "%"+escapeLike(in.Q)+"%", in.Q)
 	}
 	n := len(args)
-	rows, err := s.db.QueryxContext(ctx, fmt.Sprintf(`SELECT %s FROM users AS u WHERE %s
-		ORDER BY u.created_at DESC, u.id LIMIT $%d OFFSET $%d`, selectUser("u."), where, n+1, n+2),
-		append(args, limit, offset)...)
+	if err := s.db.GetContext(ctx, &total, fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM %s LIMIT $%d) AS m`, from, n+1),
+		append(args, SearchCountCap+1)...); err != nil {
+		return nil, 0, false, fmt.Errorf("count users: %w", err)
+	}
+	capped = total > SearchCountCap
+	total = min(total, SearchCountCap)
+	if total == 0 || in.Offset >= total {
+		return []User{}, total, capped, nil
+	}
+	rows, err := s.db.QueryxContext(ctx, fmt.Sprintf(`SELECT %s FROM %s ORDER BY %s LIMIT $%d OFFSET $%d`,
+		selectUser("u."), from, order, n+1, n+2), append(args, in.Limit, in.Offset)...)
 	if err != nil {
-		return nil, 0, fmt.Errorf("search users: %w", err)
+		return nil, 0, false, fmt.Errorf("search users: %w", err)
 	}
 	defer rows.Close()
-	users := []User{}
+	users = []User{}
 	for rows.Next() {
 		var u User
 		if err := rows.Scan(u.dest()...); err != nil {
-			return nil, 0, fmt.Errorf("search users: %w", err)
+			return nil, 0, false, fmt.Errorf("search users: %w", err)
 		}
 		users = append(users, u)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("search users: %w", err)
+		return nil, 0, false, fmt.Errorf("search users: %w", err)
 	}
-	return users, total, nil
+	return users, total, capped, nil
 }
 
 // escapeLike makes s match itself literally in a LIKE pattern.
@@ -216,16 +266,3 @@ WITH usr AS (
 INSERT INTO outbox (id, subject, payload)
 SELECT $3::uuid, '` + identity.SubjectUserUpdated + `', wxlogin_user_event($3::uuid, '` + identity.EventUserUpdated + `', usr.u, NULL::identities)
 FROM usr`
-
-// SetDisabled disables or re-enables the user; setting the state it is
-// already in changes nothing (no event). Returns the user with its
-// identities; ErrNotFound.
-func (s *Store) SetDisabled(ctx context.Context, userID string, disabled bool) (User, error) {
-	if !validID(userID) {
-		return User{}, ErrNotFound
-	}
-	if _, err := s.db.ExecContext(ctx, qSetDisabled, userID, disabled, newEventID()); err != nil {
-		return User{}, fmt.Errorf("set disabled: %w", err)
-	}
-	return s.GetUser(ctx, userID)
-}

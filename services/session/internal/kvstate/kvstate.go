@@ -124,6 +124,9 @@ type Family struct {
 	CreatedAt time.Time  `json:"created_at"`
 	ExpiresAt time.Time  `json:"expires_at"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	// LastUsedAt is the family's latest refresh (absent before the first):
+	// the refresh writes the family anyway, so knowing it costs nothing.
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 }
 
 // FamilyKey is a family's key in the sessions bucket: "<user_id>.<family_id>",
@@ -234,6 +237,28 @@ func (f *Families) RevokeUser(ctx context.Context, userID string, at time.Time) 
 		}
 	}
 	return n, nil
+}
+
+// ListUser returns the user's families by id (those in the bucket, revoked
+// and expired ones too: the caller decides what is live).
+func (f *Families) ListUser(ctx context.Context, userID string) (map[string]Family, error) {
+	keys, err := f.listKeys(ctx, FamilyKey(userID, "*"))
+	if err != nil {
+		return nil, err
+	}
+	fams := make(map[string]Family, len(keys))
+	for _, key := range keys {
+		_, familyID, _ := strings.Cut(key, ".")
+		fam, _, err := f.Get(ctx, userID, familyID)
+		if errors.Is(err, ErrNotFound) {
+			continue // aged out since the listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		fams[familyID] = fam
+	}
+	return fams, nil
 }
 
 // OwnerOf returns the user whose family familyID is, by a scan of the

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -78,6 +80,7 @@ func (s *Service) AddEndpoints(svc micro.Service, pool *natsrpc.Pool) error {
 		{"issue", session.SubjectIssue, natsrpc.Endpoint(pool, metrics.Instrument(m, session.SubjectIssue, s.Issue))},
 		{"refresh", session.SubjectRefresh, natsrpc.Endpoint(pool, metrics.Instrument(m, session.SubjectRefresh, s.Refresh))},
 		{"revoke", session.SubjectRevoke, natsrpc.Endpoint(pool, metrics.Instrument(m, session.SubjectRevoke, s.Revoke))},
+		{"list", session.SubjectList, natsrpc.Endpoint(pool, metrics.Instrument(m, session.SubjectList, s.List))},
 		{"jwks", session.SubjectJWKS, natsrpc.Endpoint(pool, metrics.Instrument(m, session.SubjectJWKS, s.JWKS))},
 		{"qr-create", session.SubjectQRCreate, natsrpc.Endpoint(pool, metrics.Instrument(m, session.SubjectQRCreate, s.QRCreate))},
 		{"qr-complete", session.SubjectQRComplete, natsrpc.Endpoint(pool, metrics.Instrument(m, session.SubjectQRComplete, s.QRComplete))},
@@ -240,6 +243,8 @@ func (s *Service) refreshOnce(ctx context.Context, rt tokens.RefreshToken, token
 		return session.Tokens{}, err
 	}
 	next.TokenHash = tokens.HashRefreshToken(refresh)
+	used := now.UTC()
+	next.LastUsedAt = &used
 	if err := s.Families.Update(ctx, userID, familyID, next, rev); err != nil {
 		return session.Tokens{}, fmt.Errorf("refresh: %w", err) // ErrConflict: Refresh re-reads
 	}
@@ -378,6 +383,39 @@ func (s *Service) revokeFamily(ctx context.Context, sub, sid string, now time.Ti
 		return owner, err
 	}
 	return owner, nil
+}
+
+// List returns the user's live sessions, newest first: not revoked (one by
+// one, or with all of the user's), not expired.
+func (s *Service) List(ctx context.Context, req session.ListRequest) (session.List, error) {
+	if !tokens.ValidUserID(req.UserID) {
+		return session.List{}, api.Errorf(api.CodeInvalidRequest, "user_id is malformed")
+	}
+	fams, err := s.Families.ListUser(ctx, req.UserID)
+	if err != nil {
+		return session.List{}, fmt.Errorf("list sessions: %w", err)
+	}
+	now := s.Now()
+	cutoff, cut := s.UserRevocations.Cutoff(req.UserID, now)
+	list := session.List{Items: []session.Info{}}
+	for id, fam := range fams {
+		if fam.RevokedAt != nil || !now.Before(fam.ExpiresAt) || (cut && fam.CreatedAt.Unix() <= cutoff) {
+			continue
+		}
+		used := fam.CreatedAt
+		if fam.LastUsedAt != nil {
+			used = *fam.LastUsedAt
+		}
+		list.Items = append(list.Items, session.Info{ID: id, Kind: fam.Kind, ClientID: accessClaims(req.UserID, fam.Kind, fam.AppID, id).ClientID,
+			CreatedAt: fam.CreatedAt, LastUsedAt: used, ExpiresAt: fam.ExpiresAt})
+	}
+	slices.SortFunc(list.Items, func(a, b session.Info) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return list, nil
 }
 
 // JWKS returns the public keys verifiers need.

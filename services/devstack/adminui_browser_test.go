@@ -32,8 +32,7 @@ type exchange struct {
 	header      network.Headers
 }
 
-// recordTraffic starts recording tab's requests, and the CSP violations of
-// every document it loads (cspViolations reads them).
+// recordTraffic starts recording tab's requests and watching its CSP.
 func recordTraffic(t *testing.T, tab context.Context) *traffic {
 	t.Helper()
 	tr := &traffic{byID: map[network.RequestID]*exchange{}}
@@ -57,14 +56,21 @@ func recordTraffic(t *testing.T, tab context.Context) *traffic {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// DevTools' own script runs before the page's, whatever the page's CSP.
+	watchCSP(t, tab)
+	return tr
+}
+
+// watchCSP collects the CSP violations of every document tab loads from
+// now on (cspViolations reads them). DevTools' own script runs before the
+// page's, whatever the page's CSP.
+func watchCSP(t *testing.T, tab context.Context) {
+	t.Helper()
 	if _, err := chromedp.Call(tab, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
 		Source: `window.__csp = []; document.addEventListener('securitypolicyviolation',
 			function (e) { window.__csp.push(e.violatedDirective + ' ' + e.blockedURI); });`,
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return tr
 }
 
 // find returns the exchanges of method on path (any query).
@@ -159,7 +165,8 @@ const (
 // WeChat users.
 func startConsoleStack(t *testing.T) *consoleStack {
 	t.Helper()
-	st := &consoleStack{testStack: startStack(t)}
+	// The fake WeChat on another site, as WeChat is: the QR sign-in frames it.
+	st := &consoleStack{testStack: startCrossSiteStack(t)}
 	register := func(username, password string) {
 		r := postJSON(t, st.GatewayURL+"/api/v1/auth/register", map[string]string{"username": username, "password": password})
 		if r.status != http.StatusCreated {
@@ -347,14 +354,55 @@ func TestAdminConsoleInBrowser(t *testing.T) {
 	if v := cspViolations(t, tab); len(v) > 0 {
 		t.Errorf("CSP violations: %v", v)
 	}
+	t.Run("the CSP refuses what it should, and the watch sees it", func(t *testing.T) {
+		if _, err := chromedp.Run(tab, chromedp.Evaluate[chromedp.Void](`(function () {
+			var img = new Image(); img.src = 'http://127.0.0.2/avatar.png'; document.body.appendChild(img);
+			var s = document.createElement('script'); s.textContent = 'window.inlineRan = true'; document.body.appendChild(s);
+		})()`)); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, tab, "two violations", `window.__csp.length === 2 && !window.inlineRan`)
+	})
+
+	// The QR sign-in frames WeChat's page, so it runs in a tab of its own.
+	t.Run("sign in with WeChat: not an admin, then an admin", func(t *testing.T) {
+		const openid, nickname = "oConsoleWendyWx", "Wendy 微信"
+		qr := newTab(t, browser)
+		watchCSP(t, qr)
+		scan := func() {
+			act(t, qr, "show the QR code", chromedp.Navigate(st.GatewayURL+"/admin"),
+				chromedp.Click(chromedp.CSS(`#tab-wechat`)), chromedp.Click(chromedp.CSS(`#qr-start`)))
+			answerOnPhone(t, browser, phoneURL(t, qrFrame(t, qr))+"&openid="+url.QueryEscape(openid), nickname, true)
+		}
+		// The phone page offers a known openid only: WeChat has met Wendy.
+		if _, _, err := st.Fake.MintCode(devWebAppID, fakewechat.User{OpenID: openid, Nickname: nickname}); err != nil {
+			t.Fatal(err)
+		}
+		scan()
+		act(t, qr, "not-admin message", chromedp.WaitVisible(chromedp.CSS(`#signin-error[data-code="not_admin"]`)))
+
+		db := sqlx.MustOpen("postgres", st.dsn)
+		defer db.Close()
+		if _, err := db.Exec(`UPDATE users SET is_admin = true WHERE id = (SELECT user_id FROM identities WHERE openid = $1)`, openid); err != nil {
+			t.Fatal(err)
+		}
+		scan()
+		act(t, qr, "dashboard", chromedp.WaitVisible(chromedp.CSS(`#view-dashboard`)))
+		if got := text(t, qr, `#me`); got != nickname {
+			t.Errorf("signed in as %q, want %q", got, nickname)
+		}
+		if v := cspViolations(t, qr); len(v) > 0 {
+			t.Errorf("CSP violations: %v", v)
+		}
+	})
 }
 
-// TestAdminConsoleRefreshesInBrowser: with access tokens of 3 seconds the
+// TestAdminConsoleRefreshesInBrowser: with access tokens of 2 seconds the
 // console refreshes ahead of each expiry, spends every refresh token once,
 // and stays signed in over several lifetimes.
 func TestAdminConsoleRefreshesInBrowser(t *testing.T) {
 	browser := newBrowser(t)
-	t.Setenv("WXLOGIN_ACCESS_TTL", "3s")
+	t.Setenv("WXLOGIN_ACCESS_TTL", "2s")
 	st := startConsoleStack(t)
 	tab := newTab(t, browser)
 	tr := recordTraffic(t, tab)

@@ -38,7 +38,7 @@
       recent_audit: "Recent admin actions on this user", when: "When", actor: "Who", action: "Action", target: "On whom",
       detail: "Detail", no_audit: "Nothing yet.", filter: "Filter", clear: "Clear",
       filter_actor: "Who (username or id)", filter_target: "On whom (username or id)", filter_action: "Action",
-      no_such_user: "No user {name}.", cancel: "Cancel", confirm: "Confirm",
+      no_such_user: "No user {name}.", cli: "the command line", cancel: "Cancel", confirm: "Confirm",
       confirm_disable: "Disable {name}? Every session of this user ends at once.",
       confirm_enable: "Enable {name} again?", confirm_grant: "Make {name} an administrator?",
       confirm_revoke_admin: "Take the administrator rights of {name}?",
@@ -51,7 +51,8 @@
       province: "Province", country: "Country", avatar_url: "Avatar", phone_number: "Phone", email: "Email",
       date_of_birth: "Date of birth", description: "Description", id: "ID",
       action_user_disable: "disabled the user", action_user_enable: "enabled the user",
-      action_session_revoke: "revoked a session", action_admin_grant: "made admin", action_admin_revoke: "took admin rights"
+      action_user_grant_admin: "made admin", action_user_revoke_admin: "took the admin rights",
+      action_session_revoke: "revoked a session", action_session_revoke_all: "revoked all sessions"
     },
     zh: {
       brand: "wxlogin 管理后台", nav_dashboard: "概览", nav_users: "用户", nav_audit: "审计日志",
@@ -82,7 +83,7 @@
       recent_audit: "针对此用户的管理操作", when: "时间", actor: "操作人", action: "操作", target: "对象",
       detail: "详情", no_audit: "暂无记录。", filter: "筛选", clear: "清除",
       filter_actor: "操作人（用户名或 ID）", filter_target: "对象（用户名或 ID）", filter_action: "操作",
-      no_such_user: "没有用户 {name}。", cancel: "取消", confirm: "确认",
+      no_such_user: "没有用户 {name}。", cli: "命令行", cancel: "取消", confirm: "确认",
       confirm_disable: "确定停用 {name}？此用户的所有会话将立即失效。",
       confirm_enable: "确定重新启用 {name}？", confirm_grant: "确定将 {name} 设为管理员？",
       confirm_revoke_admin: "确定取消 {name} 的管理员权限？",
@@ -95,7 +96,8 @@
       province: "省份", country: "国家", avatar_url: "头像", phone_number: "手机号", email: "邮箱",
       date_of_birth: "出生日期", description: "简介", id: "ID",
       action_user_disable: "停用用户", action_user_enable: "启用用户",
-      action_session_revoke: "撤销会话", action_admin_grant: "设为管理员", action_admin_revoke: "取消管理员"
+      action_user_grant_admin: "设为管理员", action_user_revoke_admin: "取消管理员",
+      action_session_revoke: "撤销会话", action_session_revoke_all: "撤销全部会话"
     }
   };
 
@@ -361,6 +363,7 @@
     clearTimeout(refreshTimer);
     auth = null;
     lastStats = null;
+    users = {};
     show("nav", false);
     show("me", false);
     show("signout", false);
@@ -592,7 +595,7 @@
         var n = logins[k] || 0;
         var bar = el("div", { class: "bar" });
         // CSSOM, not a style attribute: the CSP forbids inline styles.
-        bar.style.width = (max ? Math.max(1, Math.round(100 * n / max)) : 0) + "%";
+        bar.style.width = (n ? Math.max(1, Math.round(100 * n / max)) : 0) + "%";
         body.appendChild(el("tr", { "data-kind": k }, [
           el("th", { text: kindLabel(k) }),
           el("td", { class: "num", text: fmtNum(n) }),
@@ -629,20 +632,37 @@
       if (gen !== viewGen) { return; }
       var body = clear($("users"));
       (res.items || []).forEach(function (u) {
-        var link = el("a", { href: "#/users/" + encodeURIComponent(u.id), class: "user-link", text: u.nickname || "—" });
+        var link = el("a", { href: "#/users/" + encodeURIComponent(u.id), class: "user-link", text: displayName(u) });
+        var kinds = el("td", { class: "kinds" }), last = el("td", { class: "last-login" });
         body.appendChild(el("tr", { "data-id": u.id, class: "clickable" }, [
           el("td", null, [avatar(u)]),
           el("td", null, [link]),
           el("td", { class: "mono", text: u.username }),
-          el("td", null, uniqueKinds(u).map(function (k) { return badge(kindLabel(k), "kind"); })),
+          kinds,
           el("td", { text: fmtTime(u.created_at) }),
-          el("td", { text: u.last_login_at ? fmtTime(u.last_login_at) : t("never") }),
+          last,
           el("td", null, stateBadges(u))
         ]));
+        var fill = function (full) {
+          uniqueKinds(full).forEach(function (k) { kinds.appendChild(badge(kindLabel(k), "kind")); });
+          last.textContent = lastLogin(full);
+        };
+        // The search answers users without identities: their kinds come
+        // from each user's record.
+        if (u.identities || u.identity_kinds) { fill(u); } else {
+          fetchUser(u.id).then(function (full) { if (gen === viewGen) { fill(full); } }, function () { fill(u); });
+        }
       });
       show("users-empty", !(res.items || []).length);
       pager("users", page, res.total || 0, PAGE_SIZE, function (p) { go(usersHash(qs, sort, p)); });
     }, failed(gen));
+  }
+
+  // lastLogin is when u last logged in, "never", or "—" when the API does
+  // not say.
+  function lastLogin(u) {
+    if (u.last_login_at) { return fmtTime(u.last_login_at); }
+    return "last_login_at" in u ? t("never") : "—";
   }
 
   function stateBadges(u) {
@@ -694,7 +714,8 @@
       PROFILE_FIELDS.forEach(function (f) {
         var v = u[f];
         if (f === "gender") { v = t("gender_" + (v || 0)); }
-        if (f === "created_at" || f === "last_login_at") { v = v ? fmtTime(v) : (f === "last_login_at" ? t("never") : ""); }
+        if (f === "created_at") { v = fmtTime(v); }
+        if (f === "last_login_at") { v = lastLogin(u); }
         var label = f === "created_at" ? t("created") : f === "last_login_at" ? t("last_login") : t(f);
         dl.appendChild(el("dt", { "data-field": f }, [label, WECHAT_FIELDS[f] ? badge(t("wechat"), "wechat") : null]));
         dl.appendChild(el("dd", { "data-field": f, class: f === "id" || f === "avatar_url" ? "mono" : "", text: v === undefined || v === "" ? "—" : String(v) }));
@@ -728,9 +749,7 @@
       call(method, path).then(function () {
         notice(t("done_" + what, { name: name }));
         route();
-      }, function (e) {
-        notice(e instanceof ApiError && e.status === 409 && what === "revoke_admin" ? t("last_admin") : errorText(e), "error");
-      });
+      }, function (e) { notice(errorText(e), "error"); });
     });
   }
 
@@ -760,15 +779,12 @@
       });
       show("sessions-empty", !items.length);
       $("sessions-revoke-all").disabled = !items.length;
-      // One DELETE per session: the contract has no bulk revoke.
       $("sessions-revoke-all").onclick = function () {
         confirmThen(t("confirm_revoke_all", { name: name, count: items.length }), function () {
-          items.reduce(function (p, s) {
-            return p.then(function () { return call("DELETE", base + "/" + encodeURIComponent(s.id)); });
-          }, Promise.resolve()).then(function () {
+          call("DELETE", base).then(function () {
             notice(t("done_revoke_all"));
             route();
-          }, function (e) { notice(errorText(e), "error"); route(); });
+          }, function (e) { notice(errorText(e), "error"); });
         });
       };
     }, failed(gen));
@@ -781,7 +797,7 @@
       (res.items || []).forEach(function (a) {
         body.appendChild(el("tr", { "data-action": a.action }, [
           el("td", { text: fmtTime(a.at) }),
-          el("td", null, [userRef(a.actor_id)]),
+          el("td", null, [userRef(a.actor_id, t("cli"))]),
           el("td", { text: actionLabel(a.action) }),
           el("td", { class: "small", text: detailText(a.detail) })
         ]));
@@ -810,18 +826,24 @@
     }).join(", ");
   }
 
-  // names caches who an id is, for the audit tables.
-  var names = {};
+  // users caches the records fetched for the list and the audit tables
+  // (names and kinds change seldom); a user's own page always asks afresh.
+  var users = {};
 
-  // userRef is a link to a user, named once its record is fetched.
-  function userRef(id) {
-    if (!id) { return document.createTextNode("—"); }
-    var a = el("a", { href: "#/users/" + encodeURIComponent(id), class: "mono", "data-user-id": id, text: id.slice(0, 8) });
-    var known = names[id];
-    if (!known) {
-      known = names[id] = call("GET", "api/v1/admin/users/" + encodeURIComponent(id)).then(displayName, function () { return null; });
+  function fetchUser(id) {
+    if (!users[id]) {
+      users[id] = call("GET", "api/v1/admin/users/" + encodeURIComponent(id));
+      users[id].catch(function () { delete users[id]; });
     }
-    known.then(function (name) { if (name) { a.textContent = name; a.classList.remove("mono"); a.title = id; } });
+    return users[id];
+  }
+
+  // userRef is a link to a user, named once its record is fetched. An
+  // audit row without an actor is the identity command line.
+  function userRef(id, none) {
+    if (!id) { return document.createTextNode(none); }
+    var a = el("a", { href: "#/users/" + encodeURIComponent(id), class: "mono", "data-user-id": id, text: id.slice(0, 8) });
+    fetchUser(id).then(function (u) { a.textContent = displayName(u); a.classList.remove("mono"); a.title = id; }, function () {});
     return a;
   }
 
@@ -853,9 +875,9 @@
       (res.items || []).forEach(function (a) {
         body.appendChild(el("tr", { "data-action": a.action, "data-target": a.target_id || "" }, [
           el("td", { text: fmtTime(a.at) }),
-          el("td", null, [userRef(a.actor_id)]),
+          el("td", null, [userRef(a.actor_id, t("cli"))]),
           el("td", { text: actionLabel(a.action) }),
-          el("td", null, [userRef(a.target_id)]),
+          el("td", null, [userRef(a.target_id, "—")]),
           el("td", { class: "small", text: detailText(a.detail) })
         ]));
         if (!actions.querySelector('option[value="' + CSS.escape(a.action) + '"]')) { actions.appendChild(el("option", { value: a.action })); }

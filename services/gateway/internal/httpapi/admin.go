@@ -2,9 +2,9 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"

@@ -4,11 +4,13 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
@@ -267,8 +269,9 @@ func TestAdminConsoleInBrowser(t *testing.T) {
 	t.Run("dashboard", func(t *testing.T) {
 		act(t, tab, "dashboard", chromedp.WaitVisible(chromedp.CSS(`#view-dashboard`)))
 		waitJS(t, tab, "the user count", `document.getElementById('stat-users_total').textContent === '5'`)
-		if got := text(t, tab, `#logins tr[data-kind="miniprogram"] td.num`); got == "0" {
-			t.Errorf("dashboard shows no mini-program login")
+		// Carol twice, Dave and Erin.
+		if got := text(t, tab, `#logins tr[data-kind="miniprogram"] td.num`); got != "4" {
+			t.Errorf("dashboard shows %q mini-program logins, want 4", got)
 		}
 		saveScreenshot(t, tab, "admin-dashboard.png")
 	})
@@ -291,13 +294,12 @@ func TestAdminConsoleInBrowser(t *testing.T) {
 	t.Run("a user's page lists its identities and two sessions", func(t *testing.T) {
 		act(t, tab, "open Carol", chromedp.Click(chromedp.CSS(`#users tr a.user-link`)), chromedp.WaitVisible(chromedp.CSS(`#view-user`)))
 		waitJS(t, tab, "both sessions", `document.querySelectorAll('#user-sessions tr[data-sid="`+sid[0]+`"], #user-sessions tr[data-sid="`+sid[1]+`"]').length === 2`)
-		if got := text(t, tab, `#user-identities`); !strings.Contains(got, st.carolOpenID) || !strings.Contains(got, devMiniProgramAppID) {
-			t.Errorf("identities show %q, want the openid and appid", got)
+		if got := text(t, tab, `#user-identities`); !strings.Contains(got, "Mini-program") || !strings.Contains(got, devMiniProgramAppID) {
+			t.Errorf("identities show %q, want the kind and appid", got)
 		}
 		if got := text(t, tab, `#user-profile`); strings.Contains(got, "session_key") {
 			t.Errorf("profile shows a session_key: %q", got)
 		}
-		saveScreenshot(t, tab, "admin-user.png")
 	})
 
 	t.Run("revoke one session: it is refused, the other works", func(t *testing.T) {
@@ -321,6 +323,9 @@ func TestAdminConsoleInBrowser(t *testing.T) {
 		act(t, tab, "enable", chromedp.Click(chromedp.CSS(`#user-enable`)))
 		confirm(t, tab, "confirm the enable")
 		act(t, tab, "enabled", chromedp.WaitVisible(chromedp.CSS(`#view-user[data-state="active"] #user-disable`)))
+		waitJS(t, tab, "the three actions in the user's history", `document.querySelectorAll('#user-audit tr').length === 3 &&
+			Array.prototype.every.call(document.querySelectorAll('#user-audit tr'), function (tr) { return tr.cells[1].textContent === '`+consoleAdmin+`'; })`)
+		saveScreenshot(t, tab, "admin-user.png")
 	})
 
 	t.Run("the audit log shows both, by the admin, on Carol", func(t *testing.T) {
@@ -369,6 +374,11 @@ func TestAdminConsoleInBrowser(t *testing.T) {
 		const openid, nickname = "oConsoleWendyWx", "Wendy 微信"
 		qr := newTab(t, browser)
 		watchCSP(t, qr)
+		// A browser that prefers Chinese gets the console in Chinese.
+		if _, err := chromedp.Call(qr, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{
+			UserAgent: "Mozilla/5.0 (X11; Linux x86_64) Chrome/140.0 Safari/537.36", AcceptLanguage: "zh-CN,zh;q=0.9,en;q=0.5"}); err != nil {
+			t.Fatal(err)
+		}
 		scan := func() {
 			act(t, qr, "show the QR code", chromedp.Navigate(st.GatewayURL+"/admin"),
 				chromedp.Click(chromedp.CSS(`#tab-wechat`)), chromedp.Click(chromedp.CSS(`#qr-start`)))
@@ -380,6 +390,9 @@ func TestAdminConsoleInBrowser(t *testing.T) {
 		}
 		scan()
 		act(t, qr, "not-admin message", chromedp.WaitVisible(chromedp.CSS(`#signin-error[data-code="not_admin"]`)))
+		if got := text(t, qr, `#signin-error`); !strings.Contains(got, "不是管理员") {
+			t.Errorf("message %q, want it in Chinese", got)
+		}
 
 		db := sqlx.MustOpen("postgres", st.dsn)
 		defer db.Close()
@@ -434,5 +447,37 @@ func TestAdminConsoleRefreshesInBrowser(t *testing.T) {
 	}
 	if len(cspViolations(t, tab)) > 0 {
 		t.Errorf("CSP violations: %v", cspViolations(t, tab))
+	}
+}
+
+// TestAdminConsolePageProcesses: the gateway binary serves /admin as HTML
+// under its CSP, and everything the page names is its own and served.
+func TestAdminConsolePageProcesses(t *testing.T) {
+	p := startProcs(t)
+	r := do(t, http.MethodGet, p.url("/admin"), "", "", nil)
+	if r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /admin: %d %q", r.status, r.header.Get("Content-Type"))
+	}
+	csp := r.header.Get("Content-Security-Policy")
+	for _, want := range []string{"default-src 'self'", "script-src 'self';", "style-src 'self';", "connect-src 'self';", "frame-ancestors 'none'"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("CSP %q lacks %q", csp, want)
+		}
+	}
+	if strings.Contains(csp, "unsafe") {
+		t.Errorf("CSP %q allows inline code", csp)
+	}
+	refs := regexp.MustCompile(`(?i)\b(?:src|href)\s*=\s*"([^"#][^"]*)"`).FindAllStringSubmatch(r.raw, -1)
+	if len(refs) < 2 {
+		t.Fatalf("the page names %d assets, want its script and stylesheet", len(refs))
+	}
+	for _, m := range refs {
+		if strings.Contains(m[1], ":") || strings.HasPrefix(m[1], "//") {
+			t.Errorf("the page loads %q from elsewhere", m[1])
+			continue
+		}
+		if a := do(t, http.MethodGet, p.url("/"+m[1]), "", "", nil); a.status != http.StatusOK || a.raw == "" {
+			t.Errorf("GET /%s: %d", m[1], a.status)
+		}
 	}
 }

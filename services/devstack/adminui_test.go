@@ -404,6 +404,12 @@ func TestAdminConsoleInBrowser(t *testing.T) {
 		if got := text(t, qr, `#me`); got != nickname {
 			t.Errorf("signed in as %q, want %q", got, nickname)
 		}
+		// Rights taken away meanwhile: the next call ends the session.
+		if _, err := db.Exec(`UPDATE users SET is_admin = false WHERE id = (SELECT user_id FROM identities WHERE openid = $1)`, openid); err != nil {
+			t.Fatal(err)
+		}
+		act(t, qr, "users, as an admin no more", chromedp.Click(chromedp.CSS(`#nav a[data-view="users"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`#signin-error[data-code="not_admin_now"]`)))
 		if v := cspViolations(t, qr); len(v) > 0 {
 			t.Errorf("CSP violations: %v", v)
 		}

@@ -18,6 +18,7 @@
       qr_creating: "Creating a QR code…", qr_scan: "Scan the QR code with WeChat", qr_denied: "The login was denied on the phone.",
       qr_expired: "The QR code expired.", qr_not_bound: "This WeChat is not linked to any account.",
       not_admin: "This account is not an administrator. Its session has been ended.",
+      not_admin_now: "This account is no longer an administrator. Its session has been ended.",
       session_ended: "Your session has ended; sign in again.", signed_out: "Signed out.",
       invalid_credentials: "Wrong username or password.", user_disabled: "This account is disabled.",
       rate_limited: "Too many attempts; wait a moment.", service_unavailable: "The service is unavailable; try again shortly.",
@@ -63,6 +64,7 @@
       qr_creating: "正在生成二维码…", qr_scan: "请使用微信扫描二维码", qr_denied: "已在手机上拒绝登录。",
       qr_expired: "二维码已过期。", qr_not_bound: "此微信尚未关联任何账号。",
       not_admin: "此账号不是管理员，已结束其会话。",
+      not_admin_now: "此账号已不再是管理员，已结束其会话。",
       session_ended: "会话已结束，请重新登录。", signed_out: "已退出登录。",
       invalid_credentials: "用户名或密码错误。", user_disabled: "此账号已被停用。",
       rate_limited: "尝试次数过多，请稍候。", service_unavailable: "服务暂不可用，请稍后重试。",
@@ -236,8 +238,9 @@
   }
 
   function setTokens(b) {
-    var user = b.user || (auth && auth.user) || {};
-    auth = { access: b.access_token, refresh: b.refresh_token, user: user, expiresAt: Date.now() + b.expires_in * 1000 };
+    // admin: the server has answered an admin route for this session.
+    var user = b.user || (auth && auth.user) || {}, admin = !!(auth && auth.admin);
+    auth = { access: b.access_token, refresh: b.refresh_token, user: user, admin: admin, expiresAt: Date.now() + b.expires_in * 1000 };
     // Refresh before expiry: a minute early, or a quarter of a short lifetime.
     var ms = b.expires_in * 1000, lead = Math.min(60000, ms / 4);
     clearTimeout(refreshTimer);
@@ -296,6 +299,10 @@
             return fresh.then(function () { return call(method, path, body, true); });
           }
           if (res.status === 401) { endSession("session_ended"); }
+          // The admin was disabled or lost the rights meanwhile.
+          if (res.status === 403 && auth && auth.admin && (code === "forbidden" || code === "user_disabled")) {
+            dropSession(code === "forbidden" ? "not_admin_now" : "user_disabled");
+          }
           throw new ApiError(res.status, code, b && b.detail);
         });
       });
@@ -317,10 +324,12 @@
   function signedIn(b) {
     epoch++;
     stopQR();
+    auth = null;
     setTokens(b);
     var mine = epoch;
     return call("GET", "api/v1/admin/stats").then(function (stats) {
       if (mine !== epoch) { return; }
+      auth.admin = true;
       $("me").textContent = displayName(auth.user);
       show("me", true);
       show("signout", true);
@@ -376,6 +385,14 @@
     forget();
     showView("signin");
     signinError(t(key), key);
+  }
+
+  // dropSession revokes the tokens, then shows why on the sign-in form.
+  function dropSession(key) {
+    revokeTokens().then(function () {
+      showView("signin");
+      signinError(t(key), key);
+    });
   }
 
   function signinError(text, code) {
@@ -609,9 +626,11 @@
 
   var PAGE_SIZE = 20;
 
-  function pager(prefix, page, total, size, onPage) {
+  // pager shows where page is; a capped total (the server stops counting)
+  // shows as "10,000+".
+  function pager(prefix, page, total, capped, size, onPage) {
     var pages = Math.max(1, Math.ceil(total / size));
-    $(prefix + "-page").textContent = t("page_of", { page: page, pages: pages, total: fmtNum(total) });
+    $(prefix + "-page").textContent = t("page_of", { page: page, pages: fmtNum(pages) + (capped ? "+" : ""), total: fmtNum(total) + (capped ? "+" : "") });
     $(prefix + "-prev").disabled = page <= 1;
     $(prefix + "-next").disabled = page >= pages;
     $(prefix + "-prev").onclick = function () { onPage(page - 1); };
@@ -654,7 +673,7 @@
         }
       });
       show("users-empty", !(res.items || []).length);
-      pager("users", page, res.total || 0, PAGE_SIZE, function (p) { go(usersHash(qs, sort, p)); });
+      pager("users", page, res.total || 0, !!res.total_capped, PAGE_SIZE, function (p) { go(usersHash(qs, sort, p)); });
     }, failed(gen));
   }
 
@@ -883,7 +902,7 @@
         if (!actions.querySelector('option[value="' + CSS.escape(a.action) + '"]')) { actions.appendChild(el("option", { value: a.action })); }
       });
       show("audit-empty", !(res.items || []).length);
-      pager("audit", page, res.total || 0, AUDIT_PAGE_SIZE, function (p) { go(auditHash(actor, target, action, p)); });
+      pager("audit", page, res.total || 0, !!res.total_capped, AUDIT_PAGE_SIZE, function (p) { go(auditHash(actor, target, action, p)); });
     }, failed(gen));
   }
 

@@ -5,10 +5,6 @@ import (
 	"net/url"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/wxlogin/wxlogin/services/gateway/internal/middleware"
-	"github.com/wxlogin/wxlogin/services/gateway/internal/problem"
-	"github.com/wxlogin/wxlogin/shared/api"
 )
 
 // adminUI is the admin console (GET /admin): a page, its script and its
@@ -47,13 +43,5 @@ func (s *server) registerAdminConsole(r *gin.Engine, wechatOpenBase string) {
 		h.Set("X-Frame-Options", "DENY")
 		page.serve(c)
 	})
-	r.GET("/admin/assets/:name", func(c *gin.Context) {
-		f, ok := assets[c.Param("name")]
-		if !ok {
-			problem.Write(c, problem.New(api.CodeNotFound, "no such asset", middleware.RequestIDOf(c)))
-			return
-		}
-		c.Header("Content-Type", f.contentType)
-		f.serve(c)
-	})
+	r.GET("/admin/assets/:name", serveAssets(assets))
 }

@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"log/slog"
+	"maps"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -45,9 +47,15 @@ func TestAdminConsolePage(t *testing.T) {
 		}
 	})
 	t.Run("every text has both languages", func(t *testing.T) {
-		for _, m := range regexp.MustCompile(`data-i18n(?:-placeholder)?="([a-z0-9_]+)"`).FindAllStringSubmatch(html, -1) {
-			if n := len(regexp.MustCompile(`\b` + m[1] + `: "`).FindAllString(js, -1)); n != 2 {
-				t.Errorf("text %s is defined %d times in admin.js, want once per language", m[1], n)
+		en, zh := textKeys(t, js, "en"), textKeys(t, js, "zh")
+		if !maps.Equal(en, zh) {
+			t.Errorf("the languages differ in keys:\n en %v\n zh %v", slices.Sorted(maps.Keys(en)), slices.Sorted(maps.Keys(zh)))
+		}
+		used := regexp.MustCompile(`data-i18n(?:-placeholder)?="([a-z0-9_]+)"`).FindAllStringSubmatch(html, -1)
+		used = append(used, regexp.MustCompile(`\bt\("([a-z0-9_]+)"[,)]`).FindAllStringSubmatch(js, -1)...)
+		for _, m := range used {
+			if !en[m[1]] {
+				t.Errorf("text %s is used but not defined", m[1])
 			}
 		}
 	})
@@ -62,4 +70,27 @@ func TestAdminConsolePage(t *testing.T) {
 			t.Errorf("CSP %q", got)
 		}
 	})
+}
+
+// textKeys are the keys of admin.js's texts in one language: the lines of
+// its block in TEXT, which starts at `    lang: {` and ends at `    }`.
+func textKeys(t *testing.T, js, lang string) map[string]bool {
+	t.Helper()
+	start := strings.Index(js, "\n    "+lang+": {\n")
+	if start < 0 {
+		t.Fatalf("admin.js has no %s texts", lang)
+	}
+	block := js[start:]
+	block = block[:strings.Index(block, "\n    }")]
+	keys := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\b([a-z0-9_]+): "`).FindAllStringSubmatch(block, -1) {
+		if keys[m[1]] {
+			t.Errorf("%s text %s defined twice", lang, m[1])
+		}
+		keys[m[1]] = true
+	}
+	if len(keys) < 50 {
+		t.Fatalf("%s: %d texts, the block was not found whole", lang, len(keys))
+	}
+	return keys
 }

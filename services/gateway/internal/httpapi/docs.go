@@ -86,7 +86,13 @@ func (s *server) registerDocs(r *gin.Engine) {
 		c.Header("Referrer-Policy", "no-referrer")
 		page.serve(c)
 	})
-	r.GET("/docs/assets/:name", func(c *gin.Context) {
+	r.GET("/docs/assets/:name", serveAssets(assets))
+}
+
+// serveAssets answers GET …/:name with the embedded file of that name, or a
+// 404 problem.
+func serveAssets(assets map[string]staticFile) gin.HandlerFunc {
+	return func(c *gin.Context) {
 		f, ok := assets[c.Param("name")]
 		if !ok {
 			problem.Write(c, problem.New(api.CodeNotFound, "no such asset", middleware.RequestIDOf(c)))
@@ -94,5 +100,5 @@ func (s *server) registerDocs(r *gin.Engine) {
 		}
 		c.Header("Content-Type", f.contentType)
 		f.serve(c)
-	})
+	}
 }

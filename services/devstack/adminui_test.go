@@ -330,8 +330,10 @@ func TestAdminConsoleInBrowser(t *testing.T) {
 
 	t.Run("the audit log shows both, by the admin, on Carol", func(t *testing.T) {
 		act(t, tab, "audit", chromedp.Click(chromedp.CSS(`#nav a[data-view="audit"]`)), chromedp.WaitVisible(chromedp.CSS(`#view-audit`)))
-		act(t, tab, "filter by target", chromedp.SetValue(chromedp.CSS(`#audit-target`), st.carolID),
+		// The actor by username, the target by id.
+		act(t, tab, "filter", chromedp.SetValue(chromedp.CSS(`#audit-actor`), consoleAdmin), chromedp.SetValue(chromedp.CSS(`#audit-target`), st.carolID),
 			chromedp.Click(chromedp.CSS(`#audit-form button[type="submit"]`)))
+		waitJS(t, tab, "the actor's username resolved to an id", `/actor=[0-9a-f-]{36}/.test(location.hash)`)
 		for _, action := range []string{"session", "disable"} {
 			waitJS(t, tab, "the "+action+" entry, named", `Array.prototype.some.call(document.querySelectorAll('#audit tr[data-target="`+st.carolID+`"]'),
 				function (tr) { return tr.dataset.action.indexOf('`+action+`') >= 0 && tr.cells[1].textContent === '`+consoleAdmin+`' &&

@@ -341,6 +341,8 @@
     }, function (e) {
       if (mine !== epoch) { return; }
       var code = e instanceof ApiError && e.status === 403 ? "not_admin" : "";
+      $("signin-password").value = "";
+      resetQR();
       revokeTokens().then(function () {
         signinError(code ? t("not_admin") : errorText(e), code || e.code);
       });
@@ -432,6 +434,14 @@
     show("qr-frame", false);
   }
 
+  // resetQR leaves the WeChat pane with its button, ready for a new code.
+  function resetQR() {
+    stopQR();
+    qrStatus("");
+    $("qr-start").textContent = t("qr_show");
+    show("qr-start", true);
+  }
+
   function qrStatus(key, state) {
     var n = $("qr-status");
     n.textContent = key ? t(key) : "";
@@ -517,12 +527,7 @@
     show("password-form", pw);
     show("wechat-pane", !pw);
     signinError("");
-    if (pw) {
-      stopQR();
-      qrStatus("");
-      $("qr-start").textContent = t("qr_show");
-      show("qr-start", true);
-    }
+    if (pw) { resetQR(); }
   }
 
   $("tab-password").addEventListener("click", function () { signinTab("password"); });
@@ -530,6 +535,7 @@
   $("qr-start").addEventListener("click", startQR);
 
   $("signout").addEventListener("click", function () {
+    resetQR();
     revokeTokens().then(function () {
       showView("signin");
       notice(t("signed_out"));
@@ -652,13 +658,13 @@
       var body = clear($("users"));
       (res.items || []).forEach(function (u) {
         var link = el("a", { href: "#/users/" + encodeURIComponent(u.id), class: "user-link", text: displayName(u) });
-        var kinds = el("td", { class: "kinds" }), last = el("td", { class: "last-login" });
+        var kinds = el("td", { class: "kinds" }), last = el("td", { class: "time last-login" });
         body.appendChild(el("tr", { "data-id": u.id, class: "clickable" }, [
           el("td", null, [avatar(u)]),
           el("td", null, [link]),
           el("td", { class: "mono", text: u.username }),
           kinds,
-          el("td", { text: fmtTime(u.created_at) }),
+          el("td", { class: "time", text: fmtTime(u.created_at) }),
           last,
           el("td", null, stateBadges(u))
         ]));
@@ -747,7 +753,7 @@
           el("td", { class: "mono", text: i.appid || "—" }),
           el("td", { class: "mono", text: i.openid || "—" }),
           el("td", { class: "mono", text: i.unionid || "—" }),
-          el("td", { text: fmtTime(i.created_at) })
+          el("td", { class: "time", text: fmtTime(i.created_at) })
         ]));
       });
 
@@ -790,9 +796,9 @@
         body.appendChild(el("tr", { "data-sid": s.id }, [
           el("td", null, [badge(kindLabel(s.kind), "kind")]),
           el("td", { class: "mono", text: s.client_id || "—" }),
-          el("td", { text: fmtTime(s.created_at) }),
-          el("td", { text: fmtTime(s.last_used_at) }),
-          el("td", { text: fmtTime(s.expires_at) }),
+          el("td", { class: "time", text: fmtTime(s.created_at) }),
+          el("td", { class: "time", text: fmtTime(s.last_used_at) }),
+          el("td", { class: "time", text: fmtTime(s.expires_at) }),
           el("td", null, [btn])
         ]));
       });
@@ -815,7 +821,7 @@
       var body = clear($("user-audit"));
       (res.items || []).forEach(function (a) {
         body.appendChild(el("tr", { "data-action": a.action }, [
-          el("td", { text: fmtTime(a.at) }),
+          el("td", { class: "time", text: fmtTime(a.at) }),
           el("td", null, [userRef(a.actor_id, t("cli"))]),
           el("td", { text: actionLabel(a.action) }),
           el("td", { class: "small", text: detailText(a.detail) })
@@ -893,7 +899,7 @@
       var body = clear($("audit")), actions = $("audit-actions");
       (res.items || []).forEach(function (a) {
         body.appendChild(el("tr", { "data-action": a.action, "data-target": a.target_id || "" }, [
-          el("td", { text: fmtTime(a.at) }),
+          el("td", { class: "time", text: fmtTime(a.at) }),
           el("td", null, [userRef(a.actor_id, t("cli"))]),
           el("td", { text: actionLabel(a.action) }),
           el("td", null, [userRef(a.target_id, "—")]),

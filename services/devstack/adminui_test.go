@@ -283,7 +283,8 @@ func TestAdminConsoleInBrowser(t *testing.T) {
 		for _, q := range []string{"Carol Con", st.carolOpenID} {
 			act(t, tab, "search "+q, chromedp.SetValue(chromedp.CSS(`#search-q`), q), chromedp.Click(chromedp.CSS(`#search-form button[type="submit"]`)))
 			waitJS(t, tab, "Carol alone for "+q, `(function () { var rows = document.querySelectorAll('#users tr');
-				return rows.length === 1 && rows[0].dataset.id === '`+st.carolID+`'; })()`)
+				return document.getElementById('users').dataset.hash === location.hash && location.hash.indexOf('q=') > 0 &&
+					rows.length === 1 && rows[0].dataset.id === '`+st.carolID+`'; })()`)
 		}
 	})
 
@@ -333,7 +334,7 @@ func TestAdminConsoleInBrowser(t *testing.T) {
 		// The actor by username, the target by id.
 		act(t, tab, "filter", chromedp.SetValue(chromedp.CSS(`#audit-actor`), consoleAdmin), chromedp.SetValue(chromedp.CSS(`#audit-target`), st.carolID),
 			chromedp.Click(chromedp.CSS(`#audit-form button[type="submit"]`)))
-		waitJS(t, tab, "the actor's username resolved to an id", `/actor=[0-9a-f-]{36}/.test(location.hash)`)
+		waitJS(t, tab, "the filtered log", `/actor=[0-9a-f-]{36}/.test(location.hash) && document.getElementById('audit').dataset.hash === location.hash`)
 		for _, action := range []string{"session", "disable"} {
 			waitJS(t, tab, "the "+action+" entry, named", `Array.prototype.some.call(document.querySelectorAll('#audit tr[data-target="`+st.carolID+`"]'),
 				function (tr) { return tr.dataset.action.indexOf('`+action+`') >= 0 && tr.cells[1].textContent === '`+consoleAdmin+`' &&

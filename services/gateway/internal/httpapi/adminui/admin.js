@@ -678,6 +678,7 @@
           fetchUser(u.id).then(function (full) { if (gen === viewGen) { fill(full); } }, function () { fill(u); });
         }
       });
+      body.dataset.hash = location.hash; // what the rows answer: lets a test (or a person) tell a stale list
       show("users-empty", !(res.items || []).length);
       pager("users", page, res.total || 0, !!res.total_capped, PAGE_SIZE, function (p) { go(usersHash(qs, sort, p)); });
     }, failed(gen));
@@ -907,6 +908,7 @@
         ]));
         if (!actions.querySelector('option[value="' + CSS.escape(a.action) + '"]')) { actions.appendChild(el("option", { value: a.action })); }
       });
+      body.dataset.hash = location.hash;
       show("audit-empty", !(res.items || []).length);
       pager("audit", page, res.total || 0, !!res.total_capped, AUDIT_PAGE_SIZE, function (p) { go(auditHash(actor, target, action, p)); });
     }, failed(gen));

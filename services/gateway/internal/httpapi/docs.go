@@ -57,8 +57,8 @@ func (f staticFile) serve(c *gin.Context) {
 	http.ServeContent(c.Writer, c.Request, "", time.Time{}, bytes.NewReader(f.body))
 }
 
-func mustRead(name string) []byte {
-	b, err := docsUI.ReadFile(name)
+func mustRead(fsys embed.FS, name string) []byte {
+	b, err := fsys.ReadFile(name)
 	if err != nil {
 		panic("httpapi: embedded " + name + " missing: " + err.Error())
 	}
@@ -70,10 +70,10 @@ func (s *server) registerDocs(r *gin.Engine) {
 		panic("httpapi: embedded openapi.json is not valid JSON")
 	}
 	spec := newStaticFile(openAPIJSON, "application/json")
-	page := newStaticFile(mustRead("docsui/index.html"), "text/html; charset=utf-8")
+	page := newStaticFile(mustRead(docsUI, "docsui/index.html"), "text/html; charset=utf-8")
 	assets := map[string]staticFile{
-		"docs.js":  newStaticFile(mustRead("docsui/docs.js"), "text/javascript; charset=utf-8"),
-		"docs.css": newStaticFile(mustRead("docsui/docs.css"), "text/css; charset=utf-8"),
+		"docs.js":  newStaticFile(mustRead(docsUI, "docsui/docs.js"), "text/javascript; charset=utf-8"),
+		"docs.css": newStaticFile(mustRead(docsUI, "docsui/docs.css"), "text/css; charset=utf-8"),
 	}
 
 	r.GET("/openapi.json", func(c *gin.Context) {
@@ -86,7 +86,13 @@ func (s *server) registerDocs(r *gin.Engine) {
 		c.Header("Referrer-Policy", "no-referrer")
 		page.serve(c)
 	})
-	r.GET("/docs/assets/:name", func(c *gin.Context) {
+	r.GET("/docs/assets/:name", serveAssets(assets))
+}
+
+// serveAssets answers GET …/:name with the embedded file of that name, or a
+// 404 problem.
+func serveAssets(assets map[string]staticFile) gin.HandlerFunc {
+	return func(c *gin.Context) {
 		f, ok := assets[c.Param("name")]
 		if !ok {
 			problem.Write(c, problem.New(api.CodeNotFound, "no such asset", middleware.RequestIDOf(c)))
@@ -94,5 +100,5 @@ func (s *server) registerDocs(r *gin.Engine) {
 		}
 		c.Header("Content-Type", f.contentType)
 		f.serve(c)
-	})
+	}
 }

@@ -183,37 +183,44 @@ func serveTest(h http.Handler, method, target string, header map[string]string) 
 	return w
 }
 
-func TestDocsPage(t *testing.T) {
-	h := testEngine(t)
-
-	page := serveTest(h, http.MethodGet, "/docs", nil)
+// wantSelfContainedPage checks the page at path: HTML, a CSP with every
+// directive in csp, no inline script or style, and every asset it names
+// same-origin, served with the right type and nosniff. It returns the page.
+func wantSelfContainedPage(t *testing.T, h http.Handler, path string, csp ...string) string {
+	t.Helper()
+	page := serveTest(h, http.MethodGet, path, nil)
 	if page.Code != http.StatusOK || !strings.HasPrefix(page.Header().Get("Content-Type"), "text/html") {
-		t.Fatalf("GET /docs: %d %q", page.Code, page.Header().Get("Content-Type"))
+		t.Fatalf("GET %s: %d %q", path, page.Code, page.Header().Get("Content-Type"))
 	}
-	csp := page.Header().Get("Content-Security-Policy")
-	for _, want := range []string{"default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'"} {
-		if !strings.Contains(csp, want) {
-			t.Errorf("CSP %q lacks %q", csp, want)
+	got := page.Header().Get("Content-Security-Policy")
+	for _, want := range csp {
+		if !strings.Contains(got, want) {
+			t.Errorf("CSP %q lacks %q", got, want)
 		}
 	}
 	html := page.Body.String()
-	if strings.Contains(html, "<style") || regexp.MustCompile(`<script(?:\s[^>]*)?>\s*[^<\s]`).MatchString(html) {
+	if strings.Contains(html, "<style") || regexp.MustCompile(`<script(?:\s[^>]*)?>\s*[^<\s]`).MatchString(html) ||
+		regexp.MustCompile(`(?i)\s(?:style|on[a-z]+)\s*=`).MatchString(html) {
 		t.Error("the page has inline script or style, which its CSP forbids")
 	}
 
 	// Every asset the page loads is same-origin and served.
 	attrRE := regexp.MustCompile(`(?i)\b(?:src|href)\s*=\s*"([^"]*)"`)
-	refs := attrRE.FindAllStringSubmatch(html, -1)
+	var refs []string
+	for _, m := range attrRE.FindAllStringSubmatch(html, -1) {
+		if !strings.HasPrefix(m[1], "#") { // in-page links load nothing
+			refs = append(refs, m[1])
+		}
+	}
 	if len(refs) < 2 {
 		t.Fatalf("page references %d assets; want its script and stylesheet", len(refs))
 	}
-	for _, m := range refs {
-		ref := m[1]
+	for _, ref := range refs {
 		t.Run(ref, func(t *testing.T) {
 			if strings.Contains(ref, "//") || strings.Contains(ref, ":") {
 				t.Fatalf("%q is not a same-origin relative reference", ref)
 			}
-			target := "/" + strings.TrimPrefix(ref, "/") // relative to /docs, i.e. the root
+			target := "/" + strings.TrimPrefix(ref, "/") // relative to the page, i.e. the root
 			w := serveTest(h, http.MethodGet, target, nil)
 			if w.Code != http.StatusOK {
 				t.Fatalf("GET %s: %d", target, w.Code)
@@ -230,6 +237,12 @@ func TestDocsPage(t *testing.T) {
 			}
 		})
 	}
+	return html
+}
+
+func TestDocsPage(t *testing.T) {
+	h := testEngine(t)
+	wantSelfContainedPage(t, h, "/docs", "default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'")
 
 	// The script fetches the document itself, relative to the page, and
 	// builds the DOM without innerHTML.

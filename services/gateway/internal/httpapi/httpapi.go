@@ -190,6 +190,8 @@ func New(o Options) http.Handler {
 	s.registerAdmin(v1)            // admin.go
 	s.registerIntrospection(r, v1) // introspect.go: RFC 7662 introspection, RFC 8414 metadata
 	s.registerDocs(r)              // docs.go: /openapi.json, /docs
+	// adminui.go: the admin console at /admin.
+	s.registerAdminConsole(r, o.Web.WechatOpenBase)
 	return r
 }
 

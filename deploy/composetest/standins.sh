@@ -83,8 +83,11 @@ standin_nats() {
 	have $img && { echo $img; return; }
 	if [ ! -x "$bin" ]; then
 		log "nats-server $nats_version from the module proxy"
-		GOBIN=$(mktemp -d) CGO_ENABLED=0 GOFLAGS= go install -trimpath -ldflags='-s -w' "github.com/nats-io/nats-server/v2@$nats_version"
-		mv "$GOBIN/nats-server" "$bin" 2>/dev/null || mv "$(go env GOPATH)/bin/nats-server" "$bin"
+		local gobin
+		gobin=$(mktemp -d)
+		GOBIN=$gobin CGO_ENABLED=0 GOFLAGS= go install -trimpath -ldflags='-s -w' "github.com/nats-io/nats-server/v2@$nats_version"
+		mv "$gobin/nats-server" "$bin"
+		rmdir "$gobin"
 	fi
 	ctx=$(mktemp -d)
 	cp "$bin" "$ctx/nats-server"

@@ -5,7 +5,7 @@
 # stand-in built here and tagged wxlogin-standin/…. Prints the variables to
 # use, one NAME=image per line, on stdout (progress goes to stderr).
 #
-#   GO_IMAGE       golang:1.26-bookworm        → Debian (debootstrap) + this machine's Go
+#   GO_IMAGE       golang:1.26-bookworm        → Debian (debootstrap) + this machine's Go and CA bundle
 #   RUNTIME_IMAGE  distroless/static:nonroot   → scratch + /etc/passwd (nonroot 65532), CA certificates, zoneinfo
 #   NATS_IMAGE     nats:<shared's version>     → static nats-server (module proxy) + busybox (wget for the healthcheck)
 #   POSTGRES_IMAGE postgres:17                 → Debian's PostgreSQL + an entrypoint honouring POSTGRES_DB/USER/PASSWORD
@@ -64,7 +64,9 @@ standin_go() {
 	log "golang: $base + $(go version | cut -d' ' -f3) from $goroot"
 	ctx=$(mktemp -d)
 	cp -a "$goroot" "$ctx/go"
-	rm -rf "$ctx/go/pkg/tool/"*/{cover,vet} 2>/dev/null || true
+	# This machine's CA bundle: the build downloads modules through the same
+	# network (and any TLS-inspecting proxy) the machine trusts.
+	cp /etc/ssl/certs/ca-certificates.crt "$ctx/ca-certificates.crt"
 	build $img "$ctx" -f "$here/standin-go.Dockerfile" --build-arg BASE="$base"
 	rm -rf "$ctx"
 	echo $img

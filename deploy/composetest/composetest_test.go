@@ -31,19 +31,22 @@ import (
 // environment (GO_IMAGE, RUNTIME_IMAGE, NATS_IMAGE, POSTGRES_IMAGE: the
 // Makefile passes the stand-ins' names when the real ones cannot be pulled).
 const (
-	project     = "wxlogin-composetest"
-	repoRoot    = "../.."
-	miniAppID   = "wx1111111111111111" // deploy/dev.env
-	webAppID    = "wx2222222222222222"
-	fakeBase    = "http://127.0.0.1:9090" // the fake's published port (docker-compose.yml)
-	upTimeout   = 5 * time.Minute
-	stepTimeout = 2 * time.Minute
+	project   = "wxlogin-composetest"
+	repoRoot  = "../.."
+	miniAppID = "wx1111111111111111" // deploy/dev.env
+	webAppID  = "wx2222222222222222"
+	fakeBase  = "http://127.0.0.1:9090" // the fake's published port (docker-compose.yml)
+	upTimeout = 5 * time.Minute
+	// deploy/nats/cluster/compose.yml, the 3-node NATS override.
+	clusterOverride = "deploy/nats/cluster/compose.yml"
+	stepTimeout     = 2 * time.Minute
 )
 
 type stack struct {
 	t       *testing.T
 	gateway string // http://127.0.0.1:PORT
 	env     []string
+	files   []string // compose files, -f each
 	timings []string
 }
 
@@ -67,6 +70,7 @@ func TestComposeStack(t *testing.T) {
 		{"NATS restarted", func(s *stack) { s.dependencyRestarted("nats") }},
 		{"Postgres restarted", func(s *stack) { s.dependencyRestarted("postgres") }},
 		{"down and up keep the users", (*stack).downUpKeepsUsers},
+		{"the NATS cluster override: three nodes, R3 stream and buckets", (*stack).natsCluster},
 	}
 	for _, st := range steps {
 		began := time.Now()
@@ -85,7 +89,9 @@ func TestComposeStack(t *testing.T) {
 
 func newStack(t *testing.T) *stack {
 	port := freePort(t)
-	s := &stack{t: t, gateway: "http://127.0.0.1:" + port}
+	s := &stack{t: t, gateway: "http://127.0.0.1:" + port, files: []string{"docker-compose.yml"}}
+	// Both files when cleaning up, so that the cluster's nodes go too.
+	all := []string{"docker-compose.yml", clusterOverride}
 	s.env = append(os.Environ(),
 		"GATEWAY_PORT="+port,
 		// The fake's QR page sends the browser to the callback at this URL.
@@ -93,12 +99,15 @@ func newStack(t *testing.T) *stack {
 		"WXLOGIN_LOG_LEVEL=info",
 	)
 	// A stack left over by an interrupted run starts this one from scratch.
+	s.files = all
 	s.compose(context.Background(), "down", "-v", "--remove-orphans")
+	s.files = all[:1]
 	t.Cleanup(func() {
 		if os.Getenv("COMPOSETEST_KEEP") != "" {
 			t.Logf("COMPOSETEST_KEEP set: stack %s left running", project)
 			return
 		}
+		s.files = all
 		s.compose(context.Background(), "down", "-v", "--remove-orphans")
 	})
 	return s
@@ -114,7 +123,11 @@ func (s *stack) printTimings() {
 // compose runs docker compose on the stack and returns its output; errors
 // are the caller's to judge (see mustCompose).
 func (s *stack) compose(ctx context.Context, args ...string) (string, error) {
-	full := append([]string{"compose", "-p", project, "--env-file", "deploy/dev.env", "-f", "docker-compose.yml"}, args...)
+	full := []string{"compose", "-p", project, "--env-file", "deploy/dev.env"}
+	for _, f := range s.files {
+		full = append(full, "-f", f)
+	}
+	full = append(full, args...)
 	cmd := exec.CommandContext(ctx, "docker", full...)
 	cmd.Dir = repoRoot
 	cmd.Env = s.env
@@ -563,6 +576,30 @@ func (s *stack) usersKept() bool {
 		}
 	}
 	return true
+}
+
+// natsCluster: the stack on the 3-node NATS override from scratch, where
+// identity and session create the stream and buckets with three replicas
+// (they stop at start if the cluster cannot hold them); logins work.
+func (s *stack) natsCluster() {
+	s.mustCompose(upTimeout, "down", "-v")
+	s.files = []string{"docker-compose.yml", clusterOverride} // from here on
+	s.mustCompose(upTimeout, "up", "-d", "--wait")
+	for _, svc := range []string{"nats", "nats-2", "nats-3"} {
+		if n := len(s.serviceContainers(svc)); n != 1 {
+			s.t.Fatalf("%d %s containers, want 1", n, svc)
+		}
+	}
+	for _, svc := range []string{"identity", "session"} {
+		out := s.mustCompose(stepTimeout, "logs", "--no-color", svc)
+		if !strings.Contains(out, `"nats_replicas":3`) {
+			s.t.Errorf("%s did not start with WXLOGIN_NATS_REPLICAS=3", svc)
+		}
+	}
+	s.waitReady(time.Minute)
+	if user, isNew, err := s.login("o_compose_cluster"); err != nil || user == "" || !isNew {
+		s.t.Fatalf("login on the NATS cluster: %q new %v, %v", user, isNew, err)
+	}
 }
 
 // downUpKeepsUsers: down (containers and network go, volumes stay) and up

@@ -5,7 +5,13 @@ package composetest
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +22,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -47,6 +54,7 @@ type stack struct {
 	gateway string // http://127.0.0.1:PORT
 	env     []string
 	files   []string // compose files, -f each
+	kid     string   // of the signing key mounted from WXLOGIN_JWT_KEY_FILE
 	timings []string
 }
 
@@ -92,8 +100,13 @@ func newStack(t *testing.T) *stack {
 	s := &stack{t: t, gateway: "http://127.0.0.1:" + port, files: []string{"docker-compose.yml"}}
 	// Both files when cleaning up, so that the cluster's nodes go too.
 	all := []string{"docker-compose.yml", clusterOverride}
+	keyFile, appsFile := s.writeFiles()
 	s.env = append(os.Environ(),
 		"GATEWAY_PORT="+port,
+		// Host paths: compose mounts them as secrets (the services read
+		// /run/secrets/...).
+		"WXLOGIN_JWT_KEY_FILE="+keyFile,
+		"WXLOGIN_APPS_FILE="+appsFile,
 		// The fake's QR page sends the browser to the callback at this URL.
 		"WXLOGIN_PUBLIC_URL="+s.gateway,
 		"WXLOGIN_LOG_LEVEL=info",
@@ -111,6 +124,37 @@ func newStack(t *testing.T) *stack {
 		s.compose(context.Background(), "down", "-v", "--remove-orphans")
 	})
 	return s
+}
+
+// extraAppID is an app WXLOGIN_APPS_FILE adds; the services must list it.
+const extraAppID = "wx3333333333333333"
+
+// writeFiles writes an Ed25519 signing key and an apps file, readable by
+// the images' nonroot user, and remembers the key's kid (RFC 7638).
+func (s *stack) writeFiles() (keyFile, appsFile string) {
+	dir := s.t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	keyFile, appsFile = filepath.Join(dir, "jwt_ed25519.pem"), filepath.Join(dir, "apps.yaml")
+	write := func(path string, b []byte) {
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	write(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	write(appsFile, []byte("- {name: extra, kind: miniprogram, appid: "+extraAppID+", secret: compose-test-extra-secret}\n"))
+	thumb := sha256.Sum256([]byte(`{"crv":"Ed25519","kty":"OKP","x":"` + base64.RawURLEncoding.EncodeToString(pub) + `"}`))
+	s.kid = base64.RawURLEncoding.EncodeToString(thumb[:])
+	return keyFile, appsFile
 }
 
 func (s *stack) printTimings() {
@@ -176,6 +220,13 @@ func (s *stack) upHealthy() {
 	// Published on loopback only (GATEWAY_BIND's default).
 	if got := strings.TrimSpace(s.mustCompose(stepTimeout, "port", "gateway", "8080")); !strings.HasPrefix(got, "127.0.0.1:") {
 		s.t.Errorf("gateway published on %q, want 127.0.0.1", got)
+	}
+	// The mounted files reached the services: the extra app from
+	// WXLOGIN_APPS_FILE is listed at start.
+	for _, svc := range []string{"identity", "session"} {
+		if out := s.mustCompose(stepTimeout, "logs", "--no-color", svc); !strings.Contains(out, extraAppID) {
+			s.t.Errorf("%s does not list the app of WXLOGIN_APPS_FILE (%s)", svc, extraAppID)
+		}
 	}
 	// One identity image: migrate ran what identity's build made.
 	migrate, identity := s.imageOf("migrate"), s.imageOf("identity")
@@ -280,7 +331,25 @@ func (s *stack) login(openID string) (user string, isNew bool, err error) {
 	if status != http.StatusOK || m["access_token"] == nil {
 		return "", false, fmt.Errorf("login %s: %d %v", openID, status, m)
 	}
+	// Signed with the key mounted from WXLOGIN_JWT_KEY_FILE.
+	if kid := kidOf(m["access_token"].(string)); kid != s.kid {
+		return "", false, fmt.Errorf("login %s: token kid %q, want the mounted key's %q", openID, kid, s.kid)
+	}
 	return userID(m), m["is_new_user"] == true, nil
+}
+
+// kidOf is the kid in a JWT's header ("" if it has none).
+func kidOf(token string) string {
+	head, _, _ := strings.Cut(token, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return ""
+	}
+	var h struct {
+		Kid string `json:"kid"`
+	}
+	_ = json.Unmarshal(raw, &h)
+	return h.Kid
 }
 
 func userID(m map[string]any) string {

@@ -6,7 +6,7 @@ PKGS    := $(addsuffix /...,$(MODULES))
 # through the module proxy) unless the caller chose one.
 export GOTOOLCHAIN ?= auto
 
-.PHONY: test vet build bench bench-short bench-admin gobench devstack tidy faults-long fuzz vulncheck
+.PHONY: test vet build bench bench-short bench-admin gobench devstack tidy faults-long fuzz vulncheck compose-test
 
 ## test: vet, then every module's unit and integration tests with the race
 ## detector, against a real PostgreSQL (WXLOGIN_TEST_DATABASE_URL, else
@@ -61,6 +61,19 @@ fuzz:
 ## our code calls a known-vulnerable function.
 vulncheck:
 	GO=$(GO) .ci/vulncheck $(PKGS)
+
+## compose-test: the production shape for real (deploy/composetest): a
+## Docker engine and the compose plugin installed and started when absent,
+## stand-ins for registry images that cannot be pulled, the images built,
+## the dev-profile stack driven through logins, scaling, a replica stopped,
+## NATS and Postgres restarted, down and up. Prints its timings.
+compose-test:
+	@start=$$(date +%s); \
+	deploy/composetest/setup.sh && \
+	images=$$(deploy/composetest/standins.sh) && echo "compose-test images: $$images" && \
+	echo "compose-test: setup and images $$(( $$(date +%s) - start ))s" && \
+	cd deploy && env $$images $(GO) test -tags composetest -count=1 -v -timeout 45m -run '^TestComposeStack$$' ./composetest/ ; \
+	rc=$$?; echo "compose-test: total $$(( $$(date +%s) - start ))s"; exit $$rc
 
 ## build: the service binaries into ./bin
 build:

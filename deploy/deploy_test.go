@@ -98,10 +98,16 @@ var buildableServices = []string{"gateway", "identity", "session", "fakewechat"}
 type composeFile struct {
 	Services map[string]composeService `yaml:"services"`
 	Volumes  map[string]any            `yaml:"volumes"`
+	Secrets  map[string]composeSecret  `yaml:"secrets"`
+}
+
+type composeSecret struct {
+	File string `yaml:"file"`
 }
 
 type composeService struct {
 	Image         string               `yaml:"image"`
+	PullPolicy    string               `yaml:"pull_policy"`
 	Build         *composeBuild        `yaml:"build"`
 	Command       []string             `yaml:"command"`
 	Ports         []any                `yaml:"ports"`
@@ -113,6 +119,7 @@ type composeService struct {
 	Restart       string               `yaml:"restart"`
 	Volumes       []string             `yaml:"volumes"`
 	ReadOnly      bool                 `yaml:"read_only"`
+	Secrets       []string             `yaml:"secrets"`
 }
 
 type composeBuild struct {
@@ -204,6 +211,11 @@ func TestCompose(t *testing.T) {
 		if len(gw.Ports) != 1 || !strings.HasSuffix(fmt.Sprint(gw.Ports[0]), ":8080") {
 			t.Errorf("gateway ports = %v, want one mapping to container port 8080", gw.Ports)
 		}
+		// Plain HTTP, for the TLS proxy on the same host: loopback unless
+		// the operator says otherwise.
+		if len(gw.Ports) == 1 && !strings.HasPrefix(fmt.Sprint(gw.Ports[0]), "${GATEWAY_BIND:-127.0.0.1}:") {
+			t.Errorf("gateway port %v, want it published on ${GATEWAY_BIND:-127.0.0.1}", gw.Ports[0])
+		}
 		if got := gw.Environment["WXLOGIN_HTTP_ADDR"]; got != ":8080" {
 			t.Errorf("gateway WXLOGIN_HTTP_ADDR = %q, want :8080", got)
 		}
@@ -267,8 +279,11 @@ func TestCompose(t *testing.T) {
 		if pg.Environment["POSTGRES_DB"] != "wxlogin" {
 			t.Errorf("POSTGRES_DB = %q, want wxlogin", pg.Environment["POSTGRES_DB"])
 		}
-		if !strings.HasPrefix(pg.Environment["POSTGRES_PASSWORD"], "${POSTGRES_PASSWORD") {
-			t.Errorf("POSTGRES_PASSWORD = %q, want it from the environment", pg.Environment["POSTGRES_PASSWORD"])
+		if got := pg.Environment["POSTGRES_PASSWORD"]; !strings.HasPrefix(got, "${POSTGRES_PASSWORD:?") {
+			t.Errorf("POSTGRES_PASSWORD = %q, want it required from the environment (no default)", got)
+		}
+		if got := f.Services["identity"].Environment["WXLOGIN_DATABASE_URL"]; !strings.Contains(got, "${POSTGRES_PASSWORD:?") {
+			t.Errorf("identity's default WXLOGIN_DATABASE_URL = %q, want the required POSTGRES_PASSWORD in it", got)
 		}
 		if !mountsVolumeAt(pg, f, "/var/lib/postgresql/data") {
 			t.Errorf("postgres data is not on a named volume: %v", pg.Volumes)
@@ -323,6 +338,79 @@ func TestCompose(t *testing.T) {
 		}
 	})
 
+	t.Run("one image per service, built once, never pulled", func(t *testing.T) {
+		builtBy := map[string]string{}
+		for name, s := range f.Services {
+			if s.Build == nil {
+				continue
+			}
+			if other, ok := builtBy[s.Image]; ok {
+				t.Errorf("%s and %s both build %s: two different images under one name", name, other, s.Image)
+			}
+			builtBy[s.Image] = name
+			if s.PullPolicy != "build" {
+				t.Errorf("%s pull_policy = %q, want build (the image is ours, in no registry)", name, s.PullPolicy)
+			}
+		}
+		m := f.Services["migrate"]
+		if m.Build != nil || m.Image != f.Services["identity"].Image || m.PullPolicy != "never" {
+			t.Errorf("migrate: build %v, image %q, pull_policy %q; want identity's image %q, no build, pull_policy never",
+				m.Build, m.Image, m.PullPolicy, f.Services["identity"].Image)
+		}
+		for _, name := range []string{"nats", "postgres"} {
+			if img := f.Services[name].Image; !strings.HasPrefix(img, "${") {
+				t.Errorf("%s image %q: want it named by a variable (for local stand-ins)", name, img)
+			}
+		}
+	})
+
+	t.Run("nats runs the tests' nats-server", func(t *testing.T) {
+		want := natsServerVersion(t)
+		for _, path := range []string{composePath, clusterComposePath} {
+			for name, s := range loadCompose(t, path).Services {
+				if s.Image == "" || !strings.Contains(s.Image, "nats:") {
+					continue
+				}
+				if !strings.Contains(s.Image, "nats:"+want+"-") {
+					t.Errorf("%s: %s image %q, want nats:%s (shared/go.mod's nats-server)", path, name, s.Image, want)
+				}
+			}
+		}
+	})
+
+	t.Run("the cluster override replicates three times", func(t *testing.T) {
+		over := loadCompose(t, clusterComposePath)
+		for _, name := range []string{"identity", "session"} {
+			if got := over.Services[name].Environment["WXLOGIN_NATS_REPLICAS"]; got != "3" {
+				t.Errorf("cluster override: %s WXLOGIN_NATS_REPLICAS = %q, want 3", name, got)
+			}
+		}
+	})
+
+	t.Run("files are mounted as secrets", func(t *testing.T) {
+		// A host path set in .env names nothing inside the container: each
+		// file variable points at its mounted secret, or is empty.
+		want := map[string]map[string]string{
+			"identity": {"WXLOGIN_APPS_FILE": "wxlogin_apps"},
+			"migrate":  {"WXLOGIN_APPS_FILE": "wxlogin_apps"},
+			"session":  {"WXLOGIN_APPS_FILE": "wxlogin_apps", "WXLOGIN_JWT_KEY_FILE": "wxlogin_jwt_key"},
+		}
+		for name, vars := range want {
+			s := f.Services[name]
+			for v, secret := range vars {
+				if got, exp := s.Environment[v], "${"+v+":+/run/secrets/"+secret+"}"; got != exp {
+					t.Errorf("%s %s = %q, want %q", name, v, got, exp)
+				}
+				if !slices.Contains(s.Secrets, secret) {
+					t.Errorf("%s does not mount secret %s (has %v)", name, secret, s.Secrets)
+				}
+				if got, exp := f.Secrets[secret].File, "${"+v+":-/dev/null}"; got != exp {
+					t.Errorf("secret %s file = %q, want %q", secret, got, exp)
+				}
+			}
+		}
+	})
+
 	t.Run("images build from deploy/Dockerfile", func(t *testing.T) {
 		for name, s := range f.Services {
 			if s.Build == nil {
@@ -330,6 +418,11 @@ func TestCompose(t *testing.T) {
 			}
 			if s.Build.Context != "." || s.Build.Dockerfile != "deploy/Dockerfile" {
 				t.Errorf("%s build = %+v, want context . and deploy/Dockerfile", name, *s.Build)
+			}
+			for _, arg := range []string{"GO_IMAGE", "RUNTIME_IMAGE"} {
+				if !strings.HasPrefix(s.Build.Args[arg], "${"+arg+":-") {
+					t.Errorf("%s build arg %s = %q, want ${%s:-the real image}", name, arg, s.Build.Args[arg], arg)
+				}
 			}
 			svc := s.Build.Args["SERVICE"]
 			if !slices.Contains(buildableServices, svc) {
@@ -360,9 +453,13 @@ func TestCompose(t *testing.T) {
 				t.Errorf("%s healthcheck = %v, want [CMD /healthcheck URL]", name, test)
 			}
 		}
-		for name, port := range map[string]string{"gateway": "8080", "identity": "9100", "session": "9100"} {
+		// identity and session are healthy when ready (the gateway waits
+		// for that); the gateway when alive (/readyz would tie its health
+		// to theirs).
+		for name, url := range map[string]string{"gateway": "8080/livez", "identity": "9100/readyz", "session": "9100/readyz"} {
 			s := f.Services[name]
-			want := "http://127.0.0.1:" + port + "/healthz"
+			port, _, _ := strings.Cut(url, "/")
+			want := "http://127.0.0.1:" + url
 			if !slices.Contains(s.Healthcheck.testOrEmpty(), want) {
 				t.Errorf("%s healthcheck = %v, want it to probe %s", name, s.Healthcheck.testOrEmpty(), want)
 			}
@@ -391,7 +488,7 @@ func TestCompose(t *testing.T) {
 			}
 		}
 		want := map[string]map[string]string{
-			"gateway":  {"nats": "service_healthy", "identity": "service_started", "session": "service_started"},
+			"gateway":  {"nats": "service_healthy", "identity": "service_healthy", "session": "service_healthy"},
 			"identity": {"nats": "service_healthy", "postgres": "service_healthy"},
 			"session":  {"nats": "service_healthy"},
 		}
@@ -611,6 +708,39 @@ type instruction struct {
 	args string
 }
 
+// natsServerVersion is the nats-server version shared/go.mod requires (the
+// one the tests embed), without its v.
+func natsServerVersion(t *testing.T) string {
+	t.Helper()
+	raw, err := os.ReadFile("../shared/go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "github.com/nats-io/nats-server/v2" {
+			return strings.TrimPrefix(f[1], "v")
+		}
+	}
+	t.Fatal("shared/go.mod does not require nats-server")
+	return ""
+}
+
+// argDefault is image with a ${NAME} (an ARG before the first FROM)
+// replaced by the ARG's default.
+func argDefault(ins []instruction, image string) string {
+	name, ok := strings.CutPrefix(image, "${")
+	if !ok {
+		return image
+	}
+	name = strings.TrimSuffix(name, "}")
+	for _, in := range ins {
+		if k, v, _ := strings.Cut(in.args, "="); in.cmd == "ARG" && k == name {
+			return v
+		}
+	}
+	return image
+}
+
 func parseDockerfile(t *testing.T, path string) []instruction {
 	t.Helper()
 	raw, err := os.ReadFile(path)
@@ -657,7 +787,7 @@ func TestDockerfile(t *testing.T) {
 	build, final := ins[:last], ins[last:]
 
 	t.Run("final stage is distroless and non-root", func(t *testing.T) {
-		image := strings.Fields(final[0].args)[0]
+		image := argDefault(ins, strings.Fields(final[0].args)[0])
 		if !strings.HasPrefix(image, "gcr.io/distroless/static") && image != "scratch" {
 			t.Errorf("final stage FROM %s, want distroless static or scratch", image)
 		}
@@ -687,7 +817,7 @@ func TestDockerfile(t *testing.T) {
 	})
 
 	t.Run("build stage", func(t *testing.T) {
-		all := fmt.Sprint(build)
+		all := fmt.Sprint(build) + " " + argDefault(ins, strings.Fields(build[0].args)[0])
 		for _, want := range []string{"golang:", "ARG SERVICE", "GOWORK=off", "CGO_ENABLED=0", "-trimpath", `-ldflags="-s -w"`} {
 			if !strings.Contains(all, want) {
 				t.Errorf("build stage lacks %s", want)
@@ -910,6 +1040,7 @@ func TestDockerComposeConfig(t *testing.T) {
 				for _, u := range natsauth.Users() {
 					cmd.Env = append(cmd.Env, natsauth.PasswordVar(u)+"=example")
 				}
+				cmd.Env = append(cmd.Env, "POSTGRES_PASSWORD=example")
 			}
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Errorf("docker %s: %v\n%s", strings.Join(args, " "), err, out)

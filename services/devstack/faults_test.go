@@ -401,7 +401,7 @@ func TestFaultPostgres(t *testing.T) {
 	p.env = append(p.env, "WXLOGIN_DATABASE_URL="+proxy.URL(p.dsn), "WXLOGIN_METRICS_ADDR="+identityOps)
 	p.terminate("identity")
 	p.start("identity")
-	identityReady := "http://" + identityOps + "/healthz" // its readiness
+	identityReady := "http://" + identityOps + "/readyz" // its readiness
 	until(t, 30*time.Second, "identity through the proxy", loginWorks(p, "pg-first"))
 	p.wx.mint("pg-known-1", standInUser{OpenID: "o_pg_known"})
 	if a := tryLogin(p, "pg-known-1"); a.status != http.StatusOK {
@@ -429,7 +429,7 @@ func TestFaultPostgres(t *testing.T) {
 		p.wx.mint(fmt.Sprintf("pg-known-%d", round), standInUser{OpenID: "o_pg_known"})
 		knownDone := make(chan attempt, 1)
 		go func() { knownDone <- tryLogin(p, fmt.Sprintf("pg-known-%d", round)) }()
-		until(t, 10*time.Second, "identity's healthz to report the outage", func() bool { return statusOf(identityReady) == http.StatusServiceUnavailable })
+		until(t, 10*time.Second, "identity's readyz to report the outage", func() bool { return statusOf(identityReady) == http.StatusServiceUnavailable })
 		readyDown := time.Since(began)
 		gatewayReady := statusOf(p.url("/readyz"))
 		until(t, 30*time.Second+o.hold, "logins during the outage", func() bool {
@@ -440,7 +440,7 @@ func TestFaultPostgres(t *testing.T) {
 		proxy.Restore()
 		until(t, 30*time.Second, "logins after the restore", func() bool { return l.okSince(restored) > 0 })
 		works := time.Since(restored)
-		until(t, 10*time.Second, "identity's healthz back to 200", func() bool { return statusOf(identityReady) == http.StatusOK })
+		until(t, 10*time.Second, "identity's readyz back to 200", func() bool { return statusOf(identityReady) == http.StatusOK })
 		as := l.finish()
 		all = append(all, as...)
 		var during []attempt
@@ -449,7 +449,7 @@ func TestFaultPostgres(t *testing.T) {
 				during = append(during, a)
 			}
 		}
-		t.Logf("round %d, %s for %s: known user's login %s; identity healthz 503 after %s (gateway readyz %d); during it %d logins: %s, slowest %s; logins work %s after the restore",
+		t.Logf("round %d, %s for %s: known user's login %s; identity readyz 503 after %s (gateway readyz %d); during it %d logins: %s, slowest %s; logins work %s after the restore",
 			round, o.name, restored.Sub(began).Round(time.Millisecond), known, readyDown.Round(time.Millisecond), gatewayReady,
 			len(during), tally(during), slowest(during), works.Round(time.Millisecond))
 		if known.status != http.StatusServiceUnavailable || known.code != "service_unavailable" || known.token != "" {

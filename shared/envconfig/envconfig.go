@@ -1,12 +1,18 @@
 // Package envconfig reads a service's configuration from the environment
 // into a struct with caarlos0/env tags, and redacts the URLs in it for logs.
 // Errors name the environment variable to fix, not the Go field.
+//
+// Every variable V can instead be given as V_FILE, the path of a file
+// holding the value (Docker and Kubernetes secrets are mounted as files):
+// the file's content, without its trailing newline, is V's value.
 package envconfig
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
+	"os"
 	"reflect"
 	"strings"
 
@@ -17,8 +23,64 @@ import (
 // environment (envDefault tags for unset variables). A bad value is an
 // error naming its variable, one line per bad variable; errors.As still
 // finds the env library's error (env.ParseError, ...) under each line.
+//
+// V_FILE (see the package comment) is read for every variable V of into;
+// setting both V and V_FILE is an error, as is a V_FILE that cannot be read.
 func Parse(into any) error {
-	return explain(into, env.Parse(into))
+	environ, err := withFiles(into, env.ToMap(os.Environ()))
+	if err != nil {
+		return err
+	}
+	return explain(into, env.ParseWithOptions(into, env.Options{Environment: environ}))
+}
+
+// FileSuffix turns a variable's name into its file variant's.
+const FileSuffix = "_FILE"
+
+// maxFileBytes bounds a V_FILE: values are secrets and URLs, not documents.
+const maxFileBytes = 64 << 10
+
+// withFiles returns environ with the value of each V_FILE read into V, for
+// the variables of into.
+func withFiles(into any, environ map[string]string) (map[string]string, error) {
+	var errs []error
+	for _, names := range varNames(reflect.TypeOf(into)) {
+		for _, name := range names {
+			path, ok := environ[name+FileSuffix]
+			if !ok {
+				continue
+			}
+			if _, set := environ[name]; set {
+				errs = append(errs, fmt.Errorf("%s and %s%s: set one, not both", name, name, FileSuffix))
+				continue
+			}
+			v, err := readValue(path)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s%s: %w", name, FileSuffix, err))
+				continue
+			}
+			environ[name] = v
+		}
+	}
+	return environ, errors.Join(errs...)
+}
+
+// readValue is the content of the file at path without trailing line ends
+// (editors and `echo` add one; a secret never ends in one).
+func readValue(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err // names the path, never the content
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
+	if err != nil {
+		return "", err
+	}
+	if len(b) > maxFileBytes {
+		return "", fmt.Errorf("%s: larger than %d bytes", path, maxFileBytes)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
 // Defaults fills into with its envDefault values alone, as if the

@@ -164,3 +164,70 @@ func TestDefaultsIgnoresTheEnvironment(t *testing.T) {
 		t.Errorf("got %+v\nwant %+v", got, want)
 	}
 }
+
+// TestParseFileVariants: V_FILE holds V's value in a file (a mounted
+// Docker or Kubernetes secret), for every variable, nested ones too.
+func TestParseFileVariants(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	clearFiles := func(t *testing.T) {
+		for _, k := range testVars {
+			t.Setenv(k+FileSuffix, "")
+			os.Unsetenv(k + FileSuffix)
+		}
+	}
+	t.Run("read, trailing line end dropped", func(t *testing.T) {
+		setEnv(t, nil)
+		clearFiles(t)
+		t.Setenv("ENVCONFIG_TEST_URL_FILE", write("url", "postgres://u:s3cret@db/x\r\n"))
+		t.Setenv("ENVCONFIG_TEST_REPLICA_PORT_FILE", write("port", "6543\n"))
+		var c testConfig
+		if err := Parse(&c); err != nil {
+			t.Fatal(err)
+		}
+		if c.URL == nil || c.URL.String() != "postgres://u:s3cret@db/x" || c.Replica.Port != 6543 || c.Primary.Port != 5432 {
+			t.Fatalf("got URL %v, ports %d/%d", c.URL, c.Primary.Port, c.Replica.Port)
+		}
+	})
+	t.Run("both set", func(t *testing.T) {
+		setEnv(t, map[string]string{"ENVCONFIG_TEST_COUNT": "2"})
+		clearFiles(t)
+		t.Setenv("ENVCONFIG_TEST_COUNT_FILE", write("count", "3"))
+		err := Parse(&testConfig{})
+		if err == nil || !strings.Contains(err.Error(), "ENVCONFIG_TEST_COUNT and ENVCONFIG_TEST_COUNT_FILE") {
+			t.Fatalf("err = %v, want one naming both variables", err)
+		}
+	})
+	t.Run("missing file", func(t *testing.T) {
+		setEnv(t, nil)
+		clearFiles(t)
+		t.Setenv("ENVCONFIG_TEST_COUNT_FILE", filepath.Join(dir, "absent"))
+		err := Parse(&testConfig{})
+		if err == nil || !strings.HasPrefix(err.Error(), "ENVCONFIG_TEST_COUNT_FILE: ") {
+			t.Fatalf("err = %v, want one naming ENVCONFIG_TEST_COUNT_FILE", err)
+		}
+	})
+	t.Run("bad value in a file names the variable, not the content", func(t *testing.T) {
+		setEnv(t, nil)
+		clearFiles(t)
+		t.Setenv("ENVCONFIG_TEST_COUNT_FILE", write("bad", "not-a-number"))
+		err := Parse(&testConfig{})
+		if err == nil || !strings.HasPrefix(err.Error(), "ENVCONFIG_TEST_COUNT: invalid value") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("too large", func(t *testing.T) {
+		setEnv(t, nil)
+		clearFiles(t)
+		t.Setenv("ENVCONFIG_TEST_NAMES_FILE", write("big", strings.Repeat("a", maxFileBytes+1)))
+		if err := Parse(&testConfig{}); err == nil || !strings.Contains(err.Error(), "larger than") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}

@@ -1,7 +1,9 @@
-// Package opshttp is the operations HTTP server of the services: GET /metrics
-// for Prometheus, GET /healthz for container health checks and, only when
-// asked for (WXLOGIN_PPROF=true), net/http/pprof's profiles. It is meant for
-// a private port (":9100" in the containers), never for the public.
+// Package opshttp is the operations HTTP server of the services (identity and
+// session; the gateway uses it for /metrics): GET /metrics for Prometheus, GET /livez
+// (liveness: the process serves) and GET /readyz (readiness: its
+// dependencies) for health checks and Kubernetes probes, and, only when asked for
+// (WXLOGIN_PPROF=true), net/http/pprof's profiles. It is meant for a
+// private port (":9100" in the containers), never for the public.
 package opshttp
 
 import (
@@ -162,8 +164,12 @@ func Serve(ctx context.Context, addr string, reg *prometheus.Registry, ready fun
 // Handler serves:
 //
 //	GET /metrics  reg in the Prometheus exposition format (404 when reg is nil)
-//	GET /healthz  200 {"status":"ok"}; 503 {"status":"unavailable","error":...}
-//	              when ready is not nil and fails
+//	GET /livez    200 {"status":"ok"} while the process serves HTTP: a
+//	              liveness probe must not fail because a dependency is down,
+//	              or a database outage would restart every pod
+//	GET /healthz  the same as /livez (kept for the probes that use it)
+//	GET /readyz   200 {"status":"ok"}; 503 {"status":"unavailable","error":...}
+//	              when ready fails (404 when ready is nil)
 //	GET /debug/pprof/...  net/http/pprof, with WithPprof(true) only
 //
 // ready should be cheap: a health checker calls it every few seconds.
@@ -185,15 +191,18 @@ func Handler(reg *prometheus.Registry, ready func(context.Context) error, log *s
 			MaxRequestsInFlight: maxScrapes,
 		}))
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if ready != nil {
+	live := func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, health{Status: "ok"}) }
+	mux.HandleFunc("GET /livez", live)
+	mux.HandleFunc("GET /healthz", live)
+	if ready != nil {
+		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 			if err := checkReady(r.Context(), ready); err != nil {
 				writeJSON(w, http.StatusServiceUnavailable, health{Status: "unavailable", Error: err.Error()})
 				return
 			}
-		}
-		writeJSON(w, http.StatusOK, health{Status: "ok"})
-	})
+			writeJSON(w, http.StatusOK, health{Status: "ok"})
+		})
+	}
 	return mux
 }
 

@@ -97,10 +97,16 @@ func TestServer(t *testing.T) {
 	}{
 		{"metrics", "GET", "/metrics", false, 200, "wxlogin_test_hits_total 3"},
 		{"metrics HEAD", "HEAD", "/metrics", false, 200, ""},
-		{"healthz", "GET", "/healthz", false, 200, `{"status":"ok"}`},
-		{"healthz not ready", "GET", "/healthz", true, 503, `{"status":"unavailable","error":"nats: not connected"}`},
+		{"readyz", "GET", "/readyz", false, 200, `{"status":"ok"}`},
+		{"readyz not ready", "GET", "/readyz", true, 503, `{"status":"unavailable","error":"nats: not connected"}`},
+		// Liveness is the process only: a dependency down (the database,
+		// NATS) must not make Kubernetes restart the pod.
+		{"livez", "GET", "/livez", false, 200, `{"status":"ok"}`},
+		{"livez not ready", "GET", "/livez", true, 200, `{"status":"ok"}`},
+		{"healthz is livez", "GET", "/healthz", true, 200, `{"status":"ok"}`},
 		{"metrics while not ready", "GET", "/metrics", true, 200, "wxlogin_test_hits_total 3"},
-		{"POST healthz", "POST", "/healthz", false, 405, ""},
+		{"POST readyz", "POST", "/readyz", false, 405, ""},
+		{"POST livez", "POST", "/livez", false, 405, ""},
 		{"unknown path", "GET", "/debug/pprof/", false, 404, ""},
 	}
 	for _, tc := range tests {
@@ -113,7 +119,7 @@ func TestServer(t *testing.T) {
 			if status != tc.wantStatus || !strings.Contains(body, tc.wantBody) {
 				t.Fatalf("%s %s = %d %q, want %d containing %q", tc.method, tc.path, status, body, tc.wantStatus, tc.wantBody)
 			}
-			if tc.path == "/healthz" && status != 405 && hdr.Get("Content-Type") != "application/json" {
+			if tc.path != "/metrics" && status != 405 && status != 404 && hdr.Get("Content-Type") != "application/json" {
 				t.Errorf("Content-Type %q", hdr.Get("Content-Type"))
 			}
 		})
@@ -125,10 +131,14 @@ func TestNilRegistryAndReady(t *testing.T) {
 	if status, _, _ := get(t, "GET", base+"/metrics"); status != 404 {
 		t.Errorf("/metrics without a registry: %d, want 404", status)
 	}
-	status, _, body := get(t, "GET", base+"/healthz")
+	status, _, body := get(t, "GET", base+"/livez")
 	var h struct{ Status string }
 	if status != 200 || json.Unmarshal([]byte(body), &h) != nil || h.Status != "ok" {
-		t.Errorf("/healthz = %d %q", status, body)
+		t.Errorf("/livez = %d %q", status, body)
+	}
+	// Without a readiness check there is no /readyz to mislead a probe.
+	if status, _, _ := get(t, "GET", base+"/readyz"); status != 404 {
+		t.Errorf("/readyz without a check: %d, want 404", status)
 	}
 }
 
@@ -221,7 +231,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	res := make(chan result, 1)
 	go func() {
-		resp, err := http.Get(base + "/healthz")
+		resp, err := http.Get(base + "/readyz")
 		if err != nil {
 			res <- result{err: err}
 			return
@@ -267,12 +277,12 @@ func TestReadyThatHangs(t *testing.T) {
 	ready := func(context.Context) error { <-release; return nil }
 	base, _ := run(t, opshttp.New(listen(t), nil, ready, testLog(t)))
 	began := time.Now()
-	status, _, body := get(t, "GET", base+"/healthz")
+	status, _, body := get(t, "GET", base+"/readyz")
 	if status != http.StatusServiceUnavailable || !strings.Contains(body, "did not finish") {
-		t.Fatalf("healthz with a hung check = %d %q, want 503", status, body)
+		t.Fatalf("readyz with a hung check = %d %q, want 503", status, body)
 	}
 	if took := time.Since(began); took > 3*time.Second {
-		t.Errorf("healthz took %s with a hung check", took)
+		t.Errorf("readyz took %s with a hung check", took)
 	}
 }
 

@@ -156,13 +156,15 @@ func TestHealthAndReadiness(t *testing.T) {
 		t.Errorf("detail %q does not list what is down", d)
 	}
 
-	// Liveness does not depend on the services.
-	r := get(t, base+"/healthz", nil)
-	if r.status != http.StatusOK || r.body["status"] != "ok" {
-		t.Fatalf("healthz %d %s", r.status, r.raw)
-	}
-	if r := do(t, context.Background(), http.MethodHead, base+"/healthz", "", "", nil); r.status != http.StatusOK {
-		t.Errorf("HEAD /healthz %d", r.status)
+	// Liveness does not depend on the services; /healthz is its alias.
+	for _, path := range []string{"/livez", "/healthz"} {
+		r := get(t, base+path, nil)
+		if r.status != http.StatusOK || r.body["status"] != "ok" {
+			t.Fatalf("%s %d %s", path, r.status, r.raw)
+		}
+		if r := do(t, context.Background(), http.MethodHead, base+path, "", "", nil); r.status != http.StatusOK {
+			t.Errorf("HEAD %s %d", path, r.status)
+		}
 	}
 }
 
@@ -177,8 +179,8 @@ func TestStartsWithoutNATS(t *testing.T) {
 	l.Close()
 	base := e.gateway(func(c *gatewaysvc.Config) { c.NATSURL = deadURL })
 
-	if r := get(t, base+"/healthz", nil); r.status != http.StatusOK {
-		t.Fatalf("healthz %d", r.status)
+	if r := get(t, base+"/livez", nil); r.status != http.StatusOK {
+		t.Fatalf("livez %d", r.status)
 	}
 	b := wantProblem(t, get(t, base+"/readyz", nil), http.StatusServiceUnavailable, "service_unavailable")
 	if !reflect.DeepEqual(b["down"], []any{"nats", "keys", "revocations"}) {

@@ -7,9 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 
 	"github.com/wxlogin/wxlogin/services/identity/identitysvc"
 	"github.com/wxlogin/wxlogin/shared/api"
@@ -217,8 +220,10 @@ func TestMetricsEndpoint(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body)
 	}
-	if code, body := get("/healthz"); code != http.StatusOK || strings.TrimSpace(body) != `{"status":"ok"}` {
-		t.Errorf("healthz = %d %q", code, body)
+	for _, path := range []string{"/readyz", "/livez", "/healthz"} {
+		if code, body := get(path); code != http.StatusOK || strings.TrimSpace(body) != `{"status":"ok"}` {
+			t.Errorf("%s = %d %q", path, code, body)
+		}
 	}
 	eventually(t, "the login's events published", func() bool {
 		_, body := get("/metrics")
@@ -254,11 +259,52 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Errorf("Run with the metrics port taken = %v, want an error naming WXLOGIN_METRICS_ADDR", err)
 	}
 
-	// Without NATS no request reaches the replica: unhealthy, while the
-	// metrics stay up.
+	// A database outage makes the replica unready, never dead: /livez does
+	// not look at Postgres, so a liveness probe restarts no pod for it.
+	dbOutage(t, s.cfg.DatabaseURL, func() {
+		waitReadyz(t, addr, http.StatusServiceUnavailable, "database:")
+		if code, body := get("/livez"); code != http.StatusOK {
+			t.Errorf("/livez during a database outage = %d %q, want 200", code, body)
+		}
+	})
+	waitReadyz(t, addr, http.StatusOK, `{"status":"ok"}`)
+
+	// Without NATS no request reaches the replica: unready (alive), while
+	// the metrics stay up.
 	s.ns.Shutdown()
-	waitHealthz(t, addr, http.StatusServiceUnavailable, "NATS not connected")
+	waitReadyz(t, addr, http.StatusServiceUnavailable, "NATS not connected")
+	if code, body := get("/livez"); code != http.StatusOK {
+		t.Errorf("/livez without NATS = %d %q, want 200", code, body)
+	}
 	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "wxlogin_identity_requests_total") {
 		t.Errorf("/metrics without NATS = %d", code)
 	}
+}
+
+// dbOutage runs during with the database of dsn refusing connections (and
+// its open ones cut), as a Postgres outage looks to identity, then lets
+// connections in again.
+func dbOutage(t *testing.T, dsn string, during func()) {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	u.Path = "/postgres"
+	admin, err := sqlx.Open("postgres", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := admin.Exec(q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec(`ALTER DATABASE "` + name + `" ALLOW_CONNECTIONS false`)
+	defer exec(`ALTER DATABASE "` + name + `" ALLOW_CONNECTIONS true`)
+	exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, name)
+	during()
 }

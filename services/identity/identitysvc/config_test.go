@@ -226,3 +226,29 @@ func TestConfigLogValueMasksSecrets(t *testing.T) {
 		}
 	}
 }
+
+// The secrets as Kubernetes mounts them: files named by the *_FILE
+// variables (deploy/k8s), the nested NATS credentials too.
+func TestConfigFromEnvFiles(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	t.Setenv("WXLOGIN_DATABASE_URL_FILE", file("database-url", "postgres://wxlogin:db-secret@db:5432/wxlogin?sslmode=require\n"))
+	t.Setenv("WXLOGIN_NATS_PASSWORD_FILE", file("nats-password", "nats-secret\n"))
+	t.Setenv("WXLOGIN_MINIPROGRAM_SECRET_FILE", file("miniprogram-secret", "mp-secret"))
+	t.Setenv("WXLOGIN_MINIPROGRAM_APPID", "wxa")
+	t.Setenv("WXLOGIN_NATS_USER", "identity")
+	cfg, err := ConfigFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DatabaseURL != "postgres://wxlogin:db-secret@db:5432/wxlogin?sslmode=require" || cfg.NATSAuth.Password != "nats-secret" || cfg.MiniProgramSecret != "mp-secret" {
+		t.Errorf("cfg = %+v", cfg)
+	}
+}

@@ -40,9 +40,9 @@ func httpGet(url string) (int, string, error) {
 	return resp.StatusCode, string(body), err
 }
 
-// waitHealthz polls the ops server at addr until /healthz answers status
+// waitReadyz polls the ops server at addr until /readyz answers status
 // with a body containing want.
-func waitHealthz(t *testing.T, addr string, status int, want string) {
+func waitReadyz(t *testing.T, addr string, status int, want string) {
 	t.Helper()
 	var (
 		code int
@@ -51,12 +51,12 @@ func waitHealthz(t *testing.T, addr string, status int, want string) {
 	)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		code, body, err = httpGet("http://" + addr + "/healthz")
+		code, body, err = httpGet("http://" + addr + "/readyz")
 		if err == nil && code == status && strings.Contains(body, want) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("/healthz = %d %q (%v), want %d containing %q", code, body, err, status, want)
+			t.Fatalf("/readyz = %d %q (%v), want %d containing %q", code, body, err, status, want)
 		}
 		time.Sleep(10 * time.Millisecond) // polling interval
 	}

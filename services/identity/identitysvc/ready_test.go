@@ -12,7 +12,7 @@ import (
 	"github.com/wxlogin/wxlogin/shared/pgtest"
 )
 
-// /healthz is ok only while identity serves with NATS connected and
+// /readyz is ok only while identity serves with NATS connected and
 // Postgres answering.
 func TestReadiness(t *testing.T) {
 	ns := natstest.Start(t)

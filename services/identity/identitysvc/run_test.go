@@ -479,7 +479,7 @@ func TestRunWaitsForNATS(t *testing.T) {
 	}()
 
 	// Up but not serving yet: unhealthy.
-	waitHealthz(t, cfg.MetricsAddr, http.StatusServiceUnavailable, "not serving")
+	waitReadyz(t, cfg.MetricsAddr, http.StatusServiceUnavailable, "not serving")
 
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
 	if err != nil {
@@ -495,7 +495,7 @@ func TestRunWaitsForNATS(t *testing.T) {
 		_, err := client.GetUser(context.Background(), "00000000-0000-0000-0000-000000000000")
 		return api.CodeOf(err) == api.CodeNotFound
 	})
-	waitHealthz(t, cfg.MetricsAddr, http.StatusOK, `{"status":"ok"}`)
+	waitReadyz(t, cfg.MetricsAddr, http.StatusOK, `{"status":"ok"}`)
 }
 
 func TestUserGet(t *testing.T) {

@@ -66,8 +66,10 @@ func TestMetricsAndHealth(t *testing.T) {
 	start(t, cfg, nc)
 	base := "http://" + cfg.MetricsAddr
 
-	if body := waitStatus(t, base+"/healthz", http.StatusOK); strings.TrimSpace(body) != `{"status":"ok"}` {
-		t.Fatalf("/healthz body %q", body)
+	for _, path := range []string{"/readyz", "/livez", "/healthz"} {
+		if body := waitStatus(t, base+path, http.StatusOK); strings.TrimSpace(body) != `{"status":"ok"}` {
+			t.Fatalf("%s body %q", path, body)
+		}
 	}
 
 	client := session.NewClient(nc)
@@ -107,11 +109,15 @@ func TestMetricsAndHealth(t *testing.T) {
 		t.Error("/metrics shows a token or a user id")
 	}
 
-	// Without NATS the replica cannot serve: unhealthy, while metrics stay up.
+	// Without NATS the replica cannot serve: unready but alive (a liveness
+	// probe must not restart it for a NATS outage), while metrics stay up.
 	s.Shutdown()
-	body := waitStatus(t, base+"/healthz", http.StatusServiceUnavailable)
+	body := waitStatus(t, base+"/readyz", http.StatusServiceUnavailable)
 	if !strings.Contains(body, `"status":"unavailable"`) {
-		t.Fatalf("/healthz body without NATS %q", body)
+		t.Fatalf("/readyz body without NATS %q", body)
+	}
+	if status, body, err := httpGet(t, base+"/livez"); err != nil || status != http.StatusOK {
+		t.Fatalf("/livez without NATS: %d %q, %v", status, body, err)
 	}
 	if status, _, err := httpGet(t, base+"/metrics"); err != nil || status != http.StatusOK {
 		t.Fatalf("/metrics without NATS: %d, %v", status, err)

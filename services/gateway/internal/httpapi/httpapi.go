@@ -174,8 +174,10 @@ func New(o Options) http.Handler {
 		problem.Write(c, p)
 	})
 
-	// HEAD too: some load balancers probe with it.
-	r.Match([]string{http.MethodGet, http.MethodHead}, "/healthz", s.healthz)
+	// HEAD too: some load balancers probe with it. /healthz is /livez under
+	// its older name.
+	r.Match([]string{http.MethodGet, http.MethodHead}, "/livez", s.livez)
+	r.Match([]string{http.MethodGet, http.MethodHead}, "/healthz", s.livez)
 	r.Match([]string{http.MethodGet, http.MethodHead}, "/readyz", s.readyz)
 	r.GET("/.well-known/jwks.json", s.jwks)
 

@@ -33,10 +33,14 @@ type User struct {
 // Identity is the public view of a linked WeChat identity: no openid secrets,
 // no session_key.
 type Identity struct {
-	ID        string    `json:"id"`
-	Provider  string    `json:"provider"`
-	Kind      string    `json:"kind"`
-	AppID     string    `json:"appid"`
+	ID       string `json:"id"`
+	Provider string `json:"provider"`
+	Kind     string `json:"kind"`
+	AppID    string `json:"appid"`
+	// OpenID and UnionID are WeChat's ids of the person; admin answers
+	// only (they let an operator find a user from WeChat's side).
+	OpenID    string    `json:"openid,omitempty"`
+	UnionID   string    `json:"unionid,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
 

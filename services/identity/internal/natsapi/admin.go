@@ -65,7 +65,7 @@ func (a *API) AdminSearch(ctx context.Context, req identity.AdminSearchRequest) 
 	}
 	res := identity.AdminSearchResult{Items: make([]api.User, len(users)), Total: total, TotalCapped: capped}
 	for i, u := range users {
-		res.Items[i] = u.Public()
+		res.Items[i] = u.ForAdmin()
 	}
 	return res, nil
 }
@@ -79,7 +79,7 @@ func (a *API) AdminGetUser(ctx context.Context, req identity.AdminUserRequest) (
 	if err != nil {
 		return api.User{}, a.storeError(ctx, err)
 	}
-	return u.Public(), nil
+	return u.ForAdmin(), nil
 }
 
 // AdminSetDisabled disables or re-enables a user. Logins of a disabled user
@@ -98,7 +98,7 @@ func (a *API) AdminSetDisabled(ctx context.Context, req identity.AdminDisableReq
 	a.Events.Notify()
 	a.log.Info("user disabled state set", "request_id", natsrpc.RequestID(ctx), "user_id", u.ID,
 		"actor_id", req.ActorID, "disabled", req.Disabled)
-	return u.Public(), nil
+	return u.ForAdmin(), nil
 }
 
 // paging turns page (from 1, 0 = 1) and page size (0 = default) into a
@@ -154,7 +154,7 @@ func (a *API) AdminSetAdmin(ctx context.Context, req identity.AdminSetAdminReque
 	a.Events.Notify()
 	a.log.Info("admin rights set", "request_id", natsrpc.RequestID(ctx), "user_id", u.ID,
 		"actor_id", req.ActorID, "admin", req.Admin)
-	return u.Public(), nil
+	return u.ForAdmin(), nil
 }
 
 // auditRecordable are the actions another service records before doing

@@ -60,11 +60,25 @@ func (u User) Public() api.User {
 		ID: u.ID, Username: u.Username, Nickname: u.Nickname, AvatarURL: u.AvatarURL, Gender: u.Gender,
 		Language: u.Language, City: u.City, Province: u.Province, Country: u.Country,
 		PhoneNumber: u.PhoneNumber, Email: u.Email, Description: u.Description, CreatedAt: u.CreatedAt,
-		IsAdmin: u.IsAdmin, DisabledAt: u.DisabledAt, LastLoginAt: u.LastLoginAt, Identities: u.Identities,
+		IsAdmin: u.IsAdmin, DisabledAt: u.DisabledAt, LastLoginAt: u.LastLoginAt,
 	}
 	if u.DateOfBirth != nil {
 		p.DateOfBirth = u.DateOfBirth.Format(time.DateOnly)
 	}
+	// WeChat's ids of the person are for admins (ForAdmin), not the user's
+	// own answers.
+	for _, id := range u.Identities {
+		id.OpenID, id.UnionID = "", ""
+		p.Identities = append(p.Identities, id)
+	}
+	return p
+}
+
+// ForAdmin is Public with the identities' openid and unionid, for admin
+// answers.
+func (u User) ForAdmin() api.User {
+	p := u.Public()
+	p.Identities = u.Identities
 	return p
 }
 
@@ -292,7 +306,7 @@ RETURNING ` + selectUser("u.")
 var qGetUser = `
 SELECT ` + selectUser("u.") + `,
 	COALESCE((SELECT json_agg(json_build_object('id', i.id, 'provider', i.provider, 'kind', i.kind,
-		'appid', i.appid, 'created_at', i.created_at) ORDER BY i.created_at, i.id)
+		'appid', i.appid, 'openid', i.openid, 'unionid', COALESCE(i.unionid, ''), 'created_at', i.created_at) ORDER BY i.created_at, i.id)
 		FROM identities AS i WHERE i.user_id = u.id), '[]')
 FROM users AS u
 WHERE u.id = $1`

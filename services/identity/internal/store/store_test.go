@@ -568,3 +568,18 @@ func TestReturningLoginWritesUsersOnlyOnChange(t *testing.T) {
 		t.Error("changed profile: users row not written")
 	}
 }
+
+// TestPublicHidesWeChatIDs: a user's own answers carry no openid or
+// unionid; admin answers do.
+func TestPublicHidesWeChatIDs(t *testing.T) {
+	u := store.User{Identities: []api.Identity{{ID: "i1", Kind: api.KindMiniProgram, AppID: "wxa", OpenID: "o-1", UnionID: "u-1"}}}
+	if got := u.Public().Identities; len(got) != 1 || got[0].OpenID != "" || got[0].UnionID != "" || got[0].AppID != "wxa" {
+		t.Errorf("Public identities %+v, want the appid without openid/unionid", got)
+	}
+	if got := u.ForAdmin().Identities; len(got) != 1 || got[0].OpenID != "o-1" || got[0].UnionID != "u-1" {
+		t.Errorf("ForAdmin identities %+v, want openid and unionid", got)
+	}
+	if u.Identities[0].OpenID != "o-1" {
+		t.Error("Public changed the stored identities")
+	}
+}

@@ -30,7 +30,10 @@ const (
 	CodeQRTicketExpired    Code = "qr_ticket_expired"
 	// CodeQRWrongBrowser: the QR callback came from a browser without the
 	// ticket's cookie; only the browser that showed the QR code may finish it.
-	CodeQRWrongBrowser     Code = "qr_wrong_browser"
+	CodeQRWrongBrowser Code = "qr_wrong_browser"
+	// CodeSignatureInvalid: a request to the official account's server URL
+	// whose WeChat signature does not check out.
+	CodeSignatureInvalid   Code = "signature_invalid"
 	CodeUsernameTaken      Code = "username_taken"
 	CodeIdentityBound      Code = "identity_already_bound"
 	CodeLastIdentity       Code = "last_login_method"

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/wxlogin/wxlogin/shared/apps"
 	"github.com/wxlogin/wxlogin/shared/envconfig"
@@ -44,7 +45,15 @@ type Config struct {
 	NATSReplicas int `env:"WXLOGIN_NATS_REPLICAS" envDefault:"1"`
 	// MetricsAddr is where GET /metrics and GET /healthz are served; "" off.
 	MetricsAddr string `env:"WXLOGIN_METRICS_ADDR"`
+	// WechatMPBase serves the images of official-account QR codes
+	// (cgi-bin/showqrcode); OALoginReply, when set, is the text message a
+	// follow-to-log-in answers the user with ("" answers "success": none).
+	WechatMPBase string `env:"WXLOGIN_WECHAT_MP_BASE" envDefault:"https://mp.weixin.qq.com"`
+	OALoginReply string `env:"WXLOGIN_OA_LOGIN_REPLY"`
 }
+
+// maxOALoginReply bounds the reply text: WeChat takes 2,048 bytes.
+const maxOALoginReply = 600
 
 // maxReplicas is JetStream's own limit on a stream's replicas.
 const maxReplicas = 5
@@ -84,6 +93,12 @@ func (c Config) Validate() error {
 	}
 	if u, err := url.Parse(c.WechatAPIBase); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("WXLOGIN_WECHAT_API_BASE: %q is not an http(s) URL", c.WechatAPIBase)
+	}
+	if u, err := url.Parse(c.WechatMPBase); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("WXLOGIN_WECHAT_MP_BASE: %q is not an http(s) URL", c.WechatMPBase)
+	}
+	if len(c.OALoginReply) > maxOALoginReply || !utf8.ValidString(c.OALoginReply) {
+		return fmt.Errorf("WXLOGIN_OA_LOGIN_REPLY: must be UTF-8 text of at most %d bytes", maxOALoginReply)
 	}
 	if c.NATSReplicas < 1 || c.NATSReplicas > maxReplicas {
 		return fmt.Errorf("WXLOGIN_NATS_REPLICAS: %d is outside 1..%d (1 for a single NATS server, 3 for a cluster)", c.NATSReplicas, maxReplicas)
@@ -147,5 +162,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("log_level", c.LogLevel.String()),
 		slog.Int("nats_replicas", c.NATSReplicas),
 		slog.String("metrics_addr", c.MetricsAddr),
+		slog.String("wechat_mp_base", c.WechatMPBase),
+		slog.Int("oa_login_reply_bytes", len(c.OALoginReply)),
 	)
 }

@@ -70,6 +70,7 @@ var table = map[api.Code]entry{
 	api.CodeQRTicketNotFound:   {http.StatusNotFound, "QR ticket not found", 0},
 	api.CodeQRTicketExpired:    {http.StatusGone, "QR ticket expired", 0},
 	api.CodeQRWrongBrowser:     {http.StatusForbidden, "QR login from another browser", 0},
+	api.CodeSignatureInvalid:   {http.StatusUnauthorized, "Signature invalid", 0},
 	api.CodeUsernameTaken:      {http.StatusConflict, "Username taken", 0},
 	api.CodeIdentityBound:      {http.StatusConflict, "Identity already bound", 0},
 	api.CodeLastIdentity:       {http.StatusConflict, "Last login method", 0},

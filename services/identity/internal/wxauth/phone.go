@@ -165,21 +165,13 @@ func (e *Exchanger) PhoneNumber(ctx context.Context, app apps.App, code string) 
 	if code == "" {
 		return "", api.Errorf(api.CodeCodeMissing, "code is required")
 	}
-	token, err := e.tokens.Token(ctx, app)
-	if err != nil {
-		return "", e.translate(ctx, app, callStableToken, err)
-	}
-	info, err := e.wc.PhoneNumber(ctx, token, code)
-	if c := wechat.ErrCode(err); c == wechat.ErrCodeInvalidCredential || c == wechat.ErrCodeAccessTokenExpiry {
-		e.log.Info("wechat refused the access token; refreshing", "appid", app.AppID,
-			"request_id", natsrpc.RequestID(ctx), "errcode", c)
-		if token, err = e.tokens.Refresh(ctx, app, token); err != nil {
-			return "", e.translate(ctx, app, callStableToken, err)
-		}
+	var info wechat.PhoneInfo
+	err := e.withServerToken(ctx, app, callPhone, func(token string) (err error) {
 		info, err = e.wc.PhoneNumber(ctx, token, code)
-	}
+		return err
+	})
 	if err != nil {
-		return "", e.translate(ctx, app, callPhone, err)
+		return "", err
 	}
 	if info.WatermarkAppID != "" && info.WatermarkAppID != app.AppID {
 		e.log.Error("wechat phone number carries another app's watermark", "appid", app.AppID,
@@ -191,4 +183,27 @@ func (e *Exchanger) PhoneNumber(ctx context.Context, app apps.App, code string) 
 		phone = info.PurePhoneNumber
 	}
 	return phone, nil
+}
+
+// withServerToken runs call with the app's shared server access token; a
+// token WeChat calls invalid or expired (40001, 42001) is refreshed and the
+// call made once more. Errors come back translated.
+func (e *Exchanger) withServerToken(ctx context.Context, app apps.App, name string, call func(token string) error) error {
+	token, err := e.tokens.Token(ctx, app)
+	if err != nil {
+		return e.translate(ctx, app, callStableToken, err)
+	}
+	err = call(token)
+	if c := wechat.ErrCode(err); c == wechat.ErrCodeInvalidCredential || c == wechat.ErrCodeAccessTokenExpiry {
+		e.log.Info("wechat refused the access token; refreshing", "appid", app.AppID,
+			"request_id", natsrpc.RequestID(ctx), "errcode", c, "call", name)
+		if token, err = e.tokens.Refresh(ctx, app, token); err != nil {
+			return e.translate(ctx, app, callStableToken, err)
+		}
+		err = call(token)
+	}
+	if err != nil {
+		return e.translate(ctx, app, name, err)
+	}
+	return nil
 }

@@ -21,6 +21,9 @@ import (
 const (
 	ticketBytes    = 16
 	pollTokenBytes = 32
+	// sceneBytes: the secret half of an official-account ticket's scene
+	// (session.OAScene), which only WeChat's pushes carry.
+	sceneBytes = 16
 )
 
 // Limits on what callers hand us.
@@ -49,18 +52,28 @@ var (
 	errQRFull = api.Errorf(api.CodeServiceUnavailable, "too many QR logins are in progress; try again shortly")
 )
 
-// QRCreate starts a website login: a pending ticket for a web app.
+// QRCreate starts a website login: a pending ticket for a web app; or,
+// with kind officialaccount, a follow-to-log-in ticket of an official
+// account, with the scene for its QR code.
 func (s *Service) QRCreate(ctx context.Context, req session.QRCreateRequest) (session.QRTicket, error) {
 	if len(req.App) > maxAppNameLength {
 		return session.QRTicket{}, api.Errorf(api.CodeInvalidRequest, "app is too long")
 	}
-	app, ok := s.Apps.Lookup(req.App, apps.KindWeb)
+	kind, appKind, what := api.KindWeb, apps.KindWeb, "website app (WXLOGIN_WEB_APPID or a web app in WXLOGIN_APPS_FILE)"
+	switch req.Kind {
+	case "", api.KindWeb:
+	case api.KindOfficialAccount:
+		kind, appKind, what = api.KindOfficialAccount, apps.KindOfficialAccount,
+			"official account (WXLOGIN_OA_APPID or an officialaccount app in WXLOGIN_APPS_FILE)"
+	default:
+		return session.QRTicket{}, api.Errorf(api.CodeInvalidRequest, "unknown QR login kind")
+	}
+	app, ok := s.Apps.Lookup(req.App, appKind)
 	if !ok {
 		if req.App == "" {
-			return session.QRTicket{}, api.Errorf(api.CodeInvalidRequest,
-				"no website app is configured (WXLOGIN_WEB_APPID or a web app in WXLOGIN_APPS_FILE)")
+			return session.QRTicket{}, api.Errorf(api.CodeInvalidRequest, "no %s is configured", what)
 		}
-		return session.QRTicket{}, api.Errorf(api.CodeInvalidRequest, "unknown website app %q", req.App)
+		return session.QRTicket{}, api.Errorf(api.CodeInvalidRequest, "unknown %s app %q", appKind, req.App)
 	}
 	// Creation is unauthenticated: a flood stops at the bucket's cap.
 	if err := s.Tickets.Room(ctx); err != nil {
@@ -87,12 +100,32 @@ func (s *Service) QRCreate(ctx context.Context, req session.QRCreateRequest) (se
 		CreatedAt:     now.UTC(),
 		ExpiresAt:     now.Add(s.QRTTL).UTC(),
 	}
+	scene := ""
+	if kind == api.KindOfficialAccount {
+		secret, err := tokens.RandomString(sceneBytes)
+		if err != nil {
+			return session.QRTicket{}, fmt.Errorf("qr scene randomness: %w", err)
+		}
+		rec.Kind, rec.SceneHash, scene = kind, tokens.HashToken(secret), session.OAScene(ticket, secret)
+	}
 	if err := s.Tickets.Create(ctx, ticket, rec); err != nil {
 		return session.QRTicket{}, err // ErrConflict needs a 128-bit collision
 	}
 	// Never the ticket: it is WeChat's state parameter.
-	s.Log.Info("qr ticket created", "request_id", natsrpc.RequestID(ctx), "appid", app.AppID)
-	return session.QRTicket{Ticket: ticket, PollToken: poll, AppID: app.AppID, ExpiresIn: int64(s.QRTTL / time.Second)}, nil
+	s.Log.Info("qr ticket created", "request_id", natsrpc.RequestID(ctx), "appid", app.AppID, "kind", kind)
+	return session.QRTicket{Ticket: ticket, PollToken: poll, AppID: app.AppID, ExpiresIn: int64(s.QRTTL / time.Second), Scene: scene}, nil
+}
+
+// sceneMatches reports whether a completion may complete rec: a website
+// ticket by its callback (no scene), an official-account ticket only by a
+// push naming its scene (whose secret only WeChat has).
+func sceneMatches(rec session.QRRecord, req session.QRCompleteRequest) bool {
+	if rec.SceneHash == "" || req.Scene == "" {
+		return rec.SceneHash == "" && req.Scene == ""
+	}
+	ticket, secret, ok := session.ParseOAScene(req.Scene)
+	return ok && ticket == req.Ticket && validRandom(secret, sceneBytes) &&
+		tokens.HashesEqual(tokens.HashToken(secret), rec.SceneHash)
 }
 
 // QRComplete records the callback's outcome under a pending ticket, once:
@@ -131,6 +164,9 @@ func (s *Service) QRComplete(ctx context.Context, req session.QRCompleteRequest)
 		}
 		if err != nil {
 			return session.QRStatus{}, err
+		}
+		if !sceneMatches(rec, req) {
+			return session.QRStatus{}, errTicketNotFound
 		}
 		if !s.Now().Before(rec.ExpiresAt) {
 			return session.QRStatus{}, errTicketExpired
@@ -202,9 +238,13 @@ func (s *Service) QRConsume(ctx context.Context, req session.QRConsumeRequest) (
 		}
 		return session.QRConsumeResult{}, api.Errorf(api.CodeTokenRevoked, "the account's sessions were revoked during this login")
 	}
+	kind := api.KindWeb
+	if rec.Kind != "" {
+		kind = rec.Kind
+	}
 	// Sign before consuming: after the delete nothing but storing the family
 	// may fail.
-	g, err := s.newGrant(userID, api.KindWeb, rec.AppID, now)
+	g, err := s.newGrant(userID, kind, rec.AppID, now)
 	if err != nil {
 		return session.QRConsumeResult{}, err
 	}
@@ -220,9 +260,9 @@ func (s *Service) QRConsume(ctx context.Context, req session.QRConsumeRequest) (
 		// The ticket is spent; the browser has to start over.
 		return session.QRConsumeResult{}, fmt.Errorf("qr ticket consumed but no session stored: %w", err)
 	}
-	s.Metrics.TokensIssued(api.KindWeb)
+	s.Metrics.TokensIssued(kind)
 	s.Log.Info("tokens issued", "request_id", natsrpc.RequestID(ctx), "user_id", userID, "sid", g.familyID,
-		"kind", api.KindWeb, "appid", rec.AppID, "via", "qr")
+		"kind", kind, "appid", rec.AppID, "via", "qr")
 	return session.QRConsumeResult{Tokens: tok, User: *rec.User, IsNewUser: rec.IsNewUser}, nil
 }
 

@@ -53,6 +53,12 @@ var designEnv = []string{
 	"WXLOGIN_WEB_APPID",
 	"WXLOGIN_WEB_SECRET",
 	"WXLOGIN_APPS_FILE",
+	"WXLOGIN_OA_APPID",
+	"WXLOGIN_OA_SECRET",
+	"WXLOGIN_OA_TOKEN",
+	"WXLOGIN_OA_AES_KEY",
+	"WXLOGIN_APP_APPID",
+	"WXLOGIN_APP_SECRET",
 	"WXLOGIN_AUTO_REGISTER",
 	"WXLOGIN_JWT_ALG",
 	"WXLOGIN_JWT_KEY_FILE",
@@ -280,7 +286,7 @@ func TestCompose(t *testing.T) {
 				continue // the fake WeChat's fake credentials
 			}
 			for k, v := range s.Environment {
-				if !strings.Contains(k, "SECRET") {
+				if !strings.Contains(k, "SECRET") && k != "WXLOGIN_OA_TOKEN" && k != "WXLOGIN_OA_AES_KEY" {
 					continue
 				}
 				if v != "${"+k+"}" && v != "${"+k+":-}" {
@@ -291,7 +297,8 @@ func TestCompose(t *testing.T) {
 		// The gateway holds no WeChat secret and no database connection.
 		for k := range f.Services["gateway"].Environment {
 			switch k {
-			case "WXLOGIN_DATABASE_URL", "WXLOGIN_MINIPROGRAM_SECRET", "WXLOGIN_WEB_SECRET", "WXLOGIN_APPS_FILE":
+			case "WXLOGIN_DATABASE_URL", "WXLOGIN_MINIPROGRAM_SECRET", "WXLOGIN_WEB_SECRET", "WXLOGIN_APPS_FILE",
+				"WXLOGIN_OA_SECRET", "WXLOGIN_OA_TOKEN", "WXLOGIN_OA_AES_KEY", "WXLOGIN_APP_SECRET":
 				t.Errorf("gateway gets %s", k)
 			}
 		}

@@ -84,6 +84,8 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 		Apps: []fakewechat.App{
 			{AppID: devMiniProgramAppID, Secret: devMiniProgramSecret, Kind: "miniprogram"},
 			{AppID: devWebAppID, Secret: devWebSecret, Kind: "web"},
+			{AppID: fakewechat.DevOAAppID, Secret: fakewechat.DevOASecret, Kind: "officialaccount"},
+			{AppID: fakewechat.DevAppAppID, Secret: fakewechat.DevAppSecret, Kind: "app"},
 		},
 		Logger: log.With("svc", "fakewechat"),
 	})
@@ -124,6 +126,12 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 	if idCfg.WebAppID == "" {
 		idCfg.WebAppID, idCfg.WebSecret = devWebAppID, devWebSecret
 	}
+	if idCfg.OAAppID == "" {
+		idCfg.OAAppID, idCfg.OASecret, idCfg.OAToken = fakewechat.DevOAAppID, fakewechat.DevOASecret, fakewechat.DevOAToken
+	}
+	if idCfg.AppAppID == "" {
+		idCfg.AppAppID, idCfg.AppSecret = fakewechat.DevAppAppID, fakewechat.DevAppSecret
+	}
 	seCfg, err := sessionsvc.ConfigFromEnv()
 	if err != nil {
 		return nil, err
@@ -136,6 +144,12 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 	}
 	if seCfg.MiniProgramAppID == "" && idCfg.MiniProgramAppID == devMiniProgramAppID {
 		seCfg.MiniProgramAppID = devMiniProgramAppID
+	}
+	if seCfg.OAAppID == "" && idCfg.OAAppID == fakewechat.DevOAAppID {
+		seCfg.OAAppID = fakewechat.DevOAAppID
+	}
+	if seCfg.AppAppID == "" && idCfg.AppAppID == fakewechat.DevAppAppID {
+		seCfg.AppAppID = fakewechat.DevAppAppID
 	}
 	gwCfg, err := gatewaysvc.ConfigFromEnv()
 	if err != nil {

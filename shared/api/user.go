@@ -38,7 +38,9 @@ type Identity struct {
 
 // Identity kinds, also the login kinds of tokens and events.
 const (
-	KindMiniProgram = "miniprogram"
-	KindWeb         = "web"
-	KindPassword    = "password"
+	KindMiniProgram     = "miniprogram"
+	KindWeb             = "web"
+	KindOfficialAccount = "officialaccount" // in-WeChat browser and follow-QR logins
+	KindApp             = "app"             // a native mobile app with the WeChat SDK
+	KindPassword        = "password"
 )

@@ -44,13 +44,67 @@ func TestLoad(t *testing.T) {
 	}
 }
 
+// aesKey is a well-formed EncodingAESKey: 43 characters of base64.
+const aesKey = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+
+func TestLoadOfficialAccountAndMobileApp(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "apps.yaml")
+	os.WriteFile(file, []byte("- {name: oa2, kind: officialaccount, appid: wxoa2, secret: s2, token: tok456}\n- {name: ios, kind: app, appid: wxios, secret: s3}\n"), 0o600)
+	r, err := Load(Config{OAAppID: "wxoa", OASecret: "s1", OAToken: "tok123", OAAESKey: aesKey, AppAppID: "wxapp", AppSecret: "sa", AppsFile: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := r.Lookup("", KindOfficialAccount); !ok || a.Name != KindOfficialAccount || a.AppID != "wxoa" || a.Token != "tok123" || a.EncodingAESKey != aesKey {
+		t.Errorf("default official account: %+v %v", a, ok)
+	}
+	if a, ok := r.Lookup("oa2", KindOfficialAccount); !ok || a.Token != "tok456" || a.EncodingAESKey != "" {
+		t.Errorf("oa2: %+v %v", a, ok)
+	}
+	if a, ok := r.Lookup("", KindApp); !ok || a.AppID != "wxapp" || a.Secret != "sa" {
+		t.Errorf("default mobile app: %+v %v", a, ok)
+	}
+	if a, ok := r.Lookup("ios", KindApp); !ok || a.AppID != "wxios" {
+		t.Errorf("ios: %+v %v", a, ok)
+	}
+	if _, ok := r.Lookup("ios", KindOfficialAccount); ok {
+		t.Error("an app found as an official account")
+	}
+	key, err := AESKey(aesKey)
+	if err != nil || len(key) != 32 {
+		t.Errorf("AESKey = %d bytes, %v", len(key), err)
+	}
+}
+
+// A bad token or key in the environment names its variable.
+func TestLoadRejectsOfficialAccountEnv(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{OAAppID: "wxoa", OAToken: "x"}, "WXLOGIN_OA_TOKEN: "},
+		{Config{OAAppID: "wxoa", OAToken: strings.Repeat("t", 33)}, "WXLOGIN_OA_TOKEN: "},
+		{Config{OAAppID: "wxoa", OAToken: "tok123", OAAESKey: aesKey + "A"}, "WXLOGIN_OA_AES_KEY: "},
+		{Config{OAAppID: "wxoa", OAToken: "tok123", OAAESKey: aesKey[:42] + "!"}, "WXLOGIN_OA_AES_KEY: "},
+	} {
+		if _, err := Load(tc.cfg); err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("Load(%v) = %v, want %s…", tc.cfg.OAAESKey, err, tc.want)
+		}
+	}
+}
+
 func TestLoadRejects(t *testing.T) {
 	dir := t.TempDir()
 	for name, body := range map[string]string{
-		"badkind.yaml": "- {name: a, kind: app, appid: wx1}\n",
-		"noappid.yaml": "- {name: a, kind: web}\n",
-		"dup.yaml":     "- {name: a, kind: web, appid: wx1}\n- {name: a, kind: web, appid: wx2}\n",
-		"bad.json":     "{not json",
+		"badkind.yaml":    "- {name: a, kind: mobile, appid: wx1}\n",
+		"webtoken.yaml":   "- {name: a, kind: web, appid: wx1, token: tok123}\n",
+		"shorttoken.yaml": "- {name: a, kind: officialaccount, appid: wx1, token: ab}\n",
+		"badtoken.yaml":   "- {name: a, kind: officialaccount, appid: wx1, token: tok-123}\n",
+		"shortkey.yaml":   "- {name: a, kind: officialaccount, appid: wx1, token: tok123, encoding_aes_key: abc}\n",
+		"paddedkey.yaml":  "- {name: a, kind: officialaccount, appid: wx1, token: tok123, encoding_aes_key: " + aesKey[:42] + "=}\n",
+		"notbase64.yaml":  "- {name: a, kind: officialaccount, appid: wx1, token: tok123, encoding_aes_key: " + aesKey[:42] + "*}\n",
+		"noappid.yaml":    "- {name: a, kind: web}\n",
+		"dup.yaml":        "- {name: a, kind: web, appid: wx1}\n- {name: a, kind: web, appid: wx2}\n",
+		"bad.json":        "{not json",
 	} {
 		p := filepath.Join(dir, name)
 		os.WriteFile(p, []byte(body), 0o600)
@@ -69,11 +123,12 @@ func TestRegistryLogsNoSecret(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "apps.json")
 	os.WriteFile(file, []byte(`[{"name":"shop","kind":"miniprogram","appid":"wxshop","secret":"file-secret-1"}]`), 0o600)
-	r, err := Load(Config{MiniProgramAppID: "wxmp", MiniProgramSecret: "env-secret-2", WebAppID: "wxweb", WebSecret: "env-secret-3", AppsFile: file})
+	r, err := Load(Config{MiniProgramAppID: "wxmp", MiniProgramSecret: "env-secret-2", WebAppID: "wxweb", WebSecret: "env-secret-3",
+		OAAppID: "wxoa", OASecret: "env-secret-4", OAToken: "envToken5", OAAESKey: aesKey, AppAppID: "wxapp", AppSecret: "env-secret-6", AppsFile: file})
 	if err != nil {
 		t.Fatal(err)
 	}
-	secrets := []string{"file-secret-1", "env-secret-2", "env-secret-3"}
+	secrets := []string{"file-secret-1", "env-secret-2", "env-secret-3", "env-secret-4", "envToken5", aesKey, "env-secret-6"}
 	handlers := []struct {
 		name string
 		new  func(io.Writer) slog.Handler
@@ -87,14 +142,15 @@ func TestRegistryLogsNoSecret(t *testing.T) {
 			log := slog.New(h.new(&buf))
 			log.Info("apps", "apps", r)
 			log.Info("app", "app", r.byName["shop"])
-			log.Info("printed", "app", fmt.Sprint(r.byName["shop"]), "apps", fmt.Sprintf("%+v", r.All()))
+			log.Info("oa", "app", r.byName[KindOfficialAccount])
+			log.Info("printed", "app", fmt.Sprint(r.byName["shop"]), "oa", fmt.Sprintf("%+v", r.byName[KindOfficialAccount]), "apps", fmt.Sprintf("%+v", r.All()))
 			out := buf.String()
 			for _, s := range secrets {
 				if strings.Contains(out, s) {
 					t.Errorf("secret %q logged:\n%s", s, out)
 				}
 			}
-			for _, want := range []string{"wxshop", "wxmp", "wxweb", "miniprogram"} {
+			for _, want := range []string{"wxshop", "wxmp", "wxweb", "wxoa", "wxapp", "miniprogram", "officialaccount"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("%q missing from the log:\n%s", want, out)
 				}
@@ -104,14 +160,15 @@ func TestRegistryLogsNoSecret(t *testing.T) {
 }
 
 func TestWithoutSecrets(t *testing.T) {
-	r, err := Load(Config{MiniProgramAppID: "wxmp", MiniProgramSecret: "mps", WebAppID: "wxweb", WebSecret: "webs"})
+	r, err := Load(Config{MiniProgramAppID: "wxmp", MiniProgramSecret: "mps", WebAppID: "wxweb", WebSecret: "webs",
+		OAAppID: "wxoa", OASecret: "oas", OAToken: "tok123", OAAESKey: aesKey})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := r.WithoutSecrets()
 	for _, a := range c.All() {
-		if a.Secret != "" {
-			t.Errorf("%s keeps its secret", a.Name)
+		if a.Secret != "" || a.Token != "" || a.EncodingAESKey != "" {
+			t.Errorf("%s keeps a secret: %+v", a.Name, a)
 		}
 	}
 	lookups := []struct {
@@ -121,6 +178,7 @@ func TestWithoutSecrets(t *testing.T) {
 		{"default", func(r *Registry) (App, bool) { return r.Lookup("", KindWeb) }},
 		{"by name", func(r *Registry) (App, bool) { return r.Lookup(KindMiniProgram, KindMiniProgram) }},
 		{"by appid", func(r *Registry) (App, bool) { return r.ByAppID("wxweb") }},
+		{"official account", func(r *Registry) (App, bool) { return r.Lookup("", KindOfficialAccount) }},
 	}
 	for _, l := range lookups {
 		t.Run(l.name, func(t *testing.T) {

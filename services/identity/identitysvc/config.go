@@ -16,12 +16,14 @@ import (
 	"github.com/wxlogin/wxlogin/shared/natsconn"
 )
 
-// Names of the apps configured by the WXLOGIN_MINIPROGRAM_* and WXLOGIN_WEB_*
-// variables (shared/apps names them after their kinds); they are the
-// default apps of their kinds.
+// Names of the apps configured by the WXLOGIN_MINIPROGRAM_*, WXLOGIN_WEB_*,
+// WXLOGIN_OA_* and WXLOGIN_APP_* variables (shared/apps names them after
+// their kinds); they are the default apps of their kinds.
 const (
-	AppMiniProgram = apps.KindMiniProgram
-	AppWeb         = apps.KindWeb
+	AppMiniProgram     = apps.KindMiniProgram
+	AppWeb             = apps.KindWeb
+	AppOfficialAccount = apps.KindOfficialAccount
+	AppMobile          = apps.KindApp
 )
 
 // Config is the identity service's configuration (docs/configuration.md).
@@ -36,6 +38,12 @@ type Config struct {
 	MiniProgramSecret string     `env:"WXLOGIN_MINIPROGRAM_SECRET"`
 	WebAppID          string     `env:"WXLOGIN_WEB_APPID"`
 	WebSecret         string     `env:"WXLOGIN_WEB_SECRET"`
+	OAAppID           string     `env:"WXLOGIN_OA_APPID"`
+	OASecret          string     `env:"WXLOGIN_OA_SECRET"`
+	OAToken           string     `env:"WXLOGIN_OA_TOKEN"`
+	OAAESKey          string     `env:"WXLOGIN_OA_AES_KEY"`
+	AppAppID          string     `env:"WXLOGIN_APP_APPID"`
+	AppSecret         string     `env:"WXLOGIN_APP_SECRET"`
 	AppsFile          string     `env:"WXLOGIN_APPS_FILE"`
 	AutoRegister      bool       `env:"WXLOGIN_AUTO_REGISTER" envDefault:"true"`
 	LogLevel          slog.Level `env:"WXLOGIN_LOG_LEVEL" envDefault:"info"`
@@ -113,21 +121,34 @@ func (c Config) Validate() error {
 }
 
 // apps is the app registry (shared/apps, as every service reads it), with
-// the check only identity needs: every app has its secret.
+// the checks only identity needs: every app has its secret, every official
+// account its message token.
 func (c Config) apps() (*apps.Registry, error) {
-	switch {
-	case c.MiniProgramAppID == "" && c.MiniProgramSecret != "":
-		return nil, errors.New("WXLOGIN_MINIPROGRAM_APPID: must be set when WXLOGIN_MINIPROGRAM_SECRET is")
-	case c.MiniProgramAppID != "" && c.MiniProgramSecret == "":
-		return nil, errors.New("WXLOGIN_MINIPROGRAM_SECRET: must be set when WXLOGIN_MINIPROGRAM_APPID is")
-	case c.WebAppID == "" && c.WebSecret != "":
-		return nil, errors.New("WXLOGIN_WEB_APPID: must be set when WXLOGIN_WEB_SECRET is")
-	case c.WebAppID != "" && c.WebSecret == "":
-		return nil, errors.New("WXLOGIN_WEB_SECRET: must be set when WXLOGIN_WEB_APPID is")
+	// Each default app's variables: the appid and what must come with it.
+	pairs := []struct{ appidVar, appid, needVar, need string }{
+		{"WXLOGIN_MINIPROGRAM_APPID", c.MiniProgramAppID, "WXLOGIN_MINIPROGRAM_SECRET", c.MiniProgramSecret},
+		{"WXLOGIN_WEB_APPID", c.WebAppID, "WXLOGIN_WEB_SECRET", c.WebSecret},
+		{"WXLOGIN_OA_APPID", c.OAAppID, "WXLOGIN_OA_SECRET", c.OASecret},
+		{"WXLOGIN_OA_APPID", c.OAAppID, "WXLOGIN_OA_TOKEN", c.OAToken},
+		{"WXLOGIN_APP_APPID", c.AppAppID, "WXLOGIN_APP_SECRET", c.AppSecret},
+	}
+	for _, p := range pairs {
+		switch {
+		case p.appid == "" && p.need != "":
+			return nil, fmt.Errorf("%s: must be set when %s is", p.appidVar, p.needVar)
+		case p.appid != "" && p.need == "":
+			return nil, fmt.Errorf("%s: must be set when %s is", p.needVar, p.appidVar)
+		}
+	}
+	if c.OAAppID == "" && c.OAAESKey != "" {
+		return nil, errors.New("WXLOGIN_OA_APPID: must be set when WXLOGIN_OA_AES_KEY is")
 	}
 	reg, err := apps.Load(apps.Config{
 		MiniProgramAppID: c.MiniProgramAppID, MiniProgramSecret: c.MiniProgramSecret,
-		WebAppID: c.WebAppID, WebSecret: c.WebSecret, AppsFile: c.AppsFile,
+		WebAppID: c.WebAppID, WebSecret: c.WebSecret,
+		OAAppID: c.OAAppID, OASecret: c.OASecret, OAToken: c.OAToken, OAAESKey: c.OAAESKey,
+		AppAppID: c.AppAppID, AppSecret: c.AppSecret,
+		AppsFile: c.AppsFile,
 	})
 	if err != nil {
 		return nil, err
@@ -135,6 +156,9 @@ func (c Config) apps() (*apps.Registry, error) {
 	for _, app := range reg.All() {
 		if app.Secret == "" {
 			return nil, fmt.Errorf("WXLOGIN_APPS_FILE: app %q has no secret", app.Name)
+		}
+		if app.Kind == apps.KindOfficialAccount && app.Token == "" {
+			return nil, fmt.Errorf("WXLOGIN_APPS_FILE: official account %q has no token", app.Name)
 		}
 	}
 	return reg, nil
@@ -157,6 +181,12 @@ func (c Config) LogValue() slog.Value {
 		slog.String("miniprogram_secret", mask(c.MiniProgramSecret)),
 		slog.String("web_appid", c.WebAppID),
 		slog.String("web_secret", mask(c.WebSecret)),
+		slog.String("oa_appid", c.OAAppID),
+		slog.String("oa_secret", mask(c.OASecret)),
+		slog.String("oa_token", mask(c.OAToken)),
+		slog.String("oa_aes_key", mask(c.OAAESKey)),
+		slog.String("app_appid", c.AppAppID),
+		slog.String("app_secret", mask(c.AppSecret)),
 		slog.String("apps_file", c.AppsFile),
 		slog.Bool("auto_register", c.AutoRegister),
 		slog.String("log_level", c.LogLevel.String()),

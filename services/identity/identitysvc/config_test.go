@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/wxlogin/wxlogin/shared/api"
+	"github.com/wxlogin/wxlogin/shared/apps"
 )
 
 // clearEnv unsets every WXLOGIN_ variable for the test (t.Setenv restores them).
@@ -90,7 +91,19 @@ func TestConfigFromEnvErrorsNameTheVariable(t *testing.T) {
 		{"missing apps file", map[string]string{"WXLOGIN_APPS_FILE": filepath.Join(dir, "none.yaml")}, "WXLOGIN_APPS_FILE"},
 		{"unparsable apps file", map[string]string{"WXLOGIN_APPS_FILE": write("bad.yaml", "- name: [\n")}, "WXLOGIN_APPS_FILE"},
 		{"file app without secret", map[string]string{"WXLOGIN_APPS_FILE": write("nosecret.yaml", "- {name: a, kind: web, appid: x}\n")}, "WXLOGIN_APPS_FILE"},
-		{"bad kind", map[string]string{"WXLOGIN_APPS_FILE": write("kind.yaml", "- {name: a, kind: app, appid: x, secret: y}\n")}, "WXLOGIN_APPS_FILE"},
+		{"bad kind", map[string]string{"WXLOGIN_APPS_FILE": write("kind.yaml", "- {name: a, kind: mobile, appid: x, secret: y}\n")}, "WXLOGIN_APPS_FILE"},
+		{"oa appid without secret", map[string]string{"WXLOGIN_OA_APPID": "wxo", "WXLOGIN_OA_TOKEN": "tok123"}, "WXLOGIN_OA_SECRET"},
+		{"oa appid without token", map[string]string{"WXLOGIN_OA_APPID": "wxo", "WXLOGIN_OA_SECRET": "so"}, "WXLOGIN_OA_TOKEN"},
+		{"oa token without appid", map[string]string{"WXLOGIN_OA_TOKEN": "tok123"}, "WXLOGIN_OA_APPID"},
+		{"oa aes key without appid", map[string]string{"WXLOGIN_OA_AES_KEY": testAESKey}, "WXLOGIN_OA_APPID"},
+		{"oa token too short", map[string]string{"WXLOGIN_OA_APPID": "wxo", "WXLOGIN_OA_SECRET": "so", "WXLOGIN_OA_TOKEN": "ab"}, "WXLOGIN_OA_TOKEN"},
+		{"oa aes key padded", map[string]string{"WXLOGIN_OA_APPID": "wxo", "WXLOGIN_OA_SECRET": "so", "WXLOGIN_OA_TOKEN": "tok123", "WXLOGIN_OA_AES_KEY": testAESKey[:42] + "="}, "WXLOGIN_OA_AES_KEY"},
+		{"oa aes key short", map[string]string{"WXLOGIN_OA_APPID": "wxo", "WXLOGIN_OA_SECRET": "so", "WXLOGIN_OA_TOKEN": "tok123", "WXLOGIN_OA_AES_KEY": testAESKey[:40]}, "WXLOGIN_OA_AES_KEY"},
+		{"app appid without secret", map[string]string{"WXLOGIN_APP_APPID": "wxm"}, "WXLOGIN_APP_SECRET"},
+		{"app secret without appid", map[string]string{"WXLOGIN_APP_SECRET": "s"}, "WXLOGIN_APP_APPID"},
+		{"file oa without token", map[string]string{"WXLOGIN_APPS_FILE": write("notoken.yaml", "- {name: a, kind: officialaccount, appid: x, secret: y}\n")}, "WXLOGIN_APPS_FILE"},
+		{"file oa with a bad key", map[string]string{"WXLOGIN_APPS_FILE": write("badkey.yaml", "- {name: a, kind: officialaccount, appid: x, secret: y, token: tok123, encoding_aes_key: short}\n")}, "WXLOGIN_APPS_FILE"},
+		{"token on a web app", map[string]string{"WXLOGIN_APPS_FILE": write("webtoken.yaml", "- {name: a, kind: web, appid: x, secret: y, token: tok123}\n")}, "WXLOGIN_APPS_FILE"},
 		{"name clash with env app", map[string]string{
 			"WXLOGIN_WEB_APPID": "wxw", "WXLOGIN_WEB_SECRET": "sw",
 			"WXLOGIN_APPS_FILE": write("clash.json", `[{"name":"web","kind":"web","appid":"wxother","secret":"s"}]`),
@@ -168,21 +181,46 @@ func TestConfigApps(t *testing.T) {
 	}
 }
 
+// testAESKey is a well-formed EncodingAESKey: 43 characters of base64.
+const testAESKey = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+
+// The official account and the mobile app from the environment are the
+// defaults of their kinds, with the token and key identity needs.
+func TestConfigOfficialAccountAndMobileApp(t *testing.T) {
+	cfg := Config{OAAppID: "wxoa", OASecret: "so", OAToken: "tok123", OAAESKey: testAESKey, AppAppID: "wxapp", AppSecret: "sa"}
+	reg, err := cfg.apps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if oa, ok := reg.Lookup("", apps.KindOfficialAccount); !ok || oa.AppID != "wxoa" || oa.Secret != "so" || oa.Token != "tok123" || oa.EncodingAESKey != testAESKey {
+		t.Errorf("official account = %+v, %v", oa, ok)
+	}
+	if app, ok := reg.Lookup(AppMobile, apps.KindApp); !ok || app.AppID != "wxapp" || app.Secret != "sa" {
+		t.Errorf("mobile app = %+v, %v", app, ok)
+	}
+	cfg.OAAESKey = "" // plaintext mode
+	if _, err := cfg.apps(); err != nil {
+		t.Errorf("plaintext official account refused: %v", err)
+	}
+}
+
 func TestConfigLogValueMasksSecrets(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MiniProgramAppID, cfg.MiniProgramSecret = "wxmp", "mp-secret-value"
 	cfg.WebAppID, cfg.WebSecret = "wxweb", "web-secret-value"
+	cfg.OAAppID, cfg.OASecret, cfg.OAToken, cfg.OAAESKey = "wxoa", "oa-secret-value", "oaTokenValue", testAESKey
+	cfg.AppAppID, cfg.AppSecret = "wxapp", "app-secret-value"
 	cfg.DatabaseURL = "postgres://app:db-password@db:5432/wxlogin"
 	cfg.NATSURL = "nats://u:nats-password@n1:4222,nats://n2:4222"
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", cfg)
 	out := buf.String()
-	for _, secret := range []string{"mp-secret-value", "web-secret-value", "db-password", "nats-password"} {
+	for _, secret := range []string{"mp-secret-value", "web-secret-value", "oa-secret-value", "oaTokenValue", testAESKey, "app-secret-value", "db-password", "nats-password"} {
 		if strings.Contains(out, secret) {
 			t.Errorf("logged config holds %q: %s", secret, out)
 		}
 	}
-	for _, visible := range []string{"wxmp", "wxweb", "db:5432", "n2:4222"} {
+	for _, visible := range []string{"wxmp", "wxweb", "wxoa", "wxapp", "db:5432", "n2:4222"} {
 		if !strings.Contains(out, visible) {
 			t.Errorf("logged config lacks %q: %s", visible, out)
 		}

@@ -35,6 +35,8 @@ type Config struct {
 	// names and appids: it never reads the app secrets.
 	MiniProgramAppID string `env:"WXLOGIN_MINIPROGRAM_APPID"`
 	WebAppID         string `env:"WXLOGIN_WEB_APPID"`
+	OAAppID          string `env:"WXLOGIN_OA_APPID"`
+	AppAppID         string `env:"WXLOGIN_APP_APPID"`
 	AppsFile         string `env:"WXLOGIN_APPS_FILE"`
 	// NATSReplicas is how many copies of each KV bucket JetStream keeps: 1
 	// for a single server, 3 on a cluster (at most 5, JetStream's limit).
@@ -137,7 +139,8 @@ func (c Config) Validate() error {
 // read here). Errors name the variable. The apps file may hold secrets
 // (identity reads the same file); session drops them at once.
 func (c Config) Apps() (*apps.Registry, error) {
-	reg, err := apps.Load(apps.Config{MiniProgramAppID: c.MiniProgramAppID, WebAppID: c.WebAppID, AppsFile: c.AppsFile})
+	reg, err := apps.Load(apps.Config{MiniProgramAppID: c.MiniProgramAppID, WebAppID: c.WebAppID,
+		OAAppID: c.OAAppID, AppAppID: c.AppAppID, AppsFile: c.AppsFile})
 	if err != nil {
 		return nil, err
 	}
@@ -179,6 +182,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("log_level", m.LogLevel.String()),
 		slog.String("miniprogram_appid", m.MiniProgramAppID),
 		slog.String("web_appid", m.WebAppID),
+		slog.String("oa_appid", m.OAAppID),
+		slog.String("app_appid", m.AppAppID),
 		slog.String("apps_file", m.AppsFile),
 		slog.Int("nats_replicas", m.NATSReplicas),
 		slog.String("metrics_addr", m.MetricsAddr),

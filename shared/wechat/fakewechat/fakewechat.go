@@ -52,7 +52,8 @@ import (
 	"github.com/wxlogin/wxlogin/shared/api"
 )
 
-// App is a WeChat app the fake knows. Kind is "miniprogram" or "web".
+// App is a WeChat app the fake knows. Kind is "miniprogram", "web",
+// "officialaccount" or "app" (mobile).
 type App struct {
 	AppID, Secret, Kind string
 }
@@ -63,13 +64,20 @@ const (
 	DevMiniProgramSecret = "devstack-miniprogram-secret"
 	DevWebAppID          = "wx2222222222222222"
 	DevWebSecret         = "devstack-web-secret"
+	DevOAAppID           = "wx5555555555555555"
+	DevOASecret          = "devstack-oa-secret"
+	DevOAToken           = "devstackoatoken" // the official account's message token
+	DevAppAppID          = "wx6666666666666666"
+	DevAppSecret         = "devstack-app-secret"
 )
 
-// DefaultApps returns the two devstack apps.
+// DefaultApps returns the devstack apps.
 func DefaultApps() []App {
 	return []App{
 		{AppID: DevMiniProgramAppID, Secret: DevMiniProgramSecret, Kind: api.KindMiniProgram},
 		{AppID: DevWebAppID, Secret: DevWebSecret, Kind: api.KindWeb},
+		{AppID: DevOAAppID, Secret: DevOASecret, Kind: api.KindOfficialAccount},
+		{AppID: DevAppAppID, Secret: DevAppSecret, Kind: api.KindApp},
 	}
 }
 
@@ -82,8 +90,8 @@ func (a App) Validate() error {
 		return fmt.Errorf("appid %q contains a space, ':' or ','", a.AppID)
 	case a.Secret == "":
 		return fmt.Errorf("app %s: empty secret", a.AppID)
-	case a.Kind != api.KindMiniProgram && a.Kind != api.KindWeb:
-		return fmt.Errorf("app %s: kind %q is neither %q nor %q", a.AppID, a.Kind, api.KindMiniProgram, api.KindWeb)
+	case !slices.Contains([]string{api.KindMiniProgram, api.KindWeb, api.KindOfficialAccount, api.KindApp}, a.Kind):
+		return fmt.Errorf("app %s: kind %q is not %q, %q, %q or %q", a.AppID, a.Kind, api.KindMiniProgram, api.KindWeb, api.KindOfficialAccount, api.KindApp)
 	}
 	return nil
 }

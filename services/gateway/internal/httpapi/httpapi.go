@@ -47,6 +47,9 @@ type Identity interface {
 	AdminSearch(ctx context.Context, req identity.AdminSearchRequest) (identity.AdminSearchResult, error)
 	AdminGetUser(ctx context.Context, req identity.AdminUserRequest) (api.User, error)
 	AdminSetDisabled(ctx context.Context, req identity.AdminDisableRequest) (api.User, error)
+	OAQRCreate(ctx context.Context, req identity.OAQRCreateRequest) (identity.OAQRCode, error)
+	OAVerify(ctx context.Context, req identity.OAVerifyRequest) (identity.OAVerifyResult, error)
+	OAPush(ctx context.Context, req identity.OAPushRequest) (identity.OAPushResult, error)
 }
 
 // Session is the session service as the API uses it (*session.Client).
@@ -172,6 +175,7 @@ func New(o Options) http.Handler {
 	s.registerTokens(v1)   // tokens.go: refresh, logout
 	s.registerAccounts(v1) // accounts.go: register, password, bind, profile, phone, identities
 	s.registerAdmin(v1)    // admin.go
+	s.registerOAFollow(v1) // oafollow.go: follow-to-log-in QR codes, the official account's server URL
 	s.registerDocs(r)      // docs.go: /openapi.json, /docs
 	return r
 }

@@ -217,7 +217,8 @@ func (a *API) handlePush(ctx context.Context, app apps.App, req identity.OAPushR
 			res.Reply = a.reply(app, req, msg)
 		}
 	}
-	if err := a.Store.WriteOAEvent(ctx, oaEvent(msg, app, res.Scene != "")); err != nil {
+	subject, typ, push := oaEvent(msg, app, res.Scene != "")
+	if err := a.Store.WriteOAEvent(ctx, subject, typ, push); err != nil {
 		return res, a.storeError(ctx, err)
 	}
 	a.Events.Notify()

@@ -108,7 +108,8 @@ type OAPush struct {
 	EventKey   string `json:"event_key,omitempty"`
 	Content    string `json:"content,omitempty"`
 	MsgID      string `json:"msg_id,omitempty"`
-	// Login: the push completed a follow-to-log-in ticket.
+	// Login: the push follows or scans a follow-to-log-in code of ours
+	// (the gateway then completes the ticket its scene names).
 	Login bool `json:"login,omitempty"`
 }
 

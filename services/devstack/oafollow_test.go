@@ -144,6 +144,53 @@ func wxSeal(t *testing.T, aesKey, appid string, msg []byte) string {
 	return base64.StdEncoding.EncodeToString(out)
 }
 
+// wxOpen opens safe mode's envelope, as WeChat does with our replies.
+func wxOpen(t *testing.T, aesKey, appid, encrypted string) string {
+	t.Helper()
+	key, _ := base64.StdEncoding.DecodeString(aesKey + "=")
+	raw, err := base64.StdEncoding.DecodeString(encrypted)
+	if err != nil || len(raw)%16 != 0 || len(raw) == 0 {
+		t.Fatalf("reply Encrypt %q is not base64 of AES blocks", encrypted)
+	}
+	block, _ := aes.NewCipher(key)
+	cipher.NewCBCDecrypter(block, key[:16]).CryptBlocks(raw, raw)
+	raw = raw[:len(raw)-int(raw[len(raw)-1])]
+	n := binary.BigEndian.Uint32(raw[16:20])
+	if got := string(raw[20+n:]); got != appid {
+		t.Fatalf("reply sealed for appid %q, want %q", got, appid)
+	}
+	return string(raw[20 : 20+n])
+}
+
+// xmlField is the text of <name> in doc (CDATA or not).
+func xmlField(doc, name string) string {
+	_, rest, ok := strings.Cut(doc, "<"+name+">")
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, "</"+name+">")
+	v = strings.TrimPrefix(v, "<![CDATA[")
+	return strings.TrimSuffix(v, "]]>")
+}
+
+// wantReply checks the answer to a login push: the reply text message to
+// the follower, sealed and signed in safe mode.
+func (a oaAccount) wantReply(t *testing.T, body, openid string) {
+	t.Helper()
+	msg := body
+	if a.aesKey != "" {
+		enc := xmlField(body, "Encrypt")
+		if sig := xmlField(body, "MsgSignature"); sig != wxSign(a.token, xmlField(body, "TimeStamp"), xmlField(body, "Nonce"), enc) {
+			t.Fatalf("safe-mode reply signature %q does not verify: %s", sig, body)
+		}
+		msg = wxOpen(t, a.aesKey, a.appid, enc)
+	}
+	if xmlField(msg, "MsgType") != "text" || xmlField(msg, "Content") != oaReply || xmlField(msg, "ToUserName") != openid ||
+		xmlField(msg, "FromUserName") != "gh_standin" {
+		t.Fatalf("reply %q, want the text message to %s", msg, openid)
+	}
+}
+
 // oaAccount is an official account as the tests push to it.
 type oaAccount struct {
 	app, appid, token, aesKey string
@@ -181,6 +228,9 @@ func (a oaAccount) send(t *testing.T, p *procStack, push wxPush) response {
 	return do(t, http.MethodPost, a.events(p)+"?"+push.query.Encode(), "text/xml", push.body, nil)
 }
 
+// oaReply is the message a follow-to-log-in answers the follower with.
+const oaReply = "登录成功，请回到网页 · Logged in"
+
 // startOAProcs is startProcs with the two official accounts.
 func startOAProcs(t *testing.T) (*procStack, oaAccount, oaAccount) {
 	t.Helper()
@@ -190,7 +240,7 @@ func startOAProcs(t *testing.T) (*procStack, oaAccount, oaAccount) {
 	if err := os.WriteFile(file, []byte(apps), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := startProcs(t, "WXLOGIN_QR_TTL=60s", "WXLOGIN_APPS_FILE="+file,
+	p := startProcs(t, "WXLOGIN_QR_TTL=60s", "WXLOGIN_APPS_FILE="+file, "WXLOGIN_OA_LOGIN_REPLY="+oaReply,
 		"WXLOGIN_OA_APPID="+standInOAAppID, "WXLOGIN_OA_SECRET="+standInOASecret, "WXLOGIN_OA_TOKEN="+standInOAToken)
 	return p, oaAccount{appid: standInOAAppID, token: standInOAToken},
 		oaAccount{app: "oasafe", appid: standInSafeAppID, token: standInSafeToken, aesKey: standInSafeAESKey}
@@ -306,9 +356,10 @@ func TestOAFollowLoginProcesses(t *testing.T) {
 			push := a.newPush(t, openid, createTime, "subscribe", "qrscene_"+scene)
 			r := a.send(t, p, push)
 			done := time.Now()
-			if r.status != http.StatusOK || r.raw != "success" {
+			if r.status != http.StatusOK {
 				t.Fatalf("subscribe push: %d %q", r.status, r.raw)
 			}
+			a.wantReply(t, r.raw, openid)
 			res := <-waiting
 			if res.err != nil || res.r.status != http.StatusOK || str(res.r, "status") != "confirmed" || str(res.r, "access_token") == "" {
 				t.Fatalf("long-poll: %v %d %s", res.err, res.r.status, res.r.raw)
@@ -322,6 +373,8 @@ func TestOAFollowLoginProcesses(t *testing.T) {
 			// WeChat's retry of the same push hands out nothing more, and
 			// is not handled again (no second user/info, no second event).
 			infos := p.wx.callCount("/cgi-bin/user/info")
+			// (The tokens are out: the retry completes nothing, and tells the
+			// follower nothing either.)
 			if r := a.send(t, p, push); r.status != http.StatusOK || r.raw != "success" {
 				t.Fatalf("retried push: %d %q", r.status, r.raw)
 			}

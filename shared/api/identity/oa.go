@@ -60,15 +60,17 @@ type OAPushRequest struct {
 }
 
 // OAPushResult is what identity made of a push. Reply is the body to
-// answer WeChat with ("success", or a reply message, encrypted in safe
-// mode). Scene is set when the push is a follow or scan of a QR code of
+// answer WeChat with ("success"). Scene is set when the push is a follow or scan of a QR code of
 // ours (session.OAScene): then either Login is the user, or (auto-register
 // off) BindToken with whose WeChat it is. A retried push (same sender and
 // CreateTime) answers the first one's result again with Duplicate set, so
 // a completion lost on the way can still happen, and nothing else is done
 // twice.
 type OAPushResult struct {
-	Reply     string       `json:"reply"`
+	Reply string `json:"reply"`
+	// LoginReply (with Scene, when WXLOGIN_OA_LOGIN_REPLY is set) is the
+	// reply message to answer instead once the ticket is completed.
+	LoginReply string       `json:"login_reply,omitempty"`
 	Scene     string       `json:"scene,omitempty"`
 	Login     *LoginResult `json:"login,omitempty"`
 	BindToken string       `json:"bind_token,omitempty"`

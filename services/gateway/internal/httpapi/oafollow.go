@@ -129,25 +129,28 @@ func (s *server) oaPush(c *gin.Context) {
 		return
 	}
 	if res.Scene != "" {
-		if err := s.completeOAQR(ctx, c, res); err != nil {
+		completed, err := s.completeOAQR(ctx, c, res)
+		if err != nil {
 			s.fail(c, err)
 			return
 		}
+		if completed && res.LoginReply != "" {
+			// The follower is told only of a login that happened.
+			c.Data(http.StatusOK, "application/xml; charset=utf-8", []byte(res.LoginReply))
+			return
+		}
 	}
-	contentType := "text/plain; charset=utf-8"
-	if res.Reply != "success" {
-		contentType = "application/xml; charset=utf-8"
-	}
-	c.Data(http.StatusOK, contentType, []byte(res.Reply))
+	c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte(res.Reply))
 }
 
 // completeOAQR records a follow-to-log-in push's outcome under the ticket
-// its scene names. A ticket gone or expired (a late scan, or a retry after
+// its scene names; completed reports that the ticket now holds it. A
+// ticket gone or expired (a late scan, a guessed scene, or a retry after
 // the tokens went out) is no failure: the push is done.
-func (s *server) completeOAQR(ctx context.Context, c *gin.Context, res identity.OAPushResult) error {
+func (s *server) completeOAQR(ctx context.Context, c *gin.Context, res identity.OAPushResult) (completed bool, err error) {
 	ticket, _, ok := session.ParseOAScene(res.Scene)
 	if !ok || !validTicket(ticket) {
-		return nil // identity checked the scene's shape; not ours after all
+		return false, nil // identity checked the scene's shape; not ours after all
 	}
 	req := session.QRCompleteRequest{Ticket: ticket, Scene: res.Scene}
 	switch {
@@ -158,7 +161,7 @@ func (s *server) completeOAQR(ctx context.Context, c *gin.Context, res identity.
 	case res.BindToken != "":
 		req.BindToken = res.BindToken
 	default:
-		return nil
+		return false, nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	st, err := s.session.QRComplete(cctx, req)
@@ -167,16 +170,20 @@ func (s *server) completeOAQR(ctx context.Context, c *gin.Context, res identity.
 	if errors.As(err, &ae) && (ae.Code == api.CodeQRTicketNotFound || ae.Code == api.CodeQRTicketExpired) {
 		s.log.LogAttrs(ctx, slog.LevelInfo, "follow-to-log-in push for a ticket that is gone",
 			slog.String("request_id", middleware.RequestIDOf(c)), slog.String("code", string(ae.Code)), slog.Bool("retry", res.Duplicate))
-		return nil
+		return false, nil
 	}
 	if err != nil {
 		if _, unexpected := problem.For(err, middleware.RequestIDOf(c)); unexpected {
 			s.log.LogAttrs(ctx, slog.LevelError, "cannot record the follow-to-log-in outcome",
 				slog.String("request_id", middleware.RequestIDOf(c)), slog.Any("error", err))
 		}
-		return api.Errorf(api.CodeServiceUnavailable, "the login could not be recorded; WeChat will retry")
+		return false, api.Errorf(api.CodeServiceUnavailable, "the login could not be recorded; WeChat will retry")
 	}
 	s.log.LogAttrs(ctx, slog.LevelDebug, "follow-to-log-in push completed a ticket",
 		slog.String("request_id", middleware.RequestIDOf(c)), slog.String("status", st.Status), slog.Bool("retry", res.Duplicate))
-	return nil
+	want := session.QRConfirmed
+	if req.BindToken != "" {
+		want = session.QRNotBound
+	}
+	return st.Status == want, nil
 }

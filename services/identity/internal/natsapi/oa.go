@@ -121,7 +121,7 @@ func (a *API) OAPush(ctx context.Context, req identity.OAPushRequest) (identity.
 		res.Duplicate = true
 		return res, nil
 	}
-	res, err := a.handlePush(ctx, app, req, msg)
+	res, err := a.handlePush(ctx, app, msg)
 	if err != nil {
 		// WeChat's retry (the answer is not success) starts afresh.
 		if rerr := a.Pushes.Release(context.WithoutCancel(ctx), key, claim); rerr != nil {
@@ -191,7 +191,7 @@ func (a *API) openPush(ctx context.Context, app apps.App, req identity.OAPushReq
 }
 
 // handlePush does what a push asks for, once.
-func (a *API) handlePush(ctx context.Context, app apps.App, req identity.OAPushRequest, msg oapush.Message) (identity.OAPushResult, error) {
+func (a *API) handlePush(ctx context.Context, app apps.App, msg oapush.Message) (identity.OAPushResult, error) {
 	res := identity.OAPushResult{Reply: replySuccess}
 	scene := msg.Scene()
 	if _, _, ours := session.ParseOAScene(scene); ours && len(scene) <= maxScene {
@@ -214,7 +214,7 @@ func (a *API) handlePush(ctx context.Context, app apps.App, req identity.OAPushR
 		}
 		res.Scene = scene
 		if a.OALoginReply != "" {
-			res.Reply = a.reply(app, req, msg)
+			res.LoginReply = a.reply(app, msg)
 		}
 	}
 	subject, typ, push := oaEvent(msg, app, res.Scene != "")
@@ -244,7 +244,7 @@ func oaEvent(msg oapush.Message, app apps.App, login bool) (subject, typ string,
 
 // reply is the text message thanking the user (WXLOGIN_OA_LOGIN_REPLY),
 // sealed in safe mode.
-func (a *API) reply(app apps.App, req identity.OAPushRequest, msg oapush.Message) string {
+func (a *API) reply(app apps.App, msg oapush.Message) string {
 	now := a.Now().Unix()
 	text := oapush.TextReply(msg, a.OALoginReply, now)
 	if app.EncodingAESKey == "" {

@@ -34,6 +34,7 @@ const (
 	refreshTTL = 24 * time.Hour
 	qrTTL      = 5 * time.Minute
 	webAppID   = "wx2222222222222222"
+	oaAppID    = "wx5555555555555555"
 )
 
 // clock is a settable time source.
@@ -84,7 +85,7 @@ func newFixtureOn(t *testing.T, b *kvstate.Buckets, clk *clock) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(users.Stop)
-	registry, err := apps.Load(apps.Config{MiniProgramAppID: "wx1111111111111111", WebAppID: webAppID})
+	registry, err := apps.Load(apps.Config{MiniProgramAppID: "wx1111111111111111", WebAppID: webAppID, OAAppID: oaAppID, OAToken: "oatoken"})
 	if err != nil {
 		t.Fatal(err)
 	}

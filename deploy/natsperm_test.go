@@ -49,7 +49,7 @@ func TestNATSPermissions(t *testing.T) {
 	}
 	buckets := map[string]jetstream.KeyValue{}
 	for owner, names := range map[*busUser][]string{
-		session:  {"wxlogin_keys", "wxlogin_sessions", "wxlogin_qr", "wxlogin_revoked"},
+		session:  {"wxlogin_keys", "wxlogin_sessions", "wxlogin_qr", "wxlogin_revoked", "wxlogin_oa"},
 		identity: {"wxlogin_bind", "wxlogin_wechat", "wxlogin_faillimit", "wxlogin_oa_pushes"},
 	} {
 		for _, b := range names {
@@ -112,12 +112,15 @@ func TestNATSPermissions(t *testing.T) {
 		session.nc.Flush()
 		gateway.mustRequest(t, "$SRV.PING.session")
 
-		for b, owner := range map[string]*busUser{"wxlogin_keys": session, "wxlogin_sessions": session, "wxlogin_bind": identity, "wxlogin_wechat": identity, "wxlogin_oa_pushes": identity} {
+		// wxlogin_oa holds in-WeChat login states and codes: session's alone.
+		for b, owner := range map[string]*busUser{"wxlogin_keys": session, "wxlogin_sessions": session, "wxlogin_oa": session, "wxlogin_bind": identity, "wxlogin_wechat": identity, "wxlogin_oa_pushes": identity} {
 			owner.mustRead(t, ctx, b)
 			gateway.cannotRead(t, ctx, b)
 		}
 		session.mustWrite(t, ctx, "wxlogin_qr")
 		gateway.cannotWrite(t, "wxlogin_qr")
+		session.mustWrite(t, ctx, "wxlogin_oa")
+		gateway.cannotWrite(t, "wxlogin_oa")
 		gateway.cannotWrite(t, "wxlogin_revoked")
 		identity.mustPublish(t, "wxlogin.events.user.created")
 		gateway.cannotPublish(t, "wxlogin.events.user.created")
@@ -139,6 +142,8 @@ func TestNATSPermissions(t *testing.T) {
 		session.mustRead(t, ctx, "wxlogin_keys")
 		identity.cannotRead(t, ctx, "wxlogin_keys")
 		identity.cannotRead(t, ctx, "wxlogin_sessions")
+		identity.cannotRead(t, ctx, "wxlogin_oa")
+		identity.cannotWrite(t, "wxlogin_oa")
 		identity.cannotWrite(t, "wxlogin_revoked")
 		identity.cannotSubscribe(t, "wxlogin.session.>")
 		identity.cannotSubscribe(t, natsconn.InboxPrefix(natsauth.Gateway)+".>")
@@ -207,7 +212,7 @@ func TestNATSPermissions(t *testing.T) {
 			t.Errorf("WXLOGIN_EVENTS grew from %d to %d messages after the forged publishes", before, after)
 		}
 		// No KV at all, private buckets above all.
-		for _, b := range []string{"wxlogin_keys", "wxlogin_sessions", "wxlogin_qr", "wxlogin_revoked", "wxlogin_bind"} {
+		for _, b := range []string{"wxlogin_keys", "wxlogin_sessions", "wxlogin_qr", "wxlogin_revoked", "wxlogin_bind", "wxlogin_oa"} {
 			events.cannotRead(t, ctx, b)
 		}
 		events.cannotWrite(t, "wxlogin_revoked")

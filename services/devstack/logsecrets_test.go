@@ -164,6 +164,30 @@ func flowsLeakNothing(t *testing.T, alg string, env []string, keys ...string) {
 	doWith(t, browser, http.MethodGet, p.url("/api/v1/auth/web/callback?code=logsec-web-code-f00d11&state=logsec-state-nobody-made-1f0e"), "", "", nil)
 	s.add("logsec-web-code-f00d11")
 
+	// In-WeChat browser login: the state's cookie, WeChat's code and the
+	// wxlogin_code (a bind token here: auto-register is off) stay out.
+	phone := newPhoneBrowser()
+	r = doWith(t, phone, http.MethodGet, p.url("/api/v1/auth/oa/authorize?"+url.Values{"redirect_uri": {standInSite}}.Encode()), "", "", nil)
+	wxAuth, _ := url.Parse(r.header.Get("Location"))
+	state := wxAuth.Query().Get("state")
+	_, cookie, _ := strings.Cut(strings.SplitN(r.header.Get("Set-Cookie"), ";", 2)[0], "=")
+	s.add(cookie, "logsec-oa-code-9c1d", "at-logsec-oa-code-9c1d")
+	p.wx.mint("logsec-oa-code-9c1d", standInUser{OpenID: "o_logsec_oa", AppID: standInOAAppID, Scope: "snsapi_userinfo"})
+	r = doWith(t, phone, http.MethodGet, p.url("/api/v1/auth/oa/callback?"+url.Values{"code": {"logsec-oa-code-9c1d"}, "state": {state}}.Encode()), "", "", nil)
+	back, _ := url.Parse(r.header.Get("Location"))
+	oaCode := back.Query().Get("wxlogin_code")
+	if r.status != http.StatusFound || oaCode == "" || cookie == "" {
+		t.Fatalf("in-WeChat login: %d %q (cookie %q)", r.status, r.header.Get("Location"), cookie)
+	}
+	s.add(oaCode)
+	r = postJSON(t, p.url("/api/v1/auth/oa/exchange"), map[string]any{"code": oaCode})
+	wantProblem(t, r, http.StatusForbidden, "wechat_not_bound")
+	s.add(str(r, "bind_token"))
+	// A mobile app's code.
+	s.add("logsec-app-code-77e2", "at-logsec-app-code-77e2")
+	p.wx.mint("logsec-app-code-77e2", standInUser{OpenID: "o_logsec_app", AppID: standInAppAppID})
+	wantProblem(t, postJSON(t, p.url("/api/v1/auth/app/login"), map[string]any{"code": "logsec-app-code-77e2"}), http.StatusForbidden, "wechat_not_bound")
+
 	// Phone, /me with a good and a forged token.
 	p.wx.mintPhone("logsec-phone-code-5a7b", "13800138000")
 	s.add("logsec-phone-code-5a7b")
@@ -255,7 +279,7 @@ func stackSecrets(p *procStack) []string {
 }
 
 func secretName(name string) bool {
-	for _, w := range []string{"SECRET", "PASSWORD", "TOKEN", "NKEY", "SEED", "PRIVATE", "SIGNING_KEY", "HS256"} {
+	for _, w := range []string{"SECRET", "PASSWORD", "TOKEN", "NKEY", "SEED", "PRIVATE", "SIGNING_KEY", "HS256", "AES_KEY"} {
 		if strings.Contains(name, w) {
 			return true
 		}

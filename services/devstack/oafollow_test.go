@@ -23,12 +23,9 @@ import (
 )
 
 // The stand-in's official accounts: one in plaintext mode (the default,
-// from WXLOGIN_OA_*), one in safe mode (from the apps file).
+// standInOAAppID from WXLOGIN_OA_*), one in safe mode (from the apps file).
 const (
-	standInOAAppID    = "wxstandin000000003"
-	standInOASecret   = "standin-oa-secret"
-	standInOAToken    = "standinoatoken"
-	standInSafeAppID  = "wxstandin000000004"
+	standInSafeAppID  = "wxstandin000000005"
 	standInSafeSecret = "standin-safe-secret"
 	standInSafeToken  = "standinsafetoken"
 	standInSafeAESKey = "S7dbUk0rN1mPqv2TzXh4cYwJf8aLe3Go6iRuVsBnQtK"
@@ -240,8 +237,7 @@ func startOAProcs(t *testing.T) (*procStack, oaAccount, oaAccount) {
 	if err := os.WriteFile(file, []byte(apps), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := startProcs(t, "WXLOGIN_QR_TTL=60s", "WXLOGIN_APPS_FILE="+file, "WXLOGIN_OA_LOGIN_REPLY="+oaReply,
-		"WXLOGIN_OA_APPID="+standInOAAppID, "WXLOGIN_OA_SECRET="+standInOASecret, "WXLOGIN_OA_TOKEN="+standInOAToken)
+	p := startProcs(t, "WXLOGIN_QR_TTL=60s", "WXLOGIN_APPS_FILE="+file, "WXLOGIN_OA_LOGIN_REPLY="+oaReply)
 	return p, oaAccount{appid: standInOAAppID, token: standInOAToken},
 		oaAccount{app: "oasafe", appid: standInSafeAppID, token: standInSafeToken, aesKey: standInSafeAESKey}
 }

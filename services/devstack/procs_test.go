@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -33,11 +34,28 @@ const (
 	standInMiniSecret = "standin-mini-secret"
 	standInWebAppID   = "wxstandin000000002"
 	standInWebSecret  = "standin-web-secret"
+	standInOAAppID    = "wxstandin000000003" // the official account
+	standInOASecret   = "standin-oa-secret"
+	standInOAToken    = "standinOAtoken"
+	standInAppAppID   = "wxstandin000000004" // the mobile app
+	standInAppSecret  = "standin-app-secret"
+	// standInSite is the site of the in-WeChat login (WXLOGIN_REDIRECT_URIS).
+	standInSite = "https://site.example/h5/"
 )
 
-// standInUser is who a stand-in code belongs to.
+// standInUser is who a stand-in code belongs to. For sns/oauth2 codes,
+// AppID is the app that minted it (empty: the website), Scope the official
+// account's scope (snsapi_base: no unionid, no userinfo), Snapshot a
+// snapshot-page code (a virtual openid, is_snapshotuser 1).
 type standInUser struct {
 	OpenID, UnionID, Nickname string
+	AppID, Scope              string
+	Snapshot                  bool
+}
+
+// standInOAuthApps are the apps sns/oauth2/access_token serves, by appid.
+var standInOAuthApps = map[string]string{
+	standInWebAppID: standInWebSecret, standInOAAppID: standInOASecret, standInAppAppID: standInAppSecret,
 }
 
 // standIn is a WeChat stand-in written independently of
@@ -168,11 +186,17 @@ func (s *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		out(resp)
 	case "/sns/oauth2/access_token":
-		if q.Get("appid") != standInWebAppID || q.Get("secret") != standInWebSecret {
+		appid := q.Get("appid")
+		if secret, ok := standInOAuthApps[appid]; !ok || q.Get("secret") != secret {
 			fail(40125, "invalid appsecret")
 			return
 		}
-		u, ok := s.take(s.codes, q.Get("code"))
+		u, ok := s.codes[q.Get("code")]
+		if ok && cmp.Or(u.AppID, standInWebAppID) != appid {
+			fail(40029, "invalid code") // another app's code
+			return
+		}
+		delete(s.codes, q.Get("code"))
 		if !ok {
 			if _, used := s.tokens["at-"+q.Get("code")]; used {
 				fail(40163, "code been used") // as WeChat answers a spent code
@@ -182,12 +206,26 @@ func (s *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		tok := "at-" + q.Get("code")
+		resp := map[string]any{"access_token": tok, "expires_in": 7200, "refresh_token": "rt", "openid": u.OpenID,
+			"scope": cmp.Or(u.Scope, "snsapi_login"), "unionid": u.UnionID}
+		switch {
+		case u.Snapshot: // a virtual openid, nobody's; only here is it marked
+			u = standInUser{OpenID: "o_virtual_" + q.Get("code"), Scope: "snsapi_base"}
+			resp = map[string]any{"access_token": tok, "expires_in": 7200, "refresh_token": "rt", "openid": u.OpenID,
+				"scope": "snsapi_base", "is_snapshotuser": 1}
+		case u.Scope == "snsapi_base":
+			delete(resp, "unionid")
+		}
 		s.tokens[tok] = u
-		out(map[string]any{"access_token": tok, "expires_in": 7200, "refresh_token": "rt", "openid": u.OpenID, "scope": "snsapi_login", "unionid": u.UnionID})
+		out(resp)
 	case "/sns/userinfo":
 		u, ok := s.tokens[q.Get("access_token")]
 		if !ok || u.OpenID != q.Get("openid") {
 			fail(40001, "invalid credential")
+			return
+		}
+		if u.Scope == "snsapi_base" {
+			fail(48001, "api unauthorized")
 			return
 		}
 		out(map[string]any{"openid": u.OpenID, "unionid": u.UnionID, "nickname": u.Nickname, "sex": "1", "headimgurl": "https://example.com/h.png", "privilege": []string{}})
@@ -343,6 +381,12 @@ func startProcs(t *testing.T, extraEnv ...string) *procStack {
 		"WXLOGIN_MINIPROGRAM_SECRET="+standInMiniSecret,
 		"WXLOGIN_WEB_APPID="+standInWebAppID,
 		"WXLOGIN_WEB_SECRET="+standInWebSecret,
+		"WXLOGIN_OA_APPID="+standInOAAppID,
+		"WXLOGIN_OA_SECRET="+standInOASecret,
+		"WXLOGIN_OA_TOKEN="+standInOAToken,
+		"WXLOGIN_APP_APPID="+standInAppAppID,
+		"WXLOGIN_APP_SECRET="+standInAppSecret,
+		"WXLOGIN_REDIRECT_URIS="+standInSite,
 		"WXLOGIN_LOG_LEVEL=debug",
 	)
 	p.env = append(p.env, extraEnv...)

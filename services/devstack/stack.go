@@ -80,15 +80,6 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 		return natsconn.Credentials{User: user, Password: passwords[user]}
 	}
 
-	fake := fakewechat.New(fakewechat.Options{
-		Apps: []fakewechat.App{
-			{AppID: devMiniProgramAppID, Secret: devMiniProgramSecret, Kind: "miniprogram"},
-			{AppID: devWebAppID, Secret: devWebSecret, Kind: "web"},
-			{AppID: fakewechat.DevOAAppID, Secret: fakewechat.DevOASecret, Kind: "officialaccount"},
-			{AppID: fakewechat.DevAppAppID, Secret: fakewechat.DevAppSecret, Kind: "app"},
-		},
-		Logger: log.With("svc", "fakewechat"),
-	})
 	fakeLn, err := net.Listen("tcp", o.FakeAddr)
 	if err != nil {
 		ns.Shutdown()
@@ -100,6 +91,21 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 		fakeLn.Close()
 		return nil, fmt.Errorf("gateway listener on %s: %w (set WXLOGIN_HTTP_ADDR)", o.HTTPAddr, err)
 	}
+	// The official account's web-authorization domain is where WeChat
+	// sends the browser back: the gateway's public host.
+	oaDomain := gwLn.Addr().String()
+	if u, err := url.Parse(os.Getenv("WXLOGIN_PUBLIC_URL")); err == nil && u.Host != "" {
+		oaDomain = u.Host
+	}
+	fake := fakewechat.New(fakewechat.Options{
+		Apps: []fakewechat.App{
+			{AppID: devMiniProgramAppID, Secret: devMiniProgramSecret, Kind: "miniprogram"},
+			{AppID: devWebAppID, Secret: devWebSecret, Kind: "web"},
+			{AppID: fakewechat.DevOAAppID, Secret: fakewechat.DevOASecret, Kind: "officialaccount", Domain: oaDomain},
+			{AppID: fakewechat.DevAppAppID, Secret: fakewechat.DevAppSecret, Kind: "app"},
+		},
+		Logger: log.With("svc", "fakewechat"),
+	})
 	st := &Stack{
 		GatewayURL: "http://" + gwLn.Addr().String(),
 		FakeURL:    "http://" + fakeLn.Addr().String(),
@@ -177,6 +183,9 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 		if err != nil {
 			return nil, fmt.Errorf("fake WeChat official account: %w", err)
 		}
+	}
+	if len(gwCfg.RedirectURIs) == 0 {
+		gwCfg.RedirectURIs = []string{gwCfg.PublicURL + "/demo"} // the demo's in-WeChat tab
 	}
 
 	g, gctx := errgroup.WithContext(ctx)

@@ -7,8 +7,11 @@
 // Environment:
 //
 //	FAKEWECHAT_ADDR    listen address, default 127.0.0.1:9090
-//	FAKEWECHAT_APPS    optional "appid:secret:kind,..." (kind miniprogram or web);
-//	                   default the two devstack apps
+//	FAKEWECHAT_APPS    optional "appid:secret:kind,..." (kind miniprogram, web,
+//	                   officialaccount or app); default the devstack apps
+//	FAKEWECHAT_OA_DOMAIN optional web-authorization domain (host or host:port)
+//	                   of every official account: its authorization page
+//	                   refuses a redirect_uri elsewhere; default any
 //	FAKEWECHAT_PUBLIC_URL optional address a phone reaches the fake at (e.g.
 //	                   http://192.168.1.20:9090), put in the QR code; default
 //	                   derived from each request's Host
@@ -52,6 +55,7 @@ type config struct {
 	Addr      string `env:"FAKEWECHAT_ADDR" envDefault:"127.0.0.1:9090"`
 	Apps      string `env:"FAKEWECHAT_APPS"`
 	PublicURL string `env:"FAKEWECHAT_PUBLIC_URL"`
+	OADomain  string `env:"FAKEWECHAT_OA_DOMAIN"`
 	LogLevel  string `env:"WXLOGIN_LOG_LEVEL" envDefault:"info"`
 	// The official account's console: its server configuration.
 	OAAppID     string `env:"FAKEWECHAT_OA_APPID"`
@@ -96,6 +100,14 @@ func loadConfig(environ map[string]string) (config, error) {
 	}
 	if cfg.OAServerURL != "" && cfg.OAToken == "" {
 		return config{}, errors.New("FAKEWECHAT_OA_TOKEN: must be set with FAKEWECHAT_OA_SERVER_URL")
+	}
+	for i, a := range cfg.apps {
+		if a.Kind == "officialaccount" && a.Domain == "" {
+			cfg.apps[i].Domain = strings.TrimSpace(cfg.OADomain)
+			if err := cfg.apps[i].Validate(); err != nil {
+				return config{}, fmt.Errorf("FAKEWECHAT_OA_DOMAIN: %w", err)
+			}
+		}
 	}
 	return cfg, nil
 }

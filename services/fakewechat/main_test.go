@@ -38,7 +38,14 @@ func TestLoadConfig(t *testing.T) {
 			}
 		}, ""},
 		{"bad apps", map[string]string{"FAKEWECHAT_APPS": "wxa:topsecret"}, nil, "FAKEWECHAT_APPS"},
-		{"bad kind", map[string]string{"FAKEWECHAT_APPS": "wxa:topsecret:phone"}, nil, "FAKEWECHAT_APPS"},
+		{"bad kind", map[string]string{"FAKEWECHAT_APPS": "wxa:topsecret:desktop"}, nil, "FAKEWECHAT_APPS"},
+		{"official account domain", map[string]string{"FAKEWECHAT_APPS": "wxa:sa:officialaccount,wxb:sb:web", "FAKEWECHAT_OA_DOMAIN": "h5.example.com"},
+			func(t *testing.T, cfg config) {
+				if cfg.apps[0].Domain != "h5.example.com" || cfg.apps[1].Domain != "" {
+					t.Errorf("config %+v", cfg)
+				}
+			}, ""},
+		{"bad official account domain", map[string]string{"FAKEWECHAT_OA_DOMAIN": "https://h5.example.com/"}, nil, "FAKEWECHAT_OA_DOMAIN"},
 		{"official account server", map[string]string{"FAKEWECHAT_APPS": "wxa:sa:miniprogram,wxo:so:officialaccount",
 			"FAKEWECHAT_OA_SERVER_URL": "http://127.0.0.1:8080/api/v1/wechat/oa/wxo/events", "FAKEWECHAT_OA_TOKEN": "tok123"}, func(t *testing.T, cfg config) {
 			if cfg.OAAppID != "wxo" || cfg.OAToken != "tok123" {

@@ -34,6 +34,14 @@ const (
 	// CodeSignatureInvalid: a request to the official account's server URL
 	// whose WeChat signature does not check out.
 	CodeSignatureInvalid   Code = "signature_invalid"
+	// CodeInvalidRedirectURI: the in-WeChat login's redirect_uri matches no
+	// prefix of WXLOGIN_REDIRECT_URIS.
+	CodeInvalidRedirectURI Code = "invalid_redirect_uri"
+	// CodeLoginCodeInvalid: a wxlogin_code that is unknown, expired or spent.
+	CodeLoginCodeInvalid Code = "login_code_invalid"
+	// CodeSnapshotUser: WeChat answered a snapshot-page (Moments preview)
+	// user, a virtual openid that must never become an account.
+	CodeSnapshotUser       Code = "snapshot_user"
 	CodeUsernameTaken      Code = "username_taken"
 	CodeIdentityBound      Code = "identity_already_bound"
 	CodeLastIdentity       Code = "last_login_method"

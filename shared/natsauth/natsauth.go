@@ -83,6 +83,7 @@ func Permissions(user string) *server.Permissions {
 					[]string{"$JS.API.INFO"},
 					kvOwn(session.BucketKeys), kvOwn(session.BucketSessions),
 					kvOwn(session.BucketQR), kvOwn(session.BucketRevoked),
+					kvOwn(session.BucketOA),
 				),
 				Deny: concat([]string{"wxlogin.>"}, alwaysDenied()),
 			},

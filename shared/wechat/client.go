@@ -128,7 +128,8 @@ func (c *Client) Code2Session(ctx context.Context, appid, secret, code string) (
 	return Session{OpenID: r.OpenID, UnionID: r.UnionID, SessionKey: r.SessionKey}, nil
 }
 
-// OAuthToken is the answer of sns/oauth2/access_token (website login).
+// OAuthToken is the answer of sns/oauth2/access_token (website, official
+// account and mobile app logins).
 type OAuthToken struct {
 	AccessToken  string
 	ExpiresIn    int
@@ -136,9 +137,13 @@ type OAuthToken struct {
 	OpenID       string
 	Scope        string
 	UnionID      string
+	// SnapshotUser: an official account's page opened from a Moments share
+	// as a snapshot page; OpenID is then a virtual one, never a person.
+	SnapshotUser bool
 }
 
-// OAuthAccessToken exchanges a website (Open Platform) login code.
+// OAuthAccessToken exchanges a website (Open Platform), official-account
+// web-authorization or mobile app login code.
 func (c *Client) OAuthAccessToken(ctx context.Context, appid, secret, code string) (OAuthToken, error) {
 	var r struct {
 		AccessToken  string  `json:"access_token"`
@@ -147,6 +152,7 @@ func (c *Client) OAuthAccessToken(ctx context.Context, appid, secret, code strin
 		OpenID       string  `json:"openid"`
 		Scope        string  `json:"scope"`
 		UnionID      string  `json:"unionid"`
+		Snapshot     flexInt `json:"is_snapshotuser"`
 	}
 	q := url.Values{"appid": {appid}, "secret": {secret}, "code": {code}, "grant_type": {"authorization_code"}}
 	if err := c.get(ctx, "/sns/oauth2/access_token", q, &r); err != nil {
@@ -156,7 +162,7 @@ func (c *Client) OAuthAccessToken(ctx context.Context, appid, secret, code strin
 		return OAuthToken{}, fmt.Errorf("%w: oauth2/access_token answered no openid", ErrUnavailable)
 	}
 	return OAuthToken{AccessToken: r.AccessToken, ExpiresIn: int(r.ExpiresIn), RefreshToken: r.RefreshToken,
-		OpenID: r.OpenID, Scope: r.Scope, UnionID: r.UnionID}, nil
+		OpenID: r.OpenID, Scope: r.Scope, UnionID: r.UnionID, SnapshotUser: r.Snapshot == 1}, nil
 }
 
 // UserInfo is the answer of sns/userinfo. Sex is 0 unknown, 1 male, 2 female.
@@ -252,6 +258,17 @@ func (c *Client) QRConnectURL(appid, redirectURI, state string) string {
 	q := url.Values{"appid": {appid}, "redirect_uri": {redirectURI}, "response_type": {"code"},
 		"scope": {"snsapi_login"}, "state": {state}}
 	return c.openBase + "/connect/qrconnect?" + q.Encode() + "#wechat_redirect"
+}
+
+// OAuth2AuthorizeURL is the official account's web-authorization page, which
+// the WeChat browser shows (snsapi_userinfo) or skips (snsapi_base) before
+// sending the browser to redirectURI with a code. WeChat wants the
+// parameters in this order (url.Values encodes sorted: the same) and the
+// #wechat_redirect fragment.
+func (c *Client) OAuth2AuthorizeURL(appid, redirectURI, scope, state string) string {
+	q := url.Values{"appid": {appid}, "redirect_uri": {redirectURI}, "response_type": {"code"},
+		"scope": {scope}, "state": {state}}
+	return c.openBase + "/connect/oauth2/authorize?" + q.Encode() + "#wechat_redirect"
 }
 
 func (c *Client) get(ctx context.Context, path string, q url.Values, out any) error {

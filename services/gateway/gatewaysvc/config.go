@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wxlogin/wxlogin/services/gateway/internal/ratelimit"
+	"github.com/wxlogin/wxlogin/services/gateway/internal/redirecturi"
 	"github.com/wxlogin/wxlogin/services/gateway/internal/revocation"
 	"github.com/wxlogin/wxlogin/shared/envconfig"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
@@ -57,6 +58,9 @@ type Config struct {
 	// MetricsAddr is where GET /metrics and GET /healthz are served, away
 	// from the public listener (shared/opshttp); "" off.
 	MetricsAddr string `env:"WXLOGIN_METRICS_ADDR"`
+	// RedirectURIs are the URL prefixes (scheme, host, path prefix) the
+	// in-WeChat login may send a browser back to; none: it sends none.
+	RedirectURIs []string `env:"WXLOGIN_REDIRECT_URIS" envSeparator:","`
 
 	// JWKSRefresh is how often the EdDSA keys are re-read from the session
 	// service; zero means 30s. Not read from the environment.
@@ -176,6 +180,14 @@ func (c *Config) Validate() error {
 	if len(proxies) > 0 {
 		c.TrustedProxies = proxies
 	}
+	redirects, err := redirecturi.Parse(c.RedirectURIs)
+	if err != nil {
+		return fmt.Errorf("config: WXLOGIN_REDIRECT_URIS: %w (want prefixes such as https://www.example.com/h5/)", err)
+	}
+	c.RedirectURIs = nil
+	if redirects.Len() > 0 {
+		c.RedirectURIs = redirects.Strings()
+	}
 	if err := c.NATSAuth.Validate(c.NATSURL); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
@@ -208,5 +220,6 @@ func (c Config) LogValue() slog.Value {
 		slog.String("trusted_proxies", strings.Join(c.TrustedProxies, ",")),
 		slog.Duration("revocation_max_stale", c.RevocationMaxStale),
 		slog.String("metrics_addr", c.MetricsAddr),
+		slog.String("redirect_uris", strings.Join(c.RedirectURIs, ",")),
 	)
 }

@@ -238,7 +238,7 @@ func TestConfigFromEnv(t *testing.T) {
 	vars := []string{"WXLOGIN_NATS_URL", "WXLOGIN_HTTP_ADDR", "WXLOGIN_PUBLIC_URL", "WXLOGIN_CORS_ORIGINS", "WXLOGIN_JWT_ALG",
 		"WXLOGIN_JWT_SECRET", "WXLOGIN_JWT_ISSUER", "WXLOGIN_JWT_AUDIENCE", "WXLOGIN_LOG_LEVEL",
 		"WXLOGIN_RATE_LIMIT", "WXLOGIN_TRUSTED_PROXIES", "WXLOGIN_WECHAT_OPEN_BASE", "WXLOGIN_ACCESS_TTL",
-		"WXLOGIN_REVOCATION_MAX_STALE", "WXLOGIN_METRICS_ADDR"}
+		"WXLOGIN_REVOCATION_MAX_STALE", "WXLOGIN_METRICS_ADDR", "WXLOGIN_REDIRECT_URIS"}
 	clear := func(t *testing.T) {
 		for _, v := range vars {
 			t.Setenv(v, "")
@@ -267,9 +267,13 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Setenv("WXLOGIN_JWT_ALG", "hs256")
 		t.Setenv("WXLOGIN_JWT_SECRET", strings.Repeat("k", 32))
 		t.Setenv("WXLOGIN_LOG_LEVEL", "debug")
+		t.Setenv("WXLOGIN_REDIRECT_URIS", "https://Shop.Example/h5/ , https://www.example.com:443/app")
 		cfg, err := gatewaysvc.ConfigFromEnv()
 		if err != nil {
 			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(cfg.RedirectURIs, []string{"https://shop.example/h5/", "https://www.example.com/app"}) {
+			t.Errorf("redirect URIs %q", cfg.RedirectURIs)
 		}
 		if !reflect.DeepEqual(cfg.CORSOrigins, []string{"https://a.example", "https://b.example"}) || cfg.JWTAlg != "HS256" || cfg.LogLevel != slog.LevelDebug {
 			t.Errorf("got %+v", cfg)
@@ -295,6 +299,8 @@ func TestConfigFromEnv(t *testing.T) {
 		{"negative access TTL", map[string]string{"WXLOGIN_ACCESS_TTL": "-1h"}, "WXLOGIN_ACCESS_TTL"},
 		{"revocation max stale", map[string]string{"WXLOGIN_REVOCATION_MAX_STALE": "-5s"}, "WXLOGIN_REVOCATION_MAX_STALE"},
 		{"metrics address", map[string]string{"WXLOGIN_METRICS_ADDR": "9100"}, "WXLOGIN_METRICS_ADDR"},
+		{"redirect URI without scheme", map[string]string{"WXLOGIN_REDIRECT_URIS": "shop.example/h5/"}, "WXLOGIN_REDIRECT_URIS"},
+		{"redirect URI with a query", map[string]string{"WXLOGIN_REDIRECT_URIS": "https://shop.example/h5/?a=1"}, "WXLOGIN_REDIRECT_URIS"},
 	}
 	for _, c := range bad {
 		t.Run("bad "+c.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/services/gateway/internal/httpapi"
 	"github.com/wxlogin/wxlogin/services/gateway/internal/qrwatch"
+	"github.com/wxlogin/wxlogin/services/gateway/internal/redirecturi"
 	"github.com/wxlogin/wxlogin/services/gateway/internal/revocation"
 )
 
@@ -44,7 +45,9 @@ func (v *kvViews) run(ctx context.Context) {
 
 // web is the QR login's part of the API options.
 func (v *kvViews) web(cfg Config) httpapi.WebOptions {
-	return httpapi.WebOptions{PublicURL: cfg.PublicURL, WechatOpenBase: cfg.WechatOpenBase, Tickets: v.tickets}
+	redirects, _ := redirecturi.Parse(cfg.RedirectURIs) // Validate has checked them
+	return httpapi.WebOptions{PublicURL: cfg.PublicURL, WechatOpenBase: cfg.WechatOpenBase, Tickets: v.tickets,
+		RedirectURIs: redirects}
 }
 
 // ready adds the revocation list to the readiness checks: until it is

@@ -61,7 +61,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer nc.Close()
 
-	m := metrics.New(api.KindMiniProgram, api.KindWeb, api.KindPassword)
+	m := metrics.New(api.KindMiniProgram, api.KindWeb, api.KindOfficialAccount, api.KindApp, api.KindPassword)
 	// serving is true while the endpoints are registered; with a NATS
 	// connection that makes the replica healthy.
 	var serving atomic.Bool
@@ -127,6 +127,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Revocations:     kvstate.NewRevocations(buckets.Revoked, cfg.AccessTTL),
 		UserRevocations: users,
 		Tickets:         kvstate.NewTickets(buckets.QR),
+		OAStates:        kvstate.NewOAStates(buckets.OA),
+		OACodes:         kvstate.NewOACodes(buckets.OA),
 		Apps:            registry,
 		RefreshTTL:      cfg.RefreshTTL,
 		QRTTL:           cfg.QRTTL,

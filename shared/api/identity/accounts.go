@@ -127,6 +127,33 @@ type WebResolveRequest struct {
 	Code string `json:"code"`
 }
 
+// OAResolveRequest exchanges an official account's web-authorization code
+// (the in-WeChat browser). Scope is the one the login asked WeChat for
+// (session.ScopeUserInfo or session.ScopeBase): the profile is fetched only
+// with snsapi_userinfo.
+type OAResolveRequest struct {
+	App   string `json:"app,omitempty"`
+	Code  string `json:"code"`
+	Scope string `json:"scope"`
+}
+
+// AppLoginRequest exchanges a native mobile app's WeChat SDK code.
+type AppLoginRequest struct {
+	App  string `json:"app,omitempty"`
+	Code string `json:"code"`
+}
+
+// OAResolve exchanges an in-WeChat login code and returns the user;
+// api.CodeSnapshotUser for a snapshot-page user (no account is touched).
+func (c *Client) OAResolve(ctx context.Context, req OAResolveRequest) (LoginResult, error) {
+	return call[LoginResult](ctx, c, SubjectOAResolve, req)
+}
+
+// AppLogin exchanges a mobile app's code and returns the user.
+func (c *Client) AppLogin(ctx context.Context, req AppLoginRequest) (LoginResult, error) {
+	return call[LoginResult](ctx, c, SubjectAppLogin, req)
+}
+
 // WebResolve exchanges a website login code and returns the user.
 func (c *Client) WebResolve(ctx context.Context, req WebResolveRequest) (LoginResult, error) {
 	return call[LoginResult](ctx, c, SubjectWebResolve, req)

@@ -38,7 +38,8 @@ type Event struct {
 	User       api.User       `json:"user"`
 	Identity   *EventIdentity `json:"identity,omitempty"`
 	// Kind is how the user logged in (api.KindMiniProgram, KindWeb,
-	// KindPassword); set on user.logged_in events only.
+	// KindOfficialAccount, KindApp, KindPassword); set on user.logged_in
+	// events only.
 	Kind string `json:"kind,omitempty"`
 }
 

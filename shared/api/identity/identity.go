@@ -25,6 +25,9 @@ const (
 	SubjectUserUpdate       = "wxlogin.identity.user.update"
 	SubjectUserPhone        = "wxlogin.identity.user.phone"
 	SubjectAdminUsersSearch = "wxlogin.identity.admin.users.search"
+	// Issue 11: the official account's web authorization and native apps.
+	SubjectOAResolve = "wxlogin.identity.oa.resolve"
+	SubjectAppLogin  = "wxlogin.identity.app.login"
 )
 
 // Profile is what a client may tell us about the user. Nil fields are not

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/wxlogin/wxlogin/shared/api"
@@ -83,6 +84,9 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc(PathQRConnect, s.qrConnectPage)
 	mux.HandleFunc(PathQRConfirm, s.confirmPage)
 	mux.HandleFunc(PathQRWait, s.qrWait)
+	// The official account's web authorization in the WeChat browser (oauth2.go).
+	mux.HandleFunc(PathOAuth2Authorize, s.oauth2Page)
+	mux.HandleFunc(PathOAuth2Confirm, s.oauth2Confirm)
 
 	// The official account's parametric QR codes (oafollow.go).
 	mux.Handle(PathQRCodeCreate, s.api(http.MethodPost, (*Server).qrCodeCreate))
@@ -172,11 +176,17 @@ func (s *Server) checkAppLocked(appid, secret string) (*appState, int) {
 	return s.apps[appid], 0
 }
 
-// exchangeCodeLocked spends a login code of kind for appid.
+// oauthKinds are the kinds of app whose codes sns/oauth2/access_token takes.
+var oauthKinds = []string{api.KindWeb, api.KindOfficialAccount, api.KindApp}
+
+// exchangeCodeLocked spends a login code for appid: a mini-program's
+// (kind miniprogram, /sns/jscode2session) or an sns/oauth2 one (any kind of
+// oauthKinds).
 func (s *Server) exchangeCodeLocked(c *call, kind string) (*loginCode, int) {
 	code := c.q.Get("js_code")
-	if kind == api.KindWeb {
-		code = c.q.Get("code")
+	kinds := []string{api.KindMiniProgram}
+	if kind != api.KindMiniProgram {
+		code, kinds = c.q.Get("code"), oauthKinds
 	}
 	if _, e := s.checkAppLocked(c.q.Get("appid"), c.q.Get("secret")); e != 0 {
 		return nil, e
@@ -189,7 +199,7 @@ func (s *Server) exchangeCodeLocked(c *call, kind string) (*loginCode, int) {
 	}
 	lc := s.codes[code]
 	switch {
-	case lc == nil || !c.now.Before(lc.exp) || lc.appid != c.q.Get("appid") || lc.kind != kind:
+	case lc == nil || !c.now.Before(lc.exp) || lc.appid != c.q.Get("appid") || !slices.Contains(kinds, lc.kind):
 		return nil, 40029
 	case lc.used:
 		return nil, 40163
@@ -220,25 +230,44 @@ type oauthTokenResponse struct {
 	OpenID       string `json:"openid"`
 	Scope        string `json:"scope"`
 	UnionID      string `json:"unionid,omitempty"`
+	// IsSnapshotUser is 1 for an official account's snapshot page (only
+	// in this answer, never in userinfo).
+	IsSnapshotUser int `json:"is_snapshotuser,omitempty"`
 }
 
+// oauthAccessToken exchanges a website, mobile app or official-account code.
+// An official account's snsapi_base code gives the openid only (no unionid);
+// a snapshot page's gives a virtual openid with is_snapshotuser 1.
 func (s *Server) oauthAccessToken(c *call) (any, int) {
 	lc, e := s.exchangeCodeLocked(c, api.KindWeb)
 	if e != 0 {
 		return nil, e
 	}
-	u := s.users[lc.appid][lc.openid]
-	tok := newAccessToken()
-	exp := c.now.Add(tokenTTL)
-	s.oauth[tok] = &oauthToken{appid: lc.appid, openid: lc.openid, exp: exp}
-	s.queues[queueOAuth].push(tok, exp.Add(expiredTokenKeep))
-	return oauthTokenResponse{
-		AccessToken: tok, ExpiresIn: int(tokenTTL / time.Second),
+	scope := scopeLogin
+	switch lc.kind {
+	case api.KindOfficialAccount:
+		scope = lc.scope
+	case api.KindApp:
+		scope = scopeUserInfo
+	}
+	resp := oauthTokenResponse{
+		ExpiresIn: int(tokenTTL / time.Second),
 		// The fake has no sns/oauth2/refresh_token endpoint: the refresh token
 		// is shaped like a real one and otherwise unused.
 		RefreshToken: newAccessToken(),
-		OpenID:       u.OpenID, Scope: "snsapi_login", UnionID: u.UnionID,
-	}, 0
+		OpenID:       lc.openid, Scope: scope,
+	}
+	if lc.snapshot {
+		resp.Scope, resp.IsSnapshotUser = scopeBase, 1
+	} else if scope != scopeBase {
+		resp.UnionID = s.users[lc.appid][lc.openid].UnionID
+	}
+	tok := newAccessToken()
+	exp := c.now.Add(tokenTTL)
+	s.oauth[tok] = &oauthToken{appid: lc.appid, openid: lc.openid, scope: resp.Scope, exp: exp}
+	s.queues[queueOAuth].push(tok, exp.Add(expiredTokenKeep))
+	resp.AccessToken = tok
+	return resp, 0
 }
 
 type userInfoResponse struct {
@@ -269,6 +298,8 @@ func (s *Server) userInfo(c *call) (any, int) {
 		return nil, 42001
 	case t.openid != openid:
 		return nil, 40003
+	case t.scope == scopeBase:
+		return nil, 48001 // snsapi_base allows no profile
 	}
 	c.appid = t.appid
 	u := s.users[t.appid][t.openid]

@@ -18,8 +18,9 @@ const controlIndex = `fakewechat: a stand-in for the WeChat server APIs.
 
 WeChat API (HTTP 200, JSON served as text/plain, errors as {"errcode","errmsg"}):
   GET  /sns/jscode2session              mini-program wx.login code exchange
-  GET  /sns/oauth2/access_token         website (Open Platform) code exchange
-  GET  /sns/userinfo                    profile behind a website access token
+  GET  /sns/oauth2/access_token         website, mobile app and official-account code exchange
+                                        (is_snapshotuser 1 for a snapshot page; snsapi_base: no unionid)
+  GET  /sns/userinfo                    profile behind an sns/oauth2 access token (48001 for snsapi_base)
   GET  /cgi-bin/token                   server access token (each call supersedes the last; it lives 5 more minutes)
   POST /cgi-bin/stable_token            server access token (same token while valid; force_refresh renews)
   POST /wxa/business/getuserphonenumber phone number behind a getPhoneNumber code
@@ -38,9 +39,20 @@ Website QR login pages (HTML):
                           -> 200 "done" page; the QR page goes on to the website;
                           each QR code answers once and expires after 5 minutes
 
+Official account web authorization (the WeChat browser on a phone, HTML):
+  GET  /connect/oauth2/authorize?appid&redirect_uri&response_type=code&scope=snsapi_userinfo|snsapi_base&state[&openid]
+                          the "phone": checks the appid (an official account), redirect_uri on its
+                          web-authorization domain, scope and state (at most 128 letters and digits);
+                          pick or type a test user, then allow (continue for snsapi_base), deny, or
+                          open as a Moments snapshot page
+  POST /connect/oauth2/confirm
+                          form query (the authorize query), action=allow|deny|snapshot, nickname?, openid?,
+                          unionid?, headimgurl? -> 302 redirect_uri?code=CODE&state=STATE (deny: no code)
+
 Control (JSON in and out):
   POST /fake/codes        {"appid", "openid"?, "unionid"?, "nickname"?, "headimgurl"?, "sex"?, "province"?, "city"?, "country"?}
-                          -> 201 {"code", "openid", "unionid"}: a wx.login code (mini-program app) or an Open Platform code (web app)
+                          -> 201 {"code", "openid", "unionid"}: a wx.login code (mini-program app) or an sns/oauth2 code
+                          (web app, mobile app, official account with snsapi_userinfo)
   POST /fake/phone-codes  {"appid", "phone_number"} -> 201 {"code"}: a getPhoneNumber code ("13800138000", "+8613800138000", "+1 4155550100")
   POST /fake/errors       {"path"?, "errcode", "count"?} -> 204: the next count (default 1) calls of path (default any) answer errcode;
                           count 0 cancels the pending errors of path

@@ -53,9 +53,13 @@ import (
 )
 
 // App is a WeChat app the fake knows. Kind is "miniprogram", "web",
-// "officialaccount" or "app" (mobile).
+// "officialaccount" or "app" (mobile). Domain is an official account's
+// web-authorization domain (网页授权域名): its /connect/oauth2/authorize
+// refuses a redirect_uri on any other host ("host" or "host:port"); empty
+// accepts any, for development.
 type App struct {
 	AppID, Secret, Kind string
+	Domain              string
 }
 
 // The devstack apps (see the project brief); the fake knows them by default.
@@ -90,6 +94,10 @@ func (a App) Validate() error {
 		return fmt.Errorf("appid %q contains a space, ':' or ','", a.AppID)
 	case a.Secret == "":
 		return fmt.Errorf("app %s: empty secret", a.AppID)
+	case a.Domain != "" && a.Kind != api.KindOfficialAccount:
+		return fmt.Errorf("app %s: only an official account has a web-authorization domain", a.AppID)
+	case strings.ContainsAny(a.Domain, "/ \t\r\n,"):
+		return fmt.Errorf("app %s: domain %q is a host, not a URL", a.AppID, a.Domain)
 	case !slices.Contains([]string{api.KindMiniProgram, api.KindWeb, api.KindOfficialAccount, api.KindApp}, a.Kind):
 		return fmt.Errorf("app %s: kind %q is not %q, %q, %q or %q", a.AppID, a.Kind, api.KindMiniProgram, api.KindWeb, api.KindOfficialAccount, api.KindApp)
 	}
@@ -220,6 +228,10 @@ type loginCode struct {
 	openid string
 	exp    time.Time
 	used   bool // kept until exp so a second exchange answers 40163
+	// An official account's code: the scope asked for, and whether the page
+	// was a snapshot page (then openid is a virtual one).
+	scope    string
+	snapshot bool
 }
 
 type phoneCode struct {
@@ -231,6 +243,7 @@ type phoneCode struct {
 
 type oauthToken struct {
 	appid, openid string
+	scope         string // snsapi_base tokens may not call sns/userinfo
 	exp           time.Time
 }
 
@@ -302,7 +315,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // MintCode returns a fresh code for appid, as if user u had logged in on a
 // phone: a wx.login code (for /sns/jscode2session) for a mini-program app, an
-// Open Platform code (for /sns/oauth2/access_token) for a web app.
+// sns/oauth2 code (for /sns/oauth2/access_token) for a web app, a mobile app
+// (the SDK's SendAuth) or an official account (its web authorization with
+// snsapi_userinfo; see MintOACode for the other cases).
 //
 // u.OpenID empty: the user is found by u.UnionID among this app's users, or
 // is a new user with a random realistic openid. A known user's stored profile
@@ -318,8 +333,35 @@ func (s *Server) MintCode(appid string, u User) (code string, user User, err err
 	return s.mintCodeLocked(now, appid, u)
 }
 
+// MintOACode is MintCode for an official account's web authorization with
+// scope (snsapi_userinfo or snsapi_base); snapshot makes it the code of a
+// snapshot page (a page opened from a Moments share): its exchange answers
+// is_snapshotuser 1 with a virtual openid, not u's.
+func (s *Server) MintOACode(appid string, u User, scope string, snapshot bool) (code string, user User, err error) {
+	if err := validateUser(u); err != nil {
+		return "", User{}, err
+	}
+	if scope != scopeUserInfo && scope != scopeBase {
+		return "", User{}, fmt.Errorf("%w: scope %q is not %s or %s", ErrBadInput, scope, scopeUserInfo, scopeBase)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.nowLocked()
+	s.purgeLocked(now)
+	if app := s.apps[appid]; app != nil && app.Kind != api.KindOfficialAccount {
+		return "", User{}, fmt.Errorf("%w: %s is %s, not an official account", ErrWrongKind, appid, app.Kind)
+	}
+	return s.mintOAuthCodeLocked(now, appid, u, scope, snapshot)
+}
+
 // mintCodeLocked is MintCode for a caller holding s.mu; u is validated.
 func (s *Server) mintCodeLocked(now time.Time, appid string, u User) (code string, user User, err error) {
+	return s.mintOAuthCodeLocked(now, appid, u, scopeUserInfo, false)
+}
+
+// mintOAuthCodeLocked mints any login code; scope and snapshot matter only
+// for an official account's.
+func (s *Server) mintOAuthCodeLocked(now time.Time, appid string, u User, scope string, snapshot bool) (code string, user User, err error) {
 	app := s.apps[appid]
 	if app == nil {
 		return "", User{}, fmt.Errorf("%w %q", ErrUnknownApp, appid)
@@ -337,13 +379,23 @@ func (s *Server) mintCodeLocked(now time.Time, appid string, u User) (code strin
 	if len(app.recent) > maxRecentUsers {
 		app.recent = app.recent[:maxRecentUsers]
 	}
+	// wx.login and official-account codes live 5 minutes, Open Platform
+	// codes (website, mobile app) 10.
 	ttl, queue := miniCodeTTL, queueMiniCodes
-	if app.Kind == api.KindWeb {
+	if app.Kind == api.KindWeb || app.Kind == api.KindApp {
 		ttl, queue = webCodeTTL, queueWebCodes
+	}
+	lc := &loginCode{appid: appid, kind: app.Kind, openid: stored.OpenID}
+	if app.Kind == api.KindOfficialAccount {
+		lc.scope, lc.snapshot = scope, snapshot
+		if snapshot {
+			lc.openid = newOpenID() // virtual: nobody's
+		}
 	}
 	code = newCode()
 	exp := now.Add(ttl)
-	s.codes[code] = &loginCode{appid: appid, kind: app.Kind, openid: stored.OpenID, exp: exp}
+	lc.exp = exp
+	s.codes[code] = lc
 	s.queues[queue].push(code, exp)
 	s.log.Debug("fakewechat: minted login code", "appid", appid, "kind", app.Kind)
 	return code, *stored, nil

@@ -936,11 +936,12 @@ func TestParseApps(t *testing.T) {
 		want    []fakewechat.App
 		wantErr string
 	}{
-		{in: "wxa:s1:miniprogram, wxb:s2:web", want: []fakewechat.App{{"wxa", "s1", "miniprogram"}, {"wxb", "s2", "web"}}},
-		{in: "wxa:s1:miniprogram,", want: []fakewechat.App{{"wxa", "s1", "miniprogram"}}},
+		{in: "wxa:s1:miniprogram, wxb:s2:web", want: []fakewechat.App{{AppID: "wxa", Secret: "s1", Kind: "miniprogram"}, {AppID: "wxb", Secret: "s2", Kind: "web"}}},
+		{in: "wxa:s1:miniprogram,", want: []fakewechat.App{{AppID: "wxa", Secret: "s1", Kind: "miniprogram"}}},
 		{in: "", wantErr: "no apps"},
 		{in: "wxa:s1", wantErr: "want appid:secret:kind"},
 		{in: "wxa:s1:desktop", wantErr: "kind"},
+		{in: "wxa:s1:officialaccount,wxb:s2:app", want: []fakewechat.App{{AppID: "wxa", Secret: "s1", Kind: "officialaccount"}, {AppID: "wxb", Secret: "s2", Kind: "app"}}},
 		{in: "wxa::web", wantErr: "empty secret"},
 		{in: ":s:web", wantErr: "without appid"},
 		{in: "wxa:s1:web,wxa:s2:web", wantErr: "twice"},

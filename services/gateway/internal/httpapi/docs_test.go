@@ -165,7 +165,7 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 	for _, c := range []string{"invalid_request", "code_missing", "wechat_code_invalid", "wechat_code_used", "invalid_credentials",
 		"token_invalid", "token_expired", "token_revoked", "refresh_token_reused", "wechat_not_bound", "forbidden", "user_disabled",
-		"not_found", "qr_ticket_not_found", "qr_ticket_expired", "qr_wrong_browser", "username_taken", "identity_already_bound", "last_login_method",
+		"not_found", "qr_ticket_not_found", "qr_ticket_expired", "qr_wrong_browser", "invalid_redirect_uri", "login_code_invalid", "snapshot_user", "username_taken", "identity_already_bound", "last_login_method",
 		"rate_limited", "wechat_rate_limited", "wechat_error", "wechat_unavailable", "service_unavailable", "internal_error"} {
 		if !slices.Contains(codes.Enum, c) {
 			t.Errorf("ErrorCode lacks %s", c)

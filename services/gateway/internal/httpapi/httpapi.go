@@ -38,6 +38,8 @@ type Identity interface {
 	MiniProgramLogin(ctx context.Context, req identity.MiniProgramLoginRequest) (identity.LoginResult, error)
 	GetUser(ctx context.Context, userID string) (api.User, error)
 	WebResolve(ctx context.Context, req identity.WebResolveRequest) (identity.LoginResult, error)
+	OAResolve(ctx context.Context, req identity.OAResolveRequest) (identity.LoginResult, error)
+	AppLogin(ctx context.Context, req identity.AppLoginRequest) (identity.LoginResult, error)
 	PasswordLogin(ctx context.Context, req identity.PasswordLoginRequest) (identity.LoginResult, error)
 	Register(ctx context.Context, req identity.RegisterRequest) (identity.LoginResult, error)
 	Bind(ctx context.Context, req identity.BindRequest) (identity.LoginResult, error)
@@ -60,6 +62,10 @@ type Session interface {
 	QRCreate(ctx context.Context, req session.QRCreateRequest) (session.QRTicket, error)
 	QRComplete(ctx context.Context, req session.QRCompleteRequest) (session.QRStatus, error)
 	QRConsume(ctx context.Context, req session.QRConsumeRequest) (session.QRConsumeResult, error)
+	OAStart(ctx context.Context, req session.OAStartRequest) (session.OAStart, error)
+	OATake(ctx context.Context, req session.OATakeRequest) (session.OATaken, error)
+	OACode(ctx context.Context, req session.OACodeRequest) (session.OACode, error)
+	OAExchange(ctx context.Context, req session.OAExchangeRequest) (session.QRConsumeResult, error)
 }
 
 // Keys verifies access tokens and provides the JWK set to publish.
@@ -169,6 +175,7 @@ func New(o Options) http.Handler {
 
 	v1 := r.Group("/api/v1", s.requireNATS)
 	v1.POST("/auth/miniprogram/login", s.ipLimit, s.miniProgramLogin)
+	v1.POST("/auth/app/login", s.ipLimit, s.appLogin)
 	v1.GET("/me", s.liveToken, s.me)
 	// Each route family registers itself from its own file.
 	s.registerWeb(r, v1)   // web.go, demo.go: QR login, callback page, polls, /demo

@@ -64,7 +64,7 @@ func (s *server) createOAQR(c *gin.Context) {
 		s.fail(c, err) // the ticket expires unused
 		return
 	}
-	s.setTicketCookie(c, t, s.web.oaCookiePath)
+	s.setTicketCookie(c, t, s.web.followCookiePath)
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusCreated, oaQRResponse{Ticket: t.Ticket, PollToken: t.PollToken, ExpiresIn: t.ExpiresIn,
 		QRURL: qr.QRURL, QRContent: qr.QRContent})

@@ -20,6 +20,7 @@ import (
 	"github.com/wxlogin/wxlogin/services/gateway/internal/problem"
 	"github.com/wxlogin/wxlogin/services/gateway/internal/qrwatch"
 	"github.com/wxlogin/wxlogin/services/gateway/internal/ratelimit"
+	"github.com/wxlogin/wxlogin/services/gateway/internal/redirecturi"
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
 	"github.com/wxlogin/wxlogin/shared/api/session"
@@ -70,35 +71,48 @@ type WebOptions struct {
 	// Tickets reads the tickets in KV wxlogin_qr. Without it the QR routes
 	// answer service_unavailable.
 	Tickets *qrwatch.Tickets
+	// RedirectURIs are where the in-WeChat login may send a browser back
+	// (WXLOGIN_REDIRECT_URIS, oa.go); nil allows none.
+	RedirectURIs *redirecturi.Allowlist
 }
 
 // webState is what the QR routes need, built once in New.
 type webState struct {
-	tickets      *qrwatch.Tickets
-	wechat       *wechat.Client // only builds the qrconnect URL: no secret
-	redirectURI  string
-	cookiePath   string
-	oaCookiePath string // the follow-to-log-in polls' (oafollow.go)
-	secureCookie bool
-	pollLimit    *ratelimit.Limiter
-	demoCSP      string
+	tickets          *qrwatch.Tickets
+	wechat           *wechat.Client // only builds the qrconnect URL: no secret
+	redirectURI      string
+	cookiePath       string
+	followCookiePath string // the follow-to-log-in polls' (oafollow.go)
+	secureCookie     bool
+	pollLimit        *ratelimit.Limiter
+	demoCSP          string
+	// The in-WeChat login (oa.go): allowed redirects, our callback, and
+	// the path of its state cookies.
+	redirects     *redirecturi.Allowlist
+	oaCallbackURI string
+	oaCookiePath  string
 }
 
 func newWebState(o WebOptions) *webState {
 	w := &webState{
-		tickets:      o.Tickets,
-		wechat:       wechat.New(wechat.Options{OpenBase: o.WechatOpenBase}),
-		redirectURI:  strings.TrimSuffix(o.PublicURL, "/") + callbackPath,
-		cookiePath:   webPath,
-		oaCookiePath: oaQRPath,
-		pollLimit:    ratelimit.New(qrPollLimit, ratelimit.Options{MaxKeys: maxLimitedTickets}),
+		tickets:     o.Tickets,
+		wechat:      wechat.New(wechat.Options{OpenBase: o.WechatOpenBase}),
+		redirectURI: strings.TrimSuffix(o.PublicURL, "/") + callbackPath,
+		cookiePath:  webPath,
+		pollLimit:   ratelimit.New(qrPollLimit, ratelimit.Options{MaxKeys: maxLimitedTickets}),
+		redirects:   o.RedirectURIs,
+		// WeChat redirects to PublicURL + the callback path.
+		oaCallbackURI:    strings.TrimSuffix(o.PublicURL, "/") + oaCallbackPath,
+		oaCookiePath:     oaPath,
+		followCookiePath: oaQRPath,
 	}
 	if u, err := url.Parse(o.PublicURL); err == nil {
 		w.secureCookie = u.Scheme == "https"
 		// Behind a proxy that serves the gateway under a path prefix, the
 		// browser sees the prefix.
 		w.cookiePath = strings.TrimSuffix(u.Path, "/") + webPath
-		w.oaCookiePath = strings.TrimSuffix(u.Path, "/") + oaQRPath
+		w.oaCookiePath = strings.TrimSuffix(u.Path, "/") + oaPath
+		w.followCookiePath = strings.TrimSuffix(u.Path, "/") + oaQRPath
 	}
 	w.demoCSP = demoCSP(o.WechatOpenBase)
 	return w
@@ -111,6 +125,7 @@ func (s *server) registerWeb(r *gin.Engine, v1 *gin.RouterGroup) {
 	// backend is down, so it is outside the API group.
 	r.GET(callbackPath, s.qrCallback)
 	r.GET("/demo", s.demo)
+	s.registerOA(r, v1) // oa.go: the in-WeChat browser login
 }
 
 // qrResponse is the answer to POST /api/v1/auth/web/qr.

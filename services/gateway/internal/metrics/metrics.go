@@ -97,13 +97,14 @@ func (m *Metrics) Middleware() gin.HandlerFunc {
 }
 
 // Login counts a login attempt of kind (api.KindMiniProgram, api.KindWeb,
-// api.KindPassword): err nil is a success, else the result is its code.
+// api.KindOfficialAccount, api.KindApp, api.KindPassword): err nil is a
+// success, else the result is its code.
 func (m *Metrics) Login(kind string, err error) {
 	if m == nil {
 		return
 	}
 	switch kind {
-	case api.KindMiniProgram, api.KindWeb, api.KindPassword:
+	case api.KindMiniProgram, api.KindWeb, api.KindOfficialAccount, api.KindApp, api.KindPassword:
 	default:
 		kind = kindOther
 	}

@@ -99,6 +99,8 @@ func (a *API) AddService(nc *nats.Conn, pool *natsrpc.Pool) (micro.Service, erro
 	}{
 		{"miniprogram-login", identity.SubjectMiniProgramLogin, endpoint(a, pool, identity.SubjectMiniProgramLogin, a.MiniProgramLogin)},
 		{"web-resolve", identity.SubjectWebResolve, endpoint(a, pool, identity.SubjectWebResolve, a.WebResolve)},
+		{"oa-resolve", identity.SubjectOAResolve, endpoint(a, pool, identity.SubjectOAResolve, a.OAResolve)},
+		{"app-login", identity.SubjectAppLogin, endpoint(a, pool, identity.SubjectAppLogin, a.AppLogin)},
 		{"password-login", identity.SubjectPasswordLogin, endpoint(a, pool, identity.SubjectPasswordLogin, a.PasswordLogin)},
 		{"register", identity.SubjectRegister, endpoint(a, pool, identity.SubjectRegister, a.Register)},
 		{"bind", identity.SubjectBind, endpoint(a, pool, identity.SubjectBind, a.Bind)},

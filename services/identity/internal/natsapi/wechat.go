@@ -8,6 +8,8 @@ import (
 	"github.com/wxlogin/wxlogin/services/identity/internal/store"
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
+	"github.com/wxlogin/wxlogin/shared/api/session"
+	"github.com/wxlogin/wxlogin/shared/apps"
 	"github.com/wxlogin/wxlogin/shared/natsrpc"
 )
 
@@ -38,12 +40,42 @@ func (a *API) WebResolve(ctx context.Context, req identity.WebResolveRequest) (i
 	if err != nil {
 		return identity.LoginResult{}, err
 	}
-	u, err := a.WeChat.WebLogin(ctx, app, req.Code)
+	return a.oauthLogin(ctx, app, req.Code, true)
+}
+
+// OAResolve exchanges an official account's web-authorization code (the
+// in-WeChat browser): with snsapi_userinfo the profile too, with
+// snsapi_base the openid only. A snapshot-page user touches no account.
+func (a *API) OAResolve(ctx context.Context, req identity.OAResolveRequest) (identity.LoginResult, error) {
+	app, err := a.lookupApp(req.App, api.KindOfficialAccount)
+	if err != nil {
+		return identity.LoginResult{}, err
+	}
+	if req.Scope != session.ScopeUserInfo && req.Scope != session.ScopeBase {
+		return identity.LoginResult{}, api.Errorf(api.CodeInvalidRequest, "scope must be %s or %s", session.ScopeUserInfo, session.ScopeBase)
+	}
+	return a.oauthLogin(ctx, app, req.Code, req.Scope == session.ScopeUserInfo)
+}
+
+// AppLogin exchanges a native mobile app's WeChat SDK code, exactly like a
+// website login but with the app's own appid and secret.
+func (a *API) AppLogin(ctx context.Context, req identity.AppLoginRequest) (identity.LoginResult, error) {
+	app, err := a.lookupApp(req.App, api.KindApp)
+	if err != nil {
+		return identity.LoginResult{}, err
+	}
+	return a.oauthLogin(ctx, app, req.Code, true)
+}
+
+// oauthLogin is a login by sns/oauth2 code of app (website, official
+// account, mobile app): the identity's kind is the app's.
+func (a *API) oauthLogin(ctx context.Context, app apps.App, code string, withProfile bool) (identity.LoginResult, error) {
+	u, err := a.WeChat.WebLogin(ctx, app, code, withProfile)
 	if err != nil {
 		return identity.LoginResult{}, err
 	}
 	return a.loginWechat(ctx, store.WechatLogin{
-		Kind: api.KindWeb, AppID: app.AppID, OpenID: u.OpenID, UnionID: u.UnionID, Profile: sanitizeProfile(u.Profile),
+		Kind: app.Kind, AppID: app.AppID, OpenID: u.OpenID, UnionID: u.UnionID, Profile: sanitizeProfile(u.Profile),
 	})
 }
 

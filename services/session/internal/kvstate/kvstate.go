@@ -46,6 +46,7 @@ type Buckets struct {
 	Revoked  jetstream.KeyValue
 	QR       jetstream.KeyValue
 	Keys     jetstream.KeyValue
+	OA       jetstream.KeyValue
 }
 
 // Open creates or updates every bucket with replicas copies each (1 on a
@@ -59,6 +60,7 @@ func Open(ctx context.Context, js jetstream.JetStream, ttl TTLs, replicas int) (
 		session.BucketRevoked:  &b.Revoked,
 		session.BucketQR:       &b.QR,
 		session.BucketKeys:     &b.Keys,
+		session.BucketOA:       &b.OA,
 	}
 	for _, cfg := range bucketConfigs(ttl, replicas) {
 		kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
@@ -80,6 +82,8 @@ func bucketConfigs(ttl TTLs, replicas int) []jetstream.KeyValueConfig {
 		{Bucket: session.BucketQR, Description: "wxlogin QR login tickets", TTL: ttl.QR, History: 1, Replicas: replicas,
 			MaxBytes: ttl.qrCap(), MaxValueSize: qrMaxValueSize},
 		keysConfig(replicas),
+		{Bucket: session.BucketOA, Description: "wxlogin in-WeChat login states and one-time codes", TTL: session.OAStateTTL, History: 1, Replicas: replicas,
+			MaxBytes: oaCap(), MaxValueSize: oaMaxValueSize},
 	}
 }
 

@@ -3,11 +3,10 @@ package kvstate
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/wxlogin/wxlogin/shared/api/session"
 )
 
 // Byte limits of the buckets. Every bucket has a cap (MaxBytes), so that
@@ -42,6 +41,14 @@ const (
 	revokedRate         = 10
 	revokedRecord       = 256
 	revokedMaxValueSize = 1 << 10
+	// In-WeChat login states and codes (BucketOA, TTL session.OAStateTTL):
+	// 50 logins a second, 2 KiB each (a state with a long redirect_uri and
+	// KV overhead; its code is smaller). 10 minutes: 59 MiB, of which new
+	// states may fill half (oaStartFill), the rest is for their codes.
+	oaRate         = 50
+	oaRecord       = 2 << 10
+	oaMaxValueSize = 16 << 10 // a code carries the user
+	oaStartFill    = 0.5
 	// Signing keys: a handful, kept until retired.
 	keysMaxBytes     = 1 << 20
 	keysMaxValueSize = 64 << 10
@@ -61,21 +68,15 @@ var ErrFull = errors.New("kvstate: bucket full")
 
 // Room is nil while the QR bucket has room for a new ticket, ErrFull once
 // qrCreateFill of its cap is used. It costs one stream info request.
-func (t *Tickets) Room(ctx context.Context) error {
-	st, err := t.kv.Status(ctx)
-	if err != nil {
-		return fmt.Errorf("qr bucket status: %w", err)
-	}
-	bs, ok := st.(*jetstream.KeyValueBucketStatus)
-	if !ok || bs.StreamInfo() == nil {
-		return nil
-	}
-	info := bs.StreamInfo()
-	if info.Config.MaxBytes > 0 && float64(info.State.Bytes) >= qrCreateFill*float64(info.Config.MaxBytes) {
-		return ErrFull
-	}
-	return nil
-}
+func (t *Tickets) Room(ctx context.Context) error { return t.room(ctx, qrCreateFill) }
+
+// Room is nil while the OA bucket has room for a new state, ErrFull once
+// oaStartFill of its cap is used: starting is unauthenticated, and the
+// states already in it must still become codes.
+func (s *OAStates) Room(ctx context.Context) error { return s.room(ctx, oaStartFill) }
+
+// oaCap is the OA bucket's cap, sized from its TTL.
+func oaCap() int64 { return sized(session.OAStateTTL, oaRate, oaRecord) }
 
 // sized is the default cap of a bucket whose records live ttl, created at
 // perSecond and about record bytes each.

@@ -19,7 +19,7 @@ import (
 // cap; the QR and sessions caps follow their TTLs unless configured.
 func TestBucketLimits(t *testing.T) {
 	_, js := open(t)
-	for _, name := range []string{session.BucketSessions, session.BucketRevoked, session.BucketQR, session.BucketBind, session.BucketKeys} {
+	for _, name := range []string{session.BucketSessions, session.BucketRevoked, session.BucketQR, session.BucketKeys, session.BucketOA} {
 		cfg := natstest.KVStreamConfig(t, js, name)
 		if cfg.MaxBytes <= 0 || cfg.MaxMsgSize <= 0 || cfg.Discard != jetstream.DiscardNew {
 			t.Errorf("%s: max bytes %d, max value %d, discard %v; want both capped, DiscardNew", name, cfg.MaxBytes, cfg.MaxMsgSize, cfg.Discard)

@@ -34,7 +34,7 @@ const refreshAttempts = 4
 const maxAppIDLength = 64
 
 // kinds are the login kinds a token may carry.
-var kinds = map[string]bool{api.KindMiniProgram: true, api.KindWeb: true, api.KindPassword: true}
+var kinds = map[string]bool{api.KindMiniProgram: true, api.KindWeb: true, api.KindOfficialAccount: true, api.KindApp: true, api.KindPassword: true}
 
 // Deps are what the handlers work with.
 type Deps struct {
@@ -45,6 +45,8 @@ type Deps struct {
 	// UserRevocations is the local view of the user revocation keys.
 	UserRevocations *kvstate.UserRevocations
 	Tickets         *kvstate.Tickets
+	OAStates        *kvstate.OAStates // the in-WeChat login (oa.go)
+	OACodes         *kvstate.OACodes
 	Apps            *apps.Registry
 	RefreshTTL      time.Duration
 	QRTTL           time.Duration
@@ -82,6 +84,10 @@ func (s *Service) AddEndpoints(svc micro.Service, pool *natsrpc.Pool) error {
 		{"qr-create", session.SubjectQRCreate, natsrpc.Endpoint(pool, metrics.Instrument(m, session.SubjectQRCreate, s.QRCreate))},
 		{"qr-complete", session.SubjectQRComplete, natsrpc.Endpoint(pool, metrics.Instrument(m, session.SubjectQRComplete, s.QRComplete))},
 		{"qr-consume", session.SubjectQRConsume, natsrpc.Endpoint(pool, metrics.Instrument(m, session.SubjectQRConsume, s.QRConsume))},
+		{"oa-start", session.SubjectOAStart, natsrpc.Endpoint(pool, metrics.Instrument(m, session.SubjectOAStart, s.OAStart))},
+		{"oa-take", session.SubjectOATake, natsrpc.Endpoint(pool, metrics.Instrument(m, session.SubjectOATake, s.OATake))},
+		{"oa-code", session.SubjectOACode, natsrpc.Endpoint(pool, metrics.Instrument(m, session.SubjectOACode, s.OACode))},
+		{"oa-exchange", session.SubjectOAExchange, natsrpc.Endpoint(pool, metrics.Instrument(m, session.SubjectOAExchange, s.OAExchange))},
 	}
 	for _, e := range endpoints {
 		if err := svc.AddEndpoint(e.name, e.h, micro.WithEndpointSubject(e.subject)); err != nil {
@@ -147,7 +153,7 @@ func (s *Service) Issue(ctx context.Context, req session.IssueRequest) (session.
 	case !tokens.ValidUserID(req.UserID):
 		return session.Tokens{}, api.Errorf(api.CodeInvalidRequest, "user_id must be 1 to 64 characters of [A-Za-z0-9_-]")
 	case !kinds[req.Kind]:
-		return session.Tokens{}, api.Errorf(api.CodeInvalidRequest, "kind must be one of miniprogram, web, password")
+		return session.Tokens{}, api.Errorf(api.CodeInvalidRequest, "kind must be one of miniprogram, web, officialaccount, app, password")
 	case len(req.AppID) > maxAppIDLength:
 		return session.Tokens{}, api.Errorf(api.CodeInvalidRequest, "appid is too long")
 	}

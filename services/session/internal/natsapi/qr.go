@@ -220,8 +220,7 @@ func (s *Service) QRConsume(ctx context.Context, req session.QRConsumeRequest) (
 	if !tokens.HashesEqual(tokens.HashToken(req.PollToken), rec.PollTokenHash) {
 		return session.QRConsumeResult{}, errTicketNotFound
 	}
-	now := s.Now()
-	if !now.Before(rec.ExpiresAt) {
+	if !s.Now().Before(rec.ExpiresAt) {
 		return session.QRConsumeResult{}, errTicketExpired
 	}
 	if rec.Status != session.QRConfirmed {
@@ -230,40 +229,53 @@ func (s *Service) QRConsume(ctx context.Context, req session.QRConsumeRequest) (
 	if rec.User == nil || !tokens.ValidUserID(rec.User.ID) {
 		return session.QRConsumeResult{}, errors.New("consume qr ticket: confirmed record without a valid user")
 	}
-	userID := rec.User.ID
-	// A user revoked (disabled) after this login began gets no tokens from it.
-	if at, ok := s.UserRevocations.Cutoff(userID, now); ok && rec.CreatedAt.Unix() <= at {
-		if err := s.Tickets.Consume(ctx, req.Ticket, rev); err != nil && !errors.Is(err, kvstate.ErrConflict) {
-			s.Log.Warn("drop qr ticket of revoked user", "request_id", natsrpc.RequestID(ctx), "user_id", userID, "error", err)
-		}
-		return session.QRConsumeResult{}, api.Errorf(api.CodeTokenRevoked, "the account's sessions were revoked during this login")
-	}
 	kind := api.KindWeb
 	if rec.Kind != "" {
-		kind = rec.Kind
+		kind = rec.Kind // a follow-to-log-in ticket: officialaccount
 	}
-	// Sign before consuming: after the delete nothing but storing the family
-	// may fail.
-	g, err := s.newGrant(userID, kind, rec.AppID, now)
-	if err != nil {
-		return session.QRConsumeResult{}, err
-	}
-	err = s.Tickets.Consume(ctx, req.Ticket, rev)
+	tok, err := s.issueOnce(ctx, *rec.User, kind, rec.AppID, rec.CreatedAt, "qr",
+		func(ctx context.Context) error { return s.Tickets.Consume(ctx, req.Ticket, rev) })
 	if errors.Is(err, kvstate.ErrConflict) {
 		return session.QRConsumeResult{}, errTicketNotFound // a concurrent poll won
 	}
 	if err != nil {
 		return session.QRConsumeResult{}, err
 	}
+	return session.QRConsumeResult{Tokens: tok, User: *rec.User, IsNewUser: rec.IsNewUser}, nil
+}
+
+// issueOnce hands out the tokens of a login recorded in KV (a confirmed QR
+// ticket, an in-WeChat login code) exactly once: consume deletes the record
+// by compare-and-set, and only its winner gets tokens (the others get
+// kvstate.ErrConflict). A user revoked (disabled) after the login began gets
+// none, and the record goes.
+func (s *Service) issueOnce(ctx context.Context, user api.User, kind, appID string, began time.Time, via string,
+	consume func(context.Context) error) (session.Tokens, error) {
+	now := s.Now()
+	if at, ok := s.UserRevocations.Cutoff(user.ID, now); ok && began.Unix() <= at {
+		if err := consume(ctx); err != nil && !errors.Is(err, kvstate.ErrConflict) {
+			s.Log.Warn("drop login of revoked user", "request_id", natsrpc.RequestID(ctx), "user_id", user.ID, "via", via, "error", err)
+		}
+		return session.Tokens{}, api.Errorf(api.CodeTokenRevoked, "the account's sessions were revoked during this login")
+	}
+	// Sign before consuming: after the delete nothing but storing the family
+	// may fail.
+	g, err := s.newGrant(user.ID, kind, appID, now)
+	if err != nil {
+		return session.Tokens{}, err
+	}
+	if err := consume(ctx); err != nil {
+		return session.Tokens{}, err
+	}
 	tok, err := s.store(ctx, g, now)
 	if err != nil {
-		// The ticket is spent; the browser has to start over.
-		return session.QRConsumeResult{}, fmt.Errorf("qr ticket consumed but no session stored: %w", err)
+		// The record is spent; the browser has to start over.
+		return session.Tokens{}, fmt.Errorf("%s login consumed but no session stored: %w", via, err)
 	}
 	s.Metrics.TokensIssued(kind)
-	s.Log.Info("tokens issued", "request_id", natsrpc.RequestID(ctx), "user_id", userID, "sid", g.familyID,
-		"kind", kind, "appid", rec.AppID, "via", "qr")
-	return session.QRConsumeResult{Tokens: tok, User: *rec.User, IsNewUser: rec.IsNewUser}, nil
+	s.Log.Info("tokens issued", "request_id", natsrpc.RequestID(ctx), "user_id", user.ID, "sid", g.familyID,
+		"kind", kind, "appid", appID, "via", via)
+	return tok, nil
 }
 
 // validRandom reports whether s is base64url (no padding) of exactly n bytes,

@@ -413,6 +413,27 @@ func TestOAFollowLoginProcesses(t *testing.T) {
 		})
 	}
 
+	t.Run("one unionid is one user: mini-program, app, in-WeChat and follow QR", func(t *testing.T) {
+		p.wx.mint("app-code-oa-person", standInUser{OpenID: "o_app_oa_person", UnionID: "u_oa_person", AppID: standInAppAppID})
+		app := postJSON(t, p.url("/api/v1/auth/app/login"), map[string]any{"code": "app-code-oa-person"})
+		// The in-WeChat login of the plaintext account: the openid that followed.
+		back := oaLogin(t, p, "oa-web-code-person", standInUser{OpenID: "o_follow_" + standInOAAppID, UnionID: "u_oa_person", Nickname: "Olive"},
+			url.Values{"redirect_uri": {standInSite + "done"}})
+		web := exchange(t, p, back.Query().Get("wxlogin_code"))
+		if app.status != http.StatusOK || web.status != http.StatusOK {
+			t.Fatalf("app %d %s; in-WeChat %d %s", app.status, app.raw, web.status, web.raw)
+		}
+		if userID(t, app) != person || userID(t, web) != person {
+			t.Fatalf("users: mini-program %s, app %s, in-WeChat %s: want one", person, userID(t, app), userID(t, web))
+		}
+		me := do(t, http.MethodGet, p.url("/api/v1/me"), "", "", bearer(str(web, "access_token")))
+		for _, want := range []string{`"kind":"miniprogram"`, `"kind":"app"`, standInOAAppID, standInSafeAppID} {
+			if !strings.Contains(me.raw, want) {
+				t.Errorf("/me lacks %s: %s", want, me.raw)
+			}
+		}
+	})
+
 	t.Run("events: each push once, for the adopter's bot", func(t *testing.T) {
 		until(t, 10*time.Second, "the outbox to drain", outboxDrained(p.openDB()))
 		_, js := p.jetStream()

@@ -12,10 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxlogin/wxlogin/shared/jssetup"
 
 	"github.com/wxlogin/wxlogin/shared/api/identity"
 )
@@ -42,30 +43,14 @@ func BucketConfig(replicas int) jetstream.KeyValueConfig {
 }
 
 // Store claims pushes. The bucket is created on first use.
-type Store struct {
-	js       jetstream.JetStream
-	replicas int
-
-	mu sync.Mutex
-	kv jetstream.KeyValue
-}
+type Store struct{ kv *jssetup.Bucket }
 
 // New returns a Store over js whose bucket has replicas copies.
-func New(js jetstream.JetStream, replicas int) *Store { return &Store{js: js, replicas: replicas} }
-
-func (s *Store) bucket(ctx context.Context) (jetstream.KeyValue, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.kv != nil {
-		return s.kv, nil
-	}
-	kv, err := s.js.CreateOrUpdateKeyValue(ctx, BucketConfig(s.replicas))
-	if err != nil {
-		return nil, fmt.Errorf("kv bucket %s: %w", Bucket, err)
-	}
-	s.kv = kv
-	return kv, nil
+func New(js jetstream.JetStream, replicas int) *Store {
+	return &Store{kv: jssetup.NewBucket(js, BucketConfig(replicas))}
 }
+
+func (s *Store) bucket(ctx context.Context) (jetstream.KeyValue, error) { return s.kv.KV(ctx) }
 
 // Key names a push: WeChat's retries repeat the sender and CreateTime.
 func Key(appID, openID string, createTime int64) string {

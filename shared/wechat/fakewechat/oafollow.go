@@ -494,22 +494,8 @@ var oaScanTemplate = template.Must(template.New("oascan").Parse(pageHead + `<tit
 <main>
 <h1>关注公众号<br><small>Follow the official account</small></h1>
 <p class="muted">AppID <code id="appid">{{.AppID}}</code> · <code>{{.GhID}}</code></p>
-{{- if .Known}}
-<h2>测试用户 / Test users</h2>
-<ul id="known-users">
-{{- range .Known}}
-<li><a class="known-user" href="{{.Href}}">{{.Label}}<small><code>{{.OpenID}}</code></small></a></li>
-{{- end}}
-</ul>
-{{- end}}
-<form method="post">
-<label for="nickname">昵称 / Nickname</label>
-<input id="nickname" name="nickname" value="{{.Form.Nickname}}" placeholder="微信用户" maxlength="1024" autocomplete="off">
-<label for="openid">openid <small>(可选，留空即新用户 / optional, empty = a new user)</small></label>
-<input id="openid" name="openid" value="{{.Form.OpenID}}" maxlength="1024" autocomplete="off" autocapitalize="off" spellcheck="false">
-<label for="unionid">unionid <small>(可选 / optional)</small></label>
-<input id="unionid" name="unionid" value="{{.Form.UnionID}}" maxlength="1024" autocomplete="off" autocapitalize="off" spellcheck="false">
-<label><input id="retry" name="retry" type="checkbox" value="1" style="width:auto"> 再推送一次（微信的重试）/ push again (WeChat's retry)</label>
+` + knownUsersHTML + `<form method="post">
+` + userFieldsHTML + `<label><input id="retry" name="retry" type="checkbox" value="1" style="width:auto"> 再推送一次（微信的重试）/ push again (WeChat's retry)</label>
 <div class="buttons">
 <button id="allow" type="submit">{{if .Following}}扫码 / Scan{{else}}关注 / Follow{{end}}</button>
 </div>

@@ -666,6 +666,28 @@ const pageHead = `<!doctype html>
 <meta name="robots" content="noindex">
 `
 
+// knownUsersHTML and userFieldsHTML are the phone pages' test-user
+// shortcuts and form fields (.Known, .Form): the QR confirm page's and the
+// official account's.
+const (
+	knownUsersHTML = `{{- if .Known}}
+<h2>测试用户 / Test users</h2>
+<ul id="known-users">
+{{- range .Known}}
+<li><a class="known-user" href="{{.Href}}">{{.Label}}<small><code>{{.OpenID}}</code></small></a></li>
+{{- end}}
+</ul>
+{{- end}}
+`
+	userFieldsHTML = `<label for="nickname">昵称 / Nickname</label>
+<input id="nickname" name="nickname" value="{{.Form.Nickname}}" placeholder="微信用户" maxlength="1024" autocomplete="off">
+<label for="openid">openid <small>(可选，留空即新用户 / optional, empty = a new user)</small></label>
+<input id="openid" name="openid" value="{{.Form.OpenID}}" maxlength="1024" autocomplete="off" autocapitalize="off" spellcheck="false">
+<label for="unionid">unionid <small>(可选 / optional)</small></label>
+<input id="unionid" name="unionid" value="{{.Form.UnionID}}" maxlength="1024" autocomplete="off" autocapitalize="off" spellcheck="false">
+`
+)
+
 var qrTemplate = template.Must(template.New("qr").Parse(pageHead + `<title>微信登录 / WeChat login</title>
 ` + pageStyle + `
 </head>
@@ -691,23 +713,9 @@ var phoneTemplate = template.Must(template.New("phone").Parse(pageHead + `<title
 <p>网站 <strong>{{.Site}}</strong> 申请使用你的微信帐号登录<br>
 <span class="muted">The website asks to log you in with WeChat</span></p>
 <p class="muted">AppID <code id="appid">{{.AppID}}</code></p>
-{{- if .Known}}
-<h2>测试用户 / Test users</h2>
-<ul id="known-users">
-{{- range .Known}}
-<li><a class="known-user" href="{{.Href}}">{{.Label}}<small><code>{{.OpenID}}</code></small></a></li>
-{{- end}}
-</ul>
-{{- end}}
-<form method="post" action="confirm">
+` + knownUsersHTML + `<form method="post" action="confirm">
 <input type="hidden" name="uuid" value="{{.UUID}}">
-<label for="nickname">昵称 / Nickname</label>
-<input id="nickname" name="nickname" value="{{.Form.Nickname}}" placeholder="微信用户" maxlength="1024" autocomplete="off">
-<label for="openid">openid <small>(可选，留空即新用户 / optional, empty = a new user)</small></label>
-<input id="openid" name="openid" value="{{.Form.OpenID}}" maxlength="1024" autocomplete="off" autocapitalize="off" spellcheck="false">
-<label for="unionid">unionid <small>(可选 / optional)</small></label>
-<input id="unionid" name="unionid" value="{{.Form.UnionID}}" maxlength="1024" autocomplete="off" autocapitalize="off" spellcheck="false">
-<label for="headimgurl">头像 URL / Avatar URL <small>(可选 / optional)</small></label>
+` + userFieldsHTML + `<label for="headimgurl">头像 URL / Avatar URL <small>(可选 / optional)</small></label>
 <input id="headimgurl" name="headimgurl" type="url" value="{{.Form.HeadImgURL}}" maxlength="1024" autocomplete="off">
 <div class="buttons">
 <button id="allow" type="submit" name="action" value="allow">允许 / Allow</button>

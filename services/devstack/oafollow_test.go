@@ -486,3 +486,31 @@ func TestOAFollowLoginProcesses(t *testing.T) {
 		}
 	})
 }
+
+// TestOAFollowNotBoundProcesses: with auto-register off, a follower without
+// an account gets no tokens: the poll answers wechat_not_bound with a bind
+// token, which registers an account holding the official account's
+// identity.
+func TestOAFollowNotBoundProcesses(t *testing.T) {
+	p := startProcs(t, "WXLOGIN_AUTO_REGISTER=false")
+	a := oaAccount{appid: standInOAAppID, token: standInOAToken}
+	p.wx.follow("o_follow_newcomer", "u_follow_newcomer")
+	ticket, pollToken, scene := followTicket(t, p, a)
+	waiting := longPollAt(t, p, "/api/v1/auth/oa/qr/", ticket, pollToken)
+	if r := a.send(t, p, a.newPush(t, "o_follow_newcomer", time.Now().Unix(), "subscribe", "qrscene_"+scene)); r.status != http.StatusOK || r.raw != "success" {
+		t.Fatalf("push: %d %s", r.status, r.raw)
+	}
+	res := <-waiting
+	bind := str(res.r, "bind_token")
+	if res.err != nil || res.r.status != http.StatusForbidden || str(res.r, "code") != "wechat_not_bound" || bind == "" || res.r.body["access_token"] != nil {
+		t.Fatalf("poll: %v %d %s", res.err, res.r.status, res.r.raw)
+	}
+	reg := postJSON(t, p.url("/api/v1/auth/register"), map[string]any{"username": "follower_nina", "password": "Follower-Secret-42", "bind_token": bind})
+	if reg.status != http.StatusCreated {
+		t.Fatalf("register with the bind token: %d %s", reg.status, reg.raw)
+	}
+	me := do(t, http.MethodGet, p.url("/api/v1/me"), "", "", bearer(str(reg, "access_token")))
+	if !strings.Contains(me.raw, `"kind":"officialaccount"`) || !strings.Contains(me.raw, standInOAAppID) {
+		t.Fatalf("/me after registering: %s", me.raw)
+	}
+}

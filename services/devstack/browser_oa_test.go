@@ -26,16 +26,16 @@ func TestDemoFollowQRInBrowser(t *testing.T) {
 	if err := chromedp.Do(demo,
 		chromedp.Navigate(st.GatewayURL+"/demo"),
 		chromedp.Click(chromedp.CSS(`#tab-follow`)),
-		chromedp.WaitVisible(chromedp.CSS(`#oa-box`)),
+		chromedp.WaitVisible(chromedp.CSS(`#follow-box`)),
 	); err != nil {
 		t.Fatalf("demo follow tab: %v", err)
 	}
 	until(t, 20*time.Second, "the follow QR image to load", func() bool {
-		w, err := chromedp.Run(demo, chromedp.Evaluate[int](`document.getElementById('oa-qr').naturalWidth`))
+		w, err := chromedp.Run(demo, chromedp.Evaluate[int](`document.getElementById('follow-qr').naturalWidth`))
 		return err == nil && w > 1
 	})
 	saveScreenshot(t, demo, "demo-follow-qr.png")
-	link, err := chromedp.Run(demo, chromedp.AttributeValue(chromedp.CSS(`#oa-link`), "href"))
+	link, err := chromedp.Run(demo, chromedp.AttributeValue(chromedp.CSS(`#follow-link`), "href"))
 	if err != nil || !strings.Contains(link.Value, "/q/") {
 		t.Fatalf("follow QR link %q (%v)", link.Value, err)
 	}

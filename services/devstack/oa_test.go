@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/wxlogin/wxlogin/shared/wechat/fakewechat"
 )
@@ -367,4 +370,49 @@ func TestOAWebLoginWithFake(t *testing.T) {
 	if app.status != http.StatusOK || userID(t, app) != userID(t, ex) {
 		t.Errorf("app login: %d %s, want user %s", app.status, app.raw, userID(t, ex))
 	}
+}
+
+// TestDemoInWeChatInBrowser drives the demo's in-WeChat login in Chromium,
+// the tab being the WeChat browser: the demo goes to authorize, the fake
+// WeChat (on another site) shows its authorization page as the phone
+// would, Allow sends the tab through our callback back to the demo with a
+// wxlogin_code, and the demo's exchange shows the user and a token of kind
+// officialaccount.
+func TestDemoInWeChatInBrowser(t *testing.T) {
+	browser := newBrowser(t)
+	st := startCrossSiteStack(t)
+	tab := newTab(t, browser)
+	if err := chromedp.Do(tab,
+		chromedp.Navigate(st.GatewayURL+"/demo?mode=oa"),
+		chromedp.WaitVisible(chromedp.CSS(`#allow`)),
+		chromedp.SetValue(chromedp.CSS(`#nickname`), "Phone Pia"),
+		chromedp.Click(chromedp.CSS(`#allow`)),
+		chromedp.WaitVisible(chromedp.CSS(`#user-nickname`)),
+	); err != nil {
+		t.Fatalf("in-WeChat login in the demo: %v", err)
+	}
+	nickname, err1 := chromedp.Run(tab, chromedp.Text(chromedp.CSS(`#user-nickname`)))
+	claims, err2 := chromedp.Run(tab, chromedp.Text(chromedp.CSS(`#claims`)))
+	loc, err3 := chromedp.Run(tab, chromedp.Location())
+	if err := errors.Join(err1, err2, err3); err != nil {
+		t.Fatal(err)
+	}
+	if nickname != "Phone Pia" || !strings.Contains(claims, `"officialaccount"`) {
+		t.Errorf("demo shows %q with claims %s", nickname, claims)
+	}
+	if strings.Contains(loc, "wxlogin_code") {
+		t.Errorf("the spent code stays in the address bar: %s", loc)
+	}
+
+	// A refusal on the phone comes back as access_denied.
+	deny := newTab(t, browser)
+	if err := chromedp.Do(deny,
+		chromedp.Navigate(st.GatewayURL+"/demo?mode=oa"),
+		chromedp.WaitVisible(chromedp.CSS(`#deny`)),
+		chromedp.Click(chromedp.CSS(`#deny`)),
+		chromedp.WaitVisible(chromedp.CSS(`#status[data-status="denied"]`)),
+	); err != nil {
+		t.Fatalf("denied in-WeChat login in the demo: %v", err)
+	}
+	saveScreenshot(t, tab, "demo-oa.png")
 }

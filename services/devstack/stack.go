@@ -238,7 +238,10 @@ Try a mini-program login:
   CODE=$(curl -s -X POST %[2]s/fake/codes -d '{"appid":"%[4]s","nickname":"Alice"}' | sed 's/.*"code":"\([^"]*\)".*/\1/')
   curl -s -X POST %[1]s/api/v1/auth/miniprogram/login -H 'Content-Type: application/json' -d "{\"code\":\"$CODE\"}"
 
-`, s.GatewayURL, s.FakeURL, s.NATSURL, devMiniProgramAppID)
+The same with a mobile app's code: appid %[5]s and POST %[1]s/api/v1/auth/app/login.
+The in-WeChat browser login (official account): %[1]s/demo?mode=oa
+
+`, s.GatewayURL, s.FakeURL, s.NATSURL, devMiniProgramAppID, fakewechat.DevAppAppID)
 }
 
 // natsPasswords are the NATS users' passwords: from the variables the

@@ -33,7 +33,7 @@ const (
 	CodeQRWrongBrowser Code = "qr_wrong_browser"
 	// CodeSignatureInvalid: a request to the official account's server URL
 	// whose WeChat signature does not check out.
-	CodeSignatureInvalid   Code = "signature_invalid"
+	CodeSignatureInvalid Code = "signature_invalid"
 	// CodeInvalidRedirectURI: the in-WeChat login's redirect_uri matches no
 	// prefix of WXLOGIN_REDIRECT_URIS.
 	CodeInvalidRedirectURI Code = "invalid_redirect_uri"

@@ -71,10 +71,10 @@ type OAPushResult struct {
 	// LoginReply (with Scene, when WXLOGIN_OA_LOGIN_REPLY is set) is the
 	// reply message to answer instead once the ticket is completed.
 	LoginReply string       `json:"login_reply,omitempty"`
-	Scene     string       `json:"scene,omitempty"`
-	Login     *LoginResult `json:"login,omitempty"`
-	BindToken string       `json:"bind_token,omitempty"`
-	Duplicate bool         `json:"duplicate,omitempty"`
+	Scene      string       `json:"scene,omitempty"`
+	Login      *LoginResult `json:"login,omitempty"`
+	BindToken  string       `json:"bind_token,omitempty"`
+	Duplicate  bool         `json:"duplicate,omitempty"`
 }
 
 // Events of the official account's pushes that are not (only) a login,

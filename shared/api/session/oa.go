@@ -123,29 +123,27 @@ type OAExchangeRequest struct {
 
 // OAStart starts an in-WeChat login.
 func (c *Client) OAStart(ctx context.Context, req OAStartRequest) (OAStart, error) {
-	var res OAStart
-	err := c.rpc.Call(ctx, SubjectOAStart, req, &res)
-	return res, err
+	return call[OAStart](ctx, c, SubjectOAStart, req)
 }
 
 // OATake spends a state at the callback.
 func (c *Client) OATake(ctx context.Context, req OATakeRequest) (OATaken, error) {
-	var res OATaken
-	err := c.rpc.Call(ctx, SubjectOATake, req, &res)
-	return res, err
+	return call[OATaken](ctx, c, SubjectOATake, req)
 }
 
 // OACode records a resolved login under a new wxlogin_code.
 func (c *Client) OACode(ctx context.Context, req OACodeRequest) (OACode, error) {
-	var res OACode
-	err := c.rpc.Call(ctx, SubjectOACode, req, &res)
-	return res, err
+	return call[OACode](ctx, c, SubjectOACode, req)
 }
 
 // OAExchange spends a wxlogin_code for tokens (the answer of a QR poll's
 // confirmation, without its status).
 func (c *Client) OAExchange(ctx context.Context, req OAExchangeRequest) (QRConsumeResult, error) {
-	var res QRConsumeResult
-	err := c.rpc.Call(ctx, SubjectOAExchange, req, &res)
+	return call[QRConsumeResult](ctx, c, SubjectOAExchange, req)
+}
+
+func call[T any](ctx context.Context, c *Client, subject string, req any) (T, error) {
+	var res T
+	err := c.rpc.Call(ctx, subject, req, &res)
 	return res, err
 }

@@ -437,14 +437,11 @@ func (s *Server) oaScanPage(w http.ResponseWriter, r *http.Request) {
 		}
 		render(w, http.StatusOK, oaScanTemplate, page)
 	case http.MethodPost:
-		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-		if err := r.ParseForm(); err != nil {
-			renderBadRequest(w, "the form does not parse")
+		f, ok := phoneForm(w, r, "retry")
+		if !ok {
 			return
 		}
-		f := r.PostForm
-		u := User{Nickname: strings.TrimSpace(f.Get("nickname")), OpenID: strings.TrimSpace(f.Get("openid")),
-			UnionID: strings.TrimSpace(f.Get("unionid"))}
+		u := formUser(f)
 		if err := validateForm(u); err != nil {
 			renderBadRequest(w, strings.TrimPrefix(err.Error(), ErrBadInput.Error()+": "))
 			return
@@ -460,7 +457,7 @@ func (s *Server) oaScanPage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		detail := make([]string, len(res.Pushes))
-		ok := true
+		ok = true
 		for i, p := range res.Pushes {
 			detail[i] = fmt.Sprintf("%d %s", p.Status, p.Body)
 			ok = ok && p.Status == http.StatusOK

@@ -209,17 +209,9 @@ func (s *Server) oauth2Confirm(w http.ResponseWriter, r *http.Request) {
 		pageMethodNotAllowed(w, "POST")
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	if err := r.ParseForm(); err != nil {
-		renderBadRequest(w, "the form does not parse or is too large")
+	f, ok := phoneForm(w, r, "query")
+	if !ok {
 		return
-	}
-	f := r.PostForm
-	for _, name := range []string{"query", "action", "nickname", "openid", "unionid", "headimgurl"} {
-		if len(f[name]) > 1 {
-			renderBadRequest(w, name+" is given more than once")
-			return
-		}
 	}
 	q, err := url.ParseQuery(f.Get("query"))
 	if err != nil {
@@ -231,13 +223,7 @@ func (s *Server) oauth2Confirm(w http.ResponseWriter, r *http.Request) {
 		renderMessage(w, http.StatusOK, messagePage{ID: "error", TitleZh: pe.titleZh, TitleEn: pe.titleEn, Detail: pe.detail})
 		return
 	}
-	action := f.Get("action")
-	u := User{
-		Nickname:   strings.TrimSpace(f.Get("nickname")),
-		OpenID:     strings.TrimSpace(f.Get("openid")),
-		UnionID:    strings.TrimSpace(f.Get("unionid")),
-		HeadImgURL: strings.TrimSpace(f.Get("headimgurl")),
-	}
+	action, u := f.Get("action"), formUser(f)
 	if err := validateForm(u); err != nil {
 		renderBadRequest(w, strings.TrimPrefix(err.Error(), ErrBadInput.Error()+": "))
 		return
@@ -288,25 +274,9 @@ var oauth2Template = template.Must(template.New("oauth2").Parse(pageHead + `<tit
 WeChat shows nothing here and returns to the page with the openid; pick who is using WeChat.</p>
 {{- end}}
 <p class="muted">AppID <code id="appid">{{.AppID}}</code></p>
-{{- if .Known}}
-<h2>测试用户 / Test users</h2>
-<ul id="known-users">
-{{- range .Known}}
-<li><a class="known-user" href="{{.Href}}">{{.Label}}<small><code>{{.OpenID}}</code></small></a></li>
-{{- end}}
-</ul>
-{{- end}}
-<form method="post" action="confirm">
+` + knownUsersHTML + `<form method="post" action="confirm">
 <input type="hidden" name="query" value="{{.Query}}">
-<label for="nickname">昵称 / Nickname</label>
-<input id="nickname" name="nickname" value="{{.Form.Nickname}}" placeholder="微信用户" maxlength="1024" autocomplete="off">
-<label for="openid">openid <small>(可选，留空即新用户 / optional, empty = a new user)</small></label>
-<input id="openid" name="openid" value="{{.Form.OpenID}}" maxlength="1024" autocomplete="off" autocapitalize="off" spellcheck="false">
-<label for="unionid">unionid <small>(可选 / optional)</small></label>
-<input id="unionid" name="unionid" value="{{.Form.UnionID}}" maxlength="1024" autocomplete="off" autocapitalize="off" spellcheck="false">
-<label for="headimgurl">头像 URL / Avatar URL <small>(可选 / optional)</small></label>
-<input id="headimgurl" name="headimgurl" type="url" value="{{.Form.HeadImgURL}}" maxlength="1024" autocomplete="off">
-<div class="buttons">
+` + userFieldsHTML + `<div class="buttons">
 <button id="allow" type="submit" name="action" value="allow">{{if .UserInfo}}允许 / Allow{{else}}继续 / Continue{{end}}</button>
 {{- if .UserInfo}}
 <button id="deny" type="submit" name="action" value="deny" formnovalidate>拒绝 / Deny</button>

@@ -455,23 +455,44 @@ func (s *Server) phonePage(w http.ResponseWriter, r *http.Request) {
 	render(w, http.StatusOK, phoneTemplate, page)
 }
 
-func (s *Server) postConfirm(w http.ResponseWriter, r *http.Request) {
+// phoneForm reads the form of a phone page (at most maxFormBytes, every
+// field at most once: key, action and the user's), answering the error page
+// itself when it cannot.
+func phoneForm(w http.ResponseWriter, r *http.Request, key string) (url.Values, bool) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			renderMessage(w, http.StatusRequestEntityTooLarge, messagePage{ID: "error", TitleZh: "参数错误",
 				TitleEn: "Invalid request", Detail: fmt.Sprintf("the form is larger than %d bytes", maxFormBytes)})
-			return
+			return nil, false
 		}
 		renderBadRequest(w, "the form does not parse")
-		return
+		return nil, false
 	}
 	f := r.PostForm
-	for _, name := range []string{"uuid", "action", "nickname", "openid", "unionid", "headimgurl"} {
+	for _, name := range []string{key, "action", "nickname", "openid", "unionid", "headimgurl"} {
 		if len(f[name]) > 1 {
 			renderBadRequest(w, name+" is given more than once")
-			return
+			return nil, false
 		}
+	}
+	return f, true
+}
+
+// formUser is the test user typed on a phone page.
+func formUser(f url.Values) User {
+	return User{
+		Nickname:   strings.TrimSpace(f.Get("nickname")),
+		OpenID:     strings.TrimSpace(f.Get("openid")),
+		UnionID:    strings.TrimSpace(f.Get("unionid")),
+		HeadImgURL: strings.TrimSpace(f.Get("headimgurl")),
+	}
+}
+
+func (s *Server) postConfirm(w http.ResponseWriter, r *http.Request) {
+	f, ok := phoneForm(w, r, "uuid")
+	if !ok {
+		return
 	}
 	id, action := f.Get("uuid"), f.Get("action")
 	if id == "" {
@@ -483,12 +504,7 @@ func (s *Server) postConfirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	allow := action == "allow"
-	u := User{
-		Nickname:   strings.TrimSpace(f.Get("nickname")),
-		OpenID:     strings.TrimSpace(f.Get("openid")),
-		UnionID:    strings.TrimSpace(f.Get("unionid")),
-		HeadImgURL: strings.TrimSpace(f.Get("headimgurl")),
-	}
+	u := formUser(f)
 	if allow {
 		if err := validateForm(u); err != nil {
 			renderBadRequest(w, strings.TrimPrefix(err.Error(), ErrBadInput.Error()+": "))
@@ -666,28 +682,6 @@ const pageHead = `<!doctype html>
 <meta name="robots" content="noindex">
 `
 
-// knownUsersHTML and userFieldsHTML are the phone pages' test-user
-// shortcuts and form fields (.Known, .Form): the QR confirm page's and the
-// official account's.
-const (
-	knownUsersHTML = `{{- if .Known}}
-<h2>测试用户 / Test users</h2>
-<ul id="known-users">
-{{- range .Known}}
-<li><a class="known-user" href="{{.Href}}">{{.Label}}<small><code>{{.OpenID}}</code></small></a></li>
-{{- end}}
-</ul>
-{{- end}}
-`
-	userFieldsHTML = `<label for="nickname">昵称 / Nickname</label>
-<input id="nickname" name="nickname" value="{{.Form.Nickname}}" placeholder="微信用户" maxlength="1024" autocomplete="off">
-<label for="openid">openid <small>(可选，留空即新用户 / optional, empty = a new user)</small></label>
-<input id="openid" name="openid" value="{{.Form.OpenID}}" maxlength="1024" autocomplete="off" autocapitalize="off" spellcheck="false">
-<label for="unionid">unionid <small>(可选 / optional)</small></label>
-<input id="unionid" name="unionid" value="{{.Form.UnionID}}" maxlength="1024" autocomplete="off" autocapitalize="off" spellcheck="false">
-`
-)
-
 var qrTemplate = template.Must(template.New("qr").Parse(pageHead + `<title>微信登录 / WeChat login</title>
 ` + pageStyle + `
 </head>
@@ -704,6 +698,29 @@ var qrTemplate = template.Must(template.New("qr").Parse(pageHead + `<title>微�
 </html>
 `))
 
+// knownUsersHTML and userFieldsHTML are the parts of the phone pages (the QR
+// confirm and the official account's authorization) that pick the test user.
+const (
+	knownUsersHTML = `{{- if .Known}}
+<h2>测试用户 / Test users</h2>
+<ul id="known-users">
+{{- range .Known}}
+<li><a class="known-user" href="{{.Href}}">{{.Label}}<small><code>{{.OpenID}}</code></small></a></li>
+{{- end}}
+</ul>
+{{- end}}
+`
+	userFieldsHTML = `<label for="nickname">昵称 / Nickname</label>
+<input id="nickname" name="nickname" value="{{.Form.Nickname}}" placeholder="微信用户" maxlength="1024" autocomplete="off">
+<label for="openid">openid <small>(可选，留空即新用户 / optional, empty = a new user)</small></label>
+<input id="openid" name="openid" value="{{.Form.OpenID}}" maxlength="1024" autocomplete="off" autocapitalize="off" spellcheck="false">
+<label for="unionid">unionid <small>(可选 / optional)</small></label>
+<input id="unionid" name="unionid" value="{{.Form.UnionID}}" maxlength="1024" autocomplete="off" autocapitalize="off" spellcheck="false">
+<label for="headimgurl">头像 URL / Avatar URL <small>(可选 / optional)</small></label>
+<input id="headimgurl" name="headimgurl" type="url" value="{{.Form.HeadImgURL}}" maxlength="1024" autocomplete="off">
+`
+)
+
 var phoneTemplate = template.Must(template.New("phone").Parse(pageHead + `<title>微信登录确认 / Confirm login</title>
 ` + pageStyle + `
 </head>
@@ -715,9 +732,7 @@ var phoneTemplate = template.Must(template.New("phone").Parse(pageHead + `<title
 <p class="muted">AppID <code id="appid">{{.AppID}}</code></p>
 ` + knownUsersHTML + `<form method="post" action="confirm">
 <input type="hidden" name="uuid" value="{{.UUID}}">
-` + userFieldsHTML + `<label for="headimgurl">头像 URL / Avatar URL <small>(可选 / optional)</small></label>
-<input id="headimgurl" name="headimgurl" type="url" value="{{.Form.HeadImgURL}}" maxlength="1024" autocomplete="off">
-<div class="buttons">
+` + userFieldsHTML + `<div class="buttons">
 <button id="allow" type="submit" name="action" value="allow">允许 / Allow</button>
 <button id="deny" type="submit" name="action" value="deny" formnovalidate>拒绝 / Deny</button>
 </div>

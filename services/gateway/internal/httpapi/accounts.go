@@ -292,24 +292,12 @@ func description(v string) error {
 
 // setPhone stores the phone number behind a getPhoneNumber code.
 func (s *server) setPhone(c *gin.Context) {
-	f, err := bodyFields(c, "code", "app")
+	code, app, err := codeAndApp(c, "getPhoneNumber")
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	if f["code"] == "" {
-		s.fail(c, api.Errorf(api.CodeCodeMissing, "code is required: send the code from getPhoneNumber"))
-		return
-	}
-	if err := opaque("code", f["code"], maxCodeBytes); err != nil {
-		s.fail(c, err)
-		return
-	}
-	if err := appName(f["app"]); err != nil {
-		s.fail(c, err)
-		return
-	}
-	req := identity.UserPhoneRequest{UserID: middleware.ClaimsOf(c).Subject, Code: f["code"], App: f["app"]}
+	req := identity.UserPhoneRequest{UserID: middleware.ClaimsOf(c).Subject, Code: code, App: app}
 	s.answerUser(c, wechatCallTimeout, func(ctx context.Context) (api.User, error) { return s.identity.SetPhone(ctx, req) })
 }
 
@@ -338,6 +326,25 @@ func pathUUID(c *gin.Context, name string) (string, error) {
 		return "", invalidField(name, "must be a UUID")
 	}
 	return id.String(), nil
+}
+
+// codeAndApp reads a body of a WeChat code (required: code_missing, naming
+// from where) and an optional app name.
+func codeAndApp(c *gin.Context, from string) (code, app string, err error) {
+	f, err := bodyFields(c, "code", "app")
+	if err != nil {
+		return "", "", err
+	}
+	if f["code"] == "" {
+		return "", "", api.Errorf(api.CodeCodeMissing, "code is required: send the code from %s", from)
+	}
+	if err := opaque("code", f["code"], maxCodeBytes); err != nil {
+		return "", "", err
+	}
+	if err := appName(f["app"]); err != nil {
+		return "", "", err
+	}
+	return f["code"], f["app"], nil
 }
 
 // appName checks the optional app name (a configured app; "" = default).

@@ -96,15 +96,7 @@ func (s *server) oaAuthorize(c *gin.Context) {
 	// login's does (createQR): WeChat's redirect back is a top-level
 	// navigation, which carries a SameSite=Lax cookie; a request another
 	// site makes does not.
-	http.SetCookie(c.Writer, &http.Cookie{
-		Name:     oaCookiePrefix + st.State,
-		Value:    st.BrowserToken,
-		Path:     s.web.oaCookiePath,
-		MaxAge:   int(st.ExpiresIn),
-		HttpOnly: true,
-		Secure:   s.web.secureCookie,
-		SameSite: http.SameSiteLaxMode,
-	})
+	s.web.bindingCookie(c, oaCookiePrefix+st.State, st.BrowserToken, s.web.oaCookiePath, int(st.ExpiresIn))
 	c.Header("Cache-Control", "no-store")
 	c.Redirect(http.StatusFound, s.web.wechat.OAuth2AuthorizeURL(st.AppID, s.web.oaCallbackURI, scope, st.State))
 }
@@ -182,8 +174,7 @@ func (s *server) oaCallback(c *gin.Context) {
 		return
 	}
 	// The state is spent: its cookie is of no more use.
-	http.SetCookie(c.Writer, &http.Cookie{Name: oaCookiePrefix + state, Value: "", Path: s.web.oaCookiePath, MaxAge: -1,
-		HttpOnly: true, Secure: s.web.secureCookie, SameSite: http.SameSiteLaxMode})
+	s.web.bindingCookie(c, oaCookiePrefix+state, "", s.web.oaCookiePath, -1)
 	back, err := url.Parse(taken.RedirectURI)
 	if err != nil {
 		// Checked at authorize; only a corrupted record gets here.
@@ -289,24 +280,12 @@ func (s *server) oaExchange(c *gin.Context) {
 // appLogin exchanges a native mobile app's WeChat SDK code for tokens,
 // exactly like the mini-program login.
 func (s *server) appLogin(c *gin.Context) {
-	f, err := bodyFields(c, "code", "app")
+	code, app, err := codeAndApp(c, "the WeChat SDK's SendAuth")
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	if f["code"] == "" {
-		s.fail(c, api.Errorf(api.CodeCodeMissing, "code is required: send the code of the WeChat SDK's SendAuth"))
-		return
-	}
-	if err := opaque("code", f["code"], maxCodeBytes); err != nil {
-		s.fail(c, err)
-		return
-	}
-	if err := appName(f["app"]); err != nil {
-		s.fail(c, err)
-		return
-	}
-	req := identity.AppLoginRequest{App: f["app"], Code: f["code"]}
+	req := identity.AppLoginRequest{App: app, Code: code}
 	s.login(c, api.KindApp, http.StatusOK, func(ctx context.Context) (identity.LoginResult, error) {
 		return s.identity.AppLogin(ctx, req)
 	})

@@ -225,15 +225,15 @@ func (s *server) setTicketCookie(c *gin.Context, t session.QRTicket, path string
 	// link the victim clicks to a callback URL with someone else's code: the
 	// victim's own click while their QR code is live, and a not_bound answer
 	// shows whose WeChat it is before anything is bound.
-	http.SetCookie(c.Writer, &http.Cookie{
-		Name:     ticketCookiePrefix + t.Ticket,
-		Value:    t.PollToken,
-		Path:     path,
-		MaxAge:   int(t.ExpiresIn),
-		HttpOnly: true,
-		Secure:   s.web.secureCookie,
-		SameSite: http.SameSiteLaxMode,
-	})
+	s.web.bindingCookie(c, ticketCookiePrefix+t.Ticket, t.PollToken, path, int(t.ExpiresIn))
+}
+
+// bindingCookie sets (maxAge > 0) or clears (maxAge < 0) a cookie that binds
+// a login to this browser: HttpOnly, SameSite=Lax (see createQR), Secure
+// under https.
+func (w *webState) bindingCookie(c *gin.Context, name, value, path string, maxAge int) {
+	http.SetCookie(c.Writer, &http.Cookie{Name: name, Value: value, Path: path, MaxAge: maxAge,
+		HttpOnly: true, Secure: w.secureCookie, SameSite: http.SameSiteLaxMode})
 }
 
 // appField validates the optional app name.

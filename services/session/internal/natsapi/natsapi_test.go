@@ -85,7 +85,7 @@ func newFixtureOn(t *testing.T, b *kvstate.Buckets, clk *clock) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(users.Stop)
-	registry, err := apps.Load(apps.Config{MiniProgramAppID: "wx1111111111111111", WebAppID: webAppID, OAAppID: oaAppID, OAToken: "oatoken"})
+	registry, err := apps.Load(apps.Config{MiniProgramAppID: "wx1111111111111111", WebAppID: webAppID, OAAppID: oaAppID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +102,8 @@ func newFixtureOn(t *testing.T, b *kvstate.Buckets, clk *clock) *fixture {
 		Revocations:     kvstate.NewRevocations(b.Revoked, accessTTL),
 		UserRevocations: users,
 		Tickets:         kvstate.NewTickets(b.QR),
+		OAStates:        kvstate.NewOAStates(b.OA),
+		OACodes:         kvstate.NewOACodes(b.OA),
 		Apps:            registry,
 		RefreshTTL:      refreshTTL,
 		QRTTL:           qrTTL,

@@ -53,19 +53,11 @@ func (s *Service) OAStart(ctx context.Context, req session.OAStartRequest) (sess
 	case len(req.SiteState) > maxSiteStateLength:
 		return session.OAStart{}, api.Errorf(api.CodeInvalidRequest, "state is at most %d bytes", maxSiteStateLength)
 	}
-	app, ok := s.Apps.Lookup(req.App, apps.KindOfficialAccount)
-	if !ok {
-		if req.App == "" {
-			return session.OAStart{}, api.Errorf(api.CodeInvalidRequest,
-				"no official account is configured (WXLOGIN_OA_APPID or an officialaccount app in WXLOGIN_APPS_FILE)")
-		}
-		return session.OAStart{}, api.Errorf(api.CodeInvalidRequest, "unknown official account %q", req.App)
+	app, err := s.loginApp(req.App, apps.KindOfficialAccount, "official account", "WXLOGIN_OA_APPID or an officialaccount app")
+	if err != nil {
+		return session.OAStart{}, err
 	}
-	if err := s.OAStates.Room(ctx); err != nil {
-		if errors.Is(err, kvstate.ErrFull) {
-			s.Log.Warn("OA bucket full; refusing new in-WeChat logins", "request_id", natsrpc.RequestID(ctx))
-			return session.OAStart{}, errOAFull
-		}
+	if err := s.room(ctx, s.OAStates.Room, "OA", errOAFull); err != nil {
 		return session.OAStart{}, err
 	}
 	state, err := randomHex(oaStateBytes)

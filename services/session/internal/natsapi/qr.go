@@ -59,28 +59,21 @@ func (s *Service) QRCreate(ctx context.Context, req session.QRCreateRequest) (se
 	if len(req.App) > maxAppNameLength {
 		return session.QRTicket{}, api.Errorf(api.CodeInvalidRequest, "app is too long")
 	}
-	kind, appKind, what := api.KindWeb, apps.KindWeb, "website app (WXLOGIN_WEB_APPID or a web app in WXLOGIN_APPS_FILE)"
+	kind, appKind, what, configure := api.KindWeb, apps.KindWeb, "website app", "WXLOGIN_WEB_APPID or a web app"
 	switch req.Kind {
 	case "", api.KindWeb:
 	case api.KindOfficialAccount:
-		kind, appKind, what = api.KindOfficialAccount, apps.KindOfficialAccount,
-			"official account (WXLOGIN_OA_APPID or an officialaccount app in WXLOGIN_APPS_FILE)"
+		kind, appKind, what, configure = api.KindOfficialAccount, apps.KindOfficialAccount, "official account",
+			"WXLOGIN_OA_APPID or an officialaccount app"
 	default:
 		return session.QRTicket{}, api.Errorf(api.CodeInvalidRequest, "unknown QR login kind")
 	}
-	app, ok := s.Apps.Lookup(req.App, appKind)
-	if !ok {
-		if req.App == "" {
-			return session.QRTicket{}, api.Errorf(api.CodeInvalidRequest, "no %s is configured", what)
-		}
-		return session.QRTicket{}, api.Errorf(api.CodeInvalidRequest, "unknown %s app %q", appKind, req.App)
+	app, err := s.loginApp(req.App, appKind, what, configure)
+	if err != nil {
+		return session.QRTicket{}, err
 	}
 	// Creation is unauthenticated: a flood stops at the bucket's cap.
-	if err := s.Tickets.Room(ctx); err != nil {
-		if errors.Is(err, kvstate.ErrFull) {
-			s.Log.Warn("QR ticket bucket full; refusing new tickets", "request_id", natsrpc.RequestID(ctx))
-			return session.QRTicket{}, errQRFull
-		}
+	if err := s.room(ctx, s.Tickets.Room, "QR ticket", errQRFull); err != nil {
 		return session.QRTicket{}, err
 	}
 	ticket, err := tokens.RandomString(ticketBytes)
@@ -126,6 +119,31 @@ func sceneMatches(rec session.QRRecord, req session.QRCompleteRequest) bool {
 	ticket, secret, ok := session.ParseOAScene(req.Scene)
 	return ok && ticket == req.Ticket && validRandom(secret, sceneBytes) &&
 		tokens.HashesEqual(tokens.HashToken(secret), rec.SceneHash)
+}
+
+// loginApp is the app a new login names ("" = the kind's default), or an
+// invalid_request saying which variable configures one.
+func (s *Service) loginApp(name, kind, what, configure string) (apps.App, error) {
+	app, ok := s.Apps.Lookup(name, kind)
+	switch {
+	case ok:
+		return app, nil
+	case name == "":
+		return apps.App{}, api.Errorf(api.CodeInvalidRequest, "no %s is configured (%s in WXLOGIN_APPS_FILE)", what, configure)
+	default:
+		return apps.App{}, api.Errorf(api.CodeInvalidRequest, "unknown %s %q", what, name)
+	}
+}
+
+// room sheds a new login with full (503) while check says its bucket is
+// full (kvstate.ErrFull); the logins in it keep working.
+func (s *Service) room(ctx context.Context, check func(context.Context) error, what string, full error) error {
+	err := check(ctx)
+	if errors.Is(err, kvstate.ErrFull) {
+		s.Log.Warn(what+" bucket full; refusing new logins", "request_id", natsrpc.RequestID(ctx))
+		return full
+	}
+	return err
 }
 
 // QRComplete records the callback's outcome under a pending ticket, once:

@@ -50,7 +50,7 @@ func TestNATSPermissions(t *testing.T) {
 	buckets := map[string]jetstream.KeyValue{}
 	for owner, names := range map[*busUser][]string{
 		session:  {"wxlogin_keys", "wxlogin_sessions", "wxlogin_qr", "wxlogin_revoked", "wxlogin_oa"},
-		identity: {"wxlogin_bind", "wxlogin_wechat", "wxlogin_faillimit"},
+		identity: {"wxlogin_bind", "wxlogin_wechat", "wxlogin_faillimit", "wxlogin_oa_pushes"},
 	} {
 		for _, b := range names {
 			kv, err := owner.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: b, History: 1})
@@ -113,7 +113,7 @@ func TestNATSPermissions(t *testing.T) {
 		gateway.mustRequest(t, "$SRV.PING.session")
 
 		// wxlogin_oa holds in-WeChat login states and codes: session's alone.
-		for b, owner := range map[string]*busUser{"wxlogin_keys": session, "wxlogin_sessions": session, "wxlogin_oa": session, "wxlogin_bind": identity, "wxlogin_wechat": identity} {
+		for b, owner := range map[string]*busUser{"wxlogin_keys": session, "wxlogin_sessions": session, "wxlogin_oa": session, "wxlogin_bind": identity, "wxlogin_wechat": identity, "wxlogin_oa_pushes": identity} {
 			owner.mustRead(t, ctx, b)
 			gateway.cannotRead(t, ctx, b)
 		}
@@ -135,6 +135,10 @@ func TestNATSPermissions(t *testing.T) {
 		gateway.mustRequest(t, "wxlogin.session.issue")
 		identity.cannotRequest(t, "wxlogin.session.issue")
 		identity.cannotRequest(t, "wxlogin.session.refresh")
+		// The server URL's pushes reach identity from the gateway only.
+		gateway.mustRequest(t, "wxlogin.identity.oa.push")
+		session.cannotRequest(t, "wxlogin.identity.oa.push")
+		events.cannotRequest(t, "wxlogin.identity.oa.push")
 		session.mustRead(t, ctx, "wxlogin_keys")
 		identity.cannotRead(t, ctx, "wxlogin_keys")
 		identity.cannotRead(t, ctx, "wxlogin_sessions")
@@ -151,6 +155,8 @@ func TestNATSPermissions(t *testing.T) {
 		identity.mustRead(t, ctx, "wxlogin_bind")
 		session.cannotRead(t, ctx, "wxlogin_bind")
 		session.cannotWrite(t, "wxlogin_faillimit")
+		session.cannotWrite(t, "wxlogin_oa_pushes")
+		gateway.cannotWrite(t, "wxlogin_oa_pushes")
 		session.cannotPublish(t, "wxlogin.events.user.created")
 		session.cannotRequest(t, "wxlogin.identity.user.get")
 		session.cannotSubscribe(t, "wxlogin.identity.>")

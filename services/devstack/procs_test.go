@@ -70,6 +70,7 @@ type standIn struct {
 	calls  map[string]int
 	fault  wxFault       // how every call misbehaves; "" answers normally
 	delay  time.Duration // how long every call takes
+	oa     standInOA     // the official account's codes and followers (oafollow_test.go)
 }
 
 // wxFault is a way WeChat (or what stands between us) misbehaves.
@@ -245,7 +246,9 @@ func (s *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"phoneNumber": "+86" + number, "purePhoneNumber": number, "countryCode": "86",
 			"watermark": map[string]any{"timestamp": time.Now().Unix(), "appid": standInMiniAppID}}})
 	default:
-		fail(-1, "system error")
+		if !s.serveOA(w, r, fail, out) {
+			fail(-1, "system error")
+		}
 	}
 }
 

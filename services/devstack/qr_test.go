@@ -24,13 +24,19 @@ type pollResult struct {
 // caller goes on.
 func longPoll(t *testing.T, p *procStack, ticket, pollToken string) <-chan pollResult {
 	t.Helper()
+	return longPollAt(t, p, "/api/v1/auth/web/qr/", ticket, pollToken)
+}
+
+// longPollAt is longPoll on the polls under prefix.
+func longPollAt(t *testing.T, p *procStack, prefix, ticket, pollToken string) <-chan pollResult {
+	t.Helper()
 	out := make(chan pollResult, 1)
 	written := make(chan struct{})
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { close(written) }})
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.url("/api/v1/auth/web/qr/"+ticket+"?wait=25s"), nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.url(prefix+ticket+"?wait=25s"), nil)
 		req.Header.Set("X-Poll-Token", pollToken)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -171,6 +171,19 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 	if os.Getenv("WXLOGIN_WECHAT_OPEN_BASE") == "" {
 		gwCfg.WechatOpenBase = st.FakeURL // the fake's QR page and "phone"
 	}
+	if os.Getenv("WXLOGIN_WECHAT_MP_BASE") == "" {
+		idCfg.WechatMPBase = st.FakeURL // the follow QR codes' images
+	}
+	if idCfg.OAAppID == fakewechat.DevOAAppID {
+		// The fake official account's console: its server URL is ours.
+		err := fake.SetOAServer(idCfg.OAAppID, fakewechat.OAServer{
+			URL:   strings.TrimSuffix(gwCfg.PublicURL, "/") + "/api/v1/wechat/oa/" + idCfg.OAAppID + "/events",
+			Token: idCfg.OAToken, EncodingAESKey: idCfg.OAAESKey,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("fake WeChat official account: %w", err)
+		}
+	}
 	if len(gwCfg.RedirectURIs) == 0 {
 		gwCfg.RedirectURIs = []string{gwCfg.PublicURL + "/demo"} // the demo's in-WeChat tab
 	}

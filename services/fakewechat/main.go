@@ -17,6 +17,11 @@
 //	                   derived from each request's Host
 //	FAKEWECHAT_LOAD_CODES true: accept "load:<openid>[:<unionid>]" codes any
 //	                   number of times, for benchmarks (default false)
+//	FAKEWECHAT_OA_SERVER_URL optional server URL of the official account
+//	                   FAKEWECHAT_OA_APPID (default the devstack's, or the
+//	                   first officialaccount app), where its follow and scan
+//	                   pushes go, signed with FAKEWECHAT_OA_TOKEN and, when
+//	                   FAKEWECHAT_OA_AES_KEY is set, in safe mode
 //	WXLOGIN_LOG_LEVEL  debug, info (default), warn or error
 package main
 
@@ -35,6 +40,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/wechat/fakewechat"
 )
 
@@ -54,6 +60,11 @@ type config struct {
 	LoadCodes bool   `env:"FAKEWECHAT_LOAD_CODES"`
 	OADomain  string `env:"FAKEWECHAT_OA_DOMAIN"`
 	LogLevel  string `env:"WXLOGIN_LOG_LEVEL" envDefault:"info"`
+	// The official account's console: its server configuration.
+	OAAppID     string `env:"FAKEWECHAT_OA_APPID"`
+	OAServerURL string `env:"FAKEWECHAT_OA_SERVER_URL"`
+	OAToken     string `env:"FAKEWECHAT_OA_TOKEN"`
+	OAAESKey    string `env:"FAKEWECHAT_OA_AES_KEY"`
 
 	level slog.Level
 	apps  []fakewechat.App
@@ -83,6 +94,16 @@ func loadConfig(environ map[string]string) (config, error) {
 		}
 		cfg.apps = apps
 	}
+	if cfg.OAAppID == "" {
+		for _, a := range cfg.apps {
+			if a.Kind == api.KindOfficialAccount && (cfg.OAAppID == "" || a.AppID == fakewechat.DevOAAppID) {
+				cfg.OAAppID = a.AppID
+			}
+		}
+	}
+	if cfg.OAServerURL != "" && cfg.OAToken == "" {
+		return config{}, errors.New("FAKEWECHAT_OA_TOKEN: must be set with FAKEWECHAT_OA_SERVER_URL")
+	}
 	for i, a := range cfg.apps {
 		if a.Kind == "officialaccount" && a.Domain == "" {
 			cfg.apps[i].Domain = strings.TrimSpace(cfg.OADomain)
@@ -110,6 +131,13 @@ func run(ctx context.Context) error {
 // serve answers on ln until ctx is cancelled, then shuts down gracefully.
 func serve(ctx context.Context, cfg config, log *slog.Logger, ln net.Listener) error {
 	fake := fakewechat.New(fakewechat.Options{Apps: cfg.apps, Logger: log, PublicURL: cfg.PublicURL, LoadCodes: cfg.LoadCodes})
+	if cfg.OAServerURL != "" {
+		srv := fakewechat.OAServer{URL: cfg.OAServerURL, Token: cfg.OAToken, EncodingAESKey: cfg.OAAESKey}
+		if err := fake.SetOAServer(cfg.OAAppID, srv); err != nil {
+			return fmt.Errorf("FAKEWECHAT_OA_SERVER_URL (official account %q): %w", cfg.OAAppID, err)
+		}
+		log.Info("fakewechat: official account server URL", "appid", cfg.OAAppID, "url", cfg.OAServerURL, "safe_mode", cfg.OAAESKey != "")
+	}
 	srv := &http.Server{
 		Handler:           fake,
 		ReadHeaderTimeout: 5 * time.Second,

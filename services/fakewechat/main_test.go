@@ -25,8 +25,9 @@ func TestLoadConfig(t *testing.T) {
 		wantErr string
 	}{
 		{"defaults", map[string]string{}, func(t *testing.T, cfg config) {
-			if cfg.Addr != "127.0.0.1:9090" || cfg.level != slog.LevelInfo || len(cfg.apps) != 4 || cfg.LoadCodes ||
-				cfg.apps[0].AppID != fakewechat.DevMiniProgramAppID || cfg.apps[1].AppID != fakewechat.DevWebAppID {
+			if cfg.Addr != "127.0.0.1:9090" || cfg.level != slog.LevelInfo || len(cfg.apps) != len(fakewechat.DefaultApps()) || cfg.LoadCodes ||
+				cfg.apps[0].AppID != fakewechat.DevMiniProgramAppID || cfg.apps[1].AppID != fakewechat.DevWebAppID ||
+				cfg.OAAppID != fakewechat.DevOAAppID {
 				t.Errorf("config %+v", cfg)
 			}
 		}, ""},
@@ -45,6 +46,13 @@ func TestLoadConfig(t *testing.T) {
 				}
 			}, ""},
 		{"bad official account domain", map[string]string{"FAKEWECHAT_OA_DOMAIN": "https://h5.example.com/"}, nil, "FAKEWECHAT_OA_DOMAIN"},
+		{"official account server", map[string]string{"FAKEWECHAT_APPS": "wxa:sa:miniprogram,wxo:so:officialaccount",
+			"FAKEWECHAT_OA_SERVER_URL": "http://127.0.0.1:8080/api/v1/wechat/oa/wxo/events", "FAKEWECHAT_OA_TOKEN": "tok123"}, func(t *testing.T, cfg config) {
+			if cfg.OAAppID != "wxo" || cfg.OAToken != "tok123" {
+				t.Errorf("config %+v", cfg)
+			}
+		}, ""},
+		{"server URL without a token", map[string]string{"FAKEWECHAT_OA_SERVER_URL": "http://127.0.0.1:8080/x"}, nil, "FAKEWECHAT_OA_TOKEN"},
 		{"public URL", map[string]string{"FAKEWECHAT_PUBLIC_URL": "http://192.168.1.20:9090"}, func(t *testing.T, cfg config) {
 			if cfg.PublicURL != "http://192.168.1.20:9090" {
 				t.Errorf("config %+v", cfg)

@@ -31,6 +31,9 @@ const (
 	// CodeQRWrongBrowser: the QR callback came from a browser without the
 	// ticket's cookie; only the browser that showed the QR code may finish it.
 	CodeQRWrongBrowser Code = "qr_wrong_browser"
+	// CodeSignatureInvalid: a request to the official account's server URL
+	// whose WeChat signature does not check out.
+	CodeSignatureInvalid Code = "signature_invalid"
 	// CodeInvalidRedirectURI: the in-WeChat login's redirect_uri matches no
 	// prefix of WXLOGIN_REDIRECT_URIS.
 	CodeInvalidRedirectURI Code = "invalid_redirect_uri"

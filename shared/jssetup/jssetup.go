@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -77,4 +78,35 @@ func ReplicasError(err error, replicas int) error {
 		return fmt.Errorf("WXLOGIN_NATS_REPLICAS: %d replicas, but not that many JetStream servers are up: %w", replicas, err)
 	}
 	return err
+}
+
+// Bucket is a KV bucket opened on first use: created, or updated to its
+// configuration, by the first call that needs it, so that a service whose
+// NATS is not reachable yet still starts. Safe for concurrent use.
+type Bucket struct {
+	js  jetstream.JetStream
+	cfg jetstream.KeyValueConfig
+
+	mu sync.Mutex
+	kv jetstream.KeyValue
+}
+
+// NewBucket returns the bucket cfg over js.
+func NewBucket(js jetstream.JetStream, cfg jetstream.KeyValueConfig) *Bucket {
+	return &Bucket{js: js, cfg: cfg}
+}
+
+// KV opens the bucket (once it has succeeded, without a round trip).
+func (b *Bucket) KV(ctx context.Context) (jetstream.KeyValue, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.kv != nil {
+		return b.kv, nil
+	}
+	kv, err := b.js.CreateOrUpdateKeyValue(ctx, b.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kv bucket %s: %w", b.cfg.Bucket, err)
+	}
+	b.kv = kv
+	return kv, nil
 }

@@ -41,6 +41,7 @@ func PasswordVar(user string) string {
 const (
 	bucketWeChat    = "wxlogin_wechat"
 	bucketFailLimit = "wxlogin_faillimit"
+	bucketOAPushes  = "wxlogin_oa_pushes" // official-account pushes seen (retries handled once)
 )
 
 // Permissions returns what user may do; nil for an unknown user.
@@ -68,7 +69,7 @@ func Permissions(user string) *server.Permissions {
 					[]string{identity.EventStreamSubjects},
 					[]string{"$JS.API.INFO"}, // creating a KV bucket asks for the account's limits
 					stream(identity.EventStream, "STREAM.CREATE", "STREAM.UPDATE", "STREAM.INFO"),
-					kvOwn(session.BucketBind), kvOwn(bucketWeChat), kvOwn(bucketFailLimit),
+					kvOwn(session.BucketBind), kvOwn(bucketWeChat), kvOwn(bucketFailLimit), kvOwn(bucketOAPushes),
 				),
 				Deny: concat([]string{"wxlogin.identity.>", "wxlogin.session.>"}, alwaysDenied()),
 			},

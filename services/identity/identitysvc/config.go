@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/wxlogin/wxlogin/shared/apps"
 	"github.com/wxlogin/wxlogin/shared/envconfig"
@@ -61,6 +62,11 @@ type Config struct {
 	DBMaxConns int `env:"WXLOGIN_DB_MAX_CONNS"`
 	// Pprof serves net/http/pprof on the ops listener (never the public one).
 	Pprof bool `env:"WXLOGIN_PPROF"`
+	// WechatMPBase serves the images of official-account QR codes
+	// (cgi-bin/showqrcode); OALoginReply, when set, is the text message a
+	// follow-to-log-in answers the user with ("" answers "success": none).
+	WechatMPBase string `env:"WXLOGIN_WECHAT_MP_BASE" envDefault:"https://mp.weixin.qq.com"`
+	OALoginReply string `env:"WXLOGIN_OA_LOGIN_REPLY"`
 }
 
 // maxDBConns bounds WXLOGIN_DB_MAX_CONNS.
@@ -73,6 +79,9 @@ func (c Config) dbConns() int {
 	}
 	return max(8, 4*runtime.GOMAXPROCS(0))
 }
+
+// maxOALoginReply bounds the reply text: WeChat takes 2,048 bytes.
+const maxOALoginReply = 600
 
 // maxReplicas is JetStream's own limit on a stream's replicas.
 const maxReplicas = 5
@@ -112,6 +121,12 @@ func (c Config) Validate() error {
 	}
 	if u, err := url.Parse(c.WechatAPIBase); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("WXLOGIN_WECHAT_API_BASE: %q is not an http(s) URL", c.WechatAPIBase)
+	}
+	if u, err := url.Parse(c.WechatMPBase); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("WXLOGIN_WECHAT_MP_BASE: %q is not an http(s) URL", c.WechatMPBase)
+	}
+	if len(c.OALoginReply) > maxOALoginReply || !utf8.ValidString(c.OALoginReply) {
+		return fmt.Errorf("WXLOGIN_OA_LOGIN_REPLY: must be UTF-8 text of at most %d bytes", maxOALoginReply)
 	}
 	if c.NATSReplicas < 1 || c.NATSReplicas > maxReplicas {
 		return fmt.Errorf("WXLOGIN_NATS_REPLICAS: %d is outside 1..%d (1 for a single NATS server, 3 for a cluster)", c.NATSReplicas, maxReplicas)
@@ -206,5 +221,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("workers", natsrpc.Workers(c.Workers)),
 		slog.Int("db_max_conns", c.dbConns()),
 		slog.Bool("pprof", c.Pprof),
+		slog.String("wechat_mp_base", c.WechatMPBase),
+		slog.Int("oa_login_reply_bytes", len(c.OALoginReply)),
 	)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/wxlogin/wxlogin/services/identity/internal/faillimit"
 	"github.com/wxlogin/wxlogin/services/identity/internal/metrics"
 	"github.com/wxlogin/wxlogin/services/identity/internal/natsapi"
+	"github.com/wxlogin/wxlogin/services/identity/internal/oapushes"
 	"github.com/wxlogin/wxlogin/services/identity/internal/outbox"
 	"github.com/wxlogin/wxlogin/services/identity/internal/password"
 	"github.com/wxlogin/wxlogin/services/identity/internal/store"
@@ -167,6 +169,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Logins:       logins,
 		Metrics:      m,
 		AutoRegister: cfg.AutoRegister,
+		Pushes:       oapushes.New(js, cfg.NATSReplicas),
+		WechatMPBase: strings.TrimRight(cfg.WechatMPBase, "/"),
+		OALoginReply: cfg.OALoginReply,
 	}, log)
 	pool := natsrpc.NewPool(natsrpc.Workers(cfg.Workers), requestTimeout, log)
 	svc, err := a.AddService(nc, pool)
@@ -219,7 +224,7 @@ func createAssets(ctx context.Context, js jetstream.JetStream, replicas int) err
 	if _, err := js.CreateOrUpdateStream(ctx, outbox.StreamConfig(replicas)); err != nil {
 		return jssetup.ReplicasError(fmt.Errorf("stream %s: %w", identity.EventStream, err), replicas)
 	}
-	for _, kv := range []jetstream.KeyValueConfig{bindtoken.BucketConfig(replicas), wxauth.BucketConfig(replicas), faillimit.BucketConfig(replicas)} {
+	for _, kv := range []jetstream.KeyValueConfig{bindtoken.BucketConfig(replicas), wxauth.BucketConfig(replicas), faillimit.BucketConfig(replicas), oapushes.BucketConfig(replicas)} {
 		if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
 			return jssetup.ReplicasError(fmt.Errorf("kv bucket %s: %w", kv.Bucket, err), replicas)
 		}

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/wxlogin/wxlogin/shared/api"
@@ -25,8 +26,11 @@ const (
 )
 
 // QRCreateRequest starts a website login. App names a web app ("" = default).
+// Kind api.KindOfficialAccount starts a follow-to-log-in ticket of an
+// official account instead: its answer carries the Scene for the QR code.
 type QRCreateRequest struct {
-	App string `json:"app,omitempty"`
+	App  string `json:"app,omitempty"`
+	Kind string `json:"kind,omitempty"`
 }
 
 // QRTicket is a new ticket. The ticket is also WeChat's state parameter (it
@@ -37,6 +41,32 @@ type QRTicket struct {
 	PollToken string `json:"poll_token"`
 	AppID     string `json:"appid"`
 	ExpiresIn int64  `json:"expires_in"`
+	// Scene (official-account tickets only) is the QR code's scene_str:
+	// OAScene of the ticket and a secret only WeChat gets, so that nobody
+	// who saw the ticket can name it in a push.
+	Scene string `json:"scene,omitempty"`
+}
+
+// OAScenePrefix starts the scenes of wxlogin's follow-to-log-in codes; an
+// official account's other parametric codes (the adopter's own) are not
+// ours and are left alone.
+const OAScenePrefix = "wxl."
+
+// OAScene is the scene_str of a follow-to-log-in ticket: prefix, ticket,
+// secret (base64url, so never a dot inside), at most 64 characters.
+func OAScene(ticket, secret string) string { return OAScenePrefix + ticket + "." + secret }
+
+// ParseOAScene splits a scene made by OAScene; ok is false for any other.
+func ParseOAScene(scene string) (ticket, secret string, ok bool) {
+	rest, found := strings.CutPrefix(scene, OAScenePrefix)
+	if !found {
+		return "", "", false
+	}
+	ticket, secret, found = strings.Cut(rest, ".")
+	if !found || ticket == "" || secret == "" || strings.Contains(secret, ".") {
+		return "", "", false
+	}
+	return ticket, secret, true
 }
 
 // QRRecord is the value under the ticket in KV wxlogin_qr. The gateway reads
@@ -57,6 +87,11 @@ type QRRecord struct {
 	// WeChat told them: the poller sees whose WeChat it is before binding it.
 	Nickname  string `json:"nickname,omitempty"`
 	AvatarURL string `json:"avatar_url,omitempty"`
+	// Kind is the login kind of the tokens ("" = api.KindWeb);
+	// SceneHash (official-account tickets) is the hex SHA-256 of the
+	// scene's secret: only a completion naming it completes the ticket.
+	Kind      string `json:"kind,omitempty"`
+	SceneHash string `json:"scene_hash,omitempty"`
 }
 
 // QRCompleteRequest records the callback's outcome under a pending ticket
@@ -75,6 +110,10 @@ type QRCompleteRequest struct {
 	// identity's wechat_not_bound answer (either may be empty).
 	Nickname  string `json:"nickname,omitempty"`
 	AvatarURL string `json:"avatar_url,omitempty"`
+	// Scene completes an official-account ticket: the scene of the push
+	// (OAScene), whose ticket must be Ticket. A website ticket refuses it,
+	// and an official-account ticket refuses a completion without it.
+	Scene string `json:"scene,omitempty"`
 }
 
 // QRStatus is a ticket's status.

@@ -28,7 +28,8 @@ const (
 )
 
 // apiPaths are the paths FailNext rules may name.
-var apiPaths = []string{PathCode2Session, PathOAuthAccessToken, PathUserInfo, PathToken, PathStableToken, PathGetUserPhone}
+var apiPaths = []string{PathCode2Session, PathOAuthAccessToken, PathUserInfo, PathToken, PathStableToken, PathGetUserPhone,
+	PathQRCodeCreate, PathOAUserInfo}
 
 // errmsgs are the real messages of the errcodes the fake answers; a rid is
 // appended to each, as WeChat does.
@@ -65,6 +66,7 @@ type call struct {
 	body  []byte
 	now   time.Time
 	appid string // for the log line, set by the handler when known
+	base  string // the fake's own URL as the caller reached it
 }
 
 // handlerFunc answers a call with a JSON body or a non-zero errcode.
@@ -87,6 +89,12 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc(PathOAuth2Authorize, s.oauth2Page)
 	mux.HandleFunc(PathOAuth2Confirm, s.oauth2Confirm)
 
+	// The official account's parametric QR codes (oafollow.go).
+	mux.Handle(PathQRCodeCreate, s.api(http.MethodPost, (*Server).qrCodeCreate))
+	mux.Handle(PathOAUserInfo, s.api(http.MethodGet, (*Server).oaUserInfo))
+	mux.HandleFunc(PathShowQRCode, s.showQRCode)
+	mux.HandleFunc(PathOAScan, s.oaScanPage)
+
 	s.controlRoutes(mux)
 	return mux
 }
@@ -97,7 +105,7 @@ func (s *Server) api(method string, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := r.URL.Path
 		q := r.URL.Query()
-		c := &call{q: q, appid: q.Get("appid")}
+		c := &call{q: q, appid: q.Get("appid"), base: s.baseURL(r)}
 		if r.Method != method {
 			code := 43001
 			if method == http.MethodPost {
@@ -426,18 +434,10 @@ type watermark struct {
 }
 
 func (s *Server) phoneNumber(c *call) (any, int) {
-	token := c.q.Get("access_token")
-	if token == "" {
-		return nil, 41001
+	t, e := s.serverTokenLocked(c)
+	if e != 0 {
+		return nil, e
 	}
-	t := s.tokens[token]
-	switch {
-	case t == nil || (!t.dead.IsZero() && !c.now.Before(t.dead)):
-		return nil, 40001
-	case !c.now.Before(t.exp):
-		return nil, 42001
-	}
-	c.appid = t.appid
 	if s.apps[t.appid].Kind != api.KindMiniProgram {
 		return nil, 48001
 	}

@@ -207,6 +207,7 @@ type Server struct {
 	users     map[string]map[string]*User  // appid -> openid -> user
 	unions    map[string]map[string]string // appid -> unionid -> openid
 	scans     map[string]*scanSession      // QR scan sessions by id
+	oa        oaFollow                     // official accounts (oafollow.go)
 	nUsers    int
 	fails     []failRule
 	queues    [5]fifo // purge order; see the queue* constants

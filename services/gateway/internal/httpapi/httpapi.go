@@ -53,6 +53,9 @@ type Identity interface {
 	AdminStats(ctx context.Context, req identity.AdminStatsRequest) (identity.AdminStats, error)
 	AdminAuditRecord(ctx context.Context, req identity.AdminAuditRecordRequest) (identity.AdminAuditRecordResult, error)
 	AdminAuditList(ctx context.Context, req identity.AdminAuditListRequest) (identity.AdminAuditPage, error)
+	OAQRCreate(ctx context.Context, req identity.OAQRCreateRequest) (identity.OAQRCode, error)
+	OAVerify(ctx context.Context, req identity.OAVerifyRequest) (identity.OAVerifyResult, error)
+	OAPush(ctx context.Context, req identity.OAPushRequest) (identity.OAPushResult, error)
 }
 
 // Session is the session service as the API uses it (*session.Client).
@@ -191,6 +194,7 @@ func New(o Options) http.Handler {
 	s.registerAccounts(v1)         // accounts.go: register, password, bind, profile, phone, identities
 	s.registerAdmin(v1)            // admin.go
 	s.registerIntrospection(r, v1) // introspect.go: RFC 7662 introspection, RFC 8414 metadata
+	s.registerOAFollow(v1)         // oafollow.go: follow-to-log-in QR codes, the official account's server URL
 	s.registerDocs(r)              // docs.go: /openapi.json, /docs
 	// adminui.go: the admin console at /admin.
 	s.registerAdminConsole(r, o.Web.WechatOpenBase)

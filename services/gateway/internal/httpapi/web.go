@@ -78,13 +78,14 @@ type WebOptions struct {
 
 // webState is what the QR routes need, built once in New.
 type webState struct {
-	tickets      *qrwatch.Tickets
-	wechat       *wechat.Client // only builds the qrconnect URL: no secret
-	redirectURI  string
-	cookiePath   string
-	secureCookie bool
-	pollLimit    *ratelimit.Limiter
-	demoCSP      string
+	tickets          *qrwatch.Tickets
+	wechat           *wechat.Client // only builds the qrconnect URL: no secret
+	redirectURI      string
+	cookiePath       string
+	followCookiePath string // the follow-to-log-in polls' (oafollow.go)
+	secureCookie     bool
+	pollLimit        *ratelimit.Limiter
+	demoCSP          string
 	// The in-WeChat login (oa.go): allowed redirects, our callback, and
 	// the path of its state cookies.
 	redirects     *redirecturi.Allowlist
@@ -101,8 +102,9 @@ func newWebState(o WebOptions) *webState {
 		pollLimit:   ratelimit.New(qrPollLimit, ratelimit.Options{MaxKeys: maxLimitedTickets}),
 		redirects:   o.RedirectURIs,
 		// WeChat redirects to PublicURL + the callback path.
-		oaCallbackURI: strings.TrimSuffix(o.PublicURL, "/") + oaCallbackPath,
-		oaCookiePath:  oaPath,
+		oaCallbackURI:    strings.TrimSuffix(o.PublicURL, "/") + oaCallbackPath,
+		oaCookiePath:     oaPath,
+		followCookiePath: oaQRPath,
 	}
 	if u, err := url.Parse(o.PublicURL); err == nil {
 		w.secureCookie = u.Scheme == "https"
@@ -110,6 +112,7 @@ func newWebState(o WebOptions) *webState {
 		// browser sees the prefix.
 		w.cookiePath = strings.TrimSuffix(u.Path, "/") + webPath
 		w.oaCookiePath = strings.TrimSuffix(u.Path, "/") + oaPath
+		w.followCookiePath = strings.TrimSuffix(u.Path, "/") + oaQRPath
 	}
 	w.demoCSP = demoCSP(o.WechatOpenBase)
 	return w
@@ -146,36 +149,59 @@ type wxLoginParams struct {
 // createQR starts a website login: session makes the ticket; the answer
 // carries WeChat's QR page URL and sets the poll cookie.
 func (s *server) createQR(c *gin.Context) {
+	t, ok := s.newTicket(c, api.KindWeb)
+	if !ok {
+		return
+	}
+	s.setTicketCookie(c, t, s.web.cookiePath)
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusCreated, qrResponse{
+		Ticket:       t.Ticket,
+		PollToken:    t.PollToken,
+		ExpiresIn:    t.ExpiresIn,
+		QRConnectURL: s.web.wechat.QRConnectURL(t.AppID, s.web.redirectURI, t.Ticket),
+		WxLogin:      wxLoginParams{AppID: t.AppID, Scope: "snsapi_login", RedirectURI: s.web.redirectURI, State: t.Ticket},
+	})
+}
+
+// newTicket reads the optional app of a QR creation and has session make
+// a ticket of kind; false when it has answered the error.
+func (s *server) newTicket(c *gin.Context, kind string) (session.QRTicket, bool) {
 	body, err := readBodyMax(c, maxQRBodyBytes)
 	if err != nil {
 		s.fail(c, err)
-		return
+		return session.QRTicket{}, false
 	}
 	app := ""
 	if len(body) > 0 {
 		f, err := parseFields(c.GetHeader("Content-Type"), body, "app")
 		if err != nil {
 			s.fail(c, err)
-			return
+			return session.QRTicket{}, false
 		}
 		if app, err = appField(f["app"]); err != nil {
 			s.fail(c, err)
-			return
+			return session.QRTicket{}, false
 		}
 	}
 
 	ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
-	t, err := s.session.QRCreate(ctx, session.QRCreateRequest{App: app})
+	t, err := s.session.QRCreate(ctx, session.QRCreateRequest{App: app, Kind: kind})
 	cancel()
 	if err != nil {
 		s.fail(c, err)
-		return
+		return session.QRTicket{}, false
 	}
 	if !validTicket(t.Ticket) || t.PollToken == "" || t.AppID == "" || t.ExpiresIn <= 0 {
 		s.fail(c, fmt.Errorf("session answered a malformed QR ticket (ticket length %d, appid %q, expires_in %d)", len(t.Ticket), t.AppID, t.ExpiresIn))
-		return
+		return session.QRTicket{}, false
 	}
+	return t, true
+}
 
+// setTicketCookie sets the ticket's cookie, which holds its poll token,
+// on path (the polls', and for a website ticket the callback's).
+func (s *server) setTicketCookie(c *gin.Context, t session.QRTicket, path string) {
 	// The ticket's cookie binds the callback to this browser: only a
 	// callback that carries it completes the ticket (qrCallback).
 	//
@@ -199,15 +225,7 @@ func (s *server) createQR(c *gin.Context) {
 	// link the victim clicks to a callback URL with someone else's code: the
 	// victim's own click while their QR code is live, and a not_bound answer
 	// shows whose WeChat it is before anything is bound.
-	s.web.bindingCookie(c, ticketCookiePrefix+t.Ticket, t.PollToken, s.web.cookiePath, int(t.ExpiresIn))
-	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusCreated, qrResponse{
-		Ticket:       t.Ticket,
-		PollToken:    t.PollToken,
-		ExpiresIn:    t.ExpiresIn,
-		QRConnectURL: s.web.wechat.QRConnectURL(t.AppID, s.web.redirectURI, t.Ticket),
-		WxLogin:      wxLoginParams{AppID: t.AppID, Scope: "snsapi_login", RedirectURI: s.web.redirectURI, State: t.Ticket},
-	})
+	s.web.bindingCookie(c, ticketCookiePrefix+t.Ticket, t.PollToken, path, int(t.ExpiresIn))
 }
 
 // bindingCookie sets (maxAge > 0) or clears (maxAge < 0) a cookie that binds
@@ -340,7 +358,11 @@ func (s *server) pollQR(c *gin.Context) {
 	case session.QRDenied:
 		c.JSON(http.StatusOK, pollAnswer{Status: session.QRDenied, Reason: rec.Reason})
 	case session.QRConfirmed:
-		s.consumeQR(c, ticket, token)
+		kind := api.KindWeb
+		if rec.Kind != "" {
+			kind = rec.Kind
+		}
+		s.consumeQR(c, ticket, token, kind)
 	case session.QRNotBound:
 		// Auto-register is off and the WeChat user has no account: the
 		// browser registers or binds one with the bind token.
@@ -495,7 +517,7 @@ func (s *server) waitTicket(ctx context.Context, w *qrwatch.Waiter, ticket strin
 
 // consumeQR hands out a confirmed ticket's tokens: session deletes the
 // ticket compare-and-set, so of two polls exactly one gets them.
-func (s *server) consumeQR(c *gin.Context, ticket, token string) {
+func (s *server) consumeQR(c *gin.Context, ticket, token, kind string) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
 	res, err := s.session.QRConsume(ctx, session.QRConsumeRequest{Ticket: ticket, PollToken: token})
 	cancel()
@@ -503,7 +525,7 @@ func (s *server) consumeQR(c *gin.Context, ticket, token string) {
 		s.fail(c, err)
 		return
 	}
-	s.metrics.Login(api.KindWeb, nil) // a web login succeeds when its tokens go out
+	s.metrics.Login(kind, nil) // a QR login succeeds when its tokens go out
 	middleware.SetUserID(c, res.User.ID)
 	if res.TokenType == "" {
 		res.TokenType = "Bearer"

@@ -70,6 +70,7 @@ var table = map[api.Code]entry{
 	api.CodeQRTicketNotFound:   {http.StatusNotFound, "QR ticket not found", 0},
 	api.CodeQRTicketExpired:    {http.StatusGone, "QR ticket expired", 0},
 	api.CodeQRWrongBrowser:     {http.StatusForbidden, "QR login from another browser", 0},
+	api.CodeSignatureInvalid:   {http.StatusUnauthorized, "Signature invalid", 0},
 	api.CodeInvalidRedirectURI: {http.StatusBadRequest, "Redirect URI not allowed", 0},
 	api.CodeLoginCodeInvalid:   {http.StatusBadRequest, "Login code invalid", 0},
 	api.CodeSnapshotUser:       {http.StatusForbidden, "WeChat snapshot-page user", 0},

@@ -16,7 +16,7 @@ func TestStatusTable(t *testing.T) {
 		api.CodeWechatCodeInvalid: 401, api.CodeWechatCodeUsed: 401, api.CodeInvalidCredentials: 401,
 		api.CodeTokenInvalid: 401, api.CodeTokenExpired: 401, api.CodeTokenRevoked: 401, api.CodeRefreshTokenReused: 401,
 		api.CodeWechatNotBound: 403, api.CodeForbidden: 403, api.CodeUserDisabled: 403,
-		api.CodeNotFound: 404, api.CodeQRTicketNotFound: 404, api.CodeQRTicketExpired: 410, api.CodeQRWrongBrowser: 403,
+		api.CodeNotFound: 404, api.CodeQRTicketNotFound: 404, api.CodeQRTicketExpired: 410, api.CodeQRWrongBrowser: 403, api.CodeSignatureInvalid: 401,
 		api.CodeInvalidRedirectURI: 400, api.CodeLoginCodeInvalid: 400, api.CodeSnapshotUser: 403,
 		api.CodeUsernameTaken: 409, api.CodeIdentityBound: 409, api.CodeLastIdentity: 409, api.CodeLastAdmin: 409,
 		api.CodeRateLimited: 429, api.CodeWechatRateLimited: 429,

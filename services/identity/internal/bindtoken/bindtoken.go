@@ -14,10 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxlogin/wxlogin/shared/jssetup"
 
 	"github.com/wxlogin/wxlogin/shared/api/identity"
 	"github.com/wxlogin/wxlogin/shared/api/session"
@@ -59,30 +60,14 @@ func (i Identity) LogValue() slog.Value {
 
 // Store issues and spends bind tokens. The bucket is created on first use,
 // so a service started before NATS is reachable still starts.
-type Store struct {
-	js       jetstream.JetStream
-	replicas int
-
-	mu sync.Mutex
-	kv jetstream.KeyValue
-}
+type Store struct{ kv *jssetup.Bucket }
 
 // New returns a Store over js whose bucket has replicas copies.
-func New(js jetstream.JetStream, replicas int) *Store { return &Store{js: js, replicas: replicas} }
-
-func (s *Store) bucket(ctx context.Context) (jetstream.KeyValue, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.kv != nil {
-		return s.kv, nil
-	}
-	kv, err := s.js.CreateOrUpdateKeyValue(ctx, BucketConfig(s.replicas))
-	if err != nil {
-		return nil, fmt.Errorf("kv bucket %s: %w", session.BucketBind, err)
-	}
-	s.kv = kv
-	return kv, nil
+func New(js jetstream.JetStream, replicas int) *Store {
+	return &Store{kv: jssetup.NewBucket(js, BucketConfig(replicas))}
 }
+
+func (s *Store) bucket(ctx context.Context) (jetstream.KeyValue, error) { return s.kv.KV(ctx) }
 
 // Issue stores id and returns its token: 32 random bytes, base64url.
 func (s *Store) Issue(ctx context.Context, id Identity) (string, error) {

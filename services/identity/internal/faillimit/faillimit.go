@@ -32,12 +32,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wxlogin/wxlogin/shared/clientip"
+	"github.com/wxlogin/wxlogin/shared/jssetup"
 )
 
 // Bucket is the KV bucket of the counts.
@@ -90,13 +90,9 @@ func (e *LimitedError) Error() string {
 // Limiter counts attempts per key. It is safe for concurrent use. The bucket
 // is created on first use if start-up has not created it.
 type Limiter struct {
-	js       jetstream.JetStream
-	replicas int
-	limits   Limits
-	now      func() time.Time
-
-	mu sync.Mutex
-	kv jetstream.KeyValue
+	kv     *jssetup.Bucket
+	limits Limits
+	now    func() time.Time
 }
 
 // New returns a Limiter of limits. now is the clock of the per-username
@@ -108,22 +104,10 @@ func New(js jetstream.JetStream, replicas int, limits Limits, now func() time.Ti
 	limits.PerAddress, limits.PerUser = max(limits.PerAddress, 1), max(limits.PerUser, 1)
 	limits.FirstDelay = max(limits.FirstDelay, time.Millisecond)
 	limits.MaxDelay = max(limits.MaxDelay, limits.FirstDelay)
-	return &Limiter{js: js, replicas: replicas, limits: limits, now: now}
+	return &Limiter{kv: jssetup.NewBucket(js, BucketConfig(replicas)), limits: limits, now: now}
 }
 
-func (l *Limiter) bucket(ctx context.Context) (jetstream.KeyValue, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.kv != nil {
-		return l.kv, nil
-	}
-	kv, err := l.js.CreateOrUpdateKeyValue(ctx, BucketConfig(l.replicas))
-	if err != nil {
-		return nil, fmt.Errorf("kv bucket %s: %w", Bucket, err)
-	}
-	l.kv = kv
-	return kv, nil
-}
+func (l *Limiter) bucket(ctx context.Context) (jetstream.KeyValue, error) { return l.kv.KV(ctx) }
 
 // Attempt is the slots taken by Take. Left alone it counts as a failure.
 type Attempt struct {

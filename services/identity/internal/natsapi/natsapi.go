@@ -19,6 +19,7 @@ import (
 	"github.com/wxlogin/wxlogin/services/identity/internal/bindtoken"
 	"github.com/wxlogin/wxlogin/services/identity/internal/faillimit"
 	"github.com/wxlogin/wxlogin/services/identity/internal/metrics"
+	"github.com/wxlogin/wxlogin/services/identity/internal/oapushes"
 	"github.com/wxlogin/wxlogin/services/identity/internal/store"
 	"github.com/wxlogin/wxlogin/services/identity/internal/wxauth"
 	"github.com/wxlogin/wxlogin/shared/api"
@@ -67,6 +68,14 @@ type Deps struct {
 	// AutoRegister: unknown WeChat users get an account on first login;
 	// otherwise they get a bind token (WXLOGIN_AUTO_REGISTER).
 	AutoRegister bool
+	// Pushes remembers the official accounts' pushes, so that WeChat's
+	// retries are handled once.
+	Pushes *oapushes.Store
+	// WechatMPBase is where WeChat serves a parametric code's image
+	// (WXLOGIN_WECHAT_MP_BASE); OALoginReply, when set, is the text message
+	// a follow-to-log-in answers the user with (WXLOGIN_OA_LOGIN_REPLY).
+	WechatMPBase string
+	OALoginReply string
 	Now          func() time.Time // nil: time.Now
 }
 
@@ -118,6 +127,9 @@ func (a *API) AddService(nc *nats.Conn, pool *natsrpc.Pool) (micro.Service, erro
 		{"admin-stats", identity.SubjectAdminStats, endpoint(a, pool, identity.SubjectAdminStats, a.AdminStats)},
 		{"admin-audit-list", identity.SubjectAdminAuditList, endpoint(a, pool, identity.SubjectAdminAuditList, a.AdminAuditList)},
 		{"admin-audit-record", identity.SubjectAdminAuditRecord, endpoint(a, pool, identity.SubjectAdminAuditRecord, a.AdminAuditRecord)},
+		{"oa-qr-create", identity.SubjectOAQRCreate, endpoint(a, pool, identity.SubjectOAQRCreate, a.OAQRCreate)},
+		{"oa-verify", identity.SubjectOAVerify, endpoint(a, pool, identity.SubjectOAVerify, a.OAVerify)},
+		{"oa-push", identity.SubjectOAPush, endpoint(a, pool, identity.SubjectOAPush, a.OAPush)},
 	} {
 		if err := svc.AddEndpoint(ep.name, ep.handler, micro.WithEndpointSubject(ep.subject)); err != nil {
 			_ = svc.Stop()

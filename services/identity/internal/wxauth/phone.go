@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/apps"
+	"github.com/wxlogin/wxlogin/shared/jssetup"
 	"github.com/wxlogin/wxlogin/shared/natsrpc"
 	"github.com/wxlogin/wxlogin/shared/wechat"
 )
@@ -45,15 +44,12 @@ type cachedToken struct {
 // TokenCache hands out server access tokens (cgi-bin/stable_token), shared
 // through KV. Within a replica, concurrent fetches for an app are one.
 type TokenCache struct {
-	wc       *wechat.Client
-	js       jetstream.JetStream
-	replicas int
-	log      *slog.Logger
-	now      func() time.Time
+	wc  *wechat.Client
+	kv  *jssetup.Bucket
+	log *slog.Logger
+	now func() time.Time
 
 	flight singleflight.Group
-	mu     sync.Mutex
-	kv     jetstream.KeyValue
 }
 
 // BucketConfig is BucketWechat in replicas copies. Its cap: one token per
@@ -69,22 +65,10 @@ func BucketConfig(replicas int) jetstream.KeyValueConfig {
 // NewTokenCache returns a cache over the JetStream js (bucket created on
 // first use, in replicas copies).
 func NewTokenCache(wc *wechat.Client, js jetstream.JetStream, replicas int, log *slog.Logger) *TokenCache {
-	return &TokenCache{wc: wc, js: js, replicas: replicas, log: log, now: time.Now}
+	return &TokenCache{wc: wc, kv: jssetup.NewBucket(js, BucketConfig(replicas)), log: log, now: time.Now}
 }
 
-func (c *TokenCache) bucket(ctx context.Context) (jetstream.KeyValue, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.kv != nil {
-		return c.kv, nil
-	}
-	kv, err := c.js.CreateOrUpdateKeyValue(ctx, BucketConfig(c.replicas))
-	if err != nil {
-		return nil, fmt.Errorf("kv bucket %s: %w", BucketWechat, err)
-	}
-	c.kv = kv
-	return kv, nil
-}
+func (c *TokenCache) bucket(ctx context.Context) (jetstream.KeyValue, error) { return c.kv.KV(ctx) }
 
 // cached returns the shared token of app if it is still good for a while.
 // KV trouble is logged and treated as a miss: WeChat is the source.
@@ -165,21 +149,13 @@ func (e *Exchanger) PhoneNumber(ctx context.Context, app apps.App, code string) 
 	if code == "" {
 		return "", api.Errorf(api.CodeCodeMissing, "code is required")
 	}
-	token, err := e.tokens.Token(ctx, app)
-	if err != nil {
-		return "", e.translate(ctx, app, callStableToken, err)
-	}
-	info, err := e.wc.PhoneNumber(ctx, token, code)
-	if c := wechat.ErrCode(err); c == wechat.ErrCodeInvalidCredential || c == wechat.ErrCodeAccessTokenExpiry {
-		e.log.Info("wechat refused the access token; refreshing", "appid", app.AppID,
-			"request_id", natsrpc.RequestID(ctx), "errcode", c)
-		if token, err = e.tokens.Refresh(ctx, app, token); err != nil {
-			return "", e.translate(ctx, app, callStableToken, err)
-		}
+	var info wechat.PhoneInfo
+	err := e.withServerToken(ctx, app, callPhone, func(token string) (err error) {
 		info, err = e.wc.PhoneNumber(ctx, token, code)
-	}
+		return err
+	})
 	if err != nil {
-		return "", e.translate(ctx, app, callPhone, err)
+		return "", err
 	}
 	if info.WatermarkAppID != "" && info.WatermarkAppID != app.AppID {
 		e.log.Error("wechat phone number carries another app's watermark", "appid", app.AppID,
@@ -191,4 +167,27 @@ func (e *Exchanger) PhoneNumber(ctx context.Context, app apps.App, code string) 
 		phone = info.PurePhoneNumber
 	}
 	return phone, nil
+}
+
+// withServerToken runs call with the app's shared server access token; a
+// token WeChat calls invalid or expired (40001, 42001) is refreshed and the
+// call made once more. Errors come back translated.
+func (e *Exchanger) withServerToken(ctx context.Context, app apps.App, name string, call func(token string) error) error {
+	token, err := e.tokens.Token(ctx, app)
+	if err != nil {
+		return e.translate(ctx, app, callStableToken, err)
+	}
+	err = call(token)
+	if c := wechat.ErrCode(err); c == wechat.ErrCodeInvalidCredential || c == wechat.ErrCodeAccessTokenExpiry {
+		e.log.Info("wechat refused the access token; refreshing", "appid", app.AppID,
+			"request_id", natsrpc.RequestID(ctx), "errcode", c, "call", name)
+		if token, err = e.tokens.Refresh(ctx, app, token); err != nil {
+			return e.translate(ctx, app, callStableToken, err)
+		}
+		err = call(token)
+	}
+	if err != nil {
+		return e.translate(ctx, app, name, err)
+	}
+	return nil
 }

@@ -21,6 +21,9 @@ import (
 const (
 	ticketBytes    = 16
 	pollTokenBytes = 32
+	// sceneBytes: the secret half of an official-account ticket's scene
+	// (session.OAScene), which only WeChat's pushes carry.
+	sceneBytes = 16
 )
 
 // Limits on what callers hand us.
@@ -49,12 +52,23 @@ var (
 	errQRFull = api.Errorf(api.CodeServiceUnavailable, "too many QR logins are in progress; try again shortly")
 )
 
-// QRCreate starts a website login: a pending ticket for a web app.
+// QRCreate starts a website login: a pending ticket for a web app; or,
+// with kind officialaccount, a follow-to-log-in ticket of an official
+// account, with the scene for its QR code.
 func (s *Service) QRCreate(ctx context.Context, req session.QRCreateRequest) (session.QRTicket, error) {
 	if len(req.App) > maxAppNameLength {
 		return session.QRTicket{}, api.Errorf(api.CodeInvalidRequest, "app is too long")
 	}
-	app, err := s.loginApp(req.App, apps.KindWeb, "website app", "WXLOGIN_WEB_APPID or a web app")
+	kind, appKind, what, configure := api.KindWeb, apps.KindWeb, "website app", "WXLOGIN_WEB_APPID or a web app"
+	switch req.Kind {
+	case "", api.KindWeb:
+	case api.KindOfficialAccount:
+		kind, appKind, what, configure = api.KindOfficialAccount, apps.KindOfficialAccount, "official account",
+			"WXLOGIN_OA_APPID or an officialaccount app"
+	default:
+		return session.QRTicket{}, api.Errorf(api.CodeInvalidRequest, "unknown QR login kind")
+	}
+	app, err := s.loginApp(req.App, appKind, what, configure)
 	if err != nil {
 		return session.QRTicket{}, err
 	}
@@ -79,12 +93,32 @@ func (s *Service) QRCreate(ctx context.Context, req session.QRCreateRequest) (se
 		CreatedAt:     now.UTC(),
 		ExpiresAt:     now.Add(s.QRTTL).UTC(),
 	}
+	scene := ""
+	if kind == api.KindOfficialAccount {
+		secret, err := tokens.RandomString(sceneBytes)
+		if err != nil {
+			return session.QRTicket{}, fmt.Errorf("qr scene randomness: %w", err)
+		}
+		rec.Kind, rec.SceneHash, scene = kind, tokens.HashToken(secret), session.OAScene(ticket, secret)
+	}
 	if err := s.Tickets.Create(ctx, ticket, rec); err != nil {
 		return session.QRTicket{}, err // ErrConflict needs a 128-bit collision
 	}
 	// Never the ticket: it is WeChat's state parameter.
-	s.Log.Info("qr ticket created", "request_id", natsrpc.RequestID(ctx), "appid", app.AppID)
-	return session.QRTicket{Ticket: ticket, PollToken: poll, AppID: app.AppID, ExpiresIn: int64(s.QRTTL / time.Second)}, nil
+	s.Log.Info("qr ticket created", "request_id", natsrpc.RequestID(ctx), "appid", app.AppID, "kind", kind)
+	return session.QRTicket{Ticket: ticket, PollToken: poll, AppID: app.AppID, ExpiresIn: int64(s.QRTTL / time.Second), Scene: scene}, nil
+}
+
+// sceneMatches reports whether a completion may complete rec: a website
+// ticket by its callback (no scene), an official-account ticket only by a
+// push naming its scene (whose secret only WeChat has).
+func sceneMatches(rec session.QRRecord, req session.QRCompleteRequest) bool {
+	if rec.SceneHash == "" || req.Scene == "" {
+		return rec.SceneHash == "" && req.Scene == ""
+	}
+	ticket, secret, ok := session.ParseOAScene(req.Scene)
+	return ok && ticket == req.Ticket && validRandom(secret, sceneBytes) &&
+		tokens.HashesEqual(tokens.HashToken(secret), rec.SceneHash)
 }
 
 // loginApp is the app a new login names ("" = the kind's default), or an
@@ -149,6 +183,9 @@ func (s *Service) QRComplete(ctx context.Context, req session.QRCompleteRequest)
 		if err != nil {
 			return session.QRStatus{}, err
 		}
+		if !sceneMatches(rec, req) {
+			return session.QRStatus{}, errTicketNotFound
+		}
 		if !s.Now().Before(rec.ExpiresAt) {
 			return session.QRStatus{}, errTicketExpired
 		}
@@ -210,7 +247,11 @@ func (s *Service) QRConsume(ctx context.Context, req session.QRConsumeRequest) (
 	if rec.User == nil || !tokens.ValidUserID(rec.User.ID) {
 		return session.QRConsumeResult{}, errors.New("consume qr ticket: confirmed record without a valid user")
 	}
-	tok, err := s.issueOnce(ctx, *rec.User, api.KindWeb, rec.AppID, rec.CreatedAt, "qr",
+	kind := api.KindWeb
+	if rec.Kind != "" {
+		kind = rec.Kind // a follow-to-log-in ticket: officialaccount
+	}
+	tok, err := s.issueOnce(ctx, *rec.User, kind, rec.AppID, rec.CreatedAt, "qr",
 		func(ctx context.Context) error { return s.Tickets.Consume(ctx, req.Ticket, rev) })
 	if errors.Is(err, kvstate.ErrConflict) {
 		return session.QRConsumeResult{}, errTicketNotFound // a concurrent poll won

@@ -1,0 +1,80 @@
+package oapushes
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxlogin/wxlogin/shared/api/identity"
+	"github.com/wxlogin/wxlogin/shared/natstest"
+)
+
+func TestClaimFinishRelease(t *testing.T) {
+	nc := natstest.Connect(t, natstest.Start(t))
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(js, 1)
+	ctx := context.Background()
+	key := Key("wx1", "o1", 1700000000)
+	if key == Key("wx1", "o1", 1700000001) || key == Key("wx2", "o1", 1700000000) || key == Key("wx1", "o2", 1700000000) {
+		t.Fatal("keys of different pushes collide")
+	}
+
+	// Of concurrent deliveries of one push exactly one handles it.
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var first Claim
+	firsts := 0
+	for range 8 {
+		wg.Go(func() {
+			c, err := s.Claim(ctx, key)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if c.First {
+				firsts++
+				first = c
+			} else if c.Earlier != nil {
+				t.Error("an earlier result before it was recorded")
+			}
+		})
+	}
+	wg.Wait()
+	if firsts != 1 {
+		t.Fatalf("%d first claims, want 1", firsts)
+	}
+	res := identity.OAPushResult{Reply: "success", Scene: "wxl.t.s"}
+	if err := s.Finish(ctx, key, first, res); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Claim(ctx, key)
+	if err != nil || c.First || c.Earlier == nil || *c.Earlier != res {
+		t.Fatalf("retry after finish: %+v, %v", c, err)
+	}
+
+	// A released claim is handled afresh by the retry.
+	other := Key("wx1", "o1", 1700000002)
+	c, err = s.Claim(ctx, other)
+	if err != nil || !c.First {
+		t.Fatalf("claim: %+v, %v", c, err)
+	}
+	if err := s.Release(ctx, other, c); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.Claim(ctx, other); err != nil || !c.First {
+		t.Fatalf("claim after release: %+v, %v", c, err)
+	}
+
+	kv, _ := js.KeyValue(ctx, Bucket)
+	st, err := kv.Status(ctx)
+	if err != nil || st.TTL() != TTL || st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.MaxBytes != MaxBytes {
+		t.Fatalf("bucket status %+v, %v: want a TTL and a byte limit", st, err)
+	}
+}

@@ -29,7 +29,7 @@ func TestUpdateUser(t *testing.T) {
 	}
 	want := api.User{ID: u.ID, Username: "frank", Nickname: "弗兰克", AvatarURL: "https://cdn.example.com/a.png", Gender: 1,
 		Language: "zh_CN", City: "Hangzhou", Province: "Zhejiang", Country: "China", Email: "frank@example.com",
-		DateOfBirth: "1990-02-03", Description: "写代码的", CreatedAt: res.CreatedAt}
+		DateOfBirth: "1990-02-03", Description: "写代码的", CreatedAt: res.CreatedAt, LastLoginAt: res.LastLoginAt}
 	if !reflect.DeepEqual(res, want) {
 		t.Errorf("updated user = %+v\nwant %+v", res, want)
 	}

@@ -39,8 +39,12 @@ type Publisher interface {
 	Publish(id, subject string, payload []byte)
 }
 
-// LoginCounter counts a login of a kind (store.LoginCounter).
-type LoginCounter interface{ Add(kind string) }
+// LoginCounter counts a login of a kind and writes the counts
+// (store.LoginCounter).
+type LoginCounter interface {
+	Add(kind string)
+	Flush(ctx context.Context) error
+}
 
 // Passwords hashes and verifies passwords (password.Hasher; tests wrap it
 // to count verifications).

@@ -30,6 +30,7 @@ import (
 
 // Paths are relative to this directory (go test runs in the package dir).
 const (
+	repoRoot           = ".." // deploy/ is one level below the repository root
 	composePath        = "../docker-compose.yml"
 	clusterComposePath = "nats/cluster/compose.yml"
 	dockerfilePath     = "Dockerfile"
@@ -712,7 +713,8 @@ type instruction struct {
 // one the tests embed), without its v.
 func natsServerVersion(t *testing.T) string {
 	t.Helper()
-	raw, err := os.ReadFile("../shared/go.mod")
+	// This repository's shared module (deploy/ is one level below the root).
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "shared", "go.mod"))
 	if err != nil {
 		t.Fatal(err)
 	}

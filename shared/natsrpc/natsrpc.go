@@ -60,6 +60,14 @@ func NewClient(nc *nats.Conn, observe Observer) *Client {
 	return &Client{nc: nc, observe: observe}
 }
 
+// Do is Call for a typed client method: it decodes the answer into a new
+// Res and returns it.
+func Do[Res any](ctx context.Context, c *Client, subject string, req any) (Res, error) {
+	var res Res
+	err := c.Call(ctx, subject, req, &res)
+	return res, err
+}
+
 // Call is Call on the client's connection, observed.
 func (c *Client) Call(ctx context.Context, subject string, req, resp any) error {
 	if c.observe == nil {

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"github.com/wxlogin/wxlogin/shared/natsrpc"
 
 	"github.com/wxlogin/wxlogin/shared/api"
 )
@@ -150,67 +151,61 @@ type AppLoginRequest struct {
 // OAResolve exchanges an in-WeChat login code and returns the user;
 // api.CodeSnapshotUser for a snapshot-page user (no account is touched).
 func (c *Client) OAResolve(ctx context.Context, req OAResolveRequest) (LoginResult, error) {
-	return call[LoginResult](ctx, c, SubjectOAResolve, req)
+	return natsrpc.Do[LoginResult](ctx, c.rpc, SubjectOAResolve, req)
 }
 
 // AppLogin exchanges a mobile app's code and returns the user.
 func (c *Client) AppLogin(ctx context.Context, req AppLoginRequest) (LoginResult, error) {
-	return call[LoginResult](ctx, c, SubjectAppLogin, req)
+	return natsrpc.Do[LoginResult](ctx, c.rpc, SubjectAppLogin, req)
 }
 
 // WebResolve exchanges a website login code and returns the user.
 func (c *Client) WebResolve(ctx context.Context, req WebResolveRequest) (LoginResult, error) {
-	return call[LoginResult](ctx, c, SubjectWebResolve, req)
+	return natsrpc.Do[LoginResult](ctx, c.rpc, SubjectWebResolve, req)
 }
 
 // PasswordLogin checks a username and password.
 func (c *Client) PasswordLogin(ctx context.Context, req PasswordLoginRequest) (LoginResult, error) {
-	return call[LoginResult](ctx, c, SubjectPasswordLogin, req)
+	return natsrpc.Do[LoginResult](ctx, c.rpc, SubjectPasswordLogin, req)
 }
 
 // Register creates an account.
 func (c *Client) Register(ctx context.Context, req RegisterRequest) (LoginResult, error) {
-	return call[LoginResult](ctx, c, SubjectRegister, req)
+	return natsrpc.Do[LoginResult](ctx, c.rpc, SubjectRegister, req)
 }
 
 // Bind attaches a WeChat identity to an account.
 func (c *Client) Bind(ctx context.Context, req BindRequest) (LoginResult, error) {
-	return call[LoginResult](ctx, c, SubjectBind, req)
+	return natsrpc.Do[LoginResult](ctx, c.rpc, SubjectBind, req)
 }
 
 // UpdateUser changes a profile.
 func (c *Client) UpdateUser(ctx context.Context, req UserUpdateRequest) (api.User, error) {
-	return call[api.User](ctx, c, SubjectUserUpdate, req)
+	return natsrpc.Do[api.User](ctx, c.rpc, SubjectUserUpdate, req)
 }
 
 // SetPhone stores the phone number behind a getPhoneNumber code.
 func (c *Client) SetPhone(ctx context.Context, req UserPhoneRequest) (api.User, error) {
-	return call[api.User](ctx, c, SubjectUserPhone, req)
+	return natsrpc.Do[api.User](ctx, c.rpc, SubjectUserPhone, req)
 }
 
 // DeleteIdentity unbinds an identity.
 func (c *Client) DeleteIdentity(ctx context.Context, req IdentityDeleteRequest) error {
-	_, err := call[Empty](ctx, c, SubjectIdentityDelete, req)
+	_, err := natsrpc.Do[Empty](ctx, c.rpc, SubjectIdentityDelete, req)
 	return err
 }
 
 // AdminSearch searches users.
 func (c *Client) AdminSearch(ctx context.Context, req AdminSearchRequest) (AdminSearchResult, error) {
-	return call[AdminSearchResult](ctx, c, SubjectAdminUsersSearch, req)
+	return natsrpc.Do[AdminSearchResult](ctx, c.rpc, SubjectAdminUsersSearch, req)
 }
 
 // AdminGetUser returns any user with identities.
 func (c *Client) AdminGetUser(ctx context.Context, req AdminUserRequest) (api.User, error) {
-	return call[api.User](ctx, c, SubjectAdminUserGet, req)
+	return natsrpc.Do[api.User](ctx, c.rpc, SubjectAdminUserGet, req)
 }
 
 // AdminSetDisabled disables or enables a user.
 func (c *Client) AdminSetDisabled(ctx context.Context, req AdminDisableRequest) (api.User, error) {
-	return call[api.User](ctx, c, SubjectAdminUserDisabled, req)
-}
-
-func call[T any](ctx context.Context, c *Client, subject string, req any) (T, error) {
-	var res T
-	err := c.rpc.Call(ctx, subject, req, &res)
-	return res, err
+	return natsrpc.Do[api.User](ctx, c.rpc, SubjectAdminUserDisabled, req)
 }

@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"encoding/json"
+	"github.com/wxlogin/wxlogin/shared/natsrpc"
 	"time"
 
 	"github.com/wxlogin/wxlogin/shared/api"
@@ -110,20 +111,20 @@ type AdminEvent struct {
 
 // AdminStats returns the dashboard figures.
 func (c *Client) AdminStats(ctx context.Context, req AdminStatsRequest) (AdminStats, error) {
-	return call[AdminStats](ctx, c, SubjectAdminStats, req)
+	return natsrpc.Do[AdminStats](ctx, c.rpc, SubjectAdminStats, req)
 }
 
 // AdminSetAdmin grants or revokes admin rights.
 func (c *Client) AdminSetAdmin(ctx context.Context, req AdminSetAdminRequest) (api.User, error) {
-	return call[api.User](ctx, c, SubjectAdminUserAdmin, req)
+	return natsrpc.Do[api.User](ctx, c.rpc, SubjectAdminUserAdmin, req)
 }
 
 // AdminAuditRecord writes an audit row (and its event).
 func (c *Client) AdminAuditRecord(ctx context.Context, req AdminAuditRecordRequest) (AdminAuditRecordResult, error) {
-	return call[AdminAuditRecordResult](ctx, c, SubjectAdminAuditRecord, req)
+	return natsrpc.Do[AdminAuditRecordResult](ctx, c.rpc, SubjectAdminAuditRecord, req)
 }
 
 // AdminAuditList returns one page of the audit log.
 func (c *Client) AdminAuditList(ctx context.Context, req AdminAuditListRequest) (AdminAuditPage, error) {
-	return call[AdminAuditPage](ctx, c, SubjectAdminAuditList, req)
+	return natsrpc.Do[AdminAuditPage](ctx, c.rpc, SubjectAdminAuditList, req)
 }

@@ -76,14 +76,10 @@ func NewObservedClient(nc *nats.Conn, observe natsrpc.Observer) *Client {
 
 // MiniProgramLogin exchanges a mini-program code and returns the user.
 func (c *Client) MiniProgramLogin(ctx context.Context, req MiniProgramLoginRequest) (LoginResult, error) {
-	var res LoginResult
-	err := c.rpc.Call(ctx, SubjectMiniProgramLogin, req, &res)
-	return res, err
+	return natsrpc.Do[LoginResult](ctx, c.rpc, SubjectMiniProgramLogin, req)
 }
 
 // GetUser returns the user with its identities; api.CodeNotFound if unknown.
 func (c *Client) GetUser(ctx context.Context, userID string) (api.User, error) {
-	var res api.User
-	err := c.rpc.Call(ctx, SubjectUserGet, UserGetRequest{UserID: userID}, &res)
-	return res, err
+	return natsrpc.Do[api.User](ctx, c.rpc, SubjectUserGet, UserGetRequest{UserID: userID})
 }

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"github.com/wxlogin/wxlogin/shared/natsrpc"
 	"time"
 )
 
@@ -117,21 +118,15 @@ type OAPush struct {
 
 // OAQRCreate makes a follow-to-log-in QR code at WeChat.
 func (c *Client) OAQRCreate(ctx context.Context, req OAQRCreateRequest) (OAQRCode, error) {
-	var res OAQRCode
-	err := c.rpc.Call(ctx, SubjectOAQRCreate, req, &res)
-	return res, err
+	return natsrpc.Do[OAQRCode](ctx, c.rpc, SubjectOAQRCreate, req)
 }
 
 // OAVerify checks the server URL's verification.
 func (c *Client) OAVerify(ctx context.Context, req OAVerifyRequest) (OAVerifyResult, error) {
-	var res OAVerifyResult
-	err := c.rpc.Call(ctx, SubjectOAVerify, req, &res)
-	return res, err
+	return natsrpc.Do[OAVerifyResult](ctx, c.rpc, SubjectOAVerify, req)
 }
 
 // OAPush hands identity a push.
 func (c *Client) OAPush(ctx context.Context, req OAPushRequest) (OAPushResult, error) {
-	var res OAPushResult
-	err := c.rpc.Call(ctx, SubjectOAPush, req, &res)
-	return res, err
+	return natsrpc.Do[OAPushResult](ctx, c.rpc, SubjectOAPush, req)
 }

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"github.com/wxlogin/wxlogin/shared/natsrpc"
 	"time"
 )
 
@@ -33,7 +34,5 @@ type List struct {
 
 // List returns the user's live sessions.
 func (c *Client) List(ctx context.Context, req ListRequest) (List, error) {
-	var res List
-	err := c.rpc.Call(ctx, SubjectList, req, &res)
-	return res, err
+	return natsrpc.Do[List](ctx, c.rpc, SubjectList, req)
 }

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"github.com/wxlogin/wxlogin/shared/natsrpc"
 	"time"
 
 	"github.com/wxlogin/wxlogin/shared/api"
@@ -123,27 +124,21 @@ type OAExchangeRequest struct {
 
 // OAStart starts an in-WeChat login.
 func (c *Client) OAStart(ctx context.Context, req OAStartRequest) (OAStart, error) {
-	return call[OAStart](ctx, c, SubjectOAStart, req)
+	return natsrpc.Do[OAStart](ctx, c.rpc, SubjectOAStart, req)
 }
 
 // OATake spends a state at the callback.
 func (c *Client) OATake(ctx context.Context, req OATakeRequest) (OATaken, error) {
-	return call[OATaken](ctx, c, SubjectOATake, req)
+	return natsrpc.Do[OATaken](ctx, c.rpc, SubjectOATake, req)
 }
 
 // OACode records a resolved login under a new wxlogin_code.
 func (c *Client) OACode(ctx context.Context, req OACodeRequest) (OACode, error) {
-	return call[OACode](ctx, c, SubjectOACode, req)
+	return natsrpc.Do[OACode](ctx, c.rpc, SubjectOACode, req)
 }
 
 // OAExchange spends a wxlogin_code for tokens (the answer of a QR poll's
 // confirmation, without its status).
 func (c *Client) OAExchange(ctx context.Context, req OAExchangeRequest) (QRConsumeResult, error) {
-	return call[QRConsumeResult](ctx, c, SubjectOAExchange, req)
-}
-
-func call[T any](ctx context.Context, c *Client, subject string, req any) (T, error) {
-	var res T
-	err := c.rpc.Call(ctx, subject, req, &res)
-	return res, err
+	return natsrpc.Do[QRConsumeResult](ctx, c.rpc, SubjectOAExchange, req)
 }

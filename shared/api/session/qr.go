@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"github.com/wxlogin/wxlogin/shared/natsrpc"
 	"strings"
 	"time"
 
@@ -140,21 +141,15 @@ type QRConsumeResult struct {
 
 // QRCreate starts a website login ticket.
 func (c *Client) QRCreate(ctx context.Context, req QRCreateRequest) (QRTicket, error) {
-	var res QRTicket
-	err := c.rpc.Call(ctx, SubjectQRCreate, req, &res)
-	return res, err
+	return natsrpc.Do[QRTicket](ctx, c.rpc, SubjectQRCreate, req)
 }
 
 // QRComplete records a callback's outcome.
 func (c *Client) QRComplete(ctx context.Context, req QRCompleteRequest) (QRStatus, error) {
-	var res QRStatus
-	err := c.rpc.Call(ctx, SubjectQRComplete, req, &res)
-	return res, err
+	return natsrpc.Do[QRStatus](ctx, c.rpc, SubjectQRComplete, req)
 }
 
 // QRConsume hands out a confirmed ticket's tokens, once.
 func (c *Client) QRConsume(ctx context.Context, req QRConsumeRequest) (QRConsumeResult, error) {
-	var res QRConsumeResult
-	err := c.rpc.Call(ctx, SubjectQRConsume, req, &res)
-	return res, err
+	return natsrpc.Do[QRConsumeResult](ctx, c.rpc, SubjectQRConsume, req)
 }

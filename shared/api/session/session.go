@@ -124,18 +124,14 @@ func NewObservedClient(nc *nats.Conn, observe natsrpc.Observer) *Client {
 
 // Issue returns a new token pair for a user.
 func (c *Client) Issue(ctx context.Context, req IssueRequest) (Tokens, error) {
-	var res Tokens
-	err := c.rpc.Call(ctx, SubjectIssue, req, &res)
-	return res, err
+	return natsrpc.Do[Tokens](ctx, c.rpc, SubjectIssue, req)
 }
 
 // Refresh spends a refresh token and returns the next pair. Errors:
 // api.CodeTokenInvalid, api.CodeTokenExpired, api.CodeTokenRevoked,
 // api.CodeRefreshTokenReused (the family is revoked).
 func (c *Client) Refresh(ctx context.Context, refreshToken string) (Tokens, error) {
-	var res Tokens
-	err := c.rpc.Call(ctx, SubjectRefresh, RefreshRequest{RefreshToken: refreshToken}, &res)
-	return res, err
+	return natsrpc.Do[Tokens](ctx, c.rpc, SubjectRefresh, RefreshRequest{RefreshToken: refreshToken})
 }
 
 // Revoke revokes what req names (see RevokeRequest).

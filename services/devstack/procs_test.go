@@ -26,6 +26,7 @@ import (
 	"github.com/wxlogin/wxlogin/shared/natsauth"
 	"github.com/wxlogin/wxlogin/shared/natsconn"
 	"github.com/wxlogin/wxlogin/shared/pgtest"
+	polling "github.com/wxlogin/wxlogin/shared/poll"
 )
 
 // Stand-in apps: not the devstack's, so nothing can lean on our fake's defaults.
@@ -481,13 +482,7 @@ func (p *procStack) login(openID string) response {
 // until retries f every 50 ms until it returns true or the deadline passes.
 func until(t *testing.T, limit time.Duration, what string, f func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(50 * time.Millisecond) // polling a condition with a deadline
-	}
+	polling.Until(t, limit, what, f)
 }
 
 func freeAddr(t *testing.T) string {

@@ -29,6 +29,7 @@ import (
 	"github.com/wxlogin/wxlogin/shared/logtest"
 	"github.com/wxlogin/wxlogin/shared/natstest"
 	"github.com/wxlogin/wxlogin/shared/pgtest"
+	"github.com/wxlogin/wxlogin/shared/poll"
 	"github.com/wxlogin/wxlogin/shared/wechat/fakewechat"
 )
 
@@ -300,13 +301,7 @@ func streamMessages(t *testing.T, js jetstream.JetStream) []*jetstream.RawStream
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval
-	}
+	poll.Until(t, 15*time.Second, what, cond)
 }
 
 func TestMiniProgramLoginConcurrentFirstLogins(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"github.com/wxlogin/wxlogin/shared/api/session"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
 	"github.com/wxlogin/wxlogin/shared/natstest"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 const ttl = 2 * time.Hour
@@ -329,11 +330,5 @@ func run(t *testing.T, s *Set, js jetstream.JetStream) {
 // waitUntil polls cond until it holds, failing t after 15 s.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition with a deadline
-	}
+	poll.Until(t, 15*time.Second, what, cond)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/wxlogin/wxlogin/shared/api/identity"
 	"github.com/wxlogin/wxlogin/shared/logtest"
 	"github.com/wxlogin/wxlogin/shared/pgtest"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 func newDB(t *testing.T) (*sqlx.DB, *store.Store) {
@@ -99,13 +100,7 @@ func runRelay(t *testing.T, db *sqlx.DB, nc *nats.Conn, logs io.Writer, opts out
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
-	}
+	poll.Until(t, 15*time.Second, what, cond)
 }
 
 func countRows(t *testing.T, db *sqlx.DB, query string) int {

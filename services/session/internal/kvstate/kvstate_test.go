@@ -12,6 +12,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/shared/api/session"
 	"github.com/wxlogin/wxlogin/shared/natstest"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 var ttls = TTLs{Access: 2 * time.Hour, Refresh: 720 * time.Hour, QR: 5 * time.Minute}
@@ -403,11 +404,5 @@ func TestUserCutoffKeysAreNoFamilies(t *testing.T) {
 // waitFor polls cond until it holds or a deadline passes.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
+	poll.Until(t, 5*time.Second, "the condition", cond)
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/services/session/internal/kvstate"
 	"github.com/wxlogin/wxlogin/services/session/internal/tokens"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 const (
@@ -707,13 +708,7 @@ func wantRevocation(t *testing.T, b *kvstate.Buckets, key string, want session.R
 // waitFor polls cond until it holds or a deadline passes.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
+	poll.Until(t, 5*time.Second, "the condition", cond)
 }
 
 func TestStoredFamilyHoldsNoToken(t *testing.T) {

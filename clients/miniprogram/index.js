@@ -13,6 +13,10 @@ const LOGOUT_PATH = '/api/v1/auth/logout'
 // Anything else (503, 429, a network failure) may pass: the tokens stay.
 const SESSION_OVER = ['refresh_token_reused', 'token_revoked', 'token_invalid', 'token_expired']
 
+// An access token answered with one of these is dead. Only token_expired is
+// renewed: a session someone ended is not silently replaced.
+const DEAD_TOKEN = ['token_revoked', 'token_invalid']
+
 // WxLoginError is every failure the client reports. code is the server's
 // problem code (docs/api.md) or one of the client's own: network_error,
 // not_logged_in, logged_out, wx_login_failed, http_error, invalid_response.
@@ -259,7 +263,16 @@ function createClient(options) {
       if (!t) throw notLoggedIn()
       res = await call(t.access_token)
     }
-    if (res.statusCode >= 400) throw errorFromResponse(res)
+    if (res.statusCode >= 400) {
+      const err = errorFromResponse(res)
+      // Ended elsewhere (logout on another device, an admin): these tokens
+      // will never work again, so they are not kept to fail at every launch.
+      if (res.statusCode === 401 && DEAD_TOKEN.indexOf(err.code) >= 0) {
+        const now = load()
+        if (now && now.access_token === t.access_token) clear()
+      }
+      throw err
+    }
     return res
   }
 

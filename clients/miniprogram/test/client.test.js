@@ -130,6 +130,14 @@ test('wechat_code_used twice: only one retry, then it rejects with the code', T,
   assert.equal(client.isLoggedIn(), false)
 })
 
+test('wx.login failing rejects with wx_login_failed, before any call', T, async () => {
+  // The fake WeChat mints no code for an app it does not know.
+  const wx = createFakeWx({ fakeURL: env.fakeURL, appid: 'wx_unknown_app', openid: 'o_mpclient_nocode' })
+  const client = createClient({ baseURL: env.baseURL, wx })
+  await assert.rejects(client.login(), code('wx_login_failed'))
+  assert.equal(wx.calls(LOGIN), 0)
+})
+
 test('a network failure rejects with network_error and loses no tokens', T, async () => {
   const { wx, client } = session('o_mpclient_offline')
   await client.login()
@@ -155,6 +163,17 @@ test('logout removes the tokens and the server refuses the old access token', T,
   await assert.rejects(client.request({ url: ME }), code('not_logged_in'))
   await client.logout() // nothing to end: no call
   assert.equal(wx.calls(LOGOUT), 1)
+})
+
+test('a session ended elsewhere: token_revoked rejects and the dead tokens are removed', T, async () => {
+  const { wx, client } = session('o_mpclient_revoked')
+  await client.login()
+  const r = await direct('POST', LOGOUT, { token: wx.getStorageSync(KEY).access_token }) // another device
+  assert.equal(r.status, 204)
+  await assert.rejects(client.request({ url: ME }), code('token_revoked'))
+  assert.equal(wx.calls(REFRESH), 0)
+  assert.equal(wx.calls('wx.login'), 1)
+  assert.equal(client.isLoggedIn(), false)
 })
 
 describe('once the access token has expired', { timeout: 60000 }, () => {

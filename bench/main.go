@@ -77,6 +77,7 @@ type config struct {
 	pgSettle   time.Duration
 	profileDir string
 	repo       string
+	natsSync   string
 }
 
 func parseFlags(args []string) (config, error) {
@@ -92,6 +93,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.pollWindow, "poll-window", 10*time.Second, "how long the longpoll scenario measures the waiting polls")
 	fs.DurationVar(&c.pgSettle, "pg-settle", 11*time.Second, "wait before reading Postgres statistics (an idle backend reports its last second of counts after 10 s)")
 	fs.StringVar(&c.profileDir, "profile", "", "directory for CPU profiles of gateway, identity and session taken during each wxlogin scenario (turns on WXLOGIN_PPROF)")
+	fs.StringVar(&c.natsSync, "nats-sync", "", "override deploy/nats/nats.conf's JetStream sync_interval (always) for the run: always or a duration such as 2m, NATS's default")
 	fs.StringVar(&c.repo, "repo", "", "the repository's root (default: the directory holding go.work, from the working directory up)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -206,7 +208,7 @@ func runBench(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer func() { _ = fake.cmd.Process.Signal(syscall.SIGTERM); _ = fake.cmd.Wait() }()
-	o := stackOptions{repo: repo, dir: dir, bin: bin, fakeURL: fakeURL, fake: fake, pgAdmin: pgAdminURL(), pprof: cfg.profileDir != ""}
+	o := stackOptions{repo: repo, dir: dir, bin: bin, fakeURL: fakeURL, fake: fake, pgAdmin: pgAdminURL(), pprof: cfg.profileDir != "", natsSync: cfg.natsSync}
 
 	var rows []row
 	var runErr error

@@ -20,6 +20,8 @@ func natsd(args []string) error {
 	conf := fs.String("c", "", "nats-server config file")
 	port := fs.Int("p", 4222, "port")
 	dir := fs.String("sd", "", "JetStream store directory")
+	sync := fs.String("sync", "", "override the config's JetStream sync_interval: always, or a duration (the server's default is 2m)")
+	prof := fs.Int("prof", 0, "serve /debug/pprof on 127.0.0.1:PORT (the bench's -profile)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -31,6 +33,18 @@ func natsd(args []string) error {
 		}
 		opts.StoreDir = *dir
 	}
+	switch *sync {
+	case "":
+	case "always":
+		opts.SyncAlways = true
+	default:
+		d, err := time.ParseDuration(*sync)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("-sync %q: always or a positive duration", *sync)
+		}
+		opts.SyncAlways, opts.SyncInterval = false, d
+	}
+	opts.ProfPort = *prof
 	opts.Host, opts.Port = "127.0.0.1", *port
 	opts.HTTPPort = 0 // no monitoring port
 	opts.NoLog = true

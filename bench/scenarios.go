@@ -200,15 +200,20 @@ type qrFigures struct {
 	mu       sync.Mutex
 	answered latencies // callback sent → waiting poll answered
 	callback latencies // the callback request alone
+	// callback answered → waiting poll answered: the callback answers once
+	// session has written the result to KV, so this is the gateway's watch
+	// and the poll's answer alone (0 when the poll answered first).
+	fanout latencies
 }
 
 func (q *qrFigures) note(r *row) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	a, c := summarize(q.answered), summarize(q.callback)
-	r.notes = append(r.notes, fmt.Sprintf("callback sent → waiting poll answered: p50 %s, p99 %s, max %s (callback alone: p50 %s, p99 %s)",
-		ms(a.p50), ms(a.p99), ms(a.max), ms(c.p50), ms(c.p99)))
-	q.answered, q.callback = nil, nil
+	a, c, f := summarize(q.answered), summarize(q.callback), summarize(q.fanout)
+	r.notes = append(r.notes, fmt.Sprintf("callback sent → waiting poll answered: p50 %s, p99 %s, max %s (callback alone: p50 %s, p99 %s; "+
+		"callback answered, the result in KV → waiting poll answered: p50 %s, p99 %s, max %s)",
+		ms(a.p50), ms(a.p99), ms(a.max), ms(c.p50), ms(c.p99), ms(f.p50), ms(f.p99), ms(f.max)))
+	q.answered, q.callback, q.fanout = nil, nil, nil
 }
 
 // qrLogin is one website QR login as a browser and WeChat do it: create a
@@ -262,7 +267,8 @@ func (r *run) qrLogin(ctx context.Context, openid string, fig *qrFigures) string
 	sent := time.Now()
 	q := url.Values{"code": {"load:" + openid}, "state": {t.Ticket}}
 	cb, err := send(ctx, r.hc, http.MethodGet, r.base+"/api/v1/auth/web/callback?"+q.Encode(), nil, "Cookie", cookie.Name+"="+cookie.Value)
-	cbTook := time.Since(sent)
+	cbDone := time.Now()
+	cbTook := cbDone.Sub(sent)
 	if e := expect(cb, err, http.StatusOK); e != "" {
 		return "callback: " + e
 	}
@@ -284,6 +290,7 @@ func (r *run) qrLogin(ctx context.Context, openid string, fig *qrFigures) string
 		fig.mu.Lock()
 		fig.answered = append(fig.answered, p.at.Sub(sent))
 		fig.callback = append(fig.callback, cbTook)
+		fig.fanout = append(fig.fanout, max(0, p.at.Sub(cbDone)))
 		fig.mu.Unlock()
 	}
 	return ""

@@ -54,6 +54,7 @@ type stackOptions struct {
 	fake      *child
 	pgAdmin   string
 	pprof     bool
+	natsSync  string // JetStream sync_interval override, "" = the config's
 }
 
 // buildServices builds the service binaries into dir, as procs_test.go does.
@@ -258,8 +259,18 @@ func startWxlogin(ctx context.Context, o stackOptions) (_ *stack, err error) {
 	for u, pw := range passwords {
 		natsEnv = append(natsEnv, natsauth.PasswordVar(u)+"="+pw)
 	}
-	if s.children["nats"], err = start(s.dir, "nats", natsEnv, self, "natsd",
-		"-c", filepath.Join(o.repo, "deploy", "nats", "nats.conf"), "-p", port, "-sd", filepath.Join(s.dir, "nats-store")); err != nil {
+	natsArgs := []string{"natsd", "-c", filepath.Join(o.repo, "deploy", "nats", "nats.conf"), "-p", port,
+		"-sd", filepath.Join(s.dir, "nats-store"), "-sync", o.natsSync}
+	if o.pprof {
+		profAddr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		_, profPort, _ := net.SplitHostPort(profAddr)
+		natsArgs = append(natsArgs, "-prof", profPort)
+		s.ops["nats"] = profAddr
+	}
+	if s.children["nats"], err = start(s.dir, "nats", natsEnv, append([]string{self}, natsArgs...)...); err != nil {
 		return nil, err
 	}
 	natsURL := "nats://" + natsAddr

@@ -1054,8 +1054,8 @@ func TestDockerComposeConfig(t *testing.T) {
 // TestImageSources builds each service the way deploy/Dockerfile does, from
 // a copy of just what the Docker build context lets in (.dockerignore) and
 // the Dockerfile copies, with GOWORK=off: it catches a service that needs a
-// file or module outside shared/ and services/$SERVICE/ (or a test-only file
-// that .dockerignore drops). It needs Go, not Docker.
+// file or module outside shared/, verify/, clients/web/ and services/$SERVICE/
+// (or a test-only file that .dockerignore drops). It needs Go, not Docker.
 func TestImageSources(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -1066,7 +1066,7 @@ func TestImageSources(t *testing.T) {
 		t.Run(svc, func(t *testing.T) {
 			t.Parallel()
 			ctxDir := t.TempDir()
-			for _, dir := range []string{"shared", "verify", "services/" + svc, "deploy/healthcheck"} {
+			for _, dir := range []string{"shared", "verify", "clients/web", "services/" + svc, "deploy/healthcheck"} {
 				copyContext(t, ignore, dir, ctxDir)
 			}
 			for _, dir := range []string{"services/" + svc, "deploy/healthcheck"} {

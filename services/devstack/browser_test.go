@@ -61,9 +61,11 @@ func newBrowser(t *testing.T) context.Context {
 }
 
 // newTab opens a tab of browser that is closed, at the latest, after a minute.
-func newTab(t *testing.T, browser context.Context) context.Context {
+// With chromedp.WithNewBrowserContext() the tab is a profile of its own (its
+// own cookies, localStorage and locks): another person's browser.
+func newTab(t *testing.T, browser context.Context, opts ...chromedp.ContextOption) context.Context {
 	t.Helper()
-	tab, cancel := chromedp.NewContext(browser)
+	tab, cancel := chromedp.NewContext(browser, opts...)
 	if err := chromedp.Do(tab, chromedp.Navigate("about:blank")); err != nil {
 		t.Fatal(err)
 	}
@@ -197,13 +199,14 @@ func wantConfirmedFor(t *testing.T, st *testStack, ticket, pollToken, nickname s
 
 // TestDemoPageInBrowser logs in through the demo in each of WeChat's three
 // ways to the callback, with the fake WeChat on another site: the ticket's
-// SameSite=Lax cookie must reach the callback in all of them.
+// SameSite=Lax cookie must reach the callback in all of them. The demo keeps
+// a login for every tab of a profile, so each case is a profile of its own.
 func TestDemoPageInBrowser(t *testing.T) {
 	browser := newBrowser(t)
 	st := startCrossSiteStack(t)
 
 	t.Run("WxLogin iframe, self_redirect true: allow", func(t *testing.T) {
-		demo := newTab(t, browser)
+		demo := newTab(t, browser, chromedp.WithNewBrowserContext())
 		if err := chromedp.Do(demo, chromedp.Navigate(st.GatewayURL+"/demo")); err != nil {
 			t.Fatal(err)
 		}
@@ -228,7 +231,7 @@ func TestDemoPageInBrowser(t *testing.T) {
 	})
 
 	t.Run("WxLogin iframe, self_redirect true: deny", func(t *testing.T) {
-		demo := newTab(t, browser)
+		demo := newTab(t, browser, chromedp.WithNewBrowserContext())
 		if err := chromedp.Do(demo, chromedp.Navigate(st.GatewayURL+"/demo")); err != nil {
 			t.Fatal(err)
 		}
@@ -251,7 +254,7 @@ func TestDemoPageInBrowser(t *testing.T) {
 		{"top page redirected to WeChat", "redirect", "Redirected Rita", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			tab := newTab(t, browser)
+			tab := newTab(t, browser, chromedp.WithNewBrowserContext())
 			if err := chromedp.Do(tab, chromedp.Navigate(st.GatewayURL+"/demo?mode="+tt.mode)); err != nil {
 				t.Fatal(err)
 			}
@@ -267,7 +270,7 @@ func TestDemoPageInBrowser(t *testing.T) {
 	}
 
 	t.Run("a callback from another browser changes nothing", func(t *testing.T) {
-		demo := newTab(t, browser)
+		demo := newTab(t, browser, chromedp.WithNewBrowserContext())
 		if err := chromedp.Do(demo, chromedp.Navigate(st.GatewayURL+"/demo")); err != nil {
 			t.Fatal(err)
 		}

@@ -404,8 +404,9 @@ func TestDemoInWeChatInBrowser(t *testing.T) {
 		t.Errorf("the spent code stays in the address bar: %s", loc)
 	}
 
-	// A refusal on the phone comes back as access_denied.
-	deny := newTab(t, browser)
+	// A refusal on the phone comes back as access_denied (in another
+	// profile: this one is logged in now, in every tab).
+	deny := newTab(t, browser, chromedp.WithNewBrowserContext())
 	if err := chromedp.Do(deny,
 		chromedp.Navigate(st.GatewayURL+"/demo?mode=oa"),
 		chromedp.WaitVisible(chromedp.CSS(`#deny`)),

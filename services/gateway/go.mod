@@ -9,6 +9,7 @@ require (
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
+	github.com/wxlogin/wxlogin/clients/web v0.0.0
 	github.com/wxlogin/wxlogin/shared v0.0.0
 	golang.org/x/time v0.16.0
 )
@@ -66,3 +67,5 @@ require (
 replace github.com/wxlogin/wxlogin/shared => ../../shared
 
 replace github.com/wxlogin/wxlogin/verify => ../../verify
+
+replace github.com/wxlogin/wxlogin/clients/web => ../../clients/web

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -527,6 +529,9 @@ func TestQRLongPoll(t *testing.T) {
 	})
 }
 
+// TestDemoPage: /demo is the page, its script from /demo/assets, and that
+// script builds on the browser client the gateway serves from
+// /clients/web/wxlogin.js, which is clients/web's one copy.
 func TestDemoPage(t *testing.T) {
 	e := newEnv(t)
 	base, _ := e.upWeb(nil)
@@ -536,22 +541,55 @@ func TestDemoPage(t *testing.T) {
 		t.Errorf("Content-Type %q", ct)
 	}
 	for _, want := range []string{`id="qr-frame"`, `id="status" data-status="pending"`, `id="user-nickname"`, `id="user-avatar"`,
-		`id="claims"`, `id="logout"`, `id="retry"`, "api/v1/auth/web/qr", "?wait=25s", "X-Poll-Token", "self_redirect=true",
-		"login_type=jssdk", "style=black", "api/v1/auth/logout", "credentials: 'include'"} {
+		`id="claims"`, `id="logout"`, `id="retry"`, `<script type="module" src="demo/assets/demo.js"></script>`} {
 		if !strings.Contains(r.raw, want) {
 			t.Errorf("demo page lacks %q", want)
 		}
 	}
-	for _, bad := range []string{"<script src", "<link ", "cdn", "@import"} {
+	for _, bad := range []string{"<script>", "<link ", "cdn", "@import", " on" + "click="} {
 		if strings.Contains(strings.ToLower(r.raw), bad) {
-			t.Errorf("demo page loads something from elsewhere (%q)", bad)
+			t.Errorf("demo page has inline code or loads something from elsewhere (%q)", bad)
 		}
 	}
 	csp := r.header.Get("Content-Security-Policy")
-	for _, want := range []string{"default-src 'none'", "script-src 'sha256-", "connect-src 'self'", "frame-src 'self' " + testOpenBase} {
+	for _, want := range []string{"default-src 'none'", "script-src 'self';", "style-src 'sha256-", "connect-src 'self'", "frame-src 'self' " + testOpenBase} {
 		if !strings.Contains(csp, want) {
 			t.Errorf("CSP %q lacks %q", csp, want)
 		}
+	}
+
+	js := get(t, base+"/demo/assets/demo.js", nil)
+	wantStatus(t, js, http.StatusOK)
+	if ct := js.header.Get("Content-Type"); ct != "text/javascript; charset=utf-8" {
+		t.Errorf("demo.js Content-Type %q", ct)
+	}
+	for _, want := range []string{"from '../../clients/web/wxlogin.js'", "wx.webLogin(", "wx.followLogin(", "wx.startInWeChatLogin(",
+		"wx.completeInWeChatLogin(", "session.fetch('api/v1/me'", "session.logout()", "wx.register("} {
+		if !strings.Contains(js.raw, want) {
+			t.Errorf("demo.js lacks %q", want)
+		}
+	}
+	wantStatus(t, get(t, base+"/demo/assets/demo.go", nil), http.StatusNotFound)
+
+	client := get(t, base+"/clients/web/wxlogin.js", nil)
+	wantStatus(t, client, http.StatusOK)
+	if ct := client.header.Get("Content-Type"); ct != "text/javascript; charset=utf-8" {
+		t.Errorf("wxlogin.js Content-Type %q", ct)
+	}
+	if cc := client.header.Get("Cache-Control"); !strings.Contains(cc, "max-age=") {
+		t.Errorf("wxlogin.js Cache-Control %q", cc)
+	}
+	// The repository's clients/web (this package is three levels below the root).
+	file, err := os.ReadFile(filepath.Join("..", "..", "..", "clients", "web", "wxlogin.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if client.raw != string(file) {
+		t.Error("GET /clients/web/wxlogin.js is not clients/web/wxlogin.js")
+	}
+	etag := client.header.Get("ETag")
+	if again := get(t, base+"/clients/web/wxlogin.js", map[string]string{"If-None-Match": etag}); etag == "" || again.status != http.StatusNotModified {
+		t.Errorf("If-None-Match %q: %d, want 304", etag, again.status)
 	}
 }
 

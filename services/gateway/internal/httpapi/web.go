@@ -124,7 +124,7 @@ func (s *server) registerWeb(r *gin.Engine, v1 *gin.RouterGroup) {
 	// The callback is a page a person sees: it answers HTML even when the
 	// backend is down, so it is outside the API group.
 	r.GET(callbackPath, s.qrCallback)
-	r.GET("/demo", s.demo)
+	s.registerDemo(r)   // demo.go: /demo, its script, and the browser client
 	s.registerOA(r, v1) // oa.go: the in-WeChat browser login
 }
 

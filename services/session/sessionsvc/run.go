@@ -105,7 +105,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 				return err
 			}
 		}
-		users, err = kvstate.WatchUserRevocations(ctx, b.Sessions, ttls.Refresh, log)
+		users, err = kvstate.WatchUserRevocations(ctx, js, b.Sessions, ttls.Refresh, log)
 		return err
 	})
 	if keys != nil {

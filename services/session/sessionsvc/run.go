@@ -101,7 +101,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 		buckets = b
 		if keys == nil {
-			if keys, err = tokens.OpenKVKeyring(ctx, b.Keys, keyRetention(cfg), log); err != nil {
+			if keys, err = tokens.OpenKVKeyring(ctx, js, b.Keys, keyRetention(cfg), log); err != nil {
 				return err
 			}
 		}

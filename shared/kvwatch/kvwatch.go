@@ -14,11 +14,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Backoff bounds for opening the bucket and re-creating the watch.
+// Backoff bounds for opening the bucket and re-creating the watch: it
+// doubles from minBackoff up to maxBackoff, and starts over once a watch has
+// loaded.
 const (
 	minBackoff = 100 * time.Millisecond
 	maxBackoff = 5 * time.Second
@@ -159,13 +162,14 @@ func Run(ctx context.Context, b *Bucket, opts Options, h Handler, log *slog.Logg
 		panic("kvwatch: Health needs a watch of the whole bucket (no Keys)")
 	}
 	log = log.With("bucket", b.Name())
-	backoff := minBackoff
+	retry := &backoff.ExponentialBackOff{InitialInterval: minBackoff, Multiplier: 2, MaxInterval: maxBackoff}
 	failures := 0
 	for ctx.Err() == nil {
 		err := watch(ctx, b, opts, h, func() {
 			// A watch that delivered its initial values is healthy: the
 			// next failure starts from the shortest backoff again.
-			backoff, failures = minBackoff, 0
+			retry.Reset()
+			failures = 0
 		})
 		opts.Health.set(false)
 		if ctx.Err() != nil {
@@ -178,15 +182,15 @@ func Run(ctx context.Context, b *Bucket, opts Options, h Handler, log *slog.Logg
 		if failures > 5 {
 			level = slog.LevelWarn
 		}
-		log.Log(ctx, level, "KV watch not running; retrying", "error", err, "retry_in", backoff)
-		t := time.NewTimer(backoff)
+		wait := retry.NextBackOff()
+		log.Log(ctx, level, "KV watch not running; retrying", "error", err, "retry_in", wait)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C:
 		}
-		backoff = min(backoff*2, maxBackoff)
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/shared/natsauth"
 	"github.com/wxlogin/wxlogin/shared/natsconn"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 // Paths are relative to this directory (go test runs in the package dir).
@@ -1191,20 +1192,17 @@ func startNATS(t *testing.T, opts *server.Options) *server.Server {
 func waitHealthy(t *testing.T, s *server.Server) {
 	t.Helper()
 	url := fmt.Sprintf("http://%s/healthz?js-enabled-only=true", s.MonitorAddr())
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	poll.UntilNil(t, 15*time.Second, url+" to answer 200", func() error {
 		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not healthy (%v)", url, err)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
 		}
-		time.Sleep(50 * time.Millisecond) // polling an external endpoint; the deadline bounds it
-	}
+		return nil
+	})
 }
 
 // The compose NATS command and config really start a JetStream server whose
@@ -1262,20 +1260,17 @@ func TestNATSClusterRuns(t *testing.T) {
 	// The meta leader is elected once the routes are up; until then stream
 	// creation fails. Retry until the deadline.
 	var stream jetstream.Stream
-	for {
+	poll.UntilNil(t, 20*time.Second, "the R3 stream to be created", func() error {
 		attempt, cancelAttempt := context.WithTimeout(ctx, 2*time.Second)
+		defer cancelAttempt()
 		stream, err = js.CreateStream(attempt, jetstream.StreamConfig{
 			Name: "WXLOGIN_EVENTS", Subjects: []string{"wxlogin.events.>"}, Replicas: 3, Storage: jetstream.FileStorage,
 		})
-		cancelAttempt()
-		if err == nil {
-			break
+		if err != nil {
+			return fmt.Errorf("%w (routes %d %d %d, clustered %v)", err, servers[0].NumRoutes(), servers[1].NumRoutes(), servers[2].NumRoutes(), servers[0].JetStreamIsClustered())
 		}
-		if ctx.Err() != nil {
-			t.Fatalf("R3 stream never created: %v (routes %d %d %d, clustered %v)", err, servers[0].NumRoutes(), servers[1].NumRoutes(), servers[2].NumRoutes(), servers[0].JetStreamIsClustered())
-		}
-		time.Sleep(100 * time.Millisecond) // waiting for the cluster to elect a leader; the deadline bounds it
-	}
+		return nil
+	})
 	if _, err := js.Publish(ctx, "wxlogin.events.user.created", []byte(`{}`), jetstream.WithMsgID("ev-1")); err != nil {
 		t.Fatalf("publish to R3 stream: %v", err)
 	}

@@ -30,6 +30,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 // The stack under test: docker-compose.yml with deploy/dev.env (the fake
@@ -265,17 +267,14 @@ func (s *stack) containers() []string {
 func (s *stack) waitReady(within time.Duration) time.Duration {
 	s.t.Helper()
 	began := time.Now()
-	deadline := began.Add(within)
-	for {
+	poll.UntilNil(s.t, within, "gateway /readyz 200", func() error {
 		status, body, err := get(s.gateway + "/readyz")
 		if err == nil && status == http.StatusOK {
-			return time.Since(began)
+			return nil
 		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("gateway /readyz not 200 within %s: %d %s %v", within, status, body, err)
-		}
-		time.Sleep(100 * time.Millisecond) // polling interval
-	}
+		return fmt.Errorf("%d %s %v", status, body, err)
+	})
+	return time.Since(began)
 }
 
 var httpClient = &http.Client{Timeout: 30 * time.Second}
@@ -599,17 +598,10 @@ func (s *stack) dependencyRestarted(svc string) {
 	// Each identity replica may need a moment longer than the gateway's
 	// readiness (one answering replica suffices there): logins get a
 	// bounded number of tries while they come back.
-	var err error
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if _, _, err = s.login("o_compose_after_" + svc); err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond) // polling interval
-	}
-	if err != nil {
-		s.t.Fatalf("login after %s restart: %v", svc, err)
-	}
+	poll.UntilNil(s.t, time.Minute, "a login after the "+svc+" restart", func() error {
+		_, _, err := s.login("o_compose_after_" + svc)
+		return err
+	})
 	for name, ids := range ours {
 		if now := s.serviceContainers(name); !sameSet(now, ids) {
 			s.t.Errorf("%s containers %v, before the %s restart %v", name, now, svc, ids)

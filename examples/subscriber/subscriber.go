@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -93,31 +94,25 @@ func (s *Subscriber) bind(ctx context.Context) (jetstream.Consumer, error) {
 		AckWait:       s.cfg.AckWait,
 		MaxDeliver:    s.cfg.MaxDeliver,
 	}
-	const maxBackoff = 5 * time.Second
-	backoff := 100 * time.Millisecond
-	for {
+	cons, err := backoff.Retry(ctx, func() (jetstream.Consumer, error) {
 		cons, err := s.js.CreateOrUpdateConsumer(ctx, s.cfg.Stream, cfg)
-		if err == nil {
-			s.log.Info("subscribed", "stream", s.cfg.Stream, "durable", s.cfg.Durable, "filter", s.cfg.Filter)
-			return cons, nil
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if !transient(err) {
+		if err != nil && ctx.Err() == nil && !transient(err) {
 			// E.g. the server refused our config: waiting will not help.
-			return nil, fmt.Errorf("consumer %s on %s: %w", s.cfg.Durable, s.cfg.Stream, err)
+			return nil, backoff.Permanent(fmt.Errorf("consumer %s on %s: %w", s.cfg.Durable, s.cfg.Stream, err))
 		}
-		s.log.Warn("waiting for the event stream", "stream", s.cfg.Stream, "retry_in", backoff, "err", err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
-		}
-		backoff = min(2*backoff, maxBackoff)
+		return cons, err
+	},
+		// 100 ms doubling up to 5 s, for as long as ctx lasts.
+		backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, Multiplier: 2, MaxInterval: 5 * time.Second}),
+		backoff.WithMaxElapsedTime(0),
+		backoff.WithNotify(func(err error, wait time.Duration) {
+			s.log.Warn("waiting for the event stream", "stream", s.cfg.Stream, "retry_in", wait, "err", err)
+		}))
+	if err != nil {
+		return nil, err
 	}
+	s.log.Info("subscribed", "stream", s.cfg.Stream, "durable", s.cfg.Durable, "filter", s.cfg.Filter)
+	return cons, nil
 }
 
 // transient reports whether err may go away by itself: the stream does not

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/wxlogin/wxlogin/shared/logtest"
 	"github.com/wxlogin/wxlogin/shared/natsauth"
 	"github.com/wxlogin/wxlogin/shared/natstest"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 // recorder is a Handler that counts attempts and successes per event id and
@@ -154,27 +156,22 @@ func start(t *testing.T, js jetstream.JetStream, cfg Config, h Handler, log *slo
 // keeps the ack floor back), or fails after a deadline.
 func waitSettled(t *testing.T, js jetstream.JetStream, durable string, lastSeq uint64) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	var last *jetstream.ConsumerInfo
-	for {
-		if c, err := js.Consumer(ctx, identity.EventStream, durable); err == nil {
-			if info, err := c.Info(ctx); err == nil {
-				last = info
-				if info.Delivered.Stream >= lastSeq && info.AckFloor.Stream == info.Delivered.Stream &&
-					info.NumPending == 0 && info.NumAckPending == 0 {
-					return
-				}
-			}
+	ctx := context.Background()
+	poll.UntilNil(t, 15*time.Second, fmt.Sprintf("consumer %s to settle up to stream seq %d", durable, lastSeq), func() error {
+		c, err := js.Consumer(ctx, identity.EventStream, durable)
+		if err != nil {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("consumer %s did not settle up to stream seq %d: %+v", durable, lastSeq, last)
-		case <-tick.C:
+		info, err := c.Info(ctx)
+		if err != nil {
+			return err
 		}
-	}
+		if info.Delivered.Stream >= lastSeq && info.AckFloor.Stream == info.Delivered.Stream &&
+			info.NumPending == 0 && info.NumAckPending == 0 {
+			return nil
+		}
+		return fmt.Errorf("%+v", info)
+	})
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

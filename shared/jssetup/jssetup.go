@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -18,32 +19,26 @@ import (
 // AttemptTimeout bounds one attempt.
 const AttemptTimeout = 10 * time.Second
 
-// Retry runs fn (each attempt bounded by AttemptTimeout) until it succeeds, retrying with backoff
-// while the failure looks like NATS or JetStream not being there yet; any
-// other error is returned at once.
+// Retry runs fn (each attempt bounded by AttemptTimeout) until it succeeds,
+// retrying with backoff (250 ms doubling up to 5 s) while the failure looks
+// like NATS or JetStream not being there yet; any other error is returned
+// at once, and ctx's error once it ends.
 func Retry(ctx context.Context, nc *nats.Conn, log *slog.Logger, fn func(context.Context) error) error {
-	backoff := 250 * time.Millisecond
-	for {
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		attempt, cancel := context.WithTimeout(ctx, AttemptTimeout)
 		err := fn(attempt)
 		cancel()
-		if err == nil {
-			return nil
+		if err != nil && ctx.Err() == nil && nc.IsConnected() && !transient(err) {
+			return struct{}{}, backoff.Permanent(err)
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if nc.IsConnected() && !transient(err) {
-			return err
-		}
-		log.Warn("NATS JetStream not reachable yet; retrying", "error", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
+		return struct{}{}, err
+	},
+		backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 250 * time.Millisecond, Multiplier: 2, MaxInterval: 5 * time.Second}),
+		backoff.WithMaxElapsedTime(0), // for as long as ctx lasts
+		backoff.WithNotify(func(err error, wait time.Duration) {
+			log.Warn("NATS JetStream not reachable yet; retrying", "error", err, "retry_in", wait)
+		}))
+	return err
 }
 
 func transient(err error) bool {

@@ -16,6 +16,7 @@ import (
 	"github.com/wxlogin/wxlogin/shared/natsauth"
 	"github.com/wxlogin/wxlogin/shared/natsrpc"
 	"github.com/wxlogin/wxlogin/shared/natstest"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 type echoReq struct {
@@ -111,10 +112,7 @@ func TestCallAndEndpoint(t *testing.T) {
 				errs <- natsrpc.Call(cctx, nc, "test.echo", echoReq{Say: "block"}, nil)
 			}()
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for inFlight.Load() < 4 && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
-		}
+		poll.Until(t, 5*time.Second, "the pool to fill", func() bool { return inFlight.Load() >= 4 })
 		if got := inFlight.Load(); got != 4 {
 			t.Fatalf("in flight = %d, want the pool size 4 at once", got)
 		}
@@ -174,19 +172,13 @@ func TestEndpointIgnoresJetStreamDeliveries(t *testing.T) {
 		t.Fatalf("events creates a push consumer: %v", err)
 	}
 	// Delivered (the server says so), yet unanswered and unhandled.
-	for {
+	poll.Until(t, 5*time.Second, "the consumer to deliver", func() bool {
 		info, err := cons.Info(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if info.Delivered.Consumer >= 1 {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatal("the consumer never delivered")
-		}
-		time.Sleep(20 * time.Millisecond) // polling the server's count; the deadline bounds it
-	}
+		return info.Delivered.Consumer >= 1
+	})
 	var resp echoResp
 	if err := natsrpc.Call(ctx, natstest.ConnectAs(t, ns, natsauth.Gateway), subject, echoReq{Say: "real"}, &resp); err != nil || resp.Said != "token" {
 		t.Fatalf("a real request: %v %+v", err, resp)

@@ -2,6 +2,7 @@
 package natstest
 
 import (
+	"net"
 	"testing"
 	"time"
 
@@ -47,6 +48,23 @@ func Run(t testing.TB, opts *server.Options) *server.Server {
 	}
 	t.Cleanup(s.Shutdown)
 	return s
+}
+
+// Stop shuts s, a server from Start, down and returns restart, which runs
+// another in its place: on the same port, so clients reconnect by
+// themselves, and with the same JetStream store, so they find their streams
+// and buckets again. The new server is shut down when the test ends.
+func Stop(t testing.TB, s *server.Server) (restart func() *server.Server) {
+	t.Helper()
+	opts := Options(t)
+	opts.Port = s.Addr().(*net.TCPAddr).Port
+	opts.StoreDir = s.StoreDir()
+	s.Shutdown()
+	s.WaitForShutdown()
+	return func() *server.Server {
+		t.Helper()
+		return Run(t, opts)
+	}
 }
 
 // Connect returns a connection to s, closed when the test ends.

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wxlogin/wxlogin/shared/opshttp"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 func testLog(t *testing.T) *slog.Logger {
@@ -192,19 +193,14 @@ func TestServeAndListenErrors(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- opshttp.Serve(ctx, free, nil, nil, testLog(t)) }()
-		// Wait (with a deadline) until it answers, then stop it.
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		// Wait until it answers, then stop it.
+		poll.UntilNil(t, 5*time.Second, "Serve to answer", func() error {
 			resp, err := http.Get("http://" + free + "/healthz")
 			if err == nil {
 				resp.Body.Close()
-				break
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("Serve never answered: %v", err)
-			}
-			time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
-		}
+			return err
+		})
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatalf("Serve = %v after cancel, want nil", err)
@@ -244,18 +240,14 @@ func TestGracefulShutdown(t *testing.T) {
 	go func() { stop(); close(stopped) }()
 	// Shutdown closes the listener first: wait for that, then let the
 	// request finish.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	poll.Until(t, 5*time.Second, "the listener to close", func() bool {
 		c, err := net.DialTimeout("tcp", s.Addr().String(), time.Second)
 		if err != nil {
-			break
+			return true
 		}
 		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("listener still accepting after cancel")
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
-	}
+		return false
+	})
 	select {
 	case <-stopped:
 		t.Fatal("Run returned with a request in flight")

@@ -5,6 +5,7 @@
 package poll
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -16,11 +17,38 @@ const maxInterval = 50 * time.Millisecond
 // doubling up to 50 ms), until it holds; after limit it fails t.
 func Until(t testing.TB, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
+	wait(t, limit, what, func() error {
+		if cond() {
+			return nil
+		}
+		return errNotYet
+	})
+}
+
+// UntilNil is Until for a check that can say why it does not hold yet: it
+// polls check until it returns nil, and fails t with its last error.
+func UntilNil(t testing.TB, limit time.Duration, what string, check func() error) {
+	t.Helper()
+	wait(t, limit, what, check)
+}
+
+// errNotYet is Until's condition not holding: nothing more to report.
+var errNotYet = errors.New("not yet")
+
+func wait(t testing.TB, limit time.Duration, what string, check func() error) {
+	t.Helper()
 	deadline := time.Now().Add(limit)
 	interval := time.Millisecond
-	for !cond() {
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
+			if err == errNotYet {
+				t.Fatalf("timed out after %s waiting for %s", limit, what)
+			}
+			t.Fatalf("timed out after %s waiting for %s: %v", limit, what, err)
 		}
 		time.Sleep(interval) // the polling interval; the deadline bounds the wait
 		interval = min(2*interval, maxInterval)

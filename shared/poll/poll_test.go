@@ -1,7 +1,8 @@
 package poll_test
 
 import (
-	"strings"
+	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,25 +28,54 @@ type fakeT struct {
 
 func (f *fakeT) Helper() {}
 func (f *fakeT) Fatalf(format string, args ...any) {
-	f.failed = format
+	f.failed = fmt.Sprintf(format, args...)
 	panic(f)
+}
+
+// fail runs wait with ft and returns what it failed with.
+func (f *fakeT) fail(t *testing.T, wait func()) string {
+	t.Helper()
+	func() {
+		defer func() {
+			if r := recover(); r != f {
+				panic(r)
+			}
+		}()
+		wait()
+	}()
+	return f.failed
 }
 
 func TestUntilFailsAtTheDeadline(t *testing.T) {
 	ft := &fakeT{TB: t}
 	start := time.Now()
-	func() {
-		defer func() {
-			if r := recover(); r != ft {
-				panic(r)
-			}
-		}()
-		poll.Until(ft, 30*time.Millisecond, "never", func() bool { return false })
-	}()
-	if !strings.Contains(ft.failed, "timed out") {
-		t.Fatalf("no failure reported (%q)", ft.failed)
+	failed := ft.fail(t, func() { poll.Until(ft, 30*time.Millisecond, "never", func() bool { return false }) })
+	if failed != "timed out after 30ms waiting for never" {
+		t.Fatalf("failure %q", failed)
 	}
 	if took := time.Since(start); took < 30*time.Millisecond || took > 2*time.Second {
 		t.Errorf("gave up after %s, want about 30ms", took)
+	}
+}
+
+func TestUntilNil(t *testing.T) {
+	var n atomic.Int32
+	poll.UntilNil(t, 5*time.Second, "three checks", func() error {
+		if n.Add(1) < 3 {
+			return errors.New("too few")
+		}
+		return nil
+	})
+	if n.Load() != 3 {
+		t.Errorf("%d checks, want 3", n.Load())
+	}
+
+	ft := &fakeT{TB: t}
+	n.Store(0)
+	failed := ft.fail(t, func() {
+		poll.UntilNil(ft, 30*time.Millisecond, "never", func() error { return fmt.Errorf("check %d", n.Add(1)) })
+	})
+	if want := fmt.Sprintf("timed out after 30ms waiting for never: check %d", n.Load()); failed != want {
+		t.Fatalf("failure %q, want %q (the last error)", failed, want)
 	}
 }

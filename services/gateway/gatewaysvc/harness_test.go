@@ -29,6 +29,7 @@ import (
 	"github.com/wxlogin/wxlogin/shared/logtest"
 	"github.com/wxlogin/wxlogin/shared/natsrpc"
 	"github.com/wxlogin/wxlogin/shared/natstest"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 const (
@@ -193,15 +194,7 @@ func (e *env) up(mutate func(*gatewaysvc.Config)) string {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		<-tick.C
-	}
+	poll.Until(t, limit, what, cond)
 }
 
 // identityStub answers identity requests; tests set its user, its error and

@@ -2,6 +2,7 @@ package identitysvc_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"github.com/wxlogin/wxlogin/services/identity/internal/wxauth"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
 	"github.com/wxlogin/wxlogin/shared/api/session"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 // freeAddr is a loopback address nothing listens on (just now).
@@ -44,22 +46,13 @@ func httpGet(url string) (int, string, error) {
 // with a body containing want.
 func waitReadyz(t *testing.T, addr string, status int, want string) {
 	t.Helper()
-	var (
-		code int
-		body string
-		err  error
-	)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		code, body, err = httpGet("http://" + addr + "/readyz")
+	poll.UntilNil(t, 15*time.Second, fmt.Sprintf("/readyz %d containing %q", status, want), func() error {
+		code, body, err := httpGet("http://" + addr + "/readyz")
 		if err == nil && code == status && strings.Contains(body, want) {
-			return
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz = %d %q (%v), want %d containing %q", code, body, err, status, want)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval
-	}
+		return fmt.Errorf("/readyz = %d %q (%v)", code, body, err)
+	})
 }
 
 func TestReplicas(t *testing.T) {

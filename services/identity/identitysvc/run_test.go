@@ -134,22 +134,18 @@ func (e *env) start(t *testing.T, edit func(*identitysvc.Config)) *service {
 	s := &service{env: e, client: identity.NewClient(nc), nc: nc, logs: logs, cfg: cfg, stop: stop}
 
 	// Ready once user.get answers (not_found for a random id).
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	poll.UntilNil(t, 20*time.Second, "identity to answer", func() error {
 		_, err := s.client.GetUser(context.Background(), "00000000-0000-0000-0000-000000000000")
 		if api.CodeOf(err) == api.CodeNotFound {
-			break
+			return nil
 		}
 		select {
 		case err := <-done:
 			t.Fatalf("Run returned early: %v", err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("identity not ready: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval
-	}
+		return fmt.Errorf("identity not ready: %w", err)
+	})
 	return s
 }
 

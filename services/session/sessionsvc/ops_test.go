@@ -17,6 +17,7 @@ import (
 	"github.com/wxlogin/wxlogin/shared/natstest"
 
 	"github.com/wxlogin/wxlogin/services/session/sessionsvc"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 // freeAddr returns a loopback address with a port that was free a moment
@@ -45,17 +46,16 @@ func httpGet(t *testing.T, url string) (int, string, error) {
 // waitStatus polls url until it answers status.
 func waitStatus(t *testing.T, url string, status int) string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got, body, err := httpGet(t, url)
+	var body string
+	poll.UntilNil(t, 10*time.Second, fmt.Sprintf("GET %s to answer %d", url, status), func() error {
+		got, b, err := httpGet(t, url)
 		if err == nil && got == status {
-			return body
+			body = b
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET %s: %d %q (%v), want %d", url, got, body, err, status)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
-	}
+		return fmt.Errorf("GET %s: %d %q (%v)", url, got, b, err)
+	})
+	return body
 }
 
 func TestMetricsAndHealth(t *testing.T) {

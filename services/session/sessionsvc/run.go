@@ -101,11 +101,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 		buckets = b
 		if keys == nil {
-			if keys, err = tokens.OpenKVKeyring(ctx, b.Keys, keyRetention(cfg), log); err != nil {
+			if keys, err = tokens.OpenKVKeyring(ctx, js, b.Keys, keyRetention(cfg), log); err != nil {
 				return err
 			}
 		}
-		users, err = kvstate.WatchUserRevocations(ctx, b.Sessions, ttls.Refresh, log)
+		users, err = kvstate.WatchUserRevocations(ctx, js, b.Sessions, ttls.Refresh, log)
 		return err
 	})
 	if keys != nil {

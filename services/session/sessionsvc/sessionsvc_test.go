@@ -32,6 +32,7 @@ import (
 	"github.com/wxlogin/wxlogin/shared/natstest"
 
 	"github.com/wxlogin/wxlogin/services/session/sessionsvc"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 const testSecret = "an-hs256-test-secret-of-40-bytes-length!"
@@ -70,24 +71,17 @@ func startWithLog(t *testing.T, cfg sessionsvc.Config, nc *nats.Conn, log *slog.
 		}
 	})
 	client := session.NewClient(nc)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	poll.UntilNil(t, 10*time.Second, "the service to answer", func() error {
 		select {
 		case err := <-done:
 			t.Fatalf("Run returned early: %v", err)
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
 		_, err := client.JWKS(ctx)
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("service not answering: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
-	}
+		return err
+	})
 }
 
 func call(t *testing.T) context.Context {
@@ -219,12 +213,12 @@ func TestReplicasShareGeneratedKey(t *testing.T) {
 	}
 	// start returns once any replica answers; a replica registers with micro
 	// only after its keys are loaded, so wait until both are registered.
-	deadline := time.Now().Add(10 * time.Second)
-	for n := 0; n != 2; n = len(instances(t, nc)) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d replicas registered, want 2", n)
+	poll.UntilNil(t, 10*time.Second, "both replicas to register", func() error {
+		if n := len(instances(t, nc)); n != 2 {
+			return fmt.Errorf("%d replicas registered, want 2", n)
 		}
-	}
+		return nil
+	})
 
 	js, _ := jetstream.New(nc)
 	kv, err := js.KeyValue(call(t), session.BucketKeys)
@@ -505,18 +499,12 @@ func TestRotateKeyWithoutRestart(t *testing.T) {
 	if kid == oldHeader["kid"] {
 		t.Fatal("rotation kept the kid")
 	}
-	deadline := time.Now().Add(10 * time.Second)
 	var fresh string
-	for {
+	poll.Until(t, 10*time.Second, "the running replica to sign with the rotated key", func() bool {
 		fresh = issue()
-		if h, _ := header(t, fresh); h["kid"] == kid {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("running replica never signed with the rotated key")
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
-	}
+		h, _ := header(t, fresh)
+		return h["kid"] == kid
+	})
 	jwks, err := client.JWKS(call(t))
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
 )
@@ -21,7 +23,8 @@ import (
 // DefaultRefresh is how often the JWK set is re-read once loaded.
 const DefaultRefresh = 30 * time.Second
 
-// Backoff bounds for retrying a failed fetch.
+// Backoff bounds for retrying a failed fetch: it doubles from minBackoff up
+// to maxBackoff, and starts over after a success.
 const (
 	minBackoff = 100 * time.Millisecond
 	maxBackoff = 5 * time.Second
@@ -100,7 +103,7 @@ func (k *Keys) Run(ctx context.Context) {
 	if k.fetch == nil {
 		return
 	}
-	backoff := minBackoff
+	retry := &backoff.ExponentialBackOff{InitialInterval: minBackoff, Multiplier: 2, MaxInterval: maxBackoff}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -114,12 +117,11 @@ func (k *Keys) Run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
+			wait = retry.NextBackOff()
 			k.log.Warn("cannot load the verification keys from the session service",
-				"error", err, "loaded", k.Loaded(), "retry_in", backoff)
-			wait = backoff
-			backoff = min(backoff*2, maxBackoff)
+				"error", err, "loaded", k.Loaded(), "retry_in", wait)
 		} else {
-			backoff = minBackoff
+			retry.Reset()
 		}
 		timer.Reset(wait)
 	}

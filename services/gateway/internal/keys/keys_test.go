@@ -15,6 +15,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 var opts = jwtverify.Options{Issuer: "wxlogin", Audience: "wxlogin"}
@@ -75,15 +76,7 @@ func sign(t *testing.T, key ed25519.PrivateKey) string {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
+	poll.Until(t, 10*time.Second, what, cond)
 }
 
 func run(t *testing.T, k *Keys) {

@@ -16,8 +16,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/wxlogin/wxlogin/services/gateway/internal/kvwatch"
 	"github.com/wxlogin/wxlogin/shared/api/session"
+	"github.com/wxlogin/wxlogin/shared/kvwatch"
 )
 
 // Errors of Get. ErrUnavailable wraps the cause (no bucket yet, NATS down).

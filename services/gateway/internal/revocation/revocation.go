@@ -24,10 +24,10 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/wxlogin/wxlogin/services/gateway/internal/kvwatch"
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/session"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
+	"github.com/wxlogin/wxlogin/shared/kvwatch"
 )
 
 // slack covers the clock skew the verifier tolerates on exp: an entry is

@@ -3,7 +3,6 @@ package revocation
 import (
 	"context"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wxlogin/wxlogin/services/gateway/internal/middleware"
@@ -103,24 +101,14 @@ func TestStaleView(t *testing.T) {
 	})
 
 	t.Run("server stopped", func(t *testing.T) {
-		port, dir := ns.Addr().(*net.TCPAddr).Port, ns.StoreDir()
-		ns.Shutdown()
-		ns.WaitForShutdown()
+		restart := natstest.Stop(t, ns)
 		staleAfterBound(t)
 		// Still refused for as long as the server is away.
 		c.add(time.Minute)
 		if got := status(t); got != http.StatusServiceUnavailable {
 			t.Fatalf("server still down: %d, want 503", got)
 		}
-		ns2, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ns2.Start()
-		t.Cleanup(ns2.Shutdown)
-		if !ns2.ReadyForConnections(10 * time.Second) {
-			t.Fatal("restarted nats-server not ready")
-		}
+		restart()
 		waitUntil(t, "serving after the reconnect", serving)
 	})
 }

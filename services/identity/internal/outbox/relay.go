@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	"github.com/nats-io/nats.go"
@@ -133,26 +134,30 @@ func (r *Relay) Notify() {
 func (r *Relay) Run(ctx context.Context) error {
 	ticker := time.NewTicker(r.opts.Interval)
 	defer ticker.Stop()
-	var backoff time.Duration
+	// 100 ms doubling up to MaxBackoff, from the start again after a success.
+	retry := &backoff.ExponentialBackOff{InitialInterval: min(100*time.Millisecond, r.opts.MaxBackoff), Multiplier: 2, MaxInterval: r.opts.MaxBackoff}
+	failing := false
 	for {
 		err := r.drain(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
-			backoff = min(max(2*backoff, 100*time.Millisecond), r.opts.MaxBackoff)
-			r.log.Warn("outbox relay failed; will retry", "retry_in", backoff, "error", err)
+			failing = true
+			wait := retry.NextBackOff()
+			r.log.Warn("outbox relay failed; will retry", "retry_in", wait, "error", err)
 			// Wake-ups do not cut a backoff short: under load they come constantly.
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-time.After(backoff):
+			case <-time.After(wait):
 			}
 			continue
 		}
-		if backoff > 0 {
+		if failing {
 			r.log.Info("outbox relay recovered")
-			backoff = 0
+			failing = false
+			retry.Reset()
 		}
 		select {
 		case <-ctx.Done():

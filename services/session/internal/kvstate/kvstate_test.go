@@ -317,7 +317,7 @@ func TestTickets(t *testing.T) {
 }
 
 func TestUserRevocations(t *testing.T) {
-	b, _ := open(t)
+	b, js := open(t)
 	ctx := context.Background()
 	f := NewFamilies(b.Sessions)
 	now := time.Now()
@@ -333,7 +333,7 @@ func TestUserRevocations(t *testing.T) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	u, err := WatchUserRevocations(wctx, b.Sessions, time.Hour, slog.New(slog.DiscardHandler))
+	u, err := WatchUserRevocations(wctx, js, b.Sessions, time.Hour, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,6 +373,54 @@ func TestUserRevocations(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestUserRevocationsOutliveBucketAndServer: the watch goes on when the
+// sessions bucket is deleted and re-created (forgetting the cut-offs that
+// went with it) and across a NATS restart.
+func TestUserRevocationsOutliveBucketAndServer(t *testing.T) {
+	watchCheckEvery = 50 * time.Millisecond
+	t.Cleanup(func() { watchCheckEvery = 0 })
+	ns := natstest.Start(t)
+	js, err := jetstream.New(natstest.Connect(t, ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	b, err := Open(ctx, js, ttls, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := NewFamilies(b.Sessions).SetUserCutoff(ctx, "old", now); err != nil {
+		t.Fatal(err)
+	}
+	u, err := WatchUserRevocations(ctx, js, b.Sessions, time.Hour, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Stop()
+	has := func(user string) bool { _, ok := u.Cutoff(user, now); return ok }
+	if !has("old") {
+		t.Fatal("initial value not loaded")
+	}
+
+	if err := js.DeleteKeyValue(ctx, session.BucketSessions); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = Open(ctx, js, ttls, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := NewFamilies(b.Sessions).SetUserCutoff(ctx, "new", now); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 15*time.Second, "the cut-offs of the re-created bucket", func() bool { return has("new") && !has("old") })
+
+	natstest.Stop(t, ns)()
+	if err := NewFamilies(b.Sessions).SetUserCutoff(ctx, "after-restart", now); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 15*time.Second, "a cut-off written after the NATS restart", func() bool { return has("after-restart") && has("new") })
 }
 
 // Cut-offs share the sessions bucket with families but are never taken for

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wxlogin/wxlogin/shared/api/session"
+	"github.com/wxlogin/wxlogin/shared/kvwatch"
 )
 
 // userCutoffPrefix starts the keys of user cut-offs in the sessions bucket:
@@ -42,33 +43,45 @@ func (f *Families) SetUserCutoff(ctx context.Context, userID string, at time.Tim
 // sessions bucket. Issue, Refresh and QR consume consult it so a family
 // created while its user was being revoked (after the revoke listed the
 // user's families) still dies: a refresh then costs no extra round trip.
+// The watch is shared/kvwatch's: it outlives NATS restarts and a bucket
+// deleted and re-created.
 type UserRevocations struct {
 	log       *slog.Logger
 	retention time.Duration
-	watcher   jetstream.KeyWatcher
+	stop      context.CancelFunc
 	done      chan struct{}
 	stopOnce  sync.Once
 
+	loaded   chan struct{} // closed by the first load
+	loadOnce sync.Once
+
 	mu  sync.RWMutex
 	cut map[string]int64 // user id -> revoked at (unix seconds)
+	// next collects a (re)started watch's initial values; it replaces cut
+	// once they are all in, so cut-offs deleted while no watch ran are
+	// forgotten. nil while no load is in progress.
+	next map[string]int64
 }
 
-// WatchUserRevocations loads the user cut-offs of the sessions bucket kv
-// and keeps following them until Stop. It returns once the current values
-// are loaded. Entries older than retention (the bucket TTL, the refresh
-// TTL) are ignored: the bucket has dropped them too.
-func WatchUserRevocations(ctx context.Context, kv jetstream.KeyValue, retention time.Duration, log *slog.Logger) (*UserRevocations, error) {
-	// The watcher's ordered consumer recreates itself after NATS outages, so
-	// one watch lasts for the life of the service.
-	w, err := kv.Watch(context.Background(), userCutoffPrefix+"*")
-	if err != nil {
-		return nil, fmt.Errorf("watch user revocations: %w", err)
-	}
-	u := &UserRevocations{log: log, retention: retention, watcher: w, done: make(chan struct{}), cut: map[string]int64{}}
-	loaded := make(chan struct{})
-	go u.follow(loaded)
+// watchCheckEvery is how often the watch checks for its bucket having been
+// re-created (kvwatch's default when zero); tests shorten it.
+var watchCheckEvery time.Duration
+
+// WatchUserRevocations loads the user cut-offs of the sessions bucket kv,
+// watched through js, and keeps following them until Stop. It returns once
+// the current values are loaded. Entries older than retention (the bucket
+// TTL, the refresh TTL) are ignored: the bucket has dropped them too.
+func WatchUserRevocations(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, retention time.Duration, log *slog.Logger) (*UserRevocations, error) {
+	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	u := &UserRevocations{log: log, retention: retention, stop: stop, done: make(chan struct{}),
+		loaded: make(chan struct{}), cut: map[string]int64{}}
+	go func() {
+		defer close(u.done)
+		opts := kvwatch.Options{Keys: userCutoffPrefix + "*", CheckEvery: watchCheckEvery}
+		kvwatch.Run(wctx, kvwatch.NewBucket(js, kv.Bucket()), opts, (*cutoffHandler)(u), log)
+	}()
 	select {
-	case <-loaded:
+	case <-u.loaded:
 		return u, nil
 	case <-ctx.Done():
 		u.Stop()
@@ -76,35 +89,52 @@ func WatchUserRevocations(ctx context.Context, kv jetstream.KeyValue, retention 
 	}
 }
 
-func (u *UserRevocations) follow(loaded chan struct{}) {
-	defer close(u.done)
-	for e := range u.watcher.Updates() {
-		if e == nil { // every current value delivered
-			if loaded != nil {
-				close(loaded)
-				loaded = nil
-			}
-			continue
-		}
-		userID, ok := strings.CutPrefix(e.Key(), userCutoffPrefix)
-		if !ok {
-			continue
-		}
-		if e.Operation() != jetstream.KeyValuePut {
-			u.mu.Lock()
-			delete(u.cut, userID)
-			u.mu.Unlock()
-			continue
-		}
+// cutoffHandler feeds the watch into UserRevocations.
+type cutoffHandler UserRevocations
+
+func (h *cutoffHandler) Begin() {
+	u := (*UserRevocations)(h)
+	u.mu.Lock()
+	u.next = map[string]int64{}
+	u.mu.Unlock()
+}
+
+func (h *cutoffHandler) Entry(e jetstream.KeyValueEntry) {
+	u := (*UserRevocations)(h)
+	userID, ok := strings.CutPrefix(e.Key(), userCutoffPrefix)
+	if !ok {
+		return
+	}
+	var at int64
+	if e.Operation() == jetstream.KeyValuePut {
 		r, err := session.DecodeRevocation(e.Value())
 		if err != nil {
 			u.log.Warn("undecodable user revocation ignored", "user_id", userID, "error", err)
-			continue
+			return
 		}
-		u.mu.Lock()
-		u.cut[userID] = r.At
-		u.mu.Unlock()
+		at = r.At
 	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, m := range []map[string]int64{u.cut, u.next} {
+		switch {
+		case m == nil:
+		case e.Operation() == jetstream.KeyValuePut:
+			m[userID] = at
+		default:
+			delete(m, userID)
+		}
+	}
+}
+
+func (h *cutoffHandler) Loaded() {
+	u := (*UserRevocations)(h)
+	u.mu.Lock()
+	if u.next != nil {
+		u.cut, u.next = u.next, nil
+	}
+	u.mu.Unlock()
+	u.loadOnce.Do(func() { close(u.loaded) })
 }
 
 // Cutoff returns when the user's tokens were last revoked in bulk (unix
@@ -129,11 +159,14 @@ func (u *UserRevocations) Cutoff(userID string, now time.Time) (int64, bool) {
 }
 
 // Record notes a revocation this replica has just written, so its own next
-// refresh sees it before the watch delivers it.
+// refresh sees it before the watch delivers it (also into a load in
+// progress, whose initial values may predate the write).
 func (u *UserRevocations) Record(userID string, at int64) {
 	u.mu.Lock()
-	if at > u.cut[userID] {
-		u.cut[userID] = at
+	for _, m := range []map[string]int64{u.cut, u.next} {
+		if m != nil && at > m[userID] {
+			m[userID] = at
+		}
 	}
 	u.mu.Unlock()
 }
@@ -141,9 +174,7 @@ func (u *UserRevocations) Record(userID string, at int64) {
 // Stop ends the watch and waits for its goroutine. Calling it again is a no-op.
 func (u *UserRevocations) Stop() {
 	u.stopOnce.Do(func() {
-		if err := u.watcher.Stop(); err != nil {
-			u.log.Warn("stop user revocation watch", "error", err)
-		}
+		u.stop()
 		<-u.done
 	})
 }

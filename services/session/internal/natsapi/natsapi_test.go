@@ -52,6 +52,7 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 type fixture struct {
+	js       jetstream.JetStream
 	svc      *Service
 	clock    *clock
 	buckets  *kvstate.Buckets
@@ -72,16 +73,16 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newFixtureOn(t, b, &clock{now: time.Now().Truncate(time.Second)})
+	return newFixtureOn(t, js, b, &clock{now: time.Now().Truncate(time.Second)})
 }
 
-// newFixtureOn is a replica of the service on existing buckets and clock.
-func newFixtureOn(t *testing.T, b *kvstate.Buckets, clk *clock) *fixture {
+// newFixtureOn is a replica of the service on existing buckets (of js) and clock.
+func newFixtureOn(t *testing.T, js jetstream.JetStream, b *kvstate.Buckets, clk *clock) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	logs := &logtest.Buffer{}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	users, err := kvstate.WatchUserRevocations(ctx, b.Sessions, refreshTTL, log)
+	users, err := kvstate.WatchUserRevocations(ctx, js, b.Sessions, refreshTTL, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +120,7 @@ func newFixtureOn(t *testing.T, b *kvstate.Buckets, clk *clock) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{svc: svc, clock: clk, buckets: b, verifier: v, logs: logs}
+	return &fixture{js: js, svc: svc, clock: clk, buckets: b, verifier: v, logs: logs}
 }
 
 func (f *fixture) issue(t *testing.T) session.Tokens {
@@ -381,7 +382,7 @@ func TestRefreshLostRaceRevokes(t *testing.T) {
 	kv := &conflictKV{KeyValue: f.buckets.Sessions, before: func() { winner, winErr = f.refresh(tok.RefreshToken) }}
 	raced := *f.buckets
 	raced.Sessions = kv
-	loser := newFixtureOn(t, &raced, f.clock)
+	loser := newFixtureOn(t, f.js, &raced, f.clock)
 
 	_, err := loser.refresh(tok.RefreshToken)
 	if winErr != nil {
@@ -411,7 +412,7 @@ func TestRefreshLostRaceToRevokeIsRevoked(t *testing.T) {
 	}}
 	raced := *f.buckets
 	raced.Sessions = kv
-	_, err := newFixtureOn(t, &raced, f.clock).refresh(tok.RefreshToken)
+	_, err := newFixtureOn(t, f.js, &raced, f.clock).refresh(tok.RefreshToken)
 	if revokeErr != nil {
 		t.Fatal(revokeErr)
 	}
@@ -642,7 +643,7 @@ func TestIssueRightAfterRevokeUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another replica learns the cut-off from its watch, not from Record.
-	other := newFixtureOn(t, f.buckets, f.clock)
+	other := newFixtureOn(t, f.js, f.buckets, f.clock)
 	waitFor(t, func() bool { _, ok := other.svc.UserRevocations.Cutoff(user, f.clock.Now()); return ok })
 	req := session.IssueRequest{UserID: user, Kind: api.KindPassword}
 	steps := []struct {

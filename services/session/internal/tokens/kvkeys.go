@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
+	"github.com/wxlogin/wxlogin/shared/kvwatch"
 )
 
 // Layout of the keys bucket:
@@ -46,11 +47,13 @@ type currentRecord struct {
 }
 
 // OpenKVKeyring returns a keyring of generated keys shared by every replica
-// through kv. If the bucket has no key yet, one is generated and the first
-// replica to store it wins. The keyring then follows the bucket, so a
-// rotation reaches every replica without a restart; Close stops that.
-// Retired keys stay published for retention.
-func OpenKVKeyring(ctx context.Context, kv jetstream.KeyValue, retention time.Duration, log *slog.Logger) (*Keyring, error) {
+// through kv, watched through js. If the bucket has no key yet, one is
+// generated and the first replica to store it wins. The keyring then
+// follows the bucket (shared/kvwatch: through NATS restarts and a bucket
+// re-created), so a rotation reaches every replica without a restart;
+// Close stops that. Retired keys stay published for retention. It returns
+// once the bucket's keys are loaded, or fails when ctx ends first.
+func OpenKVKeyring(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, retention time.Duration, log *slog.Logger) (*Keyring, error) {
 	kid, err := ensureCurrent(ctx, kv, time.Now())
 	if err != nil {
 		return nil, err
@@ -60,18 +63,23 @@ func OpenKVKeyring(ctx context.Context, kv jetstream.KeyValue, retention time.Du
 
 	watchCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	k := &Keyring{retention: retention, stop: stop, done: make(chan struct{})}
-	f := &keyFollower{kv: kv, keyring: k, log: log}
-	w, err := f.watch(ctx, watchCtx)
-	if err != nil {
-		stop()
-		return nil, err
-	}
+	f := &keyFollower{keyring: k, log: log, ready: make(chan struct{})}
 	go func() {
 		defer close(k.done)
-		f.follow(watchCtx, w)
+		kvwatch.Run(watchCtx, kvwatch.NewBucket(js, kv.Bucket()), kvwatch.Options{CheckEvery: watchCheckEvery}, f, log)
 	}()
-	return k, nil
+	select {
+	case <-f.ready:
+		return k, nil
+	case <-ctx.Done():
+		k.Close()
+		return nil, fmt.Errorf("watch keys: %w", ctx.Err())
+	}
 }
+
+// watchCheckEvery is how often the watch checks for its bucket having been
+// re-created (kvwatch's default when zero); tests shorten it.
+var watchCheckEvery time.Duration
 
 // ensureCurrent makes sure the bucket has a current key and returns its kid.
 func ensureCurrent(ctx context.Context, kv jetstream.KeyValue, now time.Time) (string, error) {
@@ -206,14 +214,16 @@ func retireKeys(ctx context.Context, kv jetstream.KeyValue, current string, acti
 	return errors.Join(errs...)
 }
 
-// keyFollower mirrors the keys bucket into a Keyring.
+// keyFollower mirrors the keys bucket into a Keyring: a kvwatch.Handler,
+// called from one goroutine at a time.
 type keyFollower struct {
-	kv      jetstream.KeyValue
 	keyring *Keyring
 	log     *slog.Logger
+	ready   chan struct{} // closed by the first publish
 
 	keys    map[string]storedKeyState // by kid
 	current *currentRecord
+	loading bool // a watch's initial values are coming in
 }
 
 type storedKeyState struct {
@@ -221,71 +231,39 @@ type storedKeyState struct {
 	retiredAt time.Time
 }
 
-// watch starts a watcher, applies the bucket's current content and publishes
-// the first key set. initCtx bounds the wait for that content.
-func (f *keyFollower) watch(initCtx, watchCtx context.Context) (jetstream.KeyWatcher, error) {
-	w, err := f.kv.WatchAll(watchCtx)
-	if err != nil {
-		return nil, fmt.Errorf("watch keys: %w", err)
-	}
+// Begin starts the mirror over: a new watch delivers the whole bucket.
+func (f *keyFollower) Begin() {
 	f.keys = map[string]storedKeyState{}
 	f.current = nil
-	for {
-		select {
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, errors.New("watch keys: watcher closed")
-			}
-			if e == nil { // all initial values applied
-				if err := f.publish(); err != nil {
-					_ = w.Stop()
-					return nil, err
-				}
-				return w, nil
-			}
-			f.apply(e)
-		case <-initCtx.Done():
-			_ = w.Stop()
-			return nil, fmt.Errorf("watch keys: %w", initCtx.Err())
-		}
+	f.loading = true
+}
+
+// Entry applies a change; after the initial values, it is published at once.
+func (f *keyFollower) Entry(e jetstream.KeyValueEntry) {
+	f.apply(e)
+	if !f.loading {
+		f.update()
 	}
 }
 
-// follow applies updates until ctx ends, re-watching if the watcher dies.
-func (f *keyFollower) follow(ctx context.Context, w jetstream.KeyWatcher) {
-	backoff := time.Second
-	for {
-		for e := range w.Updates() {
-			if e == nil {
-				continue
-			}
-			f.apply(e)
-			if err := f.publish(); err != nil {
-				f.log.Warn("keys bucket not usable yet; still signing with the previous key", "error", err)
-			}
-		}
-		_ = w.Stop()
-		if ctx.Err() != nil {
-			return
-		}
-		for {
-			f.log.Warn("signing key watch ended; restarting", "retry_in", backoff)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			initCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			nw, err := f.watch(initCtx, ctx)
-			cancel()
-			if err == nil {
-				w = nw
-				backoff = time.Second
-				break
-			}
-			f.log.Warn("restart signing key watch", "error", err)
-			backoff = min(2*backoff, 30*time.Second)
-		}
+// Loaded publishes the bucket's content.
+func (f *keyFollower) Loaded() {
+	f.loading = false
+	f.update()
+}
+
+// update publishes the mirror, keeping the keys signing so far while the
+// bucket names no usable current key (e.g. re-created empty, until a
+// rotate-key or a starting replica writes one).
+func (f *keyFollower) update() {
+	if err := f.publish(); err != nil {
+		f.log.Warn("keys bucket not usable; signing with the keys loaded before, if any", "error", err)
+		return
+	}
+	select {
+	case <-f.ready:
+	default:
+		close(f.ready)
 	}
 }
 

@@ -9,32 +9,48 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wxlogin/wxlogin/shared/natstest"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
-func keysBucket(t *testing.T) jetstream.KeyValue {
+// bucket is the keys bucket on an embedded NATS server.
+type bucket struct {
+	jetstream.KeyValue
+	js jetstream.JetStream
+	ns *server.Server
+}
+
+func keysBucket(t *testing.T) *bucket {
 	t.Helper()
-	nc := natstest.Connect(t, natstest.Start(t))
-	js, err := jetstream.New(nc)
+	ns := natstest.Start(t)
+	js, err := jetstream.New(natstest.Connect(t, ns))
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv, err := js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "wxlogin_keys", History: 1})
+	b := &bucket{js: js, ns: ns}
+	b.create(t)
+	return b
+}
+
+func (b *bucket) create(t *testing.T) {
+	t.Helper()
+	kv, err := b.js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "wxlogin_keys", History: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return kv
+	b.KeyValue = kv
 }
 
 func testLog(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(t.Output(), nil)) }
 
-func openRing(t *testing.T, kv jetstream.KeyValue, retention time.Duration) *Keyring {
+func openRing(t *testing.T, kv *bucket, retention time.Duration) *Keyring {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	k, err := OpenKVKeyring(ctx, kv, retention, testLog(t))
+	k, err := OpenKVKeyring(ctx, kv.js, kv, retention, testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,13 +61,7 @@ func openRing(t *testing.T, kv jetstream.KeyValue, retention time.Duration) *Key
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
+	poll.Until(t, 10*time.Second, what, cond)
 }
 
 func TestKVKeyringReplicasAgree(t *testing.T) {
@@ -63,7 +73,7 @@ func TestKVKeyringReplicasAgree(t *testing.T) {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			k, err := OpenKVKeyring(ctx, kv, time.Hour, testLog(t))
+			k, err := OpenKVKeyring(ctx, kv.js, kv, time.Hour, testLog(t))
 			if err != nil {
 				t.Error(err)
 				return
@@ -194,4 +204,38 @@ func TestRotateKVOnEmptyBucket(t *testing.T) {
 	if got := openRing(t, kv, time.Hour).SigningKeyID(time.Now()); got != kid {
 		t.Fatalf("signs with %s, want %s", got, kid)
 	}
+}
+
+// TestKVKeyringOutlivesBucketAndServer: a replica follows rotations written
+// to a deleted and re-created keys bucket, and after a NATS restart.
+func TestKVKeyringOutlivesBucketAndServer(t *testing.T) {
+	watchCheckEvery = 50 * time.Millisecond
+	t.Cleanup(func() { watchCheckEvery = 0 })
+	kv := keysBucket(t)
+	ring := openRing(t, kv, time.Hour)
+	ctx := context.Background()
+	k1 := ring.SigningKeyID(time.Now())
+
+	if err := kv.js.DeleteKeyValue(ctx, kv.Bucket()); err != nil {
+		t.Fatal(err)
+	}
+	kv.create(t)
+	k2, err := RotateKV(ctx, kv, time.Hour, 0, time.Now()) // the first key of the new bucket
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the key of the re-created bucket, and only it, published", func() bool {
+		b, _ := ring.JWKS(time.Now())
+		return ring.SigningKeyID(time.Now()) == k2 && slices.Equal(jwksKids(t, b), []string{k2})
+	})
+	if k2 == k1 {
+		t.Fatal("the re-created bucket has the old key")
+	}
+
+	natstest.Stop(t, kv.ns)()
+	k3, err := RotateKV(ctx, kv, time.Hour, 0, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the key rotated after the NATS restart", func() bool { return ring.SigningKeyID(time.Now()) == k3 })
 }

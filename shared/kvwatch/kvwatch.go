@@ -1,8 +1,9 @@
-// Package kvwatch keeps one watch on every key of a NATS KV bucket alive for
-// the life of the gateway. The gateway only reads the session service's
-// buckets: it waits for a bucket to appear rather than creating it, and when
-// a watch ends (the bucket was deleted, the connection closed) it opens a new
-// one and tells the handler to start over.
+// Package kvwatch keeps one watch on a NATS KV bucket (every key, or those
+// matching a filter) alive for the life of a service: the repository's one
+// KV watch loop. It waits for the bucket to appear rather than creating it
+// (the bucket's owner does), rides out NATS restarts, and when a watch ends
+// or the bucket is deleted or re-created it opens a new one and tells the
+// handler to start over.
 package kvwatch
 
 import (
@@ -13,10 +14,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Backoff bounds for opening the bucket and re-creating the watch.
+// Backoff bounds for opening the bucket and re-creating the watch: it
+// doubles from minBackoff up to maxBackoff, and starts over once a watch has
+// loaded.
 const (
 	minBackoff = 100 * time.Millisecond
 	maxBackoff = 5 * time.Second
@@ -40,6 +45,10 @@ type Handler interface {
 
 // Options configure Run.
 type Options struct {
+	// Keys, when set, is the key filter to watch (e.g. "user.*") instead of
+	// every key. Health then cannot be kept: it measures the view against
+	// the whole stream.
+	Keys string
 	// UpdatesOnly skips the current values: only changes made after the
 	// watch starts are delivered.
 	UpdatesOnly bool
@@ -53,9 +62,9 @@ type Options struct {
 // Health tells how current a watch's view of its bucket is. It is healthy
 // while connected, with the bucket's content delivered up to the stream's
 // last sequence as of the latest check; unhealthy while the connection is
-// down, between watches (bucket gone, watch ended) and while the view lags.
-// Checks come every Options.CheckEvery and at once after a reconnect, so a
-// lost consumer shows as a lag that never closes.
+// down, between watches (bucket gone, watch ended, reconnected) and while
+// the view lags. Checks come every Options.CheckEvery, so a lost consumer
+// shows as a lag that never closes.
 type Health struct {
 	now func() time.Time
 
@@ -99,14 +108,14 @@ func (h *Health) set(healthy bool) {
 	h.healthy = healthy
 }
 
-// DefaultCheckEvery is the default of Options.CheckEvery. A watch survives
-// reconnects by itself (its ordered consumer resumes), but not a bucket
-// deleted and created again: it would wait past the old sequence numbers
-// and miss everything. One stream info request per interval finds that out.
+// DefaultCheckEvery is the default of Options.CheckEvery. A watch does not
+// survive a bucket deleted and created again: it would wait past the old
+// sequence numbers and miss everything. One stream info request per
+// interval finds that out.
 const DefaultCheckEvery = 10 * time.Second
 
 // Bucket opens a bucket lazily and remembers it: the lookup costs a
-// round trip, and the bucket may not exist yet when the gateway starts.
+// round trip, and the bucket may not exist yet when the service starts.
 type Bucket struct {
 	js   jetstream.JetStream
 	name string
@@ -146,44 +155,49 @@ func (b *Bucket) forget() {
 	b.mu.Unlock()
 }
 
-// Run watches every key of the bucket and feeds h until ctx ends, opening
-// the bucket and re-creating the watch with backoff whenever needed.
+// Run watches the bucket and feeds h until ctx ends, opening the bucket and
+// re-creating the watch with backoff whenever needed.
 func Run(ctx context.Context, b *Bucket, opts Options, h Handler, log *slog.Logger) {
+	if opts.Keys != "" && opts.Health != nil {
+		panic("kvwatch: Health needs a watch of the whole bucket (no Keys)")
+	}
 	log = log.With("bucket", b.Name())
-	backoff := minBackoff
+	retry := &backoff.ExponentialBackOff{InitialInterval: minBackoff, Multiplier: 2, MaxInterval: maxBackoff}
 	failures := 0
 	for ctx.Err() == nil {
 		err := watch(ctx, b, opts, h, func() {
 			// A watch that delivered its initial values is healthy: the
 			// next failure starts from the shortest backoff again.
-			backoff, failures = minBackoff, 0
+			retry.Reset()
+			failures = 0
 		})
 		opts.Health.set(false)
 		if ctx.Err() != nil {
 			return
 		}
 		failures++
-		// The first failures are expected at start (the session service
-		// has not created the bucket yet): warn only once it persists.
+		// The first failures are expected at start (the bucket's owner
+		// has not created it yet): warn only once it persists.
 		level := slog.LevelInfo
 		if failures > 5 {
 			level = slog.LevelWarn
 		}
-		log.Log(ctx, level, "KV watch not running; retrying", "error", err, "retry_in", backoff)
-		t := time.NewTimer(backoff)
+		wait := retry.NextBackOff()
+		log.Log(ctx, level, "KV watch not running; retrying", "error", err, "retry_in", wait)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C:
 		}
-		backoff = min(backoff*2, maxBackoff)
 	}
 }
 
 var (
 	errWatchEnded     = errors.New("the watch ended")
 	errBucketReplaced = errors.New("the bucket was deleted or re-created")
+	errReconnected    = errors.New("reconnected to NATS")
 )
 
 // watch runs one watch until it ends or ctx is done.
@@ -209,7 +223,12 @@ func watch(ctx context.Context, b *Bucket, opts Options, h Handler, loaded func(
 	nc := b.js.Conn()
 	status := nc.StatusChanged()
 	defer nc.RemoveStatusListener(status)
-	w, err := kv.WatchAll(ctx, wopts...)
+	var w jetstream.KeyWatcher
+	if opts.Keys != "" {
+		w, err = kv.Watch(ctx, opts.Keys, wopts...)
+	} else {
+		w, err = kv.WatchAll(ctx, wopts...)
+	}
 	if err != nil {
 		return fmt.Errorf("watch KV bucket %s: %w", b.Name(), err)
 	}
@@ -256,19 +275,17 @@ func watch(ctx context.Context, b *Bucket, opts Options, h Handler, loaded func(
 			delivered = max(delivered, e.Revision())
 			h.Entry(e)
 			report()
-		case _, ok := <-status:
+		case st, ok := <-status:
 			if !ok {
 				status = nil
 				continue
 			}
 			report()
-			if nc.IsConnected() {
-				// Back: current again once caught up with what was
-				// written meanwhile.
-				if err := recheck(ctx, b, kv, start.created, &target); err != nil {
-					return err
-				}
-				report()
+			if st == nats.CONNECTED {
+				// Back after a disconnect. The watch's ordered consumer
+				// resumes only once it has missed heartbeats (some 15 s
+				// after a server restart): start over at once instead.
+				return errReconnected
 			}
 		case <-check.C:
 			if err := recheck(ctx, b, kv, start.created, &target); err != nil {

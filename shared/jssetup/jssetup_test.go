@@ -1,0 +1,62 @@
+package jssetup
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/wxlogin/wxlogin/shared/logtest"
+	"github.com/wxlogin/wxlogin/shared/natstest"
+)
+
+func TestRetry(t *testing.T) {
+	nc := natstest.Connect(t, natstest.Start(t))
+	refused := errors.New("refused")
+	tests := []struct {
+		name    string
+		answers []error // the last one repeats
+		cancel  bool    // cancel ctx at the third attempt
+		want    error
+		calls   int
+	}{
+		{"transient failures are retried", []error{nats.ErrTimeout, nats.ErrNoResponders, nil}, false, nil, 3},
+		{"any other error is returned at once", []error{refused}, false, refused, 1},
+		{"a transient failure, then another error", []error{nats.ErrTimeout, refused}, false, refused, 2},
+		{"retried until ctx ends", []error{nats.ErrTimeout}, true, context.Canceled, 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			logs := &logtest.Buffer{}
+			calls := 0
+			err := Retry(ctx, nc, slog.New(slog.NewTextHandler(logs, nil)), func(ctx context.Context) error {
+				calls++
+				if _, ok := ctx.Deadline(); !ok {
+					t.Error("attempt without a deadline")
+				}
+				if tc.cancel && calls == 3 {
+					cancel()
+				}
+				return tc.answers[min(calls, len(tc.answers))-1]
+			})
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Fatalf("Retry = %v, want %v", err, tc.want)
+			}
+			if calls != tc.calls {
+				t.Errorf("%d attempts, want %d", calls, tc.calls)
+			}
+			// Each retry is logged with its delay: 250 ms, then doubling.
+			if tc.calls > 1 && !strings.Contains(logs.String(), "retry_in=250ms") {
+				t.Errorf("no retry logged with its delay: %s", logs.String())
+			}
+			if tc.calls > 2 && !tc.cancel && !strings.Contains(logs.String(), "retry_in=500ms") {
+				t.Errorf("the delay does not double: %s", logs.String())
+			}
+		})
+	}
+}

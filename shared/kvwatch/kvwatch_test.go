@@ -1,0 +1,235 @@
+package kvwatch
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxlogin/wxlogin/shared/natstest"
+	"github.com/wxlogin/wxlogin/shared/poll"
+)
+
+const bucket = "kvwatch_test"
+
+// view is a Handler that keeps a copy of what the watch delivers, replaced
+// by each (re)started watch's initial values once they are all in.
+type view struct {
+	mu     sync.Mutex
+	begins int
+	keys   map[string]string
+	next   map[string]string // nil unless a load is in progress
+}
+
+func (v *view) Begin() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.begins++
+	v.next = map[string]string{}
+}
+
+func (v *view) Entry(e jetstream.KeyValueEntry) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, m := range []map[string]string{v.keys, v.next} {
+		if m == nil {
+			continue
+		}
+		if e.Operation() == jetstream.KeyValuePut {
+			m[e.Key()] = string(e.Value())
+		} else {
+			delete(m, e.Key())
+		}
+	}
+}
+
+func (v *view) Loaded() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.keys, v.next = v.next, nil
+}
+
+// is reports whether the view holds exactly want.
+func (v *view) is(want map[string]string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.keys != nil && maps.Equal(v.keys, want)
+}
+
+func (v *view) beginCount() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.begins
+}
+
+type world struct {
+	ns *server.Server
+	js jetstream.JetStream
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	ns := natstest.Start(t)
+	js, err := jetstream.New(natstest.Connect(t, ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &world{ns: ns, js: js}
+}
+
+func (w *world) create(t *testing.T) jetstream.KeyValue {
+	t.Helper()
+	kv, err := w.js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv
+}
+
+func (w *world) delete(t *testing.T) {
+	t.Helper()
+	if err := w.js.DeleteKeyValue(context.Background(), bucket); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// restart stops the server, runs down while it is away, and starts it
+// again on its port and store.
+func (w *world) restart(t *testing.T, down func()) {
+	t.Helper()
+	restart := natstest.Stop(t, w.ns)
+	down()
+	w.ns = restart()
+}
+
+// run runs the watch, checking the bucket every 50 ms, until the test ends.
+func (w *world) run(t *testing.T, opts Options, h Handler) {
+	t.Helper()
+	opts.CheckEvery = 50 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Run(ctx, NewBucket(w.js, bucket), opts, h, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
+func put(t *testing.T, kv jetstream.KeyValue, key, value string) {
+	t.Helper()
+	if _, err := kv.Put(context.Background(), key, []byte(value)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	poll.Until(t, 15*time.Second, what, cond)
+}
+
+// TestRun: the watch waits for the bucket, loads it, follows changes, starts
+// over on a bucket deleted and re-created (forgetting what the old one held)
+// and goes on across a NATS restart.
+func TestRun(t *testing.T) {
+	w := newWorld(t)
+	v := &view{}
+	w.run(t, Options{}, v)
+
+	kv := w.create(t)
+	put(t, kv, "a", "1")
+	waitFor(t, "the initial load", func() bool { return v.is(map[string]string{"a": "1"}) })
+
+	put(t, kv, "b", "2")
+	if err := kv.Delete(context.Background(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a put and a delete", func() bool { return v.is(map[string]string{"b": "2"}) })
+
+	begins := v.beginCount()
+	w.delete(t)
+	kv = w.create(t)
+	put(t, kv, "c", "3")
+	waitFor(t, "the watch on the re-created bucket", func() bool { return v.is(map[string]string{"c": "3"}) })
+	if v.beginCount() == begins {
+		t.Error("the handler was not told to start over")
+	}
+
+	w.restart(t, func() {})
+	put(t, kv, "d", "4")
+	waitFor(t, "a write after the NATS restart", func() bool { return v.is(map[string]string{"c": "3", "d": "4"}) })
+}
+
+// TestRunKeys: with a filter, only the matching keys are delivered, before
+// and after the bucket is re-created.
+func TestRunKeys(t *testing.T) {
+	w := newWorld(t)
+	kv := w.create(t)
+	put(t, kv, "user.u1", "1")
+	put(t, kv, "other.o1", "x")
+	v := &view{}
+	w.run(t, Options{Keys: "user.*"}, v)
+	waitFor(t, "the initial load", func() bool { return v.is(map[string]string{"user.u1": "1"}) })
+
+	put(t, kv, "other.o2", "x")
+	put(t, kv, "user.u2", "2")
+	waitFor(t, "a matching write", func() bool { return v.is(map[string]string{"user.u1": "1", "user.u2": "2"}) })
+
+	w.delete(t)
+	kv = w.create(t)
+	put(t, kv, "other.o3", "x")
+	put(t, kv, "user.u3", "3")
+	waitFor(t, "the re-created bucket", func() bool { return v.is(map[string]string{"user.u3": "3"}) })
+}
+
+// TestHealth: healthy once loaded; unhealthy while the bucket is gone and
+// while NATS is away, healthy again after.
+func TestHealth(t *testing.T) {
+	w := newWorld(t)
+	h := NewHealth(time.Now)
+	if h.UnhealthyFor() <= time.Hour {
+		t.Fatalf("before the first load: unhealthy for %s, want forever", h.UnhealthyFor())
+	}
+	kv := w.create(t)
+	put(t, kv, "a", "1")
+	w.run(t, Options{Health: h}, &view{})
+	healthy := func() bool { return h.UnhealthyFor() == 0 }
+	unhealthy := func() bool { return h.UnhealthyFor() > 0 }
+	waitFor(t, "healthy after the load", healthy)
+
+	w.delete(t)
+	waitFor(t, "unhealthy without the bucket", unhealthy)
+	w.create(t)
+	waitFor(t, "healthy on the re-created bucket", healthy)
+
+	w.restart(t, func() { waitFor(t, "unhealthy while NATS is away", unhealthy) })
+	waitFor(t, "healthy after the NATS restart", healthy)
+}
+
+// TestUpdatesOnly: the current values are skipped, later writes delivered.
+func TestUpdatesOnly(t *testing.T) {
+	w := newWorld(t)
+	kv := w.create(t)
+	put(t, kv, "old", "1")
+	v := &view{}
+	w.run(t, Options{UpdatesOnly: true}, v)
+	waitFor(t, "the watch to start", func() bool { return v.is(map[string]string{}) })
+	put(t, kv, "new", "2")
+	waitFor(t, "a later write", func() bool { return v.is(map[string]string{"new": "2"}) })
+}
+
+func TestHealthNeedsWholeBucket(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("Keys with Health accepted")
+		}
+	}()
+	Run(context.Background(), NewBucket(nil, bucket), Options{Keys: "user.*", Health: NewHealth(time.Now)}, &view{}, slog.New(slog.DiscardHandler))
+}

@@ -103,8 +103,7 @@ func loadEndpoints(path string) ([]*Endpoint, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true) // a misspelt key (evnets:) is an error, not an endpoint for every event
 	if err := dec.Decode(&entries); err != nil && !errors.Is(err, io.EOF) {
-		// The parser may quote a value, which may be a secret put in the wrong place.
-		return nil, fmt.Errorf("%s: not a YAML or JSON list of endpoints: %s", path, whsecRe.ReplaceAllString(err.Error(), secretPrefix+"***"))
+		return nil, fmt.Errorf("%s: not a YAML or JSON list of endpoints: %s", path, parseError(err))
 	}
 	if len(entries) == 0 {
 		return nil, fmt.Errorf("%s lists no endpoint", path)
@@ -127,6 +126,19 @@ func loadEndpoints(path string) ([]*Endpoint, error) {
 		eps = append(eps, ep)
 	}
 	return eps, nil
+}
+
+// parseError is the parser's error on one line, with what looks like a
+// secret cut out: it quotes values, a secret put in the wrong place among them.
+func parseError(err error) string {
+	msg := err.Error()
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msg = strings.Join(te.Errors, "; ")
+	}
+	msg = strings.ReplaceAll(msg, "type webhooksvc.entry", "an endpoint")
+	msg = strings.ReplaceAll(msg, "[]webhooksvc.entry", "a list of endpoints")
+	return whsecRe.ReplaceAllString(strings.ReplaceAll(msg, "\n", " "), secretPrefix+"***")
 }
 
 func (e entry) endpoint() (*Endpoint, error) {

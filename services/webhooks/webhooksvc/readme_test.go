@@ -59,12 +59,7 @@ func TestREADMEReceivers(t *testing.T) {
 		if err := os.WriteFile(path, []byte(m[1]), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close() // the snippet listens here
+		addr := freeAddr(t) // the snippet listens here
 		_, port, _ := net.SplitHostPort(addr)
 		r := receiver{name: lang.name, url: "http://" + addr + "/hook", secret: webhooktest.NewSecret(), out: &logtest.Buffer{}}
 		cmd := exec.Command(bin, path)

@@ -165,7 +165,14 @@ type worker struct {
 	m      *metrics
 	log    *slog.Logger
 
-	cons jetstream.Consumer
+	mu   sync.Mutex
+	cons jetstream.Consumer // set by bind, which run calls again if it is deleted
+}
+
+func (w *worker) consumer() jetstream.Consumer {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.cons
 }
 
 func (w *worker) consumerConfig() jetstream.ConsumerConfig {
@@ -190,7 +197,11 @@ func (w *worker) bind(ctx context.Context) error {
 	for {
 		err := jssetup.Retry(ctx, w.nc, w.log, func(ctx context.Context) error {
 			c, err := w.js.CreateOrUpdateConsumer(ctx, identity.EventStream, w.consumerConfig())
-			w.cons = c
+			if err == nil {
+				w.mu.Lock()
+				w.cons = c
+				w.mu.Unlock()
+			}
 			return err
 		})
 		if !errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -277,7 +288,7 @@ func tryAcquire(slots chan struct{}) bool {
 func (w *worker) fetch(ctx context.Context, n int, each func(jetstream.Msg)) (int, error) {
 	fctx, cancel := context.WithTimeout(ctx, fetchWait)
 	defer cancel()
-	batch, err := w.cons.Fetch(n, jetstream.FetchContext(fctx))
+	batch, err := w.consumer().Fetch(n, jetstream.FetchContext(fctx))
 	if err != nil {
 		return 0, err
 	}
@@ -417,7 +428,7 @@ func watchBacklog(ctx context.Context, every time.Duration, workers []*worker, e
 // acknowledged: the first one of its subjects above the consumer's ack
 // floor. Every copy reads the same from the server.
 func (w *worker) oldestUndelivered(ctx context.Context, events jetstream.Stream) (time.Duration, error) {
-	info, err := w.cons.Info(ctx)
+	info, err := w.consumer().Info(ctx)
 	if err != nil {
 		return 0, err
 	}

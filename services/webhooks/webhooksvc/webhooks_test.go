@@ -3,10 +3,13 @@ package webhooksvc_test
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -117,12 +120,7 @@ func TestRetriesUntilTheReceiverIsBack(t *testing.T) {
 	failing.Answer(http.StatusInternalServerError)
 	fine := webhooktest.NewReceiver(t, fineSecret)
 	// Nothing listens at down's address until the receiver comes up there.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	downAddr := ln.Addr().String()
-	ln.Close()
+	downAddr := freeAddr(t)
 	svc := start(t, b.config(writeFile(t,
 		endpoint{Name: "failing", URL: failing.URL, Secret: failingSecret},
 		endpoint{Name: "down", URL: "http://" + downAddr + "/hook", Secret: downSecret},
@@ -153,7 +151,7 @@ func TestRetriesUntilTheReceiverIsBack(t *testing.T) {
 	}
 
 	failing.Answer(http.StatusNoContent)
-	ln, err = net.Listen("tcp", downAddr)
+	ln, err := net.Listen("tcp", downAddr)
 	if err != nil {
 		t.Fatalf("listen on the absent receiver's address again: %v", err)
 	}
@@ -354,5 +352,81 @@ func TestWaitsForTheEventStream(t *testing.T) {
 	poll.Until(t, wait, "the event delivered", func() bool { return len(r.Accepted()) == 1 })
 	if r.Accepted()[0].ID != ev.ID {
 		t.Errorf("delivered %s, want %s", r.Accepted()[0].ID, ev.ID)
+	}
+}
+
+// A consumer deleted under the service (`nats consumer rm`) is created
+// again, and the endpoint gets the events from then on.
+func TestRecreatesADeletedConsumer(t *testing.T) {
+	b := newBus(t)
+	secret := webhooktest.NewSecret()
+	r := webhooktest.NewReceiver(t, secret)
+	svc := start(t, b.config(writeFile(t, endpoint{Name: "crm", URL: r.URL, Secret: secret})))
+	ctx := context.Background()
+	if err := b.events.DeleteConsumer(ctx, identity.EventStream, webhooks.ConsumerPrefix+"crm"); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, wait, "the consumer created again", func() bool {
+		_, err := b.events.Consumer(ctx, identity.EventStream, webhooks.ConsumerPrefix+"crm")
+		return err == nil && strings.Contains(svc.logs.String(), "consumer gone; creating it again")
+	})
+	ev := b.publish(identity.EventUserCreated, "u1")
+	poll.Until(t, wait, "the event delivered", func() bool { return len(r.Accepted()) == 1 })
+	if got := r.Accepted()[0].ID; got != ev.ID {
+		t.Errorf("delivered %s, want %s", got, ev.ID)
+	}
+}
+
+// On shutdown a delivery in flight finishes and is acknowledged: the
+// event does not come again to a restarted service.
+func TestShutdownFinishesDeliveriesInFlight(t *testing.T) {
+	b := newBus(t)
+	secret := webhooktest.NewSecret()
+	arrived := make(chan struct{})
+	var once sync.Once
+	// A receiver that takes half a second to answer: a Serve that did not
+	// wait for it would have closed its connection by then, losing the ack.
+	const answerAfter = 500 * time.Millisecond
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { close(arrived) })
+		select {
+		case <-r.Context().Done():
+		case <-time.After(answerAfter):
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	cfg := b.config(writeFile(t, endpoint{Name: "slow", URL: srv.URL, Secret: secret}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- webhooksvc.Serve(ctx, cfg, slog.New(slog.DiscardHandler), ln) }()
+	poll.Until(t, wait, "ready", func() bool {
+		resp, err := http.Get("http://" + ln.Addr().String() + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == http.StatusOK
+	})
+	b.publish(identity.EventUserCreated, "u1")
+	<-arrived
+	cancel() // SIGTERM while the receiver still holds the request
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	cons, err := b.events.Consumer(context.Background(), identity.EventStream, webhooks.ConsumerPrefix+"slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumAckPending != 0 || info.NumPending != 0 || info.AckFloor.Stream != 1 {
+		t.Errorf("after the stop: %d ack pending, %d pending, ack floor %d; want the event acknowledged", info.NumAckPending, info.NumPending, info.AckFloor.Stream)
 	}
 }

@@ -221,9 +221,8 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 	g.Go(func() error { return sessionsvc.Run(gctx, seCfg, log.With("svc", "session")) })
 	g.Go(func() error { return gatewaysvc.Serve(gctx, gwCfg, log.With("svc", "gateway"), gwLn) })
 	if webhooks {
-		// Its ops server on a port of its own, so that Start can wait for
-		// it: a new endpoint's consumer starts at the stream's end, and the
-		// first login must not come before it.
+		// Its ops server on a port of its own, so that Start returns once
+		// its consumers are in place (and a bad endpoint fails the start).
 		whLn, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, errors.Join(err, g.Wait())

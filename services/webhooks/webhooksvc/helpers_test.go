@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -149,6 +150,8 @@ type service struct {
 	logs *logtest.Buffer
 	log  *slog.Logger // into logs, for the test's own calls (Replay)
 	done chan error
+	// stop stops it (SIGTERM) and waits until it has; the test's end does too.
+	stop func()
 }
 
 // start runs a copy of the service until the test ends and waits until it
@@ -171,17 +174,21 @@ func startNotReady(t *testing.T, cfg webhooksvc.Config) *service {
 	s.log = slog.New(slog.NewJSONHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { s.done <- webhooksvc.Serve(ctx, cfg, s.log, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-s.done:
-			if err != nil {
-				t.Errorf("webhooks service: %v", err)
+	var once sync.Once
+	s.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-s.done:
+				if err != nil {
+					t.Errorf("webhooks service: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("webhooks service did not stop")
 			}
-		case <-time.After(30 * time.Second):
-			t.Error("webhooks service did not stop")
-		}
-	})
+		})
+	}
+	t.Cleanup(s.stop)
 	return s
 }
 

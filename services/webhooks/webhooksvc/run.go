@@ -56,6 +56,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error { return Serve
 // Serve is Run with the ops server (metrics, /livez, /readyz) on ops; nil
 // listens on WXLOGIN_METRICS_ADDR (none: no ops server).
 func Serve(ctx context.Context, cfg Config, log *slog.Logger, ops net.Listener) error {
+	started := time.Now()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -71,8 +72,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, ops net.Listener) 
 	}
 	defer nc.Close()
 	m := newMetrics(eps)
-	// Ready once every endpoint's consumer is there: from then on no new
-	// event is missed (a new consumer starts at the stream's end).
+	// Ready once every endpoint's consumer is there: deliveries can begin.
 	var ready atomic.Bool
 	readyFn := func(context.Context) error {
 		switch {
@@ -104,7 +104,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, ops net.Listener) 
 	workers := make([]*worker, len(eps))
 	for i, ep := range eps {
 		workers[i] = &worker{cfg: cfg, ep: ep, nc: nc, js: js, client: newClient(ep), m: m, log: log.With("endpoint", ep.Name)}
-		if err := workers[i].bind(ctx); err != nil {
+		if err := workers[i].bind(ctx, started); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -175,13 +175,17 @@ func (w *worker) consumer() jetstream.Consumer {
 	return w.cons
 }
 
-func (w *worker) consumerConfig() jetstream.ConsumerConfig {
+// consumerConfig is the endpoint's consumer. A new one starts at from: a
+// new endpoint gets the events stored since the service started with it,
+// not the stream's week (nor, on a first deployment, miss those stored
+// while it waited for the stream).
+func (w *worker) consumerConfig(from time.Time) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:        webhooks.ConsumerPrefix + w.ep.Name,
-		Description:    "wxlogin webhooks: endpoint " + w.ep.Name, // not the URL: its query may hold a token
-		FilterSubjects: w.ep.subjects(),
-		// A new endpoint gets the events from now on, not the stream's week.
-		DeliverPolicy:     jetstream.DeliverNewPolicy,
+		Durable:           webhooks.ConsumerPrefix + w.ep.Name,
+		Description:       "wxlogin webhooks: endpoint " + w.ep.Name, // not the URL: its query may hold a token
+		FilterSubjects:    w.ep.subjects(),
+		DeliverPolicy:     jetstream.DeliverByStartTimePolicy,
+		OptStartTime:      &from,
 		AckPolicy:         jetstream.AckExplicitPolicy,
 		AckWait:           w.ep.Timeout + ackMargin,
 		MaxDeliver:        -1, // retried until MaxAge, then parked: never dropped by the server
@@ -190,13 +194,14 @@ func (w *worker) consumerConfig() jetstream.ConsumerConfig {
 	}
 }
 
-// bind creates the endpoint's consumer, or updates it to the file's
-// events. The stream is identity's: until it exists, wait for it.
-func (w *worker) bind(ctx context.Context) error {
+// bind creates the endpoint's consumer (starting at from), or updates the
+// one there to the file's events, keeping where it started. The stream is
+// identity's: until it exists, wait for it.
+func (w *worker) bind(ctx context.Context, from time.Time) error {
 	backoff := 100 * time.Millisecond
 	for {
 		err := jssetup.Retry(ctx, w.nc, w.log, func(ctx context.Context) error {
-			c, err := w.js.CreateOrUpdateConsumer(ctx, identity.EventStream, w.consumerConfig())
+			c, err := w.createOrUpdate(ctx, from)
 			if err == nil {
 				w.mu.Lock()
 				w.cons = c
@@ -260,7 +265,7 @@ func (w *worker) run(ctx context.Context) {
 		backoff = min(max(2*backoff, 250*time.Millisecond), 5*time.Second)
 		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, nats.ErrNoResponders) {
 			w.log.Warn("consumer gone; creating it again", "error", err)
-			if err := w.bind(ctx); err != nil && ctx.Err() == nil {
+			if err := w.bind(ctx, time.Now()); err != nil && ctx.Err() == nil {
 				w.log.Error("cannot create the consumer again", "error", err)
 			}
 		} else {
@@ -272,6 +277,27 @@ func (w *worker) run(ctx context.Context) {
 		case <-time.After(backoff):
 		}
 	}
+}
+
+// createOrUpdate is CreateOrUpdateConsumer for a consumer whose start time
+// differs on every run: the server refuses to change where a consumer
+// started, so an existing one is updated with its own.
+func (w *worker) createOrUpdate(ctx context.Context, from time.Time) (jetstream.Consumer, error) {
+	cfg := w.consumerConfig(from)
+	c, err := w.js.Consumer(ctx, identity.EventStream, cfg.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		c, err = w.js.CreateConsumer(ctx, identity.EventStream, cfg)
+		if !errors.Is(err, jetstream.ErrConsumerExists) {
+			return c, err
+		}
+		// Another copy created it meanwhile: update that one.
+		c, err = w.js.Consumer(ctx, identity.EventStream, cfg.Durable)
+	}
+	if err != nil {
+		return nil, err
+	}
+	cfg.DeliverPolicy, cfg.OptStartTime, cfg.OptStartSeq = c.CachedInfo().Config.DeliverPolicy, c.CachedInfo().Config.OptStartTime, c.CachedInfo().Config.OptStartSeq
+	return w.js.UpdateConsumer(ctx, identity.EventStream, cfg)
 }
 
 func tryAcquire(slots chan struct{}) bool {

@@ -184,7 +184,10 @@ func TestCopiesShareTheWork(t *testing.T) {
 	secret := webhooktest.NewSecret()
 	r := webhooktest.NewReceiver(t, secret)
 	cfg := b.config(writeFile(t, endpoint{Name: "crm", URL: r.URL, Secret: secret, Concurrency: 2}))
-	one, two := start(t, cfg), start(t, cfg)
+	// Started together: both may find no consumer and create it.
+	one, two := startNotReady(t, cfg), startNotReady(t, cfg)
+	one.waitReady(t)
+	two.waitReady(t)
 
 	const n = 40
 	var want []string
@@ -428,5 +431,27 @@ func TestShutdownFinishesDeliveriesInFlight(t *testing.T) {
 	}
 	if info.NumAckPending != 0 || info.NumPending != 0 || info.AckFloor.Stream != 1 {
 		t.Errorf("after the stop: %d ack pending, %d pending, ack floor %d; want the event acknowledged", info.NumAckPending, info.NumPending, info.AckFloor.Stream)
+	}
+}
+
+// The consumer is durable: the events stored while no copy runs are
+// delivered when one starts again, and none twice.
+func TestResumesAfterARestart(t *testing.T) {
+	b := newBus(t)
+	secret := webhooktest.NewSecret()
+	r := webhooktest.NewReceiver(t, secret)
+	cfg := b.config(writeFile(t, endpoint{Name: "crm", URL: r.URL, Secret: secret}))
+	svc := start(t, cfg)
+	first := b.publish(identity.EventUserCreated, "u1")
+	poll.Until(t, wait, "the first event delivered", func() bool { return len(r.Accepted()) == 1 })
+	svc.stop()
+	var want []string
+	for _, u := range []string{"u2", "u3"} {
+		want = append(want, b.publish(identity.EventUserCreated, u).ID)
+	}
+	start(t, cfg)
+	poll.Until(t, wait, "the events of the downtime delivered", func() bool { return len(r.Accepted()) == 3 })
+	if got := ids(r.Deliveries()); got[0] != first.ID || !slices.Equal(slices.Sorted(slices.Values(got[1:])), slices.Sorted(slices.Values(want))) {
+		t.Errorf("delivered %v, want %s then %v, each once", got, first.ID, want)
 	}
 }

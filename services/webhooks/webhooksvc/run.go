@@ -428,7 +428,7 @@ func watchBacklog(ctx context.Context, every time.Duration, workers []*worker, e
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		rctx, cancel := context.WithTimeout(ctx, every)
+		rctx, cancel := context.WithTimeout(ctx, max(every, settleTimeout))
 		for _, w := range workers {
 			if age, err := w.oldestUndelivered(rctx, events); err == nil {
 				m.oldest.WithLabelValues(w.ep.Name).Set(age.Seconds())

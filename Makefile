@@ -78,7 +78,7 @@ compose-test:
 ## build: the service binaries into ./bin
 build:
 	mkdir -p bin
-	for s in gateway identity session fakewechat devstack; do $(GO) build -o bin/$$s ./services/$$s || exit 1; done
+	for s in gateway identity session webhooks fakewechat devstack; do $(GO) build -o bin/$$s ./services/$$s || exit 1; done
 
 devstack:
 	$(GO) run ./services/devstack

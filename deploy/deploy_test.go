@@ -74,6 +74,8 @@ var designEnv = []string{
 	"WXLOGIN_CORS_ORIGINS",
 	"WXLOGIN_LOG_LEVEL",
 	"WXLOGIN_INTROSPECT_CLIENTS",
+	"WXLOGIN_WEBHOOKS_FILE",
+	"WXLOGIN_WEBHOOKS_MAX_AGE",
 	// Additions to the contract, documented in the README's configuration table.
 	"WXLOGIN_METRICS_ADDR",
 	"WXLOGIN_NATS_REPLICAS",
@@ -95,7 +97,7 @@ var designEnv = []string{
 }
 
 // The images deploy/Dockerfile builds (its SERVICE argument).
-var buildableServices = []string{"gateway", "identity", "session", "fakewechat"}
+var buildableServices = []string{"gateway", "identity", "session", "webhooks", "fakewechat"}
 
 type composeFile struct {
 	Services map[string]composeService `yaml:"services"`
@@ -184,7 +186,7 @@ func TestCompose(t *testing.T) {
 	f := loadCompose(t, composePath)
 
 	t.Run("services exist", func(t *testing.T) {
-		for _, name := range []string{"nats", "postgres", "gateway", "identity", "session", "fakewechat"} {
+		for _, name := range []string{"nats", "postgres", "gateway", "identity", "session", "webhooks", "fakewechat"} {
 			if _, ok := f.Services[name]; !ok {
 				t.Errorf("service %q missing", name)
 			}
@@ -243,8 +245,11 @@ func TestCompose(t *testing.T) {
 	t.Run("profiles", func(t *testing.T) {
 		for name, s := range f.Services {
 			want := []string(nil)
-			if name == "fakewechat" {
+			switch name {
+			case "fakewechat":
 				want = []string{"dev"}
+			case "webhooks": // nothing to do without WXLOGIN_WEBHOOKS_FILE
+				want = []string{"webhooks"}
 			}
 			if !slices.Equal(s.Profiles, want) {
 				t.Errorf("%s profiles = %v, want %v", name, s.Profiles, want)
@@ -330,7 +335,7 @@ func TestCompose(t *testing.T) {
 	})
 
 	t.Run("services connect to the compose nats and postgres", func(t *testing.T) {
-		for _, name := range []string{"gateway", "identity", "session"} {
+		for _, name := range []string{"gateway", "identity", "session", "webhooks"} {
 			if got := f.Services[name].Environment["WXLOGIN_NATS_URL"]; !strings.Contains(got, "nats://nats:4222") {
 				t.Errorf("%s WXLOGIN_NATS_URL = %q, want nats://nats:4222 by default", name, got)
 			}
@@ -382,7 +387,7 @@ func TestCompose(t *testing.T) {
 
 	t.Run("the cluster override replicates three times", func(t *testing.T) {
 		over := loadCompose(t, clusterComposePath)
-		for _, name := range []string{"identity", "session"} {
+		for _, name := range []string{"identity", "session", "webhooks"} {
 			if got := over.Services[name].Environment["WXLOGIN_NATS_REPLICAS"]; got != "3" {
 				t.Errorf("cluster override: %s WXLOGIN_NATS_REPLICAS = %q, want 3", name, got)
 			}
@@ -396,6 +401,7 @@ func TestCompose(t *testing.T) {
 			"identity": {"WXLOGIN_APPS_FILE": "wxlogin_apps"},
 			"migrate":  {"WXLOGIN_APPS_FILE": "wxlogin_apps"},
 			"session":  {"WXLOGIN_APPS_FILE": "wxlogin_apps", "WXLOGIN_JWT_KEY_FILE": "wxlogin_jwt_key"},
+			"webhooks": {"WXLOGIN_WEBHOOKS_FILE": "wxlogin_webhooks"},
 		}
 		for name, vars := range want {
 			s := f.Services[name]
@@ -437,7 +443,7 @@ func TestCompose(t *testing.T) {
 				t.Errorf("%s: read_only is not set", name)
 			}
 		}
-		for _, name := range []string{"gateway", "identity", "session", "fakewechat"} {
+		for _, name := range []string{"gateway", "identity", "session", "webhooks", "fakewechat"} {
 			if b := f.Services[name].Build; b == nil || b.Args["SERVICE"] != name {
 				t.Errorf("%s does not build SERVICE=%s", name, name)
 			}
@@ -458,7 +464,7 @@ func TestCompose(t *testing.T) {
 		// identity and session are healthy when ready (the gateway waits
 		// for that); the gateway when alive (/readyz would tie its health
 		// to theirs).
-		for name, url := range map[string]string{"gateway": "8080/livez", "identity": "9100/readyz", "session": "9100/readyz"} {
+		for name, url := range map[string]string{"gateway": "8080/livez", "identity": "9100/readyz", "session": "9100/readyz", "webhooks": "9100/readyz"} {
 			s := f.Services[name]
 			port, _, _ := strings.Cut(url, "/")
 			want := "http://127.0.0.1:" + url
@@ -493,6 +499,7 @@ func TestCompose(t *testing.T) {
 			"gateway":  {"nats": "service_healthy", "identity": "service_healthy", "session": "service_healthy"},
 			"identity": {"nats": "service_healthy", "postgres": "service_healthy"},
 			"session":  {"nats": "service_healthy"},
+			"webhooks": {"nats": "service_healthy"},
 		}
 		for name, deps := range want {
 			for dep, cond := range deps {
@@ -688,7 +695,7 @@ func TestNATSCluster(t *testing.T) {
 				t.Errorf("%s has no data volume at /data", name)
 			}
 		}
-		for _, name := range []string{"gateway", "identity", "session"} {
+		for _, name := range []string{"gateway", "identity", "session", "webhooks"} {
 			got := over.Services[name].Environment["WXLOGIN_NATS_URL"]
 			for i := 1; i <= 3; i++ {
 				if !strings.Contains(got, fmt.Sprintf("nats://nats-%d:4222", i)) {

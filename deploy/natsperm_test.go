@@ -194,6 +194,69 @@ func TestNATSPermissions(t *testing.T) {
 			t.Fatalf("events: delete its consumer: %v", err)
 		}
 
+		// services/webhooks, as events: a durable per endpoint, filtered on
+		// several types (the create subject without a filter in it)...
+		wc, err := events.js.CreateOrUpdateConsumer(ctx, "WXLOGIN_EVENTS", jetstream.ConsumerConfig{
+			Durable: "webhooks_crm", FilterSubjects: []string{"wxlogin.events.user.created", "wxlogin.events.user.bound"},
+			AckPolicy: jetstream.AckExplicitPolicy,
+		})
+		if err != nil {
+			t.Fatalf("events: the webhooks' durable consumer: %v", err)
+		}
+		wm, err := wc.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("events: fetch from the webhooks' consumer: %v", err)
+		}
+		if err := wm.NakWithDelay(time.Millisecond); err != nil {
+			t.Fatalf("events: nak with a delay: %v", err)
+		}
+		if wm, err = wc.Next(jetstream.FetchMaxWait(5 * time.Second)); err != nil || wm.DoubleAck(ctx) != nil {
+			t.Fatalf("events: the retry, acknowledged: %v", err)
+		}
+		if _, err := wc.Info(ctx); err != nil {
+			t.Fatalf("events: consumer info: %v", err)
+		}
+		// ...and the dead-letter stream, a work queue it creates, parks
+		// events on, reads, and empties by acknowledging.
+		dead, err := events.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name: "WXLOGIN_WEBHOOKS_DEAD", Subjects: []string{"wxlogin.webhooks.dead.>"}, Retention: jetstream.WorkQueuePolicy,
+		})
+		if err != nil {
+			t.Fatalf("events: create the dead-letter stream: %v", err)
+		}
+		if _, err := events.js.Publish(ctx, "wxlogin.webhooks.dead.crm", []byte(`{"id":"ev-1"}`)); err != nil {
+			t.Fatalf("events: park a dead letter: %v", err)
+		}
+		if _, err := dead.GetMsg(ctx, 1); err != nil {
+			t.Fatalf("events: read a dead letter: %v", err)
+		}
+		rc, err := dead.CreateConsumer(ctx, jetstream.ConsumerConfig{FilterSubject: "wxlogin.webhooks.dead.crm", AckPolicy: jetstream.AckExplicitPolicy})
+		if err != nil {
+			t.Fatalf("events: replay consumer: %v", err)
+		}
+		if dm, err := rc.Next(jetstream.FetchMaxWait(5 * time.Second)); err != nil || dm.DoubleAck(ctx) != nil {
+			t.Fatalf("events: replay a dead letter: %v", err)
+		}
+		if err := dead.DeleteConsumer(ctx, rc.CachedInfo().Name); err != nil {
+			t.Fatalf("events: delete the replay consumer: %v", err)
+		}
+		if n := streamMsgs(t, ctx, events, "WXLOGIN_WEBHOOKS_DEAD"); n != 0 {
+			t.Errorf("the acknowledged dead letter is still there (%d messages)", n)
+		}
+		// No one else parks dead letters; events parks nowhere else, and
+		// deletes neither the stream nor a message of it.
+		events.mustPublish(t, "wxlogin.webhooks.dead.crm")
+		for _, u := range []*busUser{gateway, identity, session} {
+			u.cannotPublish(t, "wxlogin.webhooks.dead.crm")
+		}
+		events.cannotPublish(t, "wxlogin.webhooks.other")
+		events.cannotRequest(t, "$JS.API.STREAM.CREATE.WXLOGIN_WEBHOOKS_OTHER")
+		events.cannotRequest(t, "$JS.API.STREAM.DELETE.WXLOGIN_WEBHOOKS_DEAD")
+		events.cannotRequest(t, "$JS.API.STREAM.PURGE.WXLOGIN_WEBHOOKS_DEAD")
+		events.cannotRequest(t, "$JS.API.STREAM.MSG.DELETE.WXLOGIN_WEBHOOKS_DEAD")
+		identity.mustPublish(t, "wxlogin.events.user.bound")
+		events.cannotPublish(t, "wxlogin.events.user.bound")
+
 		// No requests to the services: not a token, not a user, not admin.
 		for _, subj := range []string{"wxlogin.session.issue", "wxlogin.session.refresh", "wxlogin.identity.user.get", "wxlogin.identity.admin.users.disabled", "wxlogin.identity.miniprogram.login"} {
 			gateway.mustRequest(t, subj)

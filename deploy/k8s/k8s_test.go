@@ -43,7 +43,7 @@ var kinds = map[string]func() any{
 // (git-ignored; an operator creates them): placeholders here.
 var secretFiles = []string{
 	"nats-gateway-password", "nats-identity-password", "nats-session-password", "nats-events-password",
-	"database-url", "miniprogram-secret", "web-secret", "jwt-ed25519.pem",
+	"database-url", "miniprogram-secret", "web-secret", "jwt-ed25519.pem", "webhooks.yaml",
 }
 
 type object struct {
@@ -130,8 +130,8 @@ func TestProduction(t *testing.T) {
 	}
 	for _, want := range []string{
 		"Namespace/wxlogin", "ConfigMap/wxlogin-config",
-		"Deployment/gateway", "Deployment/identity", "Deployment/session", "Job/wxlogin-migrate", "Service/gateway",
-		"PodDisruptionBudget/gateway", "PodDisruptionBudget/identity", "PodDisruptionBudget/session",
+		"Deployment/gateway", "Deployment/identity", "Deployment/session", "Deployment/webhooks", "Job/wxlogin-migrate", "Service/gateway",
+		"PodDisruptionBudget/gateway", "PodDisruptionBudget/identity", "PodDisruptionBudget/session", "PodDisruptionBudget/webhooks",
 		"HorizontalPodAutoscaler/gateway", "HorizontalPodAutoscaler/identity",
 		"NetworkPolicy/default-deny", "NetworkPolicy/gateway-ingress",
 		"Secret/wxlogin-nats-users",
@@ -268,6 +268,21 @@ func TestProduction(t *testing.T) {
 					t.Errorf("HPA %s targets %+v", x.Name, x.Spec.ScaleTargetRef)
 				}
 			}
+		}
+	})
+
+	t.Run("webhooks: the user events, HTTPS out", func(t *testing.T) {
+		env := map[string]string{}
+		for _, e := range deployments["webhooks"].Spec.Template.Spec.Containers[0].Env {
+			env[e.Name] = e.Value
+		}
+		if env["WXLOGIN_NATS_USER"] != "events" || env["WXLOGIN_WEBHOOKS_FILE"] == "" {
+			t.Errorf("webhooks env %v, want the NATS user events and WXLOGIN_WEBHOOKS_FILE", env)
+		}
+		np, ok := byKey["NetworkPolicy/webhooks-egress"].(*networkingv1.NetworkPolicy)
+		if !ok || np.Spec.PodSelector.MatchLabels["app.kubernetes.io/name"] != "webhooks" ||
+			len(np.Spec.Egress) != 1 || np.Spec.Egress[0].Ports[0].Port.IntValue() != 443 {
+			t.Errorf("webhooks-egress = %+v, want the webhooks pods out on 443", np)
 		}
 	})
 

@@ -1,7 +1,8 @@
 // Command devstack runs all of wxlogin in one process for development and
 // demos: an embedded NATS server with JetStream, the fake WeChat, identity,
-// session and the gateway. It needs only a reachable PostgreSQL; it creates
-// and migrates the database itself.
+// session and the gateway, and the webhooks service when
+// WXLOGIN_WEBHOOKS_FILE names endpoints. It needs only a reachable
+// PostgreSQL; it creates and migrates the database itself.
 package main
 
 import (

@@ -267,7 +267,7 @@ func binaries(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
-		out, err := exec.Command("go", "build", "-o", binDir, "../gateway", "../identity", "../session").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", binDir, "../gateway", "../identity", "../session", "../webhooks").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("%v\n%s", err, out)
 		}

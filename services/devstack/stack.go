@@ -22,6 +22,7 @@ import (
 	"github.com/wxlogin/wxlogin/services/gateway/gatewaysvc"
 	"github.com/wxlogin/wxlogin/services/identity/identitysvc"
 	"github.com/wxlogin/wxlogin/services/session/sessionsvc"
+	"github.com/wxlogin/wxlogin/services/webhooks/webhooksvc"
 	"github.com/wxlogin/wxlogin/shared/natsauth"
 	"github.com/wxlogin/wxlogin/shared/natsconn"
 	"github.com/wxlogin/wxlogin/shared/wechat/fakewechat"
@@ -60,6 +61,9 @@ type Stack struct {
 	FakeURL    string
 	NATSURL    string
 	Fake       *fakewechat.Server
+	// WebhooksURL is the webhooks service's ops server (/metrics, /readyz);
+	// "" when WXLOGIN_WEBHOOKS_FILE is not set and the service does not run.
+	WebhooksURL string
 
 	group *errgroup.Group
 }
@@ -187,6 +191,19 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 	if len(gwCfg.RedirectURIs) == 0 {
 		gwCfg.RedirectURIs = []string{gwCfg.PublicURL + "/demo"} // the demo's in-WeChat tab
 	}
+	// The webhooks service runs when there are endpoints to deliver to.
+	var whCfg webhooksvc.Config
+	webhooks := os.Getenv("WXLOGIN_WEBHOOKS_FILE") != "" || os.Getenv("WXLOGIN_WEBHOOKS_FILE_FILE") != ""
+	if webhooks {
+		if whCfg, err = webhooksvc.ConfigFromEnv(); err != nil {
+			return nil, err
+		}
+		whCfg.NATSURL, whCfg.NATSAuth = st.NATSURL, creds(natsauth.Events)
+		whCfg.NATSReplicas = 1
+		if _, err := whCfg.Endpoints(); err != nil {
+			return nil, err // a bad file stops the devstack now, not its webhooks later
+		}
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	st.group = g
@@ -203,6 +220,16 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 	g.Go(func() error { return identitysvc.Run(gctx, idCfg, log.With("svc", "identity")) })
 	g.Go(func() error { return sessionsvc.Run(gctx, seCfg, log.With("svc", "session")) })
 	g.Go(func() error { return gatewaysvc.Serve(gctx, gwCfg, log.With("svc", "gateway"), gwLn) })
+	if webhooks {
+		// Its ops server on a port of its own, so that Start returns once
+		// its consumers are in place (and a bad endpoint fails the start).
+		whLn, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, errors.Join(err, g.Wait())
+		}
+		st.WebhooksURL = "http://" + whLn.Addr().String()
+		g.Go(func() error { return webhooksvc.Serve(gctx, whCfg, log.With("svc", "webhooks"), whLn) })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -218,6 +245,11 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 
 	if err := waitReady(gctx, st.GatewayURL+"/readyz", 30*time.Second); err != nil {
 		return nil, errors.Join(err, g.Wait())
+	}
+	if webhooks {
+		if err := waitReady(gctx, st.WebhooksURL+"/readyz", 30*time.Second); err != nil {
+			return nil, errors.Join(fmt.Errorf("webhooks service: %w", err), g.Wait())
+		}
 	}
 	return st, nil
 }
@@ -240,8 +272,16 @@ Try a mini-program login:
 
 The same with a mobile app's code: appid %[5]s and POST %[1]s/api/v1/auth/app/login.
 The in-WeChat browser login (official account): %[1]s/demo?mode=oa
+%[6]s
+`, s.GatewayURL, s.FakeURL, s.NATSURL, devMiniProgramAppID, fakewechat.DevAppAppID, s.webhooksLine())
+}
 
-`, s.GatewayURL, s.FakeURL, s.NATSURL, devMiniProgramAppID, fakewechat.DevAppAppID)
+// webhooksLine says where the events go as webhooks, or how to send them.
+func (s *Stack) webhooksLine() string {
+	if s.WebhooksURL == "" {
+		return "Webhooks are off: set WXLOGIN_WEBHOOKS_FILE to your endpoints (README, \"Webhooks\").\n"
+	}
+	return "Webhooks: the events go to the endpoints of WXLOGIN_WEBHOOKS_FILE (metrics " + s.WebhooksURL + "/metrics).\n"
 }
 
 // natsPasswords are the NATS users' passwords: from the variables the
@@ -347,7 +387,7 @@ func waitReady(ctx context.Context, url string, limit time.Duration) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("gateway not ready after %s", limit)
+			return fmt.Errorf("%s not ready after %s", url, limit)
 		case <-t.C:
 		}
 	}

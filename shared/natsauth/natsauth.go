@@ -16,11 +16,12 @@ import (
 
 	"github.com/wxlogin/wxlogin/shared/api/identity"
 	"github.com/wxlogin/wxlogin/shared/api/session"
+	"github.com/wxlogin/wxlogin/shared/api/webhooks"
 	"github.com/wxlogin/wxlogin/shared/natsconn"
 )
 
 // The users, one per service, plus events for the systems that read the
-// event stream.
+// event stream (services/webhooks among them).
 const (
 	Gateway  = natsconn.Gateway
 	Identity = natsconn.Identity
@@ -106,8 +107,24 @@ func Permissions(user string) *server.Permissions {
 						"$JS.ACK." + identity.EventStream + ".>",
 						"$JS.FC." + identity.EventStream + ".>",
 					},
+					// services/webhooks' dead letters: it creates the stream,
+					// parks events on it, and `webhooks replay` reads them
+					// through a consumer whose acks delete them (a work queue:
+					// no message delete, which stays denied).
+					[]string{webhooks.DeadStreamSubjects},
+					stream(webhooks.DeadStream, "STREAM.CREATE", "STREAM.UPDATE", "STREAM.INFO", "STREAM.MSG.GET", "DIRECT.GET", "CONSUMER.CREATE"),
+					[]string{
+						"$JS.API.DIRECT.GET." + webhooks.DeadStream + ".>",
+						"$JS.API.CONSUMER.CREATE." + webhooks.DeadStream + ".>",
+						"$JS.API.CONSUMER.INFO." + webhooks.DeadStream + ".*",
+						"$JS.API.CONSUMER.DELETE." + webhooks.DeadStream + ".*",
+						"$JS.API.CONSUMER.MSG.NEXT." + webhooks.DeadStream + ".*",
+						"$JS.ACK." + webhooks.DeadStream + ".>",
+					},
 				),
-				Deny: concat([]string{"wxlogin.>", "$KV.>", "$SRV.>"}, alwaysDenied()),
+				// Not wxlogin.> as a whole: the dead letters are below it.
+				// No events, no requests to identity or session.
+				Deny: concat([]string{"wxlogin.events.>", "wxlogin.identity.>", "wxlogin.session.>", "$KV.>", "$SRV.>"}, alwaysDenied()),
 			},
 			Subscribe: inboxOnly(Events),
 		}

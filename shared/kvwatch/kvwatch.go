@@ -339,10 +339,15 @@ func bucketState(ctx context.Context, kv jetstream.KeyValue) (state, error) {
 // drainTimeout bounds how long stop waits for a stopped watch to wind down.
 const drainTimeout = time.Second
 
-// stop ends a watch. The subscription's callback blocks while the updates
-// channel is full, so drain it until the subscription closes the channel.
+// stop ends a watch without waiting on NATS. Stop unsubscribes, then
+// deletes the watch's consumer with a request that ignores any ctx: with
+// the server gone it waits out the client's own timeout (5 s), which would
+// hold up a shutdown. So it runs on its own, ending then or when the
+// connection closes; the server drops an ephemeral consumer nobody listens
+// to anyway. The subscription's callback blocks while the updates channel
+// is full, so drain it until the subscription closes the channel.
 func stop(w jetstream.KeyWatcher) {
-	_ = w.Stop()
+	go func() { _ = w.Stop() }()
 	t := time.NewTimer(drainTimeout)
 	defer t.Stop()
 	for {

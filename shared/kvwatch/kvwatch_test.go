@@ -233,3 +233,41 @@ func TestHealthNeedsWholeBucket(t *testing.T) {
 	}()
 	Run(context.Background(), NewBucket(nil, bucket), Options{Keys: "user.*", Health: NewHealth(time.Now)}, &view{}, slog.New(slog.DiscardHandler))
 }
+
+// TestRunEndsPromptlyWithoutNATS: with the server gone, cancelling ctx ends
+// Run at once. Stopping a watch deletes its consumer with a request that
+// ignores ctx and waits out its own 5 s timeout; a shutdown must not wait
+// for it. Several watches, as a service runs them: each used to have about
+// even odds of waiting.
+func TestRunEndsPromptlyWithoutNATS(t *testing.T) {
+	w := newWorld(t)
+	kv := w.create(t)
+	put(t, kv, "user.u1", "1")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var running sync.WaitGroup
+	for _, c := range []struct {
+		opts Options
+		want map[string]string
+	}{
+		{Options{}, map[string]string{"user.u1": "1"}},
+		{Options{Health: NewHealth(time.Now)}, map[string]string{"user.u1": "1"}},
+		{Options{Keys: "user.*"}, map[string]string{"user.u1": "1"}},
+		{Options{UpdatesOnly: true}, map[string]string{}},
+	} {
+		v := &view{}
+		running.Go(func() { Run(ctx, NewBucket(w.js, bucket), c.opts, v, slog.New(slog.NewTextHandler(t.Output(), nil))) })
+		waitFor(t, "the initial load", func() bool { return v.is(c.want) })
+	}
+
+	w.ns.Shutdown()
+	waitFor(t, "the connection to notice", func() bool { return !w.js.Conn().IsConnected() })
+	cancel()
+	stopped := make(chan struct{})
+	go func() { running.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Run did not return within 2 s of ctx ending while NATS is down")
+	}
+}

@@ -2,6 +2,7 @@ package kvwatch
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"maps"
 	"sync"
@@ -269,5 +270,36 @@ func TestRunEndsPromptlyWithoutNATS(t *testing.T) {
 	case <-stopped:
 	case <-time.After(2 * time.Second):
 		t.Fatal("Run did not return within 2 s of ctx ending while NATS is down")
+	}
+}
+
+// TestOpenWaitEndsWithCtx: with the server gone a lookup of the bucket
+// lasts until its ctx ends; an Open behind it gives up when its own ctx
+// does, not when the lookup it waits for does.
+func TestOpenWaitEndsWithCtx(t *testing.T) {
+	w := newWorld(t)
+	nc := w.js.Conn()
+	w.ns.Shutdown()
+	waitFor(t, "the connection to notice", func() bool { return !nc.IsConnected() })
+
+	b := NewBucket(w.js, bucket)
+	sent := nc.Stats().OutMsgs
+	slow, cancelSlow := context.WithTimeout(context.Background(), 10*time.Second)
+	looking := make(chan struct{})
+	go func() {
+		defer close(looking)
+		_, _ = b.Open(slow)
+	}()
+	defer func() { cancelSlow(); <-looking }()
+	waitFor(t, "the first lookup to be sent", func() bool { return nc.Stats().OutMsgs > sent })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := b.Open(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Open = %v, want its ctx's deadline", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Open with a 100 ms ctx took %s behind another lookup", d)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -81,20 +80,27 @@ func ReplicasError(err error, replicas int) error {
 type Bucket struct {
 	js  jetstream.JetStream
 	cfg jetstream.KeyValueConfig
-
-	mu sync.Mutex
-	kv jetstream.KeyValue
+	// lock guards kv and is held across the create, so that concurrent
+	// first calls send one. A channel, not a mutex: with NATS down a create
+	// lasts until its ctx ends, and waiting behind it must end with the
+	// waiter's ctx.
+	lock chan struct{}
+	kv   jetstream.KeyValue
 }
 
 // NewBucket returns the bucket cfg over js.
 func NewBucket(js jetstream.JetStream, cfg jetstream.KeyValueConfig) *Bucket {
-	return &Bucket{js: js, cfg: cfg}
+	return &Bucket{js: js, cfg: cfg, lock: make(chan struct{}, 1)}
 }
 
 // KV opens the bucket (once it has succeeded, without a round trip).
 func (b *Bucket) KV(ctx context.Context) (jetstream.KeyValue, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	select {
+	case b.lock <- struct{}{}:
+		defer func() { <-b.lock }()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("kv bucket %s: %w", b.cfg.Bucket, ctx.Err())
+	}
 	if b.kv != nil {
 		return b.kv, nil
 	}

@@ -6,11 +6,14 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wxlogin/wxlogin/shared/logtest"
 	"github.com/wxlogin/wxlogin/shared/natstest"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 func TestRetry(t *testing.T) {
@@ -58,5 +61,39 @@ func TestRetry(t *testing.T) {
 				t.Errorf("the delay does not double: %s", logs.String())
 			}
 		})
+	}
+}
+
+// TestBucketWaitEndsWithCtx: with the server gone a create lasts until its
+// ctx ends; a call behind it gives up when its own ctx does.
+func TestBucketWaitEndsWithCtx(t *testing.T) {
+	s := natstest.Start(t)
+	nc := natstest.Connect(t, s)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Shutdown()
+	poll.Until(t, 10*time.Second, "the connection to notice", func() bool { return !nc.IsConnected() })
+
+	b := NewBucket(js, jetstream.KeyValueConfig{Bucket: "jssetup_test"})
+	sent := nc.Stats().OutMsgs
+	slow, cancelSlow := context.WithTimeout(context.Background(), 10*time.Second)
+	creating := make(chan struct{})
+	go func() {
+		defer close(creating)
+		_, _ = b.KV(slow)
+	}()
+	defer func() { cancelSlow(); <-creating }()
+	poll.Until(t, 10*time.Second, "the first create to be sent", func() bool { return nc.Stats().OutMsgs > sent })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := b.KV(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("KV = %v, want its ctx's deadline", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("KV with a 100 ms ctx took %s behind another create", d)
 	}
 }

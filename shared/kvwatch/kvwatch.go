@@ -119,14 +119,20 @@ const DefaultCheckEvery = 10 * time.Second
 type Bucket struct {
 	js   jetstream.JetStream
 	name string
+	// lookup is held by the one lookup under way; other callers wait for
+	// its result rather than send their own. A channel, not a mutex: with
+	// NATS down a lookup lasts until its ctx ends, and waiting behind it
+	// must end with the waiter's ctx.
+	lookup chan struct{}
 
-	mu sync.Mutex
-	kv jetstream.KeyValue
+	mu  sync.Mutex // guards kv and gen; never held across a round trip
+	kv  jetstream.KeyValue
+	gen uint64 // counts forgets: a lookup sent before one is not remembered
 }
 
 // NewBucket returns a Bucket for name on js.
 func NewBucket(js jetstream.JetStream, name string) *Bucket {
-	return &Bucket{js: js, name: name}
+	return &Bucket{js: js, name: name, lookup: make(chan struct{}, 1)}
 }
 
 // Name is the bucket's name.
@@ -135,23 +141,43 @@ func (b *Bucket) Name() string { return b.name }
 // Open returns the bucket; jetstream.ErrBucketNotFound until its owner has
 // created it.
 func (b *Bucket) Open(ctx context.Context) (jetstream.KeyValue, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.kv != nil {
-		return b.kv, nil
+	if kv, _ := b.handle(); kv != nil {
+		return kv, nil
+	}
+	select {
+	case b.lookup <- struct{}{}:
+		defer func() { <-b.lookup }()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("open KV bucket %s: %w", b.name, ctx.Err())
+	}
+	kv, gen := b.handle()
+	if kv != nil {
+		return kv, nil // the lookup waited for found it
 	}
 	kv, err := b.js.KeyValue(ctx, b.name)
 	if err != nil {
 		return nil, fmt.Errorf("open KV bucket %s: %w", b.name, err)
 	}
-	b.kv = kv
+	b.mu.Lock()
+	if b.gen == gen {
+		b.kv = kv
+	}
+	b.mu.Unlock()
 	return kv, nil
+}
+
+// handle is the remembered handle (nil if none) and the forget count.
+func (b *Bucket) handle() (jetstream.KeyValue, uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.kv, b.gen
 }
 
 // forget drops the remembered handle: the bucket is gone or replaced.
 func (b *Bucket) forget() {
 	b.mu.Lock()
 	b.kv = nil
+	b.gen++
 	b.mu.Unlock()
 }
 
@@ -339,10 +365,15 @@ func bucketState(ctx context.Context, kv jetstream.KeyValue) (state, error) {
 // drainTimeout bounds how long stop waits for a stopped watch to wind down.
 const drainTimeout = time.Second
 
-// stop ends a watch. The subscription's callback blocks while the updates
-// channel is full, so drain it until the subscription closes the channel.
+// stop ends a watch without waiting on NATS. Stop unsubscribes, then
+// deletes the watch's consumer with a request that ignores any ctx: with
+// the server gone it waits out the client's own timeout (5 s), which would
+// hold up a shutdown. So it runs on its own, ending then or when the
+// connection closes; the server drops an ephemeral consumer nobody listens
+// to anyway. The subscription's callback blocks while the updates channel
+// is full, so drain it until the subscription closes the channel.
 func stop(w jetstream.KeyWatcher) {
-	_ = w.Stop()
+	go func() { _ = w.Stop() }()
 	t := time.NewTimer(drainTimeout)
 	defer t.Stop()
 	for {

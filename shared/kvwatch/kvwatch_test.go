@@ -2,6 +2,7 @@ package kvwatch
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"maps"
 	"sync"
@@ -232,4 +233,73 @@ func TestHealthNeedsWholeBucket(t *testing.T) {
 		}
 	}()
 	Run(context.Background(), NewBucket(nil, bucket), Options{Keys: "user.*", Health: NewHealth(time.Now)}, &view{}, slog.New(slog.DiscardHandler))
+}
+
+// TestRunEndsPromptlyWithoutNATS: with the server gone, cancelling ctx ends
+// Run at once. Stopping a watch deletes its consumer with a request that
+// ignores ctx and waits out its own 5 s timeout; a shutdown must not wait
+// for it. Several watches, as a service runs them: each used to have about
+// even odds of waiting.
+func TestRunEndsPromptlyWithoutNATS(t *testing.T) {
+	w := newWorld(t)
+	kv := w.create(t)
+	put(t, kv, "user.u1", "1")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var running sync.WaitGroup
+	for _, c := range []struct {
+		opts Options
+		want map[string]string
+	}{
+		{Options{}, map[string]string{"user.u1": "1"}},
+		{Options{Health: NewHealth(time.Now)}, map[string]string{"user.u1": "1"}},
+		{Options{Keys: "user.*"}, map[string]string{"user.u1": "1"}},
+		{Options{UpdatesOnly: true}, map[string]string{}},
+	} {
+		v := &view{}
+		running.Go(func() { Run(ctx, NewBucket(w.js, bucket), c.opts, v, slog.New(slog.NewTextHandler(t.Output(), nil))) })
+		waitFor(t, "the initial load", func() bool { return v.is(c.want) })
+	}
+
+	w.ns.Shutdown()
+	waitFor(t, "the connection to notice", func() bool { return !w.js.Conn().IsConnected() })
+	cancel()
+	stopped := make(chan struct{})
+	go func() { running.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Run did not return within 2 s of ctx ending while NATS is down")
+	}
+}
+
+// TestOpenWaitEndsWithCtx: with the server gone a lookup of the bucket
+// lasts until its ctx ends; an Open behind it gives up when its own ctx
+// does, not when the lookup it waits for does.
+func TestOpenWaitEndsWithCtx(t *testing.T) {
+	w := newWorld(t)
+	nc := w.js.Conn()
+	w.ns.Shutdown()
+	waitFor(t, "the connection to notice", func() bool { return !nc.IsConnected() })
+
+	b := NewBucket(w.js, bucket)
+	sent := nc.Stats().OutMsgs
+	slow, cancelSlow := context.WithTimeout(context.Background(), 10*time.Second)
+	looking := make(chan struct{})
+	go func() {
+		defer close(looking)
+		_, _ = b.Open(slow)
+	}()
+	defer func() { cancelSlow(); <-looking }()
+	waitFor(t, "the first lookup to be sent", func() bool { return nc.Stats().OutMsgs > sent })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := b.Open(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Open = %v, want its ctx's deadline", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Open with a 100 ms ctx took %s behind another lookup", d)
+	}
 }

@@ -124,6 +124,33 @@ func TestMetricsAndHealth(t *testing.T) {
 	}
 }
 
+// TestStopWithoutNATS: with NATS gone, cancelling Run's ctx ends it within
+// 2 s: stopping its KV watches (user cut-offs, signing keys) and its
+// connection must not wait on requests to the absent server.
+func TestStopWithoutNATS(t *testing.T) {
+	s := natstest.Start(t)
+	cfg := config(s)
+	cfg.MetricsAddr = freeAddr(t)
+	ready := "http://" + cfg.MetricsAddr + "/readyz"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- sessionsvc.Run(ctx, cfg, testLog(t)) }()
+	waitStatus(t, ready, http.StatusOK) // serving: both watches have loaded
+
+	s.Shutdown()
+	waitStatus(t, ready, http.StatusServiceUnavailable)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run returned %v after cancel, want nil", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Run did not return within 2 s of cancel while NATS is down")
+	}
+}
+
 func TestReplicas(t *testing.T) {
 	s := natstest.Start(t)
 	nc := natstest.Connect(t, s)

@@ -286,7 +286,10 @@ func (f *Families) listKeys(ctx context.Context, filter string) ([]string, error
 	if err != nil {
 		return nil, fmt.Errorf("list families %s: %w", filter, err)
 	}
-	defer func() { _ = lister.Stop() }()
+	// No Stop: the lister stops its watch itself once it has listed every
+	// key or ctx has ended, the only ways out of the loop below; Stop would
+	// wait on a consumer delete that, with NATS gone, ignores ctx for 5 s
+	// (and shutdown waits for this request).
 	seen := map[string]bool{}
 	var keys []string
 	for {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
-	"net/mail"
 	"slices"
 	"strings"
 	"time"
@@ -24,11 +23,9 @@ import (
 // (3-32 characters, 8-128 bytes); the gateway only refuses what can never
 // pass them, before it costs a round trip or a password hash.
 const (
-	maxUsernameBytes    = 64
-	maxPasswordBytes    = 128
-	maxBindTokenBytes   = 256
-	maxEmailBytes       = 254 // RFC 5321's path limit
-	maxDescriptionRunes = 500
+	maxUsernameBytes  = 64
+	maxPasswordBytes  = 128
+	maxBindTokenBytes = 256
 )
 
 func (s *server) registerAccounts(v1 *gin.RouterGroup) {
@@ -175,55 +172,26 @@ func parseProfilePatch(contentType string, body []byte, now time.Time) (identity
 		}
 	}
 
-	str := func(field string, check func(string) error) (*string, error) {
+	str := func(field string) (*string, error) {
 		v, ok := raw[field]
 		if !ok {
 			return nil, nil
 		}
 		s, err := jsonString(field, v)
-		if err != nil {
-			return nil, err
-		}
-		if s != "" {
-			if err := check(s); err != nil {
-				return nil, err
-			}
-		}
-		return &s, nil
-	}
-	plain := func(field string, maxRunes int) func(string) error {
-		return func(v string) error {
-			_, err := text(field, v, maxRunes)
-			return err
-		}
+		return &s, err
 	}
 	p := &req.Profile
-	if p.Nickname, err = str("nickname", plain("nickname", maxNicknameRunes)); err != nil {
-		return req, err
-	}
-	if p.AvatarURL, err = str("avatar_url", func(v string) error { _, err := avatarURL("avatar_url", v); return err }); err != nil {
-		return req, err
-	}
-	if p.Language, err = str("language", plain("language", maxLanguageRunes)); err != nil {
-		return req, err
-	}
-	if p.City, err = str("city", plain("city", maxPlaceRunes)); err != nil {
-		return req, err
-	}
-	if p.Province, err = str("province", plain("province", maxPlaceRunes)); err != nil {
-		return req, err
-	}
-	if p.Country, err = str("country", plain("country", maxPlaceRunes)); err != nil {
-		return req, err
-	}
-	if req.Email, err = str("email", email); err != nil {
-		return req, err
-	}
-	if req.DateOfBirth, err = str("date_of_birth", func(v string) error { return dateOfBirth(v, now) }); err != nil {
-		return req, err
-	}
-	if req.Description, err = str("description", description); err != nil {
-		return req, err
+	for _, f := range []struct {
+		name string
+		dst  **string
+	}{
+		{"nickname", &p.Nickname}, {"avatar_url", &p.AvatarURL}, {"language", &p.Language}, {"city", &p.City},
+		{"province", &p.Province}, {"country", &p.Country}, {"email", &req.Email}, {"date_of_birth", &req.DateOfBirth},
+		{"description", &req.Description},
+	} {
+		if *f.dst, err = str(f.name); err != nil {
+			return req, err
+		}
 	}
 	if v, ok := raw["gender"]; ok {
 		g := 0 // null clears to unknown
@@ -232,62 +200,16 @@ func parseProfilePatch(contentType string, body []byte, now time.Time) (identity
 			if err != nil {
 				return req, err
 			}
-			gp, err := gender("gender", t)
-			if err != nil {
-				return req, err
-			}
-			if gp == nil {
-				return req, invalidField("gender", "must be 0 (unknown), 1 (male) or 2 (female)")
-			}
-			g = *gp
+			g = genderNumber(t)
 		}
 		p.Gender = &g
 	}
+	// The rules are identity's (the shared contract), checked here too so
+	// a bad field is a 400 before the round trip.
+	if err := identity.CheckUpdate(req, now); err != nil {
+		return req, err
+	}
 	return req, nil
-}
-
-// email accepts a bare address (no display name, no comments).
-func email(v string) error {
-	if len(v) > maxEmailBytes {
-		return invalidField("email", fmt.Sprintf("must be at most %d bytes", maxEmailBytes))
-	}
-	a, err := mail.ParseAddress(v)
-	if err != nil || a.Name != "" || a.Address != v || !strings.Contains(v[strings.LastIndexByte(v, '@')+1:], ".") {
-		return invalidField("email", "must be an email address such as name@example.com")
-	}
-	return nil
-}
-
-// dateOfBirth accepts YYYY-MM-DD from 1900 to today. "Today" is the date
-// in the furthest time zone ahead (UTC+14), so a birthday entered just after
-// midnight anywhere is not in the future.
-func dateOfBirth(v string, now time.Time) error {
-	d, err := time.Parse(time.DateOnly, v)
-	if err != nil {
-		return invalidField("date_of_birth", "must be a date as YYYY-MM-DD")
-	}
-	latest := now.UTC().Add(14 * time.Hour).Format(time.DateOnly)
-	if v > latest {
-		return invalidField("date_of_birth", "must not be in the future")
-	}
-	if d.Year() < 1900 {
-		return invalidField("date_of_birth", "must be 1900-01-01 or later")
-	}
-	return nil
-}
-
-// description is free text of up to 500 characters; unlike other fields it
-// may hold line breaks and tabs.
-func description(v string) error {
-	switch {
-	case !utf8.ValidString(v):
-		return invalidField("description", "must be valid UTF-8")
-	case utf8.RuneCountInString(v) > maxDescriptionRunes:
-		return invalidField("description", fmt.Sprintf("must be at most %d characters", maxDescriptionRunes))
-	case strings.ContainsFunc(v, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t' }):
-		return invalidField("description", "must not contain control characters other than line breaks and tabs")
-	}
-	return nil
 }
 
 // setPhone stores the phone number behind a getPhoneNumber code.

@@ -10,9 +10,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -25,14 +22,10 @@ import (
 // Input limits. The contract has no 413, so an oversize body or field is a
 // 400 invalid_request like any other bad input.
 const (
-	maxBodyBytes      = 64 << 10
-	maxCodeBytes      = 256
-	maxAppBytes       = 64
-	maxUserInfoBytes  = 8 << 10
-	maxNicknameRunes  = 64
-	maxAvatarURLBytes = 1024
-	maxLanguageRunes  = 32
-	maxPlaceRunes     = 64
+	maxBodyBytes     = 64 << 10
+	maxCodeBytes     = 256
+	maxAppBytes      = 64
+	maxUserInfoBytes = 8 << 10
 )
 
 // tokenResponse is the token answer of every login route.
@@ -301,51 +294,71 @@ func (f loginFields) request() (identity.MiniProgramLoginRequest, error) {
 	}
 	req.App = f.app
 
+	// The profile's rules are identity's (the shared contract): checked
+	// here too, so a bad field is a 400 naming it as the client sent it.
 	var p identity.Profile
-	var err error
 	if u := f.userInfo; u != nil {
-		if p.Nickname, err = text("user_info.nickName", u.nickName, maxNicknameRunes); err != nil {
+		p = identity.Profile{Nickname: optional(u.nickName), AvatarURL: optional(u.avatarURL), Gender: optionalGender(u.gender),
+			Language: optional(u.language), City: optional(u.city), Province: optional(u.province), Country: optional(u.country)}
+		if err := identity.CheckProfileAs(&p, userInfoName); err != nil {
 			return req, err
 		}
-		if p.AvatarURL, err = avatarURL("user_info.avatarUrl", u.avatarURL); err != nil {
-			return req, err
-		}
-		if p.Gender, err = gender("user_info.gender", u.gender); err != nil {
-			return req, err
-		}
-		if p.Language, err = text("user_info.language", u.language, maxLanguageRunes); err != nil {
-			return req, err
-		}
-		if p.City, err = text("user_info.city", u.city, maxPlaceRunes); err != nil {
-			return req, err
-		}
-		if p.Province, err = text("user_info.province", u.province, maxPlaceRunes); err != nil {
-			return req, err
-		}
-		if p.Country, err = text("user_info.country", u.country, maxPlaceRunes); err != nil {
-			return req, err
-		}
+	}
+	flat := identity.Profile{Nickname: optional(f.nickname), AvatarURL: optional(f.avatarURL), Gender: optionalGender(f.gender)}
+	if err := identity.CheckProfile(&flat); err != nil {
+		return req, err
 	}
 	// Flat fields are the more explicit form; they win over user_info.
-	if v, err := text("nickname", f.nickname, maxNicknameRunes); err != nil {
-		return req, err
-	} else if v != nil {
-		p.Nickname = v
+	if flat.Nickname != nil {
+		p.Nickname = flat.Nickname
 	}
-	if v, err := avatarURL("avatar_url", f.avatarURL); err != nil {
-		return req, err
-	} else if v != nil {
-		p.AvatarURL = v
+	if flat.AvatarURL != nil {
+		p.AvatarURL = flat.AvatarURL
 	}
-	if v, err := gender("gender", f.gender); err != nil {
-		return req, err
-	} else if v != nil {
-		p.Gender = v
+	if flat.Gender != nil {
+		p.Gender = flat.Gender
 	}
 	if p != (identity.Profile{}) {
 		req.Profile = &p
 	}
 	return req, nil
+}
+
+// userInfoName names a profile field as wx.getUserInfo's rawData does.
+func userInfoName(field string) string {
+	switch field {
+	case "nickname":
+		return "user_info.nickName"
+	case "avatar_url":
+		return "user_info.avatarUrl"
+	}
+	return "user_info." + field
+}
+
+// optional is v, nil when empty.
+func optional(v string) *string {
+	if v == "" {
+		return nil
+	}
+	return &v
+}
+
+// optionalGender is the gender text as a number, nil when empty.
+func optionalGender(v string) *int {
+	if v == "" {
+		return nil
+	}
+	g := genderNumber(v)
+	return &g
+}
+
+// genderNumber reads gender text: one digit, anything else is -1, for the
+// gender rule to refuse.
+func genderNumber(v string) int {
+	if len(v) == 1 && v[0] >= '0' && v[0] <= '9' {
+		return int(v[0] - '0')
+	}
+	return -1
 }
 
 func invalidField(field, why string) *api.Error {
@@ -384,47 +397,17 @@ func jsonNumberText(field string, raw json.RawMessage) (string, error) {
 	return n.String(), nil
 }
 
-// text validates an optional free-text field: UTF-8, at most maxRunes
-// characters, no control characters. nil when empty.
+// text validates an optional free-text field by the profile's text rule
+// (UTF-8, at most maxRunes characters, no control characters). nil when
+// empty.
 func text(field, v string, maxRunes int) (*string, error) {
-	switch {
-	case v == "":
-		return nil, nil
-	case !utf8.ValidString(v):
-		return nil, invalidField(field, "must be valid UTF-8")
-	case utf8.RuneCountInString(v) > maxRunes:
-		return nil, invalidField(field, fmt.Sprintf("must be at most %d characters", maxRunes))
-	case strings.ContainsFunc(v, unicode.IsControl):
-		return nil, invalidField(field, "must not contain control characters")
-	}
-	return &v, nil
-}
-
-// avatarURL validates an optional absolute http(s) URL.
-func avatarURL(field, v string) (*string, error) {
 	if v == "" {
 		return nil, nil
 	}
-	if len(v) > maxAvatarURLBytes {
-		return nil, invalidField(field, fmt.Sprintf("must be at most %d bytes", maxAvatarURLBytes))
-	}
-	u, err := url.Parse(v)
-	if err != nil || !utf8.ValidString(v) || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return nil, invalidField(field, "must be an absolute http or https URL")
+	if err := identity.CheckText(field, v, maxRunes); err != nil {
+		return nil, err
 	}
 	return &v, nil
-}
-
-// gender validates an optional gender: 0 unknown, 1 male, 2 female.
-func gender(field, v string) (*int, error) {
-	switch v {
-	case "":
-		return nil, nil
-	case "0", "1", "2":
-		g := int(v[0] - '0')
-		return &g, nil
-	}
-	return nil, invalidField(field, "must be 0 (unknown), 1 (male) or 2 (female)")
 }
 
 // isVisibleASCII reports whether s is all printable ASCII, no spaces.

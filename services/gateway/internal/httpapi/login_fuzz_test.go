@@ -110,8 +110,8 @@ func checkLoginRequest(t *testing.T, req identity.MiniProgramLoginRequest) {
 		v    *string
 		max  int
 	}{
-		{"nickname", p.Nickname, maxNicknameRunes}, {"language", p.Language, maxLanguageRunes},
-		{"city", p.City, maxPlaceRunes}, {"province", p.Province, maxPlaceRunes}, {"country", p.Country, maxPlaceRunes},
+		{"nickname", p.Nickname, identity.MaxNicknameRunes}, {"language", p.Language, identity.MaxLanguageRunes},
+		{"city", p.City, identity.MaxPlaceRunes}, {"province", p.Province, identity.MaxPlaceRunes}, {"country", p.Country, identity.MaxPlaceRunes},
 	} {
 		if f.v != nil && *f.v == "" {
 			t.Fatalf("%s: empty value sent (would wipe the stored one)", f.name)
@@ -120,7 +120,7 @@ func checkLoginRequest(t *testing.T, req identity.MiniProgramLoginRequest) {
 	}
 	if a := p.AvatarURL; a != nil {
 		u, err := url.Parse(*a)
-		if len(*a) > maxAvatarURLBytes || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		if len(*a) > identity.MaxAvatarURLBytes || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 			t.Fatalf("avatar_url %q accepted", *a)
 		}
 	}

@@ -23,7 +23,7 @@ func (a *API) GetUser(ctx context.Context, req identity.UserGetRequest) (api.Use
 // UpdateUser changes the caller's own profile; every field is checked here
 // again, whatever the gateway checked.
 func (a *API) UpdateUser(ctx context.Context, req identity.UserUpdateRequest) (api.User, error) {
-	if err := checkUpdate(req, a.Now()); err != nil {
+	if err := identity.CheckUpdate(req, a.Now()); err != nil {
 		return api.User{}, err
 	}
 	u, err := a.Store.UpdateUser(ctx, req.UserID, store.ProfileUpdate{
@@ -54,7 +54,7 @@ func (a *API) SetPhone(ctx context.Context, req identity.UserPhoneRequest) (api.
 	if err != nil {
 		return api.User{}, err
 	}
-	if err := textField("phone_number", &phone, maxShort, true); err != nil || strings.TrimSpace(phone) == "" {
+	if err := textField("phone_number", &phone, maxPhone, true); err != nil || strings.TrimSpace(phone) == "" {
 		a.log.Error("wechat returned an unusable phone number", "request_id", natsrpc.RequestID(ctx), "appid", app.AppID)
 		return api.User{}, api.Errorf(api.CodeWechatError, "WeChat returned no usable phone number")
 	}

@@ -19,7 +19,7 @@ func (a *API) MiniProgramLogin(ctx context.Context, req identity.MiniProgramLogi
 	if err != nil {
 		return identity.LoginResult{}, err
 	}
-	if err := checkProfile(req.Profile); err != nil {
+	if err := identity.CheckProfile(req.Profile); err != nil {
 		return identity.LoginResult{}, err
 	}
 	sess, err := a.WeChat.Code2Session(ctx, app, req.Code)
@@ -75,7 +75,7 @@ func (a *API) oauthLogin(ctx context.Context, app apps.App, code string, withPro
 		return identity.LoginResult{}, err
 	}
 	return a.loginWechat(ctx, store.WechatLogin{
-		Kind: app.Kind, AppID: app.AppID, OpenID: u.OpenID, UnionID: u.UnionID, Profile: sanitizeProfile(u.Profile),
+		Kind: app.Kind, AppID: app.AppID, OpenID: u.OpenID, UnionID: u.UnionID, Profile: identity.SanitizeProfile(u.Profile),
 	})
 }
 

@@ -231,3 +231,28 @@ func TestParseFileVariants(t *testing.T) {
 		}
 	})
 }
+
+func TestSharedChecks(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string // "" for no error
+	}{
+		{"a URL, one replica", CheckNATS("nats://127.0.0.1:4222", 1), ""},
+		{"no replicas", CheckNATS("nats://127.0.0.1:4222", 0), "WXLOGIN_NATS_REPLICAS: 0 is outside 1..5"},
+		{"empty URL", CheckNATS("  ", 1), "WXLOGIN_NATS_URL: must not be empty"},
+		{"six replicas", CheckNATS("nats://x", 6), "WXLOGIN_NATS_REPLICAS: 6 is outside 1..5"},
+		{"negative replicas", CheckNATS("nats://x", -1), "WXLOGIN_NATS_REPLICAS: -1 is outside 1..5"},
+		{"no metrics listener", CheckMetricsAddr(""), ""},
+		{"a port", CheckMetricsAddr(":9100"), ""},
+		{"no port", CheckMetricsAddr("127.0.0.1"), `WXLOGIN_METRICS_ADDR: "127.0.0.1" is not a host:port address`},
+		{"an empty port", CheckMetricsAddr("127.0.0.1:"), `WXLOGIN_METRICS_ADDR: "127.0.0.1:" is not a host:port address`},
+	} {
+		switch {
+		case tc.want == "" && tc.err != nil:
+			t.Errorf("%s: %v, want no error", tc.name, tc.err)
+		case tc.want != "" && (tc.err == nil || !strings.HasPrefix(tc.err.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q…", tc.name, tc.err, tc.want)
+		}
+	}
+}

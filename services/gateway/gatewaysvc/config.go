@@ -142,10 +142,8 @@ func (c *Config) Validate() error {
 	case c.RevocationMaxStale < 0:
 		return fmt.Errorf("config: WXLOGIN_REVOCATION_MAX_STALE: %s is negative", c.RevocationMaxStale)
 	}
-	if c.MetricsAddr != "" {
-		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
-			return fmt.Errorf("config: WXLOGIN_METRICS_ADDR: %q is not a host:port address (e.g. \":9100\")", c.MetricsAddr)
-		}
+	if err := envconfig.CheckMetricsAddr(c.MetricsAddr); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
 
 	origins := make([]string, 0, len(c.CORSOrigins))

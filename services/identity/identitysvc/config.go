@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"runtime"
 	"strings"
@@ -83,9 +82,6 @@ func (c Config) dbConns() int {
 // maxOALoginReply bounds the reply text: WeChat takes 2,048 bytes.
 const maxOALoginReply = 600
 
-// maxReplicas is JetStream's own limit on a stream's replicas.
-const maxReplicas = 5
-
 // DefaultConfig is the configuration of an empty environment.
 func DefaultConfig() Config {
 	var cfg Config
@@ -110,8 +106,8 @@ func ConfigFromEnv() (Config, error) {
 
 // Validate checks the values and the app list (reading WXLOGIN_APPS_FILE).
 func (c Config) Validate() error {
-	if strings.TrimSpace(c.NATSURL) == "" {
-		return errors.New("WXLOGIN_NATS_URL: must not be empty")
+	if err := envconfig.CheckNATS(c.NATSURL, c.NATSReplicas); err != nil {
+		return err
 	}
 	if err := c.NATSAuth.Validate(c.NATSURL); err != nil {
 		return err
@@ -128,19 +124,14 @@ func (c Config) Validate() error {
 	if len(c.OALoginReply) > maxOALoginReply || !utf8.ValidString(c.OALoginReply) {
 		return fmt.Errorf("WXLOGIN_OA_LOGIN_REPLY: must be UTF-8 text of at most %d bytes", maxOALoginReply)
 	}
-	if c.NATSReplicas < 1 || c.NATSReplicas > maxReplicas {
-		return fmt.Errorf("WXLOGIN_NATS_REPLICAS: %d is outside 1..%d (1 for a single NATS server, 3 for a cluster)", c.NATSReplicas, maxReplicas)
-	}
 	if c.Workers < 0 || c.Workers > natsrpc.MaxWorkers {
 		return fmt.Errorf("WXLOGIN_WORKERS: %d is outside 0..%d (0: 32 per CPU)", c.Workers, natsrpc.MaxWorkers)
 	}
 	if c.DBMaxConns < 0 || c.DBMaxConns > maxDBConns {
 		return fmt.Errorf("WXLOGIN_DB_MAX_CONNS: %d is outside 0..%d (0: 4 per CPU, at least 8)", c.DBMaxConns, maxDBConns)
 	}
-	if c.MetricsAddr != "" {
-		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
-			return fmt.Errorf("WXLOGIN_METRICS_ADDR: %q is not a host:port address (e.g. \":9100\")", c.MetricsAddr)
-		}
+	if err := envconfig.CheckMetricsAddr(c.MetricsAddr); err != nil {
+		return err
 	}
 	_, err := c.apps()
 	return err

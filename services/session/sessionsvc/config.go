@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"strings"
 	"time"
 
 	"github.com/wxlogin/wxlogin/shared/apps"
@@ -64,8 +62,6 @@ const (
 	maxRefreshTTL = 365 * 24 * time.Hour
 	minQRTTL      = 10 * time.Second
 	maxQRTTL      = time.Hour
-	// maxReplicas is JetStream's own limit on a stream's replicas.
-	maxReplicas = 5
 	// minBucketBytes is the smallest bucket cap that may be configured.
 	minBucketBytes = 8 << 10
 )
@@ -95,9 +91,10 @@ func DefaultConfig() Config {
 
 // Validate checks the values; the error names the variable to fix.
 func (c Config) Validate() error {
+	if err := envconfig.CheckNATS(c.NATSURL, c.NATSReplicas); err != nil {
+		return err
+	}
 	switch {
-	case strings.TrimSpace(c.NATSURL) == "":
-		return errors.New("WXLOGIN_NATS_URL: must not be empty")
 	case c.JWTIssuer == "":
 		return errors.New("WXLOGIN_JWT_ISSUER: must not be empty")
 	case c.JWTAudience == "":
@@ -108,8 +105,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("WXLOGIN_REFRESH_TTL: %s must be longer than WXLOGIN_ACCESS_TTL (%s) and at most %s", c.RefreshTTL, c.AccessTTL, maxRefreshTTL)
 	case c.QRTTL < minQRTTL || c.QRTTL > maxQRTTL:
 		return fmt.Errorf("WXLOGIN_QR_TTL: %s is outside %s..%s", c.QRTTL, minQRTTL, maxQRTTL)
-	case c.NATSReplicas < 1 || c.NATSReplicas > maxReplicas:
-		return fmt.Errorf("WXLOGIN_NATS_REPLICAS: %d is outside 1..%d (1 for a single NATS server, 3 for a cluster)", c.NATSReplicas, maxReplicas)
 	case c.Workers < 0 || c.Workers > natsrpc.MaxWorkers:
 		return fmt.Errorf("WXLOGIN_WORKERS: %d is outside 0..%d (0: 32 per CPU)", c.Workers, natsrpc.MaxWorkers)
 	case c.QRMaxBytes != 0 && c.QRMaxBytes < minBucketBytes:
@@ -120,10 +115,8 @@ func (c Config) Validate() error {
 	if err := c.NATSAuth.Validate(c.NATSURL); err != nil {
 		return err
 	}
-	if c.MetricsAddr != "" {
-		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
-			return fmt.Errorf("WXLOGIN_METRICS_ADDR: %q is not a host:port address (e.g. \":9100\")", c.MetricsAddr)
-		}
+	if err := envconfig.CheckMetricsAddr(c.MetricsAddr); err != nil {
+		return err
 	}
 	switch c.JWTAlg {
 	case jwtverify.AlgEdDSA:

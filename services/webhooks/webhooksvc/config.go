@@ -10,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"strings"
 	"time"
 
 	"github.com/wxlogin/wxlogin/shared/envconfig"
@@ -57,9 +55,8 @@ var DefaultRetry = []time.Duration{
 // Bounds of WXLOGIN_WEBHOOKS_MAX_AGE: WXLOGIN_EVENTS keeps an event 7
 // days, so an undelivered one cannot wait longer.
 const (
-	minMaxAge   = time.Second
-	maxMaxAge   = 7 * 24 * time.Hour
-	maxReplicas = 5
+	minMaxAge = time.Second
+	maxMaxAge = 7 * 24 * time.Hour
 )
 
 // ConfigFromEnv reads the configuration from the environment and validates
@@ -74,23 +71,20 @@ func ConfigFromEnv() (Config, error) {
 
 // Validate checks the values (not yet the endpoints file: see Endpoints).
 func (c Config) Validate() error {
+	if err := envconfig.CheckNATS(c.NATSURL, c.NATSReplicas); err != nil {
+		return err
+	}
 	switch {
-	case strings.TrimSpace(c.NATSURL) == "":
-		return errors.New("WXLOGIN_NATS_URL: must not be empty")
 	case c.WebhooksFile == "":
 		return errors.New("WXLOGIN_WEBHOOKS_FILE: must be set: the YAML or JSON list of endpoints (docs/webhooks.md)")
 	case c.MaxAge < minMaxAge || c.MaxAge > maxMaxAge:
 		return fmt.Errorf("WXLOGIN_WEBHOOKS_MAX_AGE: %s is outside %s..%s (the event stream keeps events 7 days)", c.MaxAge, minMaxAge, maxMaxAge)
-	case c.NATSReplicas < 1 || c.NATSReplicas > maxReplicas:
-		return fmt.Errorf("WXLOGIN_NATS_REPLICAS: %d is outside 1..%d (1 for a single NATS server, 3 for a cluster)", c.NATSReplicas, maxReplicas)
 	}
 	if err := c.NATSAuth.Validate(c.NATSURL); err != nil {
 		return err
 	}
-	if c.MetricsAddr != "" {
-		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
-			return fmt.Errorf("WXLOGIN_METRICS_ADDR: %q is not a host:port address (e.g. \":9100\")", c.MetricsAddr)
-		}
+	if err := envconfig.CheckMetricsAddr(c.MetricsAddr); err != nil {
+		return err
 	}
 	for _, d := range c.Retry {
 		if d <= 0 {

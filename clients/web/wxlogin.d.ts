@@ -68,6 +68,20 @@ export interface StorageLike {
   removeItem(key: string): void
 }
 
+/**
+ * Where the refresh lock reads and writes the session: one record per key,
+ * and a write, once its promise resolves, is seen by every later get in
+ * every tab (localStorage is not: a tab's copy can lag). The default
+ * (with localStorage) is IndexedDB.
+ */
+export interface SharedStore {
+  /** the record; null once logged out; undefined when there is none */
+  get(key: string): Promise<StoredTokens | null | undefined>
+  /** null: logged out */
+  set(key: string, value: StoredTokens | null): Promise<void>
+  delete(key: string): Promise<void>
+}
+
 /** The part of the Web Locks API (navigator.locks) the client uses. */
 export interface LocksLike {
   request<T>(name: string, callback: (lock: unknown) => Promise<T> | T): Promise<T>
@@ -82,6 +96,12 @@ export interface ClientOptions {
   app?: string
   /** where the session's tokens live; default localStorage (shared by the site's tabs) */
   storage?: StorageLike
+  /**
+   * where the cross-tab refresh reads the tokens written by other tabs;
+   * default IndexedDB when storage is localStorage, else none (storage
+   * itself); null: none
+   */
+  sharedStore?: SharedStore | null
   /** the storage key; the cross-tab lock is named storageKey + "-refresh". Default "wxlogin" */
   storageKey?: string
   /** default navigator.locks; null: the storage lease (best effort) */

@@ -4,9 +4,10 @@
 // login (authorize, then exchange), and a session whose fetch() refreshes
 // the access token the way the API wants it spent. See README.md.
 //
-// Everything the browser provides (fetch, localStorage, sessionStorage,
-// navigator.locks, location, history, the storage event) can be passed to
-// createClient, so the module also runs, and is tested, under Node.
+// Everything the browser provides (fetch, localStorage, indexedDB,
+// sessionStorage, navigator.locks, location, history, the storage event)
+// can be passed to createClient, so the module also runs, and is tested,
+// under Node.
 
 const API = 'api/v1/'
 
@@ -15,8 +16,11 @@ const API = 'api/v1/'
 // Anything else (503, 429, a network failure) leaves the session as it is.
 const ENDS_SESSION = new Set(['refresh_token_reused', 'token_revoked', 'token_invalid', 'token_expired', 'user_disabled'])
 
-// A refresh must not hold the cross-tab lock for ever when the network hangs.
+// A refresh must not hold the cross-tab lock for ever when the network hangs,
+// nor a shared store that does not answer (Safari has had IndexedDB opens
+// that never end).
 const REFRESH_TIMEOUT_MS = 15000
+const STORE_TIMEOUT_MS = 5000
 
 /** An error of the API (its problem+json `code`) or of this client. */
 export class WxLoginError extends Error {
@@ -77,6 +81,46 @@ function sleep(ms, signal) {
   })
 }
 
+// within settles as p does, or rejects after ms.
+function within(p, ms) {
+  let timer
+  const late = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('timed out')), ms) })
+  return Promise.race([p, late]).finally(() => clearTimeout(timer))
+}
+
+// indexedDBStore is the default shared store: one record per key in the
+// database "wxlogin". Unlike localStorage, whose copy in each renderer
+// process is brought up to date asynchronously (a read just after another
+// tab's write can be stale), IndexedDB has one backend: a transaction that
+// has completed is seen by every transaction begun after it, in any tab.
+function indexedDBStore(idb) {
+  let opened = null
+  const open = () => opened || (opened = new Promise((resolve, reject) => {
+    const req = idb.open('wxlogin', 1)
+    req.onupgradeneeded = () => req.result.createObjectStore('kv')
+    req.onsuccess = () => {
+      const db = req.result
+      db.onversionchange = () => { db.close(); opened = null } // a newer page upgrades it
+      db.onclose = () => { opened = null } // closed by the browser: site data cleared, say
+      resolve(db)
+    }
+    req.onerror = () => reject(req.error)
+  }).catch((e) => { opened = null; throw e }))
+  // run resolves once the transaction is complete: for a write, once other
+  // tabs can read it.
+  const run = (mode, op) => open().then((db) => new Promise((resolve, reject) => {
+    const tx = db.transaction('kv', mode)
+    const req = op(tx.objectStore('kv'))
+    tx.oncomplete = () => resolve(req.result)
+    tx.onerror = tx.onabort = () => reject(tx.error || new Error('transaction aborted'))
+  }))
+  return {
+    get: (key) => run('readonly', (s) => s.get(key)),
+    set: (key, value) => run('readwrite', (s) => s.put(value, key)).then(() => {}),
+    delete: (key) => run('readwrite', (s) => s.delete(key)).then(() => {}),
+  }
+}
+
 function randomHex(bytes) {
   const b = new Uint8Array(bytes)
   globalThis.crypto.getRandomValues(b)
@@ -124,6 +168,11 @@ function stored(b, user) {
   }
 }
 
+// tokensOr is t if it is a stored session, else null.
+function tokensOr(t) {
+  return t && typeof t.access_token === 'string' && typeof t.refresh_token === 'string' ? t : null
+}
+
 function notBound(p) {
   return { status: 'not_bound', bind_token: p.bind_token, nickname: p.nickname || '', avatar_url: p.avatar_url || '' }
 }
@@ -132,7 +181,9 @@ function notBound(p) {
  * The session: tokens kept in storage (localStorage by default, so every tab
  * of the site shares them), and a fetch() that adds the Bearer and, on 401
  * token_expired, refreshes once for every call in flight (and every tab,
- * under one lock), then sends the call once more.
+ * under one lock), then sends the call once more. Inside the lock the
+ * tokens are read from, and written to, the shared store (IndexedDB by
+ * default): localStorage can lag behind another tab's write.
  *
  * Events: "login", "refresh" (detail: the tokens) and "logout" (detail:
  * {reason}: "logout", "other_tab", or the code of the refresh that ended it).
@@ -142,16 +193,18 @@ class Session extends EventTarget {
   #key
   #lockName
   #storage
+  #shared
   #locks
   #tokens
   #refreshing = null
 
-  constructor(api, { storage, storageKey, locks, window: win }) {
+  constructor(api, { storage, sharedStore, storageKey, locks, window: win }) {
     super()
     this.#api = api
     this.#key = storageKey
     this.#lockName = storageKey + '-refresh'
     this.#storage = storage
+    this.#shared = sharedStore || null
     this.#locks = locks
     this.#tokens = this.#read()
     if (win && typeof win.addEventListener === 'function') {
@@ -184,6 +237,7 @@ class Session extends EventTarget {
     }
     this.#tokens = stored(answer)
     this.#write()
+    this.#share(this.#tokens)
     this.#emit('login', this.tokens)
   }
 
@@ -241,7 +295,7 @@ class Session extends EventTarget {
     } catch (e) {
       err = e
     }
-    this.#clear('logout')
+    await this.#clear('logout')
     if (err && !(err instanceof WxLoginError && ENDS_SESSION.has(err.code))) {
       throw err
     }
@@ -259,8 +313,8 @@ class Session extends EventTarget {
   }
 
   // refreshAfter makes sure the access token `failed` is replaced: by this
-  // tab's refresh in flight, by another tab's (read from storage), or by a
-  // refresh of its own, in the cross-tab lock.
+  // tab's refresh in flight, by another tab's (read from the shared store),
+  // or by a refresh of its own, in the cross-tab lock.
   #refreshAfter(failed) {
     if (this.#tokens && this.#tokens.access_token !== failed) {
       return Promise.resolve() // already replaced
@@ -274,9 +328,11 @@ class Session extends EventTarget {
   async #refreshLocked(failed) {
     // Another tab may have refreshed (or logged out) while this one waited:
     // its refresh token is spent, and spending it again would be reuse.
-    const now = this.#read()
+    const now = await this.#current()
     if (!now) {
-      this.#clear('other_tab')
+      // That tab cleared the storage itself; clearing it again here could
+      // undo a login there since.
+      this.#forget('other_tab')
       throw new WxLoginError('logged out in another tab', { code: 'logged_out' })
     }
     if (now.access_token !== failed) {
@@ -301,7 +357,7 @@ class Session extends EventTarget {
     if (!res.ok) {
       const err = await errorOf(res)
       if (ENDS_SESSION.has(err.code)) {
-        this.#clear(err.code)
+        await this.#clear(err.code)
       }
       throw err
     }
@@ -312,7 +368,8 @@ class Session extends EventTarget {
       throw networkError(e)
     }
     this.#tokens = stored(b, now.user)
-    this.#write() // before the lock is let go: the next tab reads these
+    this.#write()
+    await this.#share(this.#tokens) // before the lock is let go: the next tab reads these
     this.#emit('refresh', this.tokens)
   }
 
@@ -336,10 +393,44 @@ class Session extends EventTarget {
       return null
     }
     try {
-      const t = JSON.parse(raw)
-      return t && typeof t.access_token === 'string' && typeof t.refresh_token === 'string' ? t : null
+      return tokensOr(JSON.parse(raw))
     } catch {
       return null
+    }
+  }
+
+  // current is the session as every tab has it, read in the lock: the
+  // shared store's record (null once logged out), or storage's where the
+  // store holds none (tokens from before it, a failed write) or fails.
+  async #current() {
+    if (this.#shared) {
+      try {
+        const t = await within(this.#shared.get(this.#key), STORE_TIMEOUT_MS)
+        if (t !== undefined) {
+          return tokensOr(t)
+        }
+      } catch {
+        // go by storage
+      }
+    }
+    return this.#read()
+  }
+
+  // share writes t (null: logged out) to the shared store, resolving once
+  // other tabs can read it. A write that fails takes the record away, so
+  // that no tab spends the refresh token it still holds.
+  async #share(t) {
+    if (!this.#shared) {
+      return
+    }
+    try {
+      await within(this.#shared.set(this.#key, t), STORE_TIMEOUT_MS)
+    } catch {
+      try {
+        await within(this.#shared.delete(this.#key), STORE_TIMEOUT_MS)
+      } catch {
+        // nothing more to do: readers fall back to storage or give up
+      }
     }
   }
 
@@ -375,14 +466,23 @@ class Session extends EventTarget {
     }
   }
 
+  // clear logs out here and in every tab; it resolves once the shared
+  // store says so.
   #clear(reason) {
-    const was = this.#tokens
-    this.#tokens = null
     try {
       this.#storage.removeItem(this.#key)
     } catch {
       // nothing to do
     }
+    const shared = this.#share(null)
+    this.#forget(reason)
+    return shared
+  }
+
+  // forget logs this tab out, leaving the storage to whoever cleared it.
+  #forget(reason) {
+    const was = this.#tokens
+    this.#tokens = null
     if (was) {
       this.#emit('logout', { reason })
     }
@@ -440,6 +540,8 @@ const QR_PATHS = { web: API + 'auth/web/qr', follow: API + 'auth/oa/qr' }
  * and the paths given to session.fetch resolve against it), bearerOrigins
  * (more origins session.fetch sends the Bearer to, besides the gateway's and
  * this page's), app (an app name of the gateway), storage (default localStorage),
+ * sharedStore (where the refresh lock reads and writes the tokens; default
+ * IndexedDB with localStorage, else none: storage itself),
  * storageKey (default "wxlogin"), and the browser's own fetch, locks
  * (navigator.locks), sessionStorage, location, history and window, which
  * tests replace; pollInterval (ms, default 1000) paces the QR polls.
@@ -485,8 +587,14 @@ export function createClient(options = {}) {
     },
   }
 
+  // The shared store backs localStorage only: a page that keeps its tokens
+  // in memory (or per tab) does not want them in IndexedDB.
+  const local = browserGlobal('localStorage')
+  const storage = options.storage || local || memoryStorage()
+  const idb = browserGlobal('indexedDB')
   const session = new Session(api, {
-    storage: options.storage || browserGlobal('localStorage') || memoryStorage(),
+    storage,
+    sharedStore: options.sharedStore !== undefined ? options.sharedStore : (storage === local && idb ? indexedDBStore(idb) : null),
     storageKey,
     locks: options.locks !== undefined ? options.locks : nav && nav.locks,
     window: options.window !== undefined ? options.window : browserGlobal('window'),

@@ -23,10 +23,12 @@ func TestWebClient(t *testing.T) {
 }
 
 // TestWebClientTwoTabsInBrowser: two tabs of the demo share one login
-// (localStorage). Once the access token has expired, both call GET
-// /api/v1/me at once: both calls succeed, and of the two tabs exactly one
-// refreshes (the Web Locks API and a re-read of storage), so the refresh
-// token is never spent twice, which would end the session.
+// (localStorage, and IndexedDB for the refresh lock). Once the access token
+// has expired, both call GET /api/v1/me at once: both calls succeed, and of
+// the two tabs exactly one refreshes (the Web Locks API and a re-read of
+// IndexedDB, which unlike localStorage never lags behind the other tab's
+// write), so the refresh token is never spent twice, which would end the
+// session.
 func TestWebClientTwoTabsInBrowser(t *testing.T) {
 	browser := newBrowser(t)
 	t.Setenv("WXLOGIN_ACCESS_TTL", "3s")
@@ -55,10 +57,29 @@ func TestWebClientTwoTabsInBrowser(t *testing.T) {
 		}
 		return v[0], v[1]
 	}
+	// shared reads the access token of the record the refresh lock goes by
+	// (IndexedDB): "null" once logged out.
+	shared := func(tab context.Context) string {
+		t.Helper()
+		v, err := chromedp.Run(tab, chromedp.Evaluate[string](`new Promise((resolve, reject) => {
+			const open = indexedDB.open('wxlogin', 1)
+			open.onerror = () => reject(open.error)
+			open.onsuccess = () => {
+				const get = open.result.transaction('kv').objectStore('kv').get('wxlogin')
+				get.onerror = () => reject(get.error)
+				get.onsuccess = () => { open.result.close(); resolve(get.result === null ? 'null' : get.result ? get.result.access_token : '') }
+			}
+		})`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("read the tokens in IndexedDB: %v", err)
+		}
+		return v
+	}
 	access, refresh := stored(first)
 	if access == "" {
 		t.Fatal("the demo stored no tokens")
 	}
+	until(t, 10*time.Second, "the login to reach IndexedDB", func() bool { return shared(second) == access })
 	until(t, 30*time.Second, "the access token to expire", func() bool {
 		r := do(t, http.MethodGet, st.GatewayURL+"/api/v1/me", "", "", bearer(access))
 		return r.status == http.StatusUnauthorized && r.body["code"] == "token_expired"
@@ -72,9 +93,15 @@ func TestWebClientTwoTabsInBrowser(t *testing.T) {
 	if _, err := chromedp.Run(second, chromedp.Evaluate[chromedp.Void](click)); err != nil {
 		t.Fatal(err)
 	}
-	ok := `document.getElementById('output').textContent.startsWith('GET /api/v1/me → 200')`
-	waitJS(t, first, "the first tab's call to succeed", ok)
-	waitJS(t, second, "the second tab's call to succeed", ok)
+	for _, tab := range []struct {
+		name string
+		ctx  context.Context
+	}{{"first", first}, {"second", second}} {
+		if _, err := chromedp.Run(tab.ctx, chromedp.Poll[chromedp.Void](`document.getElementById('output').textContent.startsWith('GET /api/v1/me → 200')`,
+			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+			t.Fatalf("the %s tab's call did not succeed (%v); it shows %q", tab.name, err, text(t, tab.ctx, `#output`))
+		}
+	}
 
 	refreshes := append(firstTraffic.find(http.MethodPost, "/api/v1/auth/refresh"), secondTraffic.find(http.MethodPost, "/api/v1/auth/refresh")...)
 	if len(refreshes) != 1 {
@@ -103,8 +130,12 @@ func TestWebClientTwoTabsInBrowser(t *testing.T) {
 			t.Errorf("%s tab: CSP violations %v", tt.name, v)
 		}
 	}
-	if now, _ := stored(second); now == access {
+	now, _ := stored(second)
+	if now == access {
 		t.Error("the stored access token is still the expired one")
+	}
+	if got := shared(first); got != now {
+		t.Errorf("IndexedDB holds access token %q, localStorage %q", got, now)
 	}
 
 	// Logging out in one tab logs the other out too (the storage event).
@@ -115,5 +146,8 @@ func TestWebClientTwoTabsInBrowser(t *testing.T) {
 	}
 	if now, _ := stored(second); now != "" {
 		t.Error("tokens stay in storage after the logout")
+	}
+	if got := shared(second); got != "null" {
+		t.Errorf("IndexedDB holds %q after the logout, want null", got)
 	}
 }

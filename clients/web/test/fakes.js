@@ -128,3 +128,52 @@ export function storageEvent(key, storageArea) {
   e.storageArea = storageArea
   return e
 }
+
+// sharedStore is the shared store as IndexedDB gives it to the tabs of a
+// browser: one backend, every write seen by every later read. Records are
+// copied in and out, as IndexedDB clones them.
+export function sharedStore() {
+  const m = new Map()
+  const copy = (v) => (v === undefined ? undefined : structuredClone(v))
+  return {
+    records: m,
+    writes: 0,
+    async get(key) {
+      await tick()
+      return copy(m.get(key))
+    },
+    async set(key, value) {
+      this.writes++
+      m.set(key, copy(value))
+      await tick()
+    },
+    async delete(key) {
+      m.delete(key)
+      await tick()
+    },
+  }
+}
+
+// laggingStorage is localStorage as Chromium gives it to the renderers of
+// one browser: each tab reads its own copy, which another tab's write only
+// reaches when the browser gets round to it (here: at sync()).
+export function laggingStorage() {
+  const browser = new Map()
+  const views = []
+  return {
+    browser,
+    // tab is one renderer's localStorage; it starts as a copy of the browser's.
+    tab() {
+      const own = new Map(browser)
+      const view = {
+        getItem: (k) => (own.has(k) ? own.get(k) : null),
+        setItem: (k, v) => { own.set(k, String(v)); browser.set(k, String(v)) },
+        removeItem: (k) => { own.delete(k); browser.delete(k) },
+        sync() { own.clear(); browser.forEach((v, k) => own.set(k, v)) },
+      }
+      views.push(view)
+      return view
+    },
+    sync() { views.forEach((v) => v.sync()) },
+  }
+}

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 
 import { createClient, memoryStorage, WxLoginError } from '../wxlogin.js'
-import { BASE, gateway, json, locks, page, problem, storageEvent } from './fakes.js'
+import { BASE, gateway, json, laggingStorage, locks, page, problem, sharedStore, storageEvent } from './fakes.js'
 
 // tab is one tab of the site: its own client on the storage and locks the
 // tabs of a browser share.
@@ -63,6 +63,136 @@ test('two tabs, one storage, one lock: exactly one refresh, and both calls succe
   assert.equal(a.accessToken, b.accessToken)
   assert.deepEqual(seenB.map((e) => e.type), ['refresh'])
   assert.equal(g.spent.size, 1)
+})
+
+// lagging is two tabs of a browser whose localStorage lags behind the
+// other tab's writes (as Chromium's can), on one shared store and one lock,
+// logged in with an access token that has expired.
+function lagging(g) {
+  const ls = laggingStorage()
+  const store = sharedStore()
+  const lockManager = locks()
+  const t = g.issue()
+  const a = tab(g, ls.tab(), lockManager, { sharedStore: store }).session
+  a.set(t)
+  g.expire(t.access_token)
+  const b = tab(g, ls.tab(), lockManager, { sharedStore: store }).session
+  return { ls, store, lockManager, t, a, b }
+}
+
+test('two tabs whose localStorage lags: the shared store still lets exactly one refresh through', async () => {
+  const g = gateway()
+  const { store, lockManager, t, a, b } = lagging(g)
+  assert.equal(b.accessToken, t.access_token)
+  const seenB = events(b)
+
+  const [ra, rb] = await Promise.all([a.fetch('/api/v1/me'), b.fetch('/api/v1/me')])
+  assert.deepEqual([ra.status, rb.status], [200, 200])
+  assert.equal(g.count('POST', '/api/v1/auth/refresh'), 1, 'the second tab took the first one\'s tokens from the shared store')
+  assert.equal(lockManager.requests, 2)
+  assert.equal(g.spent.size, 1)
+  assert.equal(a.accessToken, b.accessToken)
+  assert.equal(store.records.get('wxlogin').refresh_token, a.tokens.refresh_token, 'the new pair is in the shared store')
+  assert.deepEqual(seenB.map((e) => e.type), ['refresh'])
+})
+
+test('a logout in another tab reaches the lock through the shared store, though localStorage lags', async () => {
+  const g = gateway()
+  const { store, a, b } = lagging(g)
+  const seenB = events(b)
+  await a.logout() // refreshes first (the token has expired), then logs out
+  assert.equal(store.records.get('wxlogin'), null, 'the shared store says logged out')
+  assert.notEqual(b.tokens, null, 'the storage event has not come')
+
+  await assert.rejects(b.fetch('/api/v1/me'), { code: 'logged_out' })
+  assert.equal(g.count('POST', '/api/v1/auth/refresh'), 1, 'only the logging out tab\'s')
+  assert.equal(b.loggedIn, false)
+  assert.deepEqual(seenB.map((e) => e.type + ':' + e.detail.reason), ['logout:other_tab'])
+})
+
+test('a login in another tab while this one waited for the lock is taken, not refreshed', async () => {
+  const g = gateway()
+  const { a, b } = lagging(g)
+  const seenB = events(b)
+  const other = g.issue({ id: 'u-2', nickname: 'Bo' })
+  a.set(other)
+
+  const r = await b.fetch('/api/v1/me')
+  assert.equal(r.status, 200)
+  assert.equal(g.count('POST', '/api/v1/auth/refresh'), 0)
+  assert.equal(b.accessToken, other.access_token)
+  assert.equal(g.calls.at(-1).headers.get('Authorization'), 'Bearer ' + other.access_token)
+  assert.deepEqual(seenB.map((e) => e.type), ['login'])
+})
+
+test('a shared store without a record (tokens from before it) goes by storage, then holds the new pair', async () => {
+  const g = gateway()
+  const storage = memoryStorage()
+  const store = sharedStore()
+  loggedIn(g, storage)
+  const { session } = tab(g, storage, locks(), { sharedStore: store })
+  assert.equal((await session.fetch('/api/v1/me')).status, 200)
+  assert.equal(g.count('POST', '/api/v1/auth/refresh'), 1)
+  assert.equal(store.records.get('wxlogin').access_token, session.accessToken)
+})
+
+test('a refresh that ends the session says so in the shared store before the lock is let go', async () => {
+  const g = gateway()
+  const { store, lockManager, a } = lagging(g)
+  g.refreshAnswer = problem(401, 'refresh_token_reused')
+  const call = a.fetch('/api/v1/me')
+  while (lockManager.requests === 0) {
+    await new Promise((r) => setTimeout(r, 1))
+  }
+  // The next tab in the lock reads what this one left.
+  const next = lockManager.request('wxlogin-refresh', () => store.records.get('wxlogin'))
+  await assert.rejects(call, { code: 'refresh_token_reused' })
+  assert.equal(await next, null)
+})
+
+test('a shared store that fails: the session goes by storage, and leaves no record behind', async () => {
+  const g = gateway()
+  const storage = memoryStorage()
+  loggedIn(g, storage)
+  const deleted = []
+  const broken = {
+    get: async () => { throw new Error('QuotaExceededError') },
+    set: async () => { throw new Error('QuotaExceededError') },
+    delete: async (key) => { deleted.push(key) },
+  }
+  const { session } = tab(g, storage, locks(), { sharedStore: broken })
+  assert.equal((await session.fetch('/api/v1/me')).status, 200)
+  assert.equal(g.count('POST', '/api/v1/auth/refresh'), 1)
+  assert.equal(JSON.parse(storage.getItem('wxlogin')).access_token, session.accessToken)
+  assert.deepEqual(deleted, ['wxlogin'])
+})
+
+test('IndexedDB is the shared store of localStorage only, not of a storage the page chose', async () => {
+  const opened = []
+  const idb = {
+    open(name, version) { // a browser that refuses it: the session goes on without
+      opened.push(name + '@' + version)
+      const req = {}
+      setTimeout(() => { req.error = new Error('denied'); req.onerror() })
+      return req
+    },
+  }
+  const saved = { indexedDB: globalThis.indexedDB, localStorage: globalThis.localStorage }
+  globalThis.indexedDB = idb
+  try {
+    const g = gateway()
+    tab(g, memoryStorage(), locks()).session.set(g.issue())
+    assert.deepEqual(opened, [], 'memoryStorage: no IndexedDB')
+
+    globalThis.localStorage = memoryStorage()
+    const { session } = createClient({ baseURL: BASE, fetch: g.fetch, locks: locks(), window: null })
+    session.set(g.issue())
+    await session.logout()
+    assert.ok(opened.length > 0 && opened.every((o) => o === 'wxlogin@1'), `opened ${opened}`)
+    assert.equal(globalThis.localStorage.getItem('wxlogin'), null)
+  } finally {
+    Object.assign(globalThis, saved)
+  }
 })
 
 test('two tabs without navigator.locks: the storage lease still lets one refresh through', async () => {

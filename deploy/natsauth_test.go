@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxlogin/wxlogin/shared/freeaddr"
+
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/wxlogin/wxlogin/shared/natsauth"
@@ -148,7 +150,7 @@ func TestNATSRefusesToStartWithoutAPassword(t *testing.T) {
 // connect.
 func TestNATSConfRunsFromTheCommandLine(t *testing.T) {
 	passwords := setNATSPasswords(t)
-	port, mport := freePort(t), freePort(t)
+	port, mport := freeaddr.Port(t), freeaddr.Port(t)
 	opts, err := commandLine("-c", "nats/nats.conf", "-p", port, "-sd", t.TempDir(), "-m", mport)
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -30,6 +29,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wxlogin/wxlogin/shared/freeaddr"
 
 	"github.com/wxlogin/wxlogin/shared/poll"
 )
@@ -98,7 +99,7 @@ func TestComposeStack(t *testing.T) {
 }
 
 func newStack(t *testing.T) *stack {
-	port := freePort(t)
+	port := freeaddr.Port(t)
 	s := &stack{t: t, gateway: "http://127.0.0.1:" + port, files: []string{"docker-compose.yml"}}
 	// Both files when cleaning up, so that the cluster's nodes go too.
 	all := []string{"docker-compose.yml", clusterOverride}
@@ -672,15 +673,6 @@ func (s *stack) downUpKeepsUsers() {
 	if !s.usersKept() {
 		s.t.Fatal("users lost across down + up")
 	}
-}
-
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
 
 func sameSet(a, b []string) bool {

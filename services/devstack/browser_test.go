@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxlogin/wxlogin/shared/freeaddr"
+
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
@@ -79,7 +81,7 @@ func newTab(t *testing.T, browser context.Context, opts ...chromedp.ContextOptio
 // open.weixin.qq.com is: the browser applies SameSite as in production.
 func startCrossSiteStack(t *testing.T) *testStack {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := freeaddr.Addr(t)
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxlogin/wxlogin/shared/freeaddr"
+
 	"github.com/jmoiron/sqlx"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -397,7 +399,7 @@ func TestFaultPostgres(t *testing.T) {
 	// Identity alone reaches Postgres, now through the proxy, with its
 	// readiness on its own address.
 	proxy := pgtest.NewProxy(t)
-	identityOps := freeAddr(t)
+	identityOps := freeaddr.Addr(t)
 	p.env = append(p.env, "WXLOGIN_DATABASE_URL="+proxy.URL(p.dsn), "WXLOGIN_METRICS_ADDR="+identityOps)
 	p.terminate("identity")
 	p.start("identity")

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxlogin/wxlogin/shared/freeaddr"
+
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
@@ -360,10 +362,10 @@ func (p *procStack) connectAs(user string) *nats.Conn {
 func startProcs(t *testing.T, extraEnv ...string) *procStack {
 	t.Helper()
 	wx, wxURL := newStandIn(t)
-	addr := freeAddr(t)
+	addr := freeaddr.Addr(t)
 	p := &procStack{
 		t: t, bin: binaries(t), base: "http://" + addr, dsn: pgtest.NewDatabase(t, nil),
-		natsPort: -1, natsDir: t.TempDir(), wx: wx, procs: map[string]*exec.Cmd{}, logs: &logtest.Buffer{}, metrics: freeAddr(t),
+		natsPort: -1, natsDir: t.TempDir(), wx: wx, procs: map[string]*exec.Cmd{}, logs: &logtest.Buffer{}, metrics: freeaddr.Addr(t),
 	}
 	p.startNATS()
 	// No process sees another user's password (nor the server's variables).
@@ -483,16 +485,6 @@ func (p *procStack) login(openID string) response {
 func until(t *testing.T, limit time.Duration, what string, f func() bool) {
 	t.Helper()
 	polling.Until(t, limit, what, f)
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func bearer(token string) map[string]string {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxlogin/wxlogin/shared/freeaddr"
+
 	"github.com/wxlogin/wxlogin/services/webhooks/webhooktest"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
 	"github.com/wxlogin/wxlogin/shared/natsauth"
@@ -115,7 +117,7 @@ func TestDevstackRunsWebhooks(t *testing.T) {
 // ops server's URL.
 func (p *procStack) startWebhooks(file string) string {
 	p.t.Helper()
-	ops := "http://" + freeAddr(p.t)
+	ops := "http://" + freeaddr.Addr(p.t)
 	cmd := exec.Command(filepath.Join(p.bin, "webhooks"))
 	cmd.Env = append(slices.Clip(p.env),
 		"WXLOGIN_NATS_USER="+natsauth.Events, "WXLOGIN_NATS_PASSWORD="+confPasswords()[natsauth.Events],

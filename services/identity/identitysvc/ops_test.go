@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -19,17 +18,6 @@ import (
 	"github.com/wxlogin/wxlogin/shared/api/session"
 	"github.com/wxlogin/wxlogin/shared/poll"
 )
-
-// freeAddr is a loopback address nothing listens on (just now).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // httpGet returns the status and body of GET url.
 func httpGet(url string) (int, string, error) {

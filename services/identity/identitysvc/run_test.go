@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxlogin/wxlogin/shared/freeaddr"
+
 	"github.com/jmoiron/sqlx"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -458,7 +460,7 @@ func TestRunWaitsForNATS(t *testing.T) {
 	cfg := identitysvc.DefaultConfig()
 	cfg.NATSURL = fmt.Sprintf("nats://127.0.0.1:%d", port)
 	cfg.DatabaseURL = pgtest.NewDatabase(t, nil)
-	cfg.MetricsAddr = freeAddr(t)
+	cfg.MetricsAddr = freeaddr.Addr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- identitysvc.Run(ctx, cfg, slog.New(slog.DiscardHandler)) }()

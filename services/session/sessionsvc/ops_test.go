@@ -4,11 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wxlogin/wxlogin/shared/freeaddr"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -22,15 +23,6 @@ import (
 
 // freeAddr returns a loopback address with a port that was free a moment
 // ago: Run takes an address, not a listener.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 func httpGet(t *testing.T, url string) (int, string, error) {
 	t.Helper()
@@ -62,7 +54,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	s := natstest.Start(t)
 	nc := natstest.Connect(t, s)
 	cfg := config(s)
-	cfg.MetricsAddr = freeAddr(t)
+	cfg.MetricsAddr = freeaddr.Addr(t)
 	start(t, cfg, nc)
 	base := "http://" + cfg.MetricsAddr
 
@@ -130,7 +122,7 @@ func TestMetricsAndHealth(t *testing.T) {
 func TestStopWithoutNATS(t *testing.T) {
 	s := natstest.Start(t)
 	cfg := config(s)
-	cfg.MetricsAddr = freeAddr(t)
+	cfg.MetricsAddr = freeaddr.Addr(t)
 	ready := "http://" + cfg.MetricsAddr + "/readyz"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

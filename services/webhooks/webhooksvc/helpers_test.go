@@ -239,17 +239,6 @@ func series(name, endpoint string, more ...string) string {
 	return name + "{" + labels + "}"
 }
 
-// freeAddr is a loopback address nothing listens on (yet).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // ids are the webhook-ids of deliveries, in order.
 func ids(ds []delivery) []string {
 	out := make([]string, len(ds))

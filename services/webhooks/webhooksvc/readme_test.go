@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxlogin/wxlogin/shared/freeaddr"
+
 	"github.com/wxlogin/wxlogin/services/webhooks/webhooksvc"
 	"github.com/wxlogin/wxlogin/services/webhooks/webhooktest"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
@@ -59,7 +61,7 @@ func TestREADMEReceivers(t *testing.T) {
 		if err := os.WriteFile(path, []byte(m[1]), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		addr := freeAddr(t) // the snippet listens here
+		addr := freeaddr.Addr(t) // the snippet listens here
 		_, port, _ := net.SplitHostPort(addr)
 		r := receiver{name: lang.name, url: "http://" + addr + "/hook", secret: webhooktest.NewSecret(), out: &logtest.Buffer{}}
 		cmd := exec.Command(bin, path)

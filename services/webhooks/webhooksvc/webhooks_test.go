@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxlogin/wxlogin/shared/freeaddr"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -120,7 +122,7 @@ func TestRetriesUntilTheReceiverIsBack(t *testing.T) {
 	failing.Answer(http.StatusInternalServerError)
 	fine := webhooktest.NewReceiver(t, fineSecret)
 	// Nothing listens at down's address until the receiver comes up there.
-	downAddr := freeAddr(t)
+	downAddr := freeaddr.Addr(t)
 	svc := start(t, b.config(writeFile(t,
 		endpoint{Name: "failing", URL: failing.URL, Secret: failingSecret},
 		endpoint{Name: "down", URL: "http://" + downAddr + "/hook", Secret: downSecret},

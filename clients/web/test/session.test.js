@@ -349,10 +349,10 @@ test('a tab whose refresh waited for the lock finds the other tab logged out', a
   let release
   lockManager.request('wxlogin-refresh', () => new Promise((r) => { release = r })) // another tab holds it
   const call = session.fetch('/api/v1/me')
-  while (g.count('GET', '/api/v1/me') === 0 || !release) {
+  // Until this tab's refresh waits for the lock (the other tab's request is the first).
+  while (lockManager.requests < 2 || !release) {
     await new Promise((r) => setTimeout(r, 1))
   }
-  await new Promise((r) => setTimeout(r, 20))
   storage.removeItem('wxlogin') // that tab logged out
   release()
   await assert.rejects(call, { code: 'logged_out' })

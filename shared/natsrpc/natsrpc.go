@@ -27,6 +27,15 @@ const DefaultTimeout = 2 * time.Second
 // stops waiting for it (clocks are assumed roughly in sync).
 const HeaderDeadline = "Wxlogin-Deadline"
 
+// HeaderNotRun marks an error reply to a request the service refused
+// without running any of it (it is stopping): the caller may send it again.
+const HeaderNotRun = "Wxlogin-Not-Run"
+
+// maxAttempts bounds how often Call sends a request refused with
+// HeaderNotRun: several replicas stopping at once (a rolling restart) is
+// not an endless chain.
+const maxAttempts = 3
+
 // errCancelled is a call the caller itself abandoned (e.g. the HTTP client
 // went away). It is service_unavailable, the code the gateway does not log as
 // a server error; nobody reads the answer anyway.
@@ -101,7 +110,16 @@ func Call(ctx context.Context, nc *nats.Conn, subject string, req, resp any) err
 	if id := RequestID(ctx); id != "" {
 		msg.Header.Set(api.HeaderRequestID, id)
 	}
-	reply, err := nc.RequestMsgWithContext(ctx, msg)
+	// A replica that is stopping refuses what it had not started (marked
+	// HeaderNotRun); by then its subscription is gone, so the same request
+	// sent again reaches another replica. Nothing ran, so resending is safe.
+	var reply *nats.Msg
+	for attempt := 1; ; attempt++ {
+		reply, err = nc.RequestMsgWithContext(ctx, msg)
+		if err != nil || reply.Header.Get(HeaderNotRun) == "" || attempt == maxAttempts {
+			break
+		}
+	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return errCancelled

@@ -24,8 +24,9 @@ import (
 // Stopping: svc.Stop(), then Close, then Wait. micro's Stop drains the
 // subscriptions without waiting, so a buffered request can still reach
 // Endpoint afterwards; once the pool is closed it is answered
-// service_unavailable at once instead of starting a handler Wait no longer
-// waits for.
+// service_unavailable at once, marked HeaderNotRun so that Call sends it
+// to another replica, instead of starting a handler Wait no longer waits
+// for.
 type Pool struct {
 	sem     chan struct{}
 	timeout time.Duration
@@ -99,7 +100,7 @@ func Endpoint[Req, Resp any](p *Pool, fn func(ctx context.Context, req Req) (Res
 		}
 		rid := r.Headers().Get(api.HeaderRequestID)
 		if !p.accept() {
-			p.respondError(r, rid, errStopping)
+			p.respondError(r, rid, errStopping, HeaderNotRun)
 			return
 		}
 		p.sem <- struct{}{}
@@ -175,7 +176,9 @@ func storeFull(err error) bool {
 // no constant for it).
 const jsErrCodeStoreFailed jetstream.ErrorCode = 10077
 
-func (p *Pool) respondError(r micro.Request, rid string, err error) {
+// respondError answers err's contract code; flags are headers set to "1"
+// (HeaderNotRun).
+func (p *Pool) respondError(r micro.Request, rid string, err error, flags ...string) {
 	var e *api.Error
 	if !errors.As(err, &e) {
 		// Unexpected errors are logged here, once, and never shown to clients.
@@ -194,6 +197,9 @@ func (p *Pool) respondError(r micro.Request, rid string, err error) {
 	// when the (already returned) handler callback ends: a data race once the
 	// reply comes from a pool goroutine. The headers are the same.
 	hdr := micro.Headers{micro.ErrorHeader: {msg}, micro.ErrorCodeHeader: {string(e.Code)}}
+	for _, f := range flags {
+		hdr[f] = []string{"1"}
+	}
 	if rerr := r.Respond(data, micro.WithHeaders(hdr)); rerr != nil {
 		p.log.Warn("respond failed", "subject", r.Subject(), "request_id", rid, "error", rerr)
 	}

@@ -303,3 +303,82 @@ func TestCallCancelled(t *testing.T) {
 		wantCancelled(t, natsrpc.Call(ctx, nc, "test.slow", echoReq{}, nil))
 	})
 }
+
+// TestStoppingReplicaHandsOver: a request a stopping replica refused
+// unrun goes to another replica, so a rolling restart loses no call; a
+// service that only refuses is asked maxAttempts (3) times, no more.
+func TestStoppingReplicaHandsOver(t *testing.T) {
+	ns := natstest.Start(t)
+	nc := natstest.Connect(t, ns)
+	const subject = "test.handover"
+
+	t.Run("the retry reaches the replica still serving", func(t *testing.T) {
+		// The stopping replica, as Stop then Close leave it: it takes one
+		// request, unsubscribes, and refuses the request unrun. The other
+		// replica starts only then, so the first try cannot have reached it.
+		var stopping atomic.Int32
+		var sub *nats.Subscription
+		sub, err := nc.QueueSubscribe(subject, "q", func(m *nats.Msg) {
+			stopping.Add(1)
+			if err := sub.Unsubscribe(); err != nil {
+				t.Error(err)
+			}
+			svc, err := micro.AddService(nc, micro.Config{Name: "serving", Version: "0.0.1", QueueGroup: "q"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			t.Cleanup(func() { _ = svc.Stop() })
+			pool := natsrpc.NewPool(2, time.Second, discard())
+			if err := svc.AddEndpoint("e", natsrpc.Endpoint(pool, func(_ context.Context, r echoReq) (echoResp, error) {
+				return echoResp{Said: r.Say}, nil
+			}), micro.WithEndpointSubject(subject)); err != nil {
+				t.Error(err)
+			}
+			if err := nc.Flush(); err != nil {
+				t.Error(err)
+			}
+			reply := nats.NewMsg(m.Reply)
+			reply.Header.Set(micro.ErrorCodeHeader, string(api.CodeServiceUnavailable))
+			reply.Header.Set(micro.ErrorHeader, "stopping")
+			reply.Header.Set(natsrpc.HeaderNotRun, "1")
+			if err := m.RespondMsg(reply); err != nil {
+				t.Error(err)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out echoResp
+		if err := natsrpc.Call(context.Background(), nc, subject, echoReq{Say: "hi"}, &out); err != nil || out.Said != "hi" {
+			t.Fatalf("got %+v, %v; want the serving replica's answer", out, err)
+		}
+		if n := stopping.Load(); n != 1 {
+			t.Fatalf("the stopping replica saw %d requests, want 1", n)
+		}
+	})
+
+	t.Run("a service that only refuses is asked three times", func(t *testing.T) {
+		svc, err := micro.AddService(nc, micro.Config{Name: "refusing", Version: "0.0.1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer svc.Stop()
+		pool := natsrpc.NewPool(2, time.Second, discard())
+		pool.Close()
+		if err := svc.AddEndpoint("e", natsrpc.Endpoint(pool, func(context.Context, echoReq) (echoResp, error) {
+			t.Error("a closed pool ran a handler")
+			return echoResp{}, nil
+		}), micro.WithEndpointSubject(subject+".refusing")); err != nil {
+			t.Fatal(err)
+		}
+		err = natsrpc.Call(context.Background(), nc, subject+".refusing", echoReq{}, nil)
+		var e *api.Error
+		if !errors.As(err, &e) || e.Code != api.CodeServiceUnavailable {
+			t.Fatalf("got %v, want service_unavailable", err)
+		}
+		if n := svc.Stats().Endpoints[0].NumRequests; n != 3 {
+			t.Fatalf("the refusing service was asked %d times, want 3", n)
+		}
+	})
+}

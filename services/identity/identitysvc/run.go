@@ -16,10 +16,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/wxlogin/wxlogin/services/identity/internal/accounts"
 	"github.com/wxlogin/wxlogin/services/identity/internal/bindtoken"
 	"github.com/wxlogin/wxlogin/services/identity/internal/faillimit"
 	"github.com/wxlogin/wxlogin/services/identity/internal/metrics"
-	"github.com/wxlogin/wxlogin/services/identity/internal/natsapi"
 	"github.com/wxlogin/wxlogin/services/identity/internal/oapushes"
 	"github.com/wxlogin/wxlogin/services/identity/internal/outbox"
 	"github.com/wxlogin/wxlogin/services/identity/internal/password"
@@ -157,7 +157,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer func() { stopCounts(); <-countsDone }()
 
 	wc := wechat.New(wechat.Options{APIBase: cfg.WechatAPIBase})
-	a := natsapi.New(natsapi.Deps{
+	a := accounts.New(accounts.Deps{
 		Store:        st,
 		Apps:         apps,
 		WeChat:       wxauth.NewExchanger(wc, wxauth.NewTokenCache(wc, js, cfg.NATSReplicas, log), log),

@@ -23,7 +23,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/services/session/internal/kvstate"
 	"github.com/wxlogin/wxlogin/services/session/internal/metrics"
-	"github.com/wxlogin/wxlogin/services/session/internal/natsapi"
+	"github.com/wxlogin/wxlogin/services/session/internal/sessions"
 	"github.com/wxlogin/wxlogin/services/session/internal/tokens"
 )
 
@@ -119,7 +119,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer users.Stop()
 
-	svc := natsapi.New(natsapi.Deps{
+	svc := sessions.New(sessions.Deps{
 		Keys:            keys,
 		Minter:          tokens.NewMinter(keys, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTTL),
 		Families:        kvstate.NewFamilies(buckets.Sessions),

@@ -1,7 +1,8 @@
-// Package natsapi is the session service's NATS API: it issues, refreshes
-// and revokes tokens, runs QR login tickets and publishes the verification
-// keys, as micro endpoints.
-package natsapi
+// Package sessions holds the session service's use cases: it issues,
+// refreshes, lists and revokes sessions and their tokens, runs QR login
+// tickets and publishes the verification keys, each from its NATS micro
+// endpoint.
+package sessions
 
 import (
 	"context"

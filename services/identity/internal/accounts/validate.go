@@ -1,4 +1,4 @@
-package natsapi
+package accounts
 
 import (
 	"strings"

@@ -1,7 +1,9 @@
-// Package natsapi is identity's NATS face: the micro service and its
-// endpoints. It runs each use case (app lookup, WeChat exchange, password
-// check, store) and translates store sentinels into contract codes, once.
-package natsapi
+// Package accounts holds identity's use cases: the logins, binding,
+// registration, profiles, the admin's actions and the official account's
+// pushes, each run from its NATS micro endpoint. It calls the parts (app
+// lookup, WeChat exchange, password check, store) and translates store
+// sentinels into contract codes, once.
+package accounts
 
 import (
 	"context"

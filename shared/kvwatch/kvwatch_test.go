@@ -85,11 +85,7 @@ func newWorld(t *testing.T) *world {
 
 func (w *world) create(t *testing.T) jetstream.KeyValue {
 	t.Helper()
-	kv, err := w.js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: bucket})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kv
+	return natstest.CreateKeyValue(t, w.js, jetstream.KeyValueConfig{Bucket: bucket})
 }
 
 func (w *world) delete(t *testing.T) {
@@ -164,7 +160,14 @@ func TestRun(t *testing.T) {
 	}
 
 	w.restart(t, func() {})
-	put(t, kv, "d", "4")
+	// The writer's own connection is still reconnecting (its write may
+	// time out meanwhile): the write is what is retried, not the watch.
+	poll.UntilNil(t, 15*time.Second, "a write after the NATS restart", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := kv.Put(ctx, "d", []byte("4"))
+		return err
+	})
 	waitFor(t, "a write after the NATS restart", func() bool { return v.is(map[string]string{"c": "3", "d": "4"}) })
 }
 

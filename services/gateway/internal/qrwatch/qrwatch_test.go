@@ -43,11 +43,7 @@ func start(t *testing.T) (*world, context.CancelFunc) {
 
 func (w *world) create(t *testing.T) jetstream.KeyValue {
 	t.Helper()
-	kv, err := w.js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: session.BucketQR, TTL: time.Minute})
-	if err != nil {
-		t.Fatalf("create bucket: %v", err)
-	}
-	return kv
+	return natstest.CreateKeyValue(t, w.js, jetstream.KeyValueConfig{Bucket: session.BucketQR, TTL: time.Minute})
 }
 
 func putRecord(t *testing.T, kv jetstream.KeyValue, ticket, status string) uint64 {

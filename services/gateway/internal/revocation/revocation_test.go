@@ -281,11 +281,7 @@ func TestRun(t *testing.T) {
 
 	now := time.Now()
 	create := func() jetstream.KeyValue {
-		kv, err := js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: session.BucketRevoked, TTL: ttl + time.Minute})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return kv
+		return natstest.CreateKeyValue(t, js, jetstream.KeyValueConfig{Bucket: session.BucketRevoked, TTL: ttl + time.Minute})
 	}
 	putKV := func(kv jetstream.KeyValue, key string) {
 		b, _ := json.Marshal(session.Revocation{At: now.Unix()})

@@ -40,9 +40,7 @@ func TestStaleView(t *testing.T) {
 	}
 	createBucket := func() {
 		t.Helper()
-		if _, err := js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: session.BucketRevoked, TTL: ttl}); err != nil {
-			t.Fatal(err)
-		}
+		natstest.CreateKeyValue(t, js, jetstream.KeyValueConfig{Bucket: session.BucketRevoked, TTL: ttl})
 	}
 	createBucket()
 

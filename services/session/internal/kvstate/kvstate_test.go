@@ -408,9 +408,12 @@ func TestUserRevocationsOutliveBucketAndServer(t *testing.T) {
 	if err := js.DeleteKeyValue(ctx, session.BucketSessions); err != nil {
 		t.Fatal(err)
 	}
-	if b, err = Open(ctx, js, ttls, 1); err != nil {
-		t.Fatal(err)
-	}
+	// Right after the delete JetStream may refuse the create for a moment
+	// (natstest.CreateKeyValue); session's start retries Open the same way.
+	poll.UntilNil(t, 10*time.Second, "the buckets re-created", func() (err error) {
+		b, err = Open(ctx, js, ttls, 1)
+		return err
+	})
 	if err := NewFamilies(b.Sessions).SetUserCutoff(ctx, "new", now); err != nil {
 		t.Fatal(err)
 	}

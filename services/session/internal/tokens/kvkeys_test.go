@@ -37,11 +37,7 @@ func keysBucket(t *testing.T) *bucket {
 
 func (b *bucket) create(t *testing.T) {
 	t.Helper()
-	kv, err := b.js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "wxlogin_keys", History: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.KeyValue = kv
+	b.KeyValue = natstest.CreateKeyValue(t, b.js, jetstream.KeyValueConfig{Bucket: "wxlogin_keys", History: 1})
 }
 
 func testLog(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(t.Output(), nil)) }

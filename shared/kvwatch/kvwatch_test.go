@@ -127,11 +127,6 @@ func put(t *testing.T, kv jetstream.KeyValue, key, value string) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	poll.Until(t, 15*time.Second, what, cond)
-}
-
 // TestRun: the watch waits for the bucket, loads it, follows changes, starts
 // over on a bucket deleted and re-created (forgetting what the old one held)
 // and goes on across a NATS restart.
@@ -142,19 +137,19 @@ func TestRun(t *testing.T) {
 
 	kv := w.create(t)
 	put(t, kv, "a", "1")
-	waitFor(t, "the initial load", func() bool { return v.is(map[string]string{"a": "1"}) })
+	poll.Until(t, 15*time.Second, "the initial load", func() bool { return v.is(map[string]string{"a": "1"}) })
 
 	put(t, kv, "b", "2")
 	if err := kv.Delete(context.Background(), "a"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a put and a delete", func() bool { return v.is(map[string]string{"b": "2"}) })
+	poll.Until(t, 15*time.Second, "a put and a delete", func() bool { return v.is(map[string]string{"b": "2"}) })
 
 	begins := v.beginCount()
 	w.delete(t)
 	kv = w.create(t)
 	put(t, kv, "c", "3")
-	waitFor(t, "the watch on the re-created bucket", func() bool { return v.is(map[string]string{"c": "3"}) })
+	poll.Until(t, 15*time.Second, "the watch on the re-created bucket", func() bool { return v.is(map[string]string{"c": "3"}) })
 	if v.beginCount() == begins {
 		t.Error("the handler was not told to start over")
 	}
@@ -168,7 +163,7 @@ func TestRun(t *testing.T) {
 		_, err := kv.Put(ctx, "d", []byte("4"))
 		return err
 	})
-	waitFor(t, "a write after the NATS restart", func() bool { return v.is(map[string]string{"c": "3", "d": "4"}) })
+	poll.Until(t, 15*time.Second, "a write after the NATS restart", func() bool { return v.is(map[string]string{"c": "3", "d": "4"}) })
 }
 
 // TestRunKeys: with a filter, only the matching keys are delivered, before
@@ -180,17 +175,17 @@ func TestRunKeys(t *testing.T) {
 	put(t, kv, "other.o1", "x")
 	v := &view{}
 	w.run(t, Options{Keys: "user.*"}, v)
-	waitFor(t, "the initial load", func() bool { return v.is(map[string]string{"user.u1": "1"}) })
+	poll.Until(t, 15*time.Second, "the initial load", func() bool { return v.is(map[string]string{"user.u1": "1"}) })
 
 	put(t, kv, "other.o2", "x")
 	put(t, kv, "user.u2", "2")
-	waitFor(t, "a matching write", func() bool { return v.is(map[string]string{"user.u1": "1", "user.u2": "2"}) })
+	poll.Until(t, 15*time.Second, "a matching write", func() bool { return v.is(map[string]string{"user.u1": "1", "user.u2": "2"}) })
 
 	w.delete(t)
 	kv = w.create(t)
 	put(t, kv, "other.o3", "x")
 	put(t, kv, "user.u3", "3")
-	waitFor(t, "the re-created bucket", func() bool { return v.is(map[string]string{"user.u3": "3"}) })
+	poll.Until(t, 15*time.Second, "the re-created bucket", func() bool { return v.is(map[string]string{"user.u3": "3"}) })
 }
 
 // TestHealth: healthy once loaded; unhealthy while the bucket is gone and
@@ -206,15 +201,15 @@ func TestHealth(t *testing.T) {
 	w.run(t, Options{Health: h}, &view{})
 	healthy := func() bool { return h.UnhealthyFor() == 0 }
 	unhealthy := func() bool { return h.UnhealthyFor() > 0 }
-	waitFor(t, "healthy after the load", healthy)
+	poll.Until(t, 15*time.Second, "healthy after the load", healthy)
 
 	w.delete(t)
-	waitFor(t, "unhealthy without the bucket", unhealthy)
+	poll.Until(t, 15*time.Second, "unhealthy without the bucket", unhealthy)
 	w.create(t)
-	waitFor(t, "healthy on the re-created bucket", healthy)
+	poll.Until(t, 15*time.Second, "healthy on the re-created bucket", healthy)
 
-	w.restart(t, func() { waitFor(t, "unhealthy while NATS is away", unhealthy) })
-	waitFor(t, "healthy after the NATS restart", healthy)
+	w.restart(t, func() { poll.Until(t, 15*time.Second, "unhealthy while NATS is away", unhealthy) })
+	poll.Until(t, 15*time.Second, "healthy after the NATS restart", healthy)
 }
 
 // TestUpdatesOnly: the current values are skipped, later writes delivered.
@@ -224,9 +219,9 @@ func TestUpdatesOnly(t *testing.T) {
 	put(t, kv, "old", "1")
 	v := &view{}
 	w.run(t, Options{UpdatesOnly: true}, v)
-	waitFor(t, "the watch to start", func() bool { return v.is(map[string]string{}) })
+	poll.Until(t, 15*time.Second, "the watch to start", func() bool { return v.is(map[string]string{}) })
 	put(t, kv, "new", "2")
-	waitFor(t, "a later write", func() bool { return v.is(map[string]string{"new": "2"}) })
+	poll.Until(t, 15*time.Second, "a later write", func() bool { return v.is(map[string]string{"new": "2"}) })
 }
 
 func TestHealthNeedsWholeBucket(t *testing.T) {
@@ -261,11 +256,11 @@ func TestRunEndsPromptlyWithoutNATS(t *testing.T) {
 	} {
 		v := &view{}
 		running.Go(func() { Run(ctx, NewBucket(w.js, bucket), c.opts, v, slog.New(slog.NewTextHandler(t.Output(), nil))) })
-		waitFor(t, "the initial load", func() bool { return v.is(c.want) })
+		poll.Until(t, 15*time.Second, "the initial load", func() bool { return v.is(c.want) })
 	}
 
 	w.ns.Shutdown()
-	waitFor(t, "the connection to notice", func() bool { return !w.js.Conn().IsConnected() })
+	poll.Until(t, 15*time.Second, "the connection to notice", func() bool { return !w.js.Conn().IsConnected() })
 	cancel()
 	stopped := make(chan struct{})
 	go func() { running.Wait(); close(stopped) }()
@@ -283,7 +278,7 @@ func TestOpenWaitEndsWithCtx(t *testing.T) {
 	w := newWorld(t)
 	nc := w.js.Conn()
 	w.ns.Shutdown()
-	waitFor(t, "the connection to notice", func() bool { return !nc.IsConnected() })
+	poll.Until(t, 15*time.Second, "the connection to notice", func() bool { return !nc.IsConnected() })
 
 	b := NewBucket(w.js, bucket)
 	sent := nc.Stats().OutMsgs
@@ -294,7 +289,7 @@ func TestOpenWaitEndsWithCtx(t *testing.T) {
 		_, _ = b.Open(slow)
 	}()
 	defer func() { cancelSlow(); <-looking }()
-	waitFor(t, "the first lookup to be sent", func() bool { return nc.Stats().OutMsgs > sent })
+	poll.Until(t, 15*time.Second, "the first lookup to be sent", func() bool { return nc.Stats().OutMsgs > sent })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()

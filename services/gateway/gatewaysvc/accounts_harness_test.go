@@ -16,6 +16,7 @@ import (
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
 	"github.com/wxlogin/wxlogin/shared/api/session"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 // accountsStub answers the identity account/admin subjects and session's
@@ -179,7 +180,7 @@ func (e *env) upAccounts(mutate func(*gatewaysvc.Config)) (string, *accountsStub
 	s.start()
 	e.ensureBuckets()
 	base := e.gateway(mutate)
-	waitFor(e.t, 10*time.Second, "gateway ready", func() bool {
+	poll.Until(e.t, 10*time.Second, "gateway ready", func() bool {
 		return get(e.t, base+"/readyz", nil).status == http.StatusOK
 	})
 	return base, s

@@ -14,6 +14,7 @@ import (
 	"github.com/wxlogin/wxlogin/services/gateway/gatewaysvc"
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 func bearer(token string) map[string]string {
@@ -116,7 +117,7 @@ func TestKeysArriveLate(t *testing.T) {
 	wantProblem(t, get(t, base+"/.well-known/jwks.json", nil), http.StatusServiceUnavailable, "service_unavailable")
 
 	e.startSession()
-	waitFor(t, 10*time.Second, "keys fetched after session came up", func() bool {
+	poll.Until(t, 10*time.Second, "keys fetched after session came up", func() bool {
 		return get(t, base+"/readyz", nil).status == http.StatusOK
 	})
 	if r := get(t, base+"/api/v1/me", bearer(token)); r.status != http.StatusOK {
@@ -131,7 +132,7 @@ func TestKeyRotationIsPickedUp(t *testing.T) {
 
 	e.se.rotate()
 	fresh := e.se.token(testUserID, nil)
-	waitFor(t, 10*time.Second, "a token of the rotated key to verify", func() bool {
+	poll.Until(t, 10*time.Second, "a token of the rotated key to verify", func() bool {
 		return get(t, base+"/api/v1/me", bearer(fresh)).status == http.StatusOK
 	})
 	if r := get(t, base+"/api/v1/me", bearer(old)); r.status != http.StatusOK {

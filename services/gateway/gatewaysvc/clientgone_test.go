@@ -12,6 +12,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 // leaveMidCall sends a request and hangs up once started receives (the
@@ -45,7 +46,7 @@ func leaveMidCall(t *testing.T, e *env, method, url, contentType, body string, s
 	cancel()
 	<-done
 	var lines []string
-	waitFor(t, 10*time.Second, "the gateway to finish the abandoned request", func() bool {
+	poll.Until(t, 10*time.Second, "the gateway to finish the abandoned request", func() bool {
 		lines = lines[:0]
 		finished := false
 		for _, l := range strings.Split(e.logs.String(), "\n") {
@@ -80,7 +81,7 @@ func TestClientGoneMidCall(t *testing.T) {
 	t.Cleanup(func() { close(release) }) // before the stub stops
 	e.startSession()
 	base := e.gateway(nil)
-	waitFor(t, 10*time.Second, "gateway ready", func() bool { return get(t, base+"/readyz", nil).status == http.StatusOK })
+	poll.Until(t, 10*time.Second, "gateway ready", func() bool { return get(t, base+"/readyz", nil).status == http.StatusOK })
 
 	lines := leaveMidCall(t, e, http.MethodPost, base+"/api/v1/auth/password/login", "application/json",
 		`{"username":"alice","password":"correct horse"}`, started)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wxlogin/wxlogin/services/gateway/gatewaysvc"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 // TestConfigLogRedactsNATSCredentials: the configuration is logged at start;
@@ -54,7 +55,7 @@ func TestStartupLogsHideNATSToken(t *testing.T) {
 	base := e.up(func(c *gatewaysvc.Config) {
 		c.NATSURL = strings.Replace(e.ns.ClientURL(), "nats://", "nats://"+token+"@", 1)
 	})
-	waitFor(t, 5*time.Second, "the NATS connected line", func() bool { return strings.Contains(e.logs.String(), "NATS connected") })
+	poll.Until(t, 5*time.Second, "the NATS connected line", func() bool { return strings.Contains(e.logs.String(), "NATS connected") })
 	get(t, base+"/readyz", nil)
 	logs := e.logs.String()
 	if strings.Contains(logs, token) {

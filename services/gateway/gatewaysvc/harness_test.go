@@ -185,16 +185,10 @@ func (e *env) up(mutate func(*gatewaysvc.Config)) string {
 	e.startIdentity()
 	e.startSession()
 	base := e.gateway(mutate)
-	waitFor(e.t, 10*time.Second, "gateway ready", func() bool {
+	poll.Until(e.t, 10*time.Second, "gateway ready", func() bool {
 		return get(e.t, base+"/readyz", nil).status == http.StatusOK
 	})
 	return base
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	poll.Until(t, limit, what, cond)
 }
 
 // identityStub answers identity requests; tests set its user, its error and

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/services/gateway/gatewaysvc"
 	"github.com/wxlogin/wxlogin/shared/api/session"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 const (
@@ -103,7 +104,7 @@ func TestIntrospection(t *testing.T) {
 		// A GET /me makes one call: the subscription would have seen ours.
 		wantStatus(t, get(t, base+meURL, bearer(live)), http.StatusOK)
 		must(t, e.nc.Flush())
-		waitFor(t, 5*time.Second, "the /me call to be seen", func() bool { return calls.Load() >= 1 })
+		poll.Until(t, 5*time.Second, "the /me call to be seen", func() bool { return calls.Load() >= 1 })
 		if n := calls.Load(); n != 1 {
 			t.Fatalf("%d NATS requests to identity or session for 20 introspections and one /me, want 1 (the /me)", n)
 		}
@@ -130,7 +131,7 @@ func TestIntrospection(t *testing.T) {
 
 	t.Run("revoked", func(t *testing.T) {
 		w.putRevocation(t, session.RevokedSIDKey(sid), session.Revocation{At: time.Now().Unix()})
-		waitFor(t, 10*time.Second, "the revocation to reach introspection", func() bool {
+		poll.Until(t, 10*time.Second, "the revocation to reach introspection", func() bool {
 			return introspect(t, base, live, client).raw == `{"active":false}`
 		})
 	})
@@ -160,7 +161,7 @@ func TestIntrospection(t *testing.T) {
 		if err := w.deleteRevokedBucket(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "introspection to refuse with a stale view", func() bool {
+		poll.Until(t, 10*time.Second, "introspection to refuse with a stale view", func() bool {
 			r := introspect(t, base, fresh, other)
 			if r.status == http.StatusOK {
 				if r.body["active"] != true {

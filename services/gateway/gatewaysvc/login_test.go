@@ -13,6 +13,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 const (
@@ -259,7 +260,7 @@ func TestDeadServiceIsUnavailableFast(t *testing.T) {
 	stopIdentity := e.startIdentity()
 	stopSession := e.startSession()
 	base := e.gateway(nil)
-	waitFor(t, 10*time.Second, "ready", func() bool { return get(t, base+"/readyz", nil).status == http.StatusOK })
+	poll.Until(t, 10*time.Second, "ready", func() bool { return get(t, base+"/readyz", nil).status == http.StatusOK })
 	token := e.se.token(testUserID, nil)
 
 	stopIdentity()

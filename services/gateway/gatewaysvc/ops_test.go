@@ -15,6 +15,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/services/gateway/gatewaysvc"
 	"github.com/wxlogin/wxlogin/shared/logtest"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
@@ -137,7 +138,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	stopSession := e.startSession()
 	base := e.gateway(nil)
 
-	waitFor(t, 10*time.Second, "ready", func() bool { return get(t, base+"/readyz", nil).status == http.StatusOK })
+	poll.Until(t, 10*time.Second, "ready", func() bool { return get(t, base+"/readyz", nil).status == http.StatusOK })
 	if r := get(t, base+"/readyz", nil); r.body["status"] != "ok" {
 		t.Errorf("readyz body %s", r.raw)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/wxlogin/wxlogin/services/gateway/gatewaysvc"
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/session"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 const (
@@ -383,7 +384,7 @@ func longPoll(t *testing.T, e *env, base, ticket, token string) <-chan response 
 		h["X-Request-ID"] = rid
 		out <- doNoFatal(ctx, http.MethodGet, base+qrURL+"/"+ticket+"?wait=25s", h)
 	}()
-	waitFor(t, 10*time.Second, "the long-poll to wait", func() bool {
+	poll.Until(t, 10*time.Second, "the long-poll to wait", func() bool {
 		return strings.Contains(e.logs.String(), rid)
 	})
 	return out
@@ -513,12 +514,12 @@ func TestQRLongPoll(t *testing.T) {
 			h["X-Request-ID"] = rid
 			doNoFatal(ctx, http.MethodGet, base+qrURL+"/"+ticket+"?wait=25s", h)
 		}()
-		waitFor(t, 10*time.Second, "the long-poll to wait", func() bool { return strings.Contains(e.logs.String(), rid) })
+		poll.Until(t, 10*time.Second, "the long-poll to wait", func() bool { return strings.Contains(e.logs.String(), rid) })
 		cancel()
 		<-done
 		// The gateway's access log records the request once its handler
 		// has returned: well before the 25 s wait.
-		waitFor(t, 5*time.Second, "the abandoned poll's handler to return", func() bool {
+		poll.Until(t, 5*time.Second, "the abandoned poll's handler to return", func() bool {
 			for _, line := range strings.Split(e.logs.String(), "\n") {
 				if strings.Contains(line, rid) && !strings.Contains(line, "QR poll waiting") {
 					return true
@@ -606,7 +607,7 @@ func TestLongPollEndsOnShutdown(t *testing.T) {
 		served <- gatewaysvc.Serve(ctx, gatewaysvc.Config{NATSURL: e.ns.ClientURL(), WechatOpenBase: testOpenBase}, e.log, ln)
 	}()
 	base := "http://" + ln.Addr().String()
-	waitFor(t, 10*time.Second, "the second gateway ready", func() bool {
+	poll.Until(t, 10*time.Second, "the second gateway ready", func() bool {
 		return get(t, base+"/readyz", nil).status == http.StatusOK
 	})
 
@@ -659,7 +660,7 @@ func TestManyLongPolls(t *testing.T) {
 			p.out <- doNoFatal(ctx, http.MethodGet, base+qrURL+"/"+p.ticket+"?wait=25s", h)
 		}()
 	}
-	waitFor(t, 20*time.Second, "every long-poll to wait", func() bool {
+	poll.Until(t, 20*time.Second, "every long-poll to wait", func() bool {
 		logs := e.logs.String()
 		for _, p := range polls {
 			if !strings.Contains(logs, p.rid) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/session"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 const (
@@ -271,7 +272,7 @@ func TestRevocationsFromKV(t *testing.T) {
 		if err := w.revoked.Delete(context.Background(), session.RevokedSIDKey(sid)); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "the token to work again", func() bool {
+		poll.Until(t, 10*time.Second, "the token to work again", func() bool {
 			return get(t, base+meURL, bearer(token)).status == http.StatusOK
 		})
 	})
@@ -279,7 +280,7 @@ func TestRevocationsFromKV(t *testing.T) {
 
 func waitRevoked(t *testing.T, base, token string) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "the revocation to reach the gateway", func() bool {
+	poll.Until(t, 10*time.Second, "the revocation to reach the gateway", func() bool {
 		r := get(t, base+meURL, bearer(token))
 		if r.status == http.StatusOK {
 			return false
@@ -313,7 +314,7 @@ func TestRevocationsBeforeBucket(t *testing.T) {
 	}
 
 	e.startSession() // creates the buckets, as session does
-	waitFor(t, 15*time.Second, "ready once the buckets exist", func() bool {
+	poll.Until(t, 15*time.Second, "ready once the buckets exist", func() bool {
 		return get(t, base+"/readyz", nil).status == http.StatusOK
 	})
 	wantStatus(t, get(t, base+meURL, bearer(e.se.token(testUserID, nil))), http.StatusOK)

@@ -17,6 +17,7 @@ import (
 	"github.com/wxlogin/wxlogin/services/identity/identitysvc"
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
+	"github.com/wxlogin/wxlogin/shared/poll"
 	"github.com/wxlogin/wxlogin/shared/wechat/fakewechat"
 )
 
@@ -225,7 +226,7 @@ func TestMetricsEndpoint(t *testing.T) {
 			t.Errorf("%s = %d %q", path, code, body)
 		}
 	}
-	eventually(t, "the login's events published", func() bool {
+	poll.Until(t, 15*time.Second, "the login's events published", func() bool {
 		_, body := get("/metrics")
 		return strings.Contains(body, "wxlogin_identity_outbox_published_total 2")
 	})

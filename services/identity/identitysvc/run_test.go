@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxlogin/wxlogin/shared/freeaddr"
-
 	"github.com/jmoiron/sqlx"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -28,6 +26,7 @@ import (
 	"github.com/wxlogin/wxlogin/services/identity/internal/store"
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
+	"github.com/wxlogin/wxlogin/shared/freeaddr"
 	"github.com/wxlogin/wxlogin/shared/logtest"
 	"github.com/wxlogin/wxlogin/shared/natstest"
 	"github.com/wxlogin/wxlogin/shared/pgtest"
@@ -245,7 +244,7 @@ func TestMiniProgramLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 	var events []*jetstream.RawStreamMsg
-	eventually(t, "3 events on the stream", func() bool {
+	poll.Until(t, 15*time.Second, "3 events on the stream", func() bool {
 		events = streamMessages(t, js)
 		return len(events) >= 3
 	})
@@ -295,11 +294,6 @@ func streamMessages(t *testing.T, js jetstream.JetStream) []*jetstream.RawStream
 		out = append(out, m)
 	}
 	return out
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	poll.Until(t, 15*time.Second, what, cond)
 }
 
 func TestMiniProgramLoginConcurrentFirstLogins(t *testing.T) {
@@ -484,7 +478,7 @@ func TestRunWaitsForNATS(t *testing.T) {
 		t.Fatal("nats-server not ready")
 	}
 	client := identity.NewClient(natstest.Connect(t, ns))
-	eventually(t, "identity answering", func() bool {
+	poll.Until(t, 15*time.Second, "identity answering", func() bool {
 		_, err := client.GetUser(context.Background(), "00000000-0000-0000-0000-000000000000")
 		return api.CodeOf(err) == api.CodeNotFound
 	})

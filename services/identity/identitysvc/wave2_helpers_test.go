@@ -13,6 +13,7 @@ import (
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
 	"github.com/wxlogin/wxlogin/shared/natstest"
+	"github.com/wxlogin/wxlogin/shared/poll"
 	"github.com/wxlogin/wxlogin/shared/wechat"
 	"github.com/wxlogin/wxlogin/shared/wechat/fakewechat"
 )
@@ -86,7 +87,7 @@ func (s *service) register(t *testing.T, username, password string) identity.Log
 // published, so the stream is where they are).
 func (e *env) events(t *testing.T, typ, userID string) []identity.Event {
 	t.Helper()
-	eventually(t, "the outbox to drain", func() bool {
+	poll.Until(t, 15*time.Second, "the outbox to drain", func() bool {
 		var n int
 		return e.db.Get(&n, `SELECT count(*) FROM outbox`) == nil && n == 0
 	})
@@ -121,7 +122,7 @@ func (e *env) makeAdmin(t *testing.T, userID string) {
 // instance stopped, this one).
 func (s *service) waitServing(t *testing.T) {
 	t.Helper()
-	eventually(t, "identity answering", func() bool {
+	poll.Until(t, 15*time.Second, "identity answering", func() bool {
 		_, err := s.client.GetUser(ctx5s(t), "00000000-0000-0000-0000-000000000000")
 		return api.CodeOf(err) == api.CodeNotFound
 	})

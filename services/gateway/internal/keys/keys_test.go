@@ -74,11 +74,6 @@ func sign(t *testing.T, key ed25519.PrivateKey) string {
 	return s
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	poll.Until(t, 10*time.Second, what, cond)
-}
-
 func run(t *testing.T, k *Keys) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -105,7 +100,7 @@ func TestEdDSA(t *testing.T) {
 	run(t, k)
 
 	// Two failures and an empty set are retried; the fourth answer loads.
-	waitFor(t, "keys loaded", k.Loaded)
+	poll.Until(t, 10*time.Second, "keys loaded", k.Loaded)
 	if n := src.callCount(); n < 4 {
 		t.Errorf("loaded after %d fetches, want the empty set refused", n)
 	}
@@ -118,14 +113,14 @@ func TestEdDSA(t *testing.T) {
 
 	// A failing or broken refresh keeps the loaded keys.
 	src.set(down, func() ([]byte, error) { return []byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"bad"}]}`), nil })
-	waitFor(t, "refreshes to fail", func() bool { return src.callCount() >= 3 })
+	poll.Until(t, 10*time.Second, "refreshes to fail", func() bool { return src.callCount() >= 3 })
 	if _, err := k.Verify(sign(t, key1)); err != nil {
 		t.Fatalf("keys lost after failed refreshes: %v", err)
 	}
 
 	// Rotation: the next refresh brings the new key.
 	src.set(func() ([]byte, error) { return jwks(t, pub1, pub2), nil })
-	waitFor(t, "rotated key", func() bool { _, err := k.Verify(sign(t, key2)); return err == nil })
+	poll.Until(t, 10*time.Second, "rotated key", func() bool { _, err := k.Verify(sign(t, key2)); return err == nil })
 }
 
 func TestHS256(t *testing.T) {

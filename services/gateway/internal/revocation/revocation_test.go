@@ -295,17 +295,17 @@ func TestRun(t *testing.T) {
 	}
 	kv := create()
 	putKV(kv, session.RevokedSIDKey("before"))
-	waitUntil(t, "the initial load", func() bool { return s.Loaded() && s.Revoked(claims("", "before", "", now)) })
+	poll.Until(t, 15*time.Second, "the initial load", func() bool { return s.Loaded() && s.Revoked(claims("", "before", "", now)) })
 
 	putKV(kv, session.RevokedJTIKey("after"))
-	waitUntil(t, "a later write", func() bool { return s.Revoked(claims("after", "", "", now)) })
+	poll.Until(t, 15*time.Second, "a later write", func() bool { return s.Revoked(claims("after", "", "", now)) })
 
 	if err := js.DeleteKeyValue(context.Background(), session.BucketRevoked); err != nil {
 		t.Fatal(err)
 	}
 	kv = create()
 	putKV(kv, session.RevokedUserKey("u1"))
-	waitUntil(t, "the watch on the re-created bucket", func() bool {
+	poll.Until(t, 15*time.Second, "the watch on the re-created bucket", func() bool {
 		return s.Revoked(claims("", "", "u1", now.Add(-time.Second))) && !s.Revoked(claims("", "before", "", now))
 	})
 }
@@ -321,10 +321,4 @@ func run(t *testing.T, s *Set, js jetstream.JetStream) {
 		cancel()
 		<-done
 	})
-}
-
-// waitUntil polls cond until it holds, failing t after 15 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	poll.Until(t, 15*time.Second, what, cond)
 }

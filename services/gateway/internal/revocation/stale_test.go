@@ -16,6 +16,7 @@ import (
 	"github.com/wxlogin/wxlogin/shared/api/session"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
 	"github.com/wxlogin/wxlogin/shared/natstest"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -67,13 +68,13 @@ func TestStaleView(t *testing.T) {
 	serving := func() bool { return status(t) == http.StatusNoContent }
 	unhealthy := func() bool { return s.health.UnhealthyFor() > 0 }
 
-	waitUntil(t, "the first load", serving)
+	poll.Until(t, 15*time.Second, "the first load", serving)
 
 	// staleAfterBound: once the watch has noticed, the route serves on
 	// within the bound and refuses past it.
 	staleAfterBound := func(t *testing.T) {
 		t.Helper()
-		waitUntil(t, "the watch to notice", unhealthy)
+		poll.Until(t, 15*time.Second, "the watch to notice", unhealthy)
 		if got := status(t); got != http.StatusNoContent {
 			t.Fatalf("within the bound: %d, want 204", got)
 		}
@@ -95,7 +96,7 @@ func TestStaleView(t *testing.T) {
 		}
 		staleAfterBound(t)
 		createBucket()
-		waitUntil(t, "serving on the re-created bucket", serving)
+		poll.Until(t, 15*time.Second, "serving on the re-created bucket", serving)
 	})
 
 	t.Run("server stopped", func(t *testing.T) {
@@ -107,6 +108,6 @@ func TestStaleView(t *testing.T) {
 			t.Fatalf("server still down: %d, want 503", got)
 		}
 		restart()
-		waitUntil(t, "serving after the reconnect", serving)
+		poll.Until(t, 15*time.Second, "serving after the reconnect", serving)
 	})
 }

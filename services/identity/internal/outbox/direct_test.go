@@ -12,6 +12,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/services/identity/internal/outbox"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
+	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
 // Direct publishes with the event id as Nats-Msg-Id (a republished copy is
@@ -35,7 +36,7 @@ func TestDirectPublishesAtMostOnce(t *testing.T) {
 	d.Publish("ev-1", identity.SubjectUserLoggedIn, body)
 	d.Publish("ev-1", identity.SubjectUserLoggedIn, body)
 	d.Publish("ev-2", identity.SubjectUserLoggedIn, []byte(`{"id":"ev-2","type":"user.logged_in","user":{"id":"u-1"}}`))
-	eventually(t, "two events on the stream", func() bool { return len(readStream(t, js)) == 2 })
+	poll.Until(t, 15*time.Second, "two events on the stream", func() bool { return len(readStream(t, js)) == 2 })
 	for _, m := range readStream(t, js) {
 		if m.msgID != m.event.ID {
 			t.Errorf("Nats-Msg-Id %q on event %q", m.msgID, m.event.ID)
@@ -48,5 +49,5 @@ func TestDirectPublishesAtMostOnce(t *testing.T) {
 	ns.Shutdown()
 	ns.WaitForShutdown()
 	d.Publish("ev-3", identity.SubjectUserLoggedIn, body)
-	eventually(t, "the event published while NATS is away counted lost", func() bool { return lost.Load() == 1 })
+	poll.Until(t, 15*time.Second, "the event published while NATS is away counted lost", func() bool { return lost.Load() == 1 })
 }

@@ -97,12 +97,6 @@ func runRelay(t *testing.T, db *sqlx.DB, nc *nats.Conn, logs io.Writer, opts out
 	return r
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	poll.Until(t, 15*time.Second, what, cond)
-}
-
 func countRows(t *testing.T, db *sqlx.DB, query string) int {
 	t.Helper()
 	var n int
@@ -167,7 +161,7 @@ func TestRelayPublishesWithMsgID(t *testing.T) {
 	login(t, st, "o-one")
 	login(t, st, "o-two")
 	r.Notify()
-	eventually(t, "all rows published", func() bool {
+	poll.Until(t, 15*time.Second, "all rows published", func() bool {
 		return countRows(t, db, `SELECT count(*) FROM outbox WHERE published_at IS NULL`) == 0
 	})
 
@@ -223,7 +217,7 @@ func TestRelaySurvivesNATSOutage(t *testing.T) {
 
 	login(t, st, "o-before")
 	r.Notify()
-	eventually(t, "the first events published", func() bool {
+	poll.Until(t, 15*time.Second, "the first events published", func() bool {
 		return countRows(t, db, `SELECT count(*) FROM outbox WHERE published_at IS NULL`) == 0
 	})
 
@@ -232,7 +226,7 @@ func TestRelaySurvivesNATSOutage(t *testing.T) {
 	login(t, st, "o-during")
 	login(t, st, "o-during-2")
 	r.Notify()
-	eventually(t, "a failed publish", func() bool { return strings.Contains(logs.String(), "outbox relay failed") })
+	poll.Until(t, 15*time.Second, "a failed publish", func() bool { return strings.Contains(logs.String(), "outbox relay failed") })
 	var ids []string
 	if err := db.Select(&ids, `SELECT id FROM outbox WHERE published_at IS NULL`); err != nil {
 		t.Fatal(err)
@@ -242,7 +236,7 @@ func TestRelaySurvivesNATSOutage(t *testing.T) {
 	}
 
 	startNATS(t, port, dir)
-	eventually(t, "the events of the outage published", func() bool {
+	poll.Until(t, 15*time.Second, "the events of the outage published", func() bool {
 		return countRows(t, db, `SELECT count(*) FROM outbox WHERE published_at IS NULL`) == 0
 	})
 	js, err := jetstream.New(nc)
@@ -278,7 +272,7 @@ func TestRelaySharesWorkWithoutLoss(t *testing.T) {
 		login(t, st, fmt.Sprint("o-", i%20))
 		relays[i%3].Notify()
 	}
-	eventually(t, "all rows published", func() bool {
+	poll.Until(t, 15*time.Second, "all rows published", func() bool {
 		return countRows(t, db, `SELECT count(*) FROM outbox WHERE published_at IS NULL`) == 0
 	})
 	js, err := jetstream.New(connect(t, ns.ClientURL()))

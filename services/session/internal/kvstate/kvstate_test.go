@@ -349,11 +349,11 @@ func TestUserRevocations(t *testing.T) {
 	if err := f.SetUserCutoff(ctx, "after", now); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { _, ok := u.Cutoff("after", now); return ok })
+	poll.Until(t, 5*time.Second, "the cut-off written", func() bool { _, ok := u.Cutoff("after", now); return ok })
 	if err := b.Sessions.Delete(ctx, UserCutoffKey("after")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { _, ok := u.Cutoff("after", now); return !ok })
+	poll.Until(t, 5*time.Second, "the cut-off deleted", func() bool { _, ok := u.Cutoff("after", now); return !ok })
 
 	u.Record("local", now.Unix())
 	tests := []struct {
@@ -450,10 +450,4 @@ func TestUserCutoffKeysAreNoFamilies(t *testing.T) {
 			t.Errorf("OwnerOf(%q) = %q, %v; want not found", sid, owner, err)
 		}
 	}
-}
-
-// waitFor polls cond until it holds or a deadline passes.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	poll.Until(t, 5*time.Second, "the condition", cond)
 }

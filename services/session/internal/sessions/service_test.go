@@ -18,15 +18,14 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/wxlogin/wxlogin/services/session/internal/kvstate"
+	"github.com/wxlogin/wxlogin/services/session/internal/tokens"
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/session"
 	"github.com/wxlogin/wxlogin/shared/apps"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
 	"github.com/wxlogin/wxlogin/shared/logtest"
 	"github.com/wxlogin/wxlogin/shared/natstest"
-
-	"github.com/wxlogin/wxlogin/services/session/internal/kvstate"
-	"github.com/wxlogin/wxlogin/services/session/internal/tokens"
 	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
@@ -622,7 +621,7 @@ func TestRevokeUserRacingLogin(t *testing.T) {
 			if err := kvstate.NewFamilies(f.buckets.Sessions).SetUserCutoff(ctx, user, at); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, func() bool { _, ok := f.svc.UserRevocations.Cutoff(user, at); return ok })
+			poll.Until(t, 5*time.Second, "the user's cut-off in the watched view", func() bool { _, ok := f.svc.UserRevocations.Cutoff(user, at); return ok })
 			f.clock.Advance(tc.after)
 			_, err := f.refresh(late.RefreshToken)
 			wantCode(t, err, api.CodeTokenRevoked)
@@ -644,7 +643,7 @@ func TestIssueRightAfterRevokeUser(t *testing.T) {
 	}
 	// Another replica learns the cut-off from its watch, not from Record.
 	other := newFixtureOn(t, f.js, f.buckets, f.clock)
-	waitFor(t, func() bool { _, ok := other.svc.UserRevocations.Cutoff(user, f.clock.Now()); return ok })
+	poll.Until(t, 5*time.Second, "the cut-off in the other copy's view", func() bool { _, ok := other.svc.UserRevocations.Cutoff(user, f.clock.Now()); return ok })
 	req := session.IssueRequest{UserID: user, Kind: api.KindPassword}
 	steps := []struct {
 		name    string
@@ -704,12 +703,6 @@ func wantRevocation(t *testing.T, b *kvstate.Buckets, key string, want session.R
 	if err != nil || got != want {
 		t.Fatalf("%s = %s (%v), want %+v", key, e.Value(), err, want)
 	}
-}
-
-// waitFor polls cond until it holds or a deadline passes.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	poll.Until(t, 5*time.Second, "the condition", cond)
 }
 
 func TestStoredFamilyHoldsNoToken(t *testing.T) {

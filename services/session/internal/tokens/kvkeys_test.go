@@ -54,12 +54,6 @@ func openRing(t *testing.T, kv *bucket, retention time.Duration) *Keyring {
 	return k
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	poll.Until(t, 10*time.Second, what, cond)
-}
-
 func TestKVKeyringReplicasAgree(t *testing.T) {
 	kv := keysBucket(t)
 	const replicas = 6
@@ -91,7 +85,7 @@ func TestKVKeyringReplicasAgree(t *testing.T) {
 	}
 	// Losers delete their keys; a replica may briefly publish one until the
 	// deletion reaches its watch.
-	eventually(t, "every replica publishes only the winning key", func() bool {
+	poll.Until(t, 10*time.Second, "every replica publishes only the winning key", func() bool {
 		for _, k := range rings {
 			b, _ := k.JWKS(now)
 			if !slices.Equal(jwksKids(t, b), []string{want}) {
@@ -122,7 +116,7 @@ func TestRotateKV(t *testing.T) {
 	if k2 == k1 {
 		t.Fatal("rotation kept the kid")
 	}
-	eventually(t, "replica signs with the rotated key", func() bool { return ring.SigningKeyID(time.Now()) == k2 })
+	poll.Until(t, 10*time.Second, "replica signs with the rotated key", func() bool { return ring.SigningKeyID(time.Now()) == k2 })
 
 	// A delayed rotation: the new key is published at once, signs later.
 	t1 := time.Now()
@@ -133,7 +127,7 @@ func TestRotateKV(t *testing.T) {
 	}
 	// The rotation writes the new key, then "current", then the old keys'
 	// retirement; wait until the replica has seen all of it.
-	eventually(t, "new key published and old ones retired", func() bool {
+	poll.Until(t, 10*time.Second, "new key published and old ones retired", func() bool {
 		b, _ := ring.JWKS(t1)
 		late, _ := ring.JWKS(t1.Add(delay + retention))
 		return slices.Contains(jwksKids(t, b), k3) && slices.Equal(jwksKids(t, late), []string{k3})
@@ -181,7 +175,7 @@ func TestRotateKV(t *testing.T) {
 			t.Errorf("key %s: %v", kept, err)
 		}
 	}
-	eventually(t, "replica follows the deletions", func() bool {
+	poll.Until(t, 10*time.Second, "replica follows the deletions", func() bool {
 		b, _ := ring.JWKS(later)
 		got := jwksKids(t, b)
 		slices.Sort(got)
@@ -220,7 +214,7 @@ func TestKVKeyringOutlivesBucketAndServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the key of the re-created bucket, and only it, published", func() bool {
+	poll.Until(t, 10*time.Second, "the key of the re-created bucket, and only it, published", func() bool {
 		b, _ := ring.JWKS(time.Now())
 		return ring.SigningKeyID(time.Now()) == k2 && slices.Equal(jwksKids(t, b), []string{k2})
 	})
@@ -233,5 +227,5 @@ func TestKVKeyringOutlivesBucketAndServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the key rotated after the NATS restart", func() bool { return ring.SigningKeyID(time.Now()) == k3 })
+	poll.Until(t, 10*time.Second, "the key rotated after the NATS restart", func() bool { return ring.SigningKeyID(time.Now()) == k3 })
 }

@@ -384,6 +384,29 @@ func TestOAFollowLoginProcesses(t *testing.T) {
 			// A follower scans a second code: SCAN with the bare scene.
 			ticket2, pollToken2, scene2 := followTicket(t, p, a)
 			createTime++
+			// Correctly signed but not current (ten minutes old, or two
+			// minutes ahead): refused, the ticket stays pending.
+			for _, at := range []int64{time.Now().Add(-10 * time.Minute).Unix(), time.Now().Add(2 * time.Minute).Unix()} {
+				old := a.newPush(t, openid, at, "SCAN", scene2)
+				if r := a.send(t, p, old); r.status != http.StatusUnauthorized || str(r, "code") != "signature_invalid" {
+					t.Fatalf("push signed at %d: %d %s", at, r.status, r.raw)
+				}
+			}
+			if a.aesKey == "" {
+				// Plaintext signatures cover no body: the first push's
+				// signature with another message (this SCAN, as someone who
+				// saw that push's URL would send it) is refused.
+				replay := a.newPush(t, openid, createTime, "SCAN", scene2)
+				for _, k := range []string{"signature", "timestamp", "nonce"} {
+					replay.query.Set(k, push.query.Get(k))
+				}
+				if r := a.send(t, p, replay); r.status != http.StatusUnauthorized || str(r, "code") != "signature_invalid" {
+					t.Fatalf("the first push's signature on another message: %d %s", r.status, r.raw)
+				}
+			}
+			if r := oaPoll(t, p, ticket2, pollToken2); r.status != http.StatusOK || str(r, "status") != "pending" {
+				t.Fatalf("after the stale and replayed pushes: %d %s", r.status, r.raw)
+			}
 			waiting = longPollAt(t, p, "/api/v1/auth/oa/qr/", ticket2, pollToken2)
 			if r := a.send(t, p, a.newPush(t, openid, createTime, "SCAN", scene2)); r.status != http.StatusOK {
 				t.Fatalf("SCAN push: %d %s", r.status, r.raw)

@@ -359,9 +359,12 @@ type push struct {
 	body []byte
 }
 
-// signedPush signs msg as WeChat does, sealing it in safe mode.
+// signedPush signs msg as WeChat does, sealing it in safe mode. The
+// signature's timestamp is the wall clock, not the fake clock CreateTime
+// follows: receivers refuse signatures that are not current, and a test
+// that moved the fake clock on still gets its pushes through.
 func signedPush(srv OAServer, appid string, msg oapush.Message) (push, error) {
-	timestamp := strconv.FormatInt(msg.CreateTime, 10)
+	timestamp := strconv.FormatInt(time.Now().Unix(), 10)
 	nonce := randomString(10, "0123456789")
 	q := url.Values{"signature": {oapush.Signature(srv.Token, timestamp, nonce)}, "timestamp": {timestamp},
 		"nonce": {nonce}, "openid": {msg.FromUserName}}

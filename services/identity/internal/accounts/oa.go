@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/wxlogin/wxlogin/services/identity/internal/oapushes"
 	"github.com/wxlogin/wxlogin/services/identity/internal/store"
@@ -42,9 +43,21 @@ func (a *API) oaApp(appid string) (apps.App, error) {
 	return app, nil
 }
 
+// A signed request's timestamp must lie within this window of our clock:
+// a signature captured once (plaintext mode signs no body) is worth
+// nothing after it. The window's span equals the pushes bucket's TTL, so
+// a signature is remembered for as long as it is fresh (oapushes).
+const (
+	signedMaxAge   = oapushes.TTL - signedMaxAhead
+	signedMaxAhead = time.Minute // clock skew the other way
+)
+
+var errStale = api.Errorf(api.CodeSignatureInvalid, "the WeChat signature's timestamp is not current")
+
 // checkSigned verifies the signature every server URL request carries:
-// sha1 of the account's token, timestamp and nonce.
-func checkSigned(app apps.App, s identity.OASigned) error {
+// sha1 of the account's token, timestamp and nonce, with a timestamp
+// within the window around now.
+func checkSigned(app apps.App, s identity.OASigned, now time.Time) error {
 	for _, f := range []string{s.Signature, s.Timestamp, s.Nonce} {
 		if f == "" || len(f) > maxSignedField {
 			return errSignature
@@ -52,6 +65,13 @@ func checkSigned(app apps.App, s identity.OASigned) error {
 	}
 	if app.Token == "" || oapush.Verify(s.Signature, app.Token, s.Timestamp, s.Nonce) != nil {
 		return errSignature
+	}
+	ts, err := strconv.ParseInt(s.Timestamp, 10, 64)
+	if err != nil {
+		return errSignature
+	}
+	if at := time.Unix(ts, 0); at.Before(now.Add(-signedMaxAge)) || at.After(now.Add(signedMaxAhead)) {
+		return errStale
 	}
 	return nil
 }
@@ -84,8 +104,8 @@ func (a *API) OAVerify(ctx context.Context, req identity.OAVerifyRequest) (ident
 	if err != nil {
 		return identity.OAVerifyResult{}, err
 	}
-	if err := checkSigned(app, req.OASigned); err != nil {
-		a.log.Info("official account verification with a bad signature", "appid", app.AppID, "request_id", natsrpc.RequestID(ctx))
+	if err := checkSigned(app, req.OASigned, a.Now()); err != nil {
+		a.log.Info("official account verification refused", "appid", app.AppID, "request_id", natsrpc.RequestID(ctx), "reason", err)
 		return identity.OAVerifyResult{}, err
 	}
 	if req.Echostr == "" || len(req.Echostr) > maxEchostr {
@@ -107,6 +127,18 @@ func (a *API) OAPush(ctx context.Context, req identity.OAPushRequest) (identity.
 		return identity.OAPushResult{}, err
 	}
 	key := oapushes.Key(app.AppID, msg.FromUserName, msg.CreateTime)
+	// A signature works for one push: WeChat's retries repeat it with the
+	// same message, a replay with another body (plaintext mode signs none)
+	// is refused.
+	err = a.Pushes.BindSignature(ctx, oapushes.SignatureKey(app.AppID, req.Timestamp, req.Nonce), key)
+	if errors.Is(err, oapushes.ErrSignatureUsed) {
+		a.log.Warn("official account push refused: its signature was used for another push", "appid", app.AppID,
+			"request_id", natsrpc.RequestID(ctx))
+		return identity.OAPushResult{}, errSignature
+	}
+	if err != nil {
+		return identity.OAPushResult{}, a.storeError(ctx, err)
+	}
 	claim, err := a.Pushes.Claim(ctx, key)
 	if err != nil {
 		return identity.OAPushResult{}, a.storeError(ctx, err)
@@ -146,8 +178,8 @@ const replySuccess = "success"
 // takes safe-mode pushes only (WeChat's compatible mode sends those too),
 // whose msg_signature covers the encrypted message.
 func (a *API) openPush(ctx context.Context, app apps.App, req identity.OAPushRequest) (oapush.Message, error) {
-	if err := checkSigned(app, req.OASigned); err != nil {
-		a.log.Info("official account push with a bad signature", "appid", app.AppID, "request_id", natsrpc.RequestID(ctx))
+	if err := checkSigned(app, req.OASigned, a.Now()); err != nil {
+		a.log.Info("official account push refused", "appid", app.AppID, "request_id", natsrpc.RequestID(ctx), "reason", err)
 		return oapush.Message{}, err
 	}
 	msg, err := oapush.Parse(req.Body)

@@ -1,7 +1,9 @@
 // Package oapushes remembers the official account's pushes for a while, so
 // that WeChat's retries of one push (it sends it up to three more times
-// when the answer is late) are handled once: NATS KV bucket
-// wxlogin_oa_pushes, keyed by a hash of appid, sender and CreateTime.
+// when the answer is late) are handled once, and so that one signature
+// serves one push: NATS KV bucket wxlogin_oa_pushes, keyed by a hash of
+// appid, sender and CreateTime (the push) and "sig." and a hash of appid,
+// timestamp and nonce (its signature).
 package oapushes
 
 import (
@@ -56,6 +58,40 @@ func (s *Store) bucket(ctx context.Context) (jetstream.KeyValue, error) { return
 func Key(appID, openID string, createTime int64) string {
 	sum := sha256.Sum256([]byte(appID + "\x00" + openID + "\x00" + strconv.FormatInt(createTime, 10)))
 	return hex.EncodeToString(sum[:])
+}
+
+// SignatureKey names a push's signature: WeChat's retries repeat it.
+func SignatureKey(appID, timestamp, nonce string) string {
+	sum := sha256.Sum256([]byte(appID + "\x00" + timestamp + "\x00" + nonce))
+	return "sig." + hex.EncodeToString(sum[:])
+}
+
+// ErrSignatureUsed: the signature came with another push before.
+var ErrSignatureUsed = errors.New("the signature was used for another push")
+
+// BindSignature ties the signature sigKey to the push pushKey for the
+// bucket's TTL: the same pair again (a retry) is fine, the signature with
+// any other push is ErrSignatureUsed.
+func (s *Store) BindSignature(ctx context.Context, sigKey, pushKey string) error {
+	kv, err := s.bucket(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = kv.Create(ctx, sigKey, []byte(pushKey))
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("bind push signature: %w", err)
+	}
+	e, err := kv.Get(ctx, sigKey)
+	if err != nil {
+		return fmt.Errorf("read push signature: %w", err)
+	}
+	if string(e.Value()) != pushKey {
+		return ErrSignatureUsed
+	}
+	return nil
 }
 
 // Claim is a push seen.

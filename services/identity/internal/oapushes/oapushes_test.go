@@ -2,6 +2,7 @@ package oapushes
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 
@@ -76,5 +77,36 @@ func TestClaimFinishRelease(t *testing.T) {
 	st, err := kv.Status(ctx)
 	if err != nil || st.TTL() != TTL || st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.MaxBytes != MaxBytes {
 		t.Fatalf("bucket status %+v, %v: want a TTL and a byte limit", st, err)
+	}
+}
+
+// TestBindSignature: a signature serves one push; its retries repeat both.
+func TestBindSignature(t *testing.T) {
+	nc := natstest.Connect(t, natstest.Start(t))
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(js, 1)
+	ctx := context.Background()
+	sig := SignatureKey("wx1", "1700000000", "123")
+	for _, other := range []string{SignatureKey("wx2", "1700000000", "123"), SignatureKey("wx1", "1700000001", "123"),
+		SignatureKey("wx1", "1700000000", "124"), Key("wx1", "1700000000", 123)} {
+		if other == sig {
+			t.Fatalf("signature key %s collides", sig)
+		}
+	}
+	push, another := Key("wx1", "o1", 1700000000), Key("wx1", "o1", 1700000001)
+	if err := s.BindSignature(ctx, sig, push); err != nil {
+		t.Fatalf("first use: %v", err)
+	}
+	if err := s.BindSignature(ctx, sig, push); err != nil {
+		t.Fatalf("the retry of the same push: %v", err)
+	}
+	if err := s.BindSignature(ctx, sig, another); !errors.Is(err, ErrSignatureUsed) {
+		t.Fatalf("the signature with another push: %v, want ErrSignatureUsed", err)
+	}
+	if err := s.BindSignature(ctx, SignatureKey("wx1", "1700000001", "9"), another); err != nil {
+		t.Fatalf("another push with its own signature: %v", err)
 	}
 }

@@ -403,6 +403,13 @@ func TestOAFollowLoginProcesses(t *testing.T) {
 				if r := a.send(t, p, replay); r.status != http.StatusUnauthorized || str(r, "code") != "signature_invalid" {
 					t.Fatalf("the first push's signature on another message: %d %s", r.status, r.raw)
 				}
+				// Nor on another body of the same sender and CreateTime (a
+				// failed push is forgotten, so this could be handled anew).
+				same := a.newPush(t, openid, createTime-1, "SCAN", scene2)
+				same.query = push.query
+				if r := a.send(t, p, same); r.status != http.StatusUnauthorized || str(r, "code") != "signature_invalid" {
+					t.Fatalf("the first push's signature and sender on another scene: %d %s", r.status, r.raw)
+				}
 			}
 			if r := oaPoll(t, p, ticket2, pollToken2); r.status != http.StatusOK || str(r, "status") != "pending" {
 				t.Fatalf("after the stale and replayed pushes: %d %s", r.status, r.raw)

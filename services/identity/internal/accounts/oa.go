@@ -45,10 +45,11 @@ func (a *API) oaApp(appid string) (apps.App, error) {
 
 // A signed request's timestamp must lie within this window of our clock:
 // a signature captured once (plaintext mode signs no body) is worth
-// nothing after it. The window's span equals the pushes bucket's TTL, so
-// a signature is remembered for as long as it is fresh (oapushes).
+// nothing after it. The window spans a minute less than the pushes
+// bucket's TTL, so a signature is remembered for longer than it is fresh
+// even with our clock and the NATS server's a little apart (oapushes).
 const (
-	signedMaxAge   = oapushes.TTL - signedMaxAhead
+	signedMaxAge   = 3 * time.Minute
 	signedMaxAhead = time.Minute // clock skew the other way
 )
 
@@ -67,8 +68,8 @@ func checkSigned(app apps.App, s identity.OASigned, now time.Time) error {
 		return errSignature
 	}
 	ts, err := strconv.ParseInt(s.Timestamp, 10, 64)
-	if err != nil {
-		return errSignature
+	if err != nil || strconv.FormatInt(ts, 10) != s.Timestamp {
+		return errSignature // only the canonical digits: one signature, one reading
 	}
 	if at := time.Unix(ts, 0); at.Before(now.Add(-signedMaxAge)) || at.After(now.Add(signedMaxAhead)) {
 		return errStale
@@ -108,6 +109,11 @@ func (a *API) OAVerify(ctx context.Context, req identity.OAVerifyRequest) (ident
 		a.log.Info("official account verification refused", "appid", app.AppID, "request_id", natsrpc.RequestID(ctx), "reason", err)
 		return identity.OAVerifyResult{}, err
 	}
+	// A verification's signature is as good as a push's: spent here, so a
+	// logged verification URL signs no push.
+	if err := a.bindSignature(ctx, app, req.OASigned, "verify"); err != nil {
+		return identity.OAVerifyResult{}, err
+	}
 	if req.Echostr == "" || len(req.Echostr) > maxEchostr {
 		return identity.OAVerifyResult{}, api.Errorf(api.CodeInvalidRequest, "echostr is missing or too long")
 	}
@@ -127,17 +133,16 @@ func (a *API) OAPush(ctx context.Context, req identity.OAPushRequest) (identity.
 		return identity.OAPushResult{}, err
 	}
 	key := oapushes.Key(app.AppID, msg.FromUserName, msg.CreateTime)
-	// A signature works for one push: WeChat's retries repeat it with the
-	// same message, a replay with another body (plaintext mode signs none)
-	// is refused.
-	err = a.Pushes.BindSignature(ctx, oapushes.SignatureKey(app.AppID, req.Timestamp, req.Nonce), key)
-	if errors.Is(err, oapushes.ErrSignatureUsed) {
-		a.log.Warn("official account push refused: its signature was used for another push", "appid", app.AppID,
-			"request_id", natsrpc.RequestID(ctx))
-		return identity.OAPushResult{}, errSignature
+	// A signature works for one message: WeChat's retries repeat both. In
+	// plaintext mode the signature covers no body, so it is bound to the
+	// body itself; in safe mode msg_signature covers the (possibly
+	// re-encrypted) body, and the push it names is enough.
+	use := key
+	if !strings.EqualFold(req.EncryptType, "aes") {
+		use = oapushes.BodyKey(key, req.Body)
 	}
-	if err != nil {
-		return identity.OAPushResult{}, a.storeError(ctx, err)
+	if err := a.bindSignature(ctx, app, req.OASigned, use); err != nil {
+		return identity.OAPushResult{}, err
 	}
 	claim, err := a.Pushes.Claim(ctx, key)
 	if err != nil {
@@ -167,6 +172,21 @@ func (a *API) OAPush(ctx context.Context, req identity.OAPushRequest) (identity.
 			"request_id", natsrpc.RequestID(ctx), "error", err)
 	}
 	return res, nil
+}
+
+// bindSignature spends a checked signature on use (a push, or the
+// verification): the same use again passes, any other is signature_invalid.
+func (a *API) bindSignature(ctx context.Context, app apps.App, s identity.OASigned, use string) error {
+	err := a.Pushes.BindSignature(ctx, oapushes.SignatureKey(app.AppID, s.Signature), use)
+	if errors.Is(err, oapushes.ErrSignatureUsed) {
+		a.log.Warn("official account request refused: its signature was used before for another message", "appid", app.AppID,
+			"request_id", natsrpc.RequestID(ctx))
+		return errSignature
+	}
+	if err != nil {
+		return a.storeError(ctx, err)
+	}
+	return nil
 }
 
 // replySuccess is the answer that tells WeChat the push arrived and that

@@ -31,6 +31,8 @@ func TestCheckSignedFreshness(t *testing.T) {
 		{"at the most ahead", at(signedMaxAhead), true},
 		{"just too far ahead", at(signedMaxAhead + time.Second), false},
 		{"not a number", "soon", false},
+		{"a leading zero", "0" + at(0), false},
+		{"a plus sign", "+" + at(0), false},
 	} {
 		err := checkSigned(app, signed(tc.ts), now)
 		if tc.ok != (err == nil) {

@@ -1,9 +1,9 @@
 // Package oapushes remembers the official account's pushes for a while, so
 // that WeChat's retries of one push (it sends it up to three more times
 // when the answer is late) are handled once, and so that one signature
-// serves one push: NATS KV bucket wxlogin_oa_pushes, keyed by a hash of
-// appid, sender and CreateTime (the push) and "sig." and a hash of appid,
-// timestamp and nonce (its signature).
+// serves one message: NATS KV bucket wxlogin_oa_pushes, keyed by a hash
+// of appid, sender and CreateTime (the push) and "sig." and a hash of
+// appid and signature (what the signature was spent on).
 package oapushes
 
 import (
@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -60,24 +61,33 @@ func Key(appID, openID string, createTime int64) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// SignatureKey names a push's signature: WeChat's retries repeat it.
-func SignatureKey(appID, timestamp, nonce string) string {
-	sum := sha256.Sum256([]byte(appID + "\x00" + timestamp + "\x00" + nonce))
+// SignatureKey names a signature of an account: WeChat's retries repeat
+// it. The signature itself, not its timestamp and nonce, which other
+// splits of the same signed string could spell differently.
+func SignatureKey(appID, signature string) string {
+	sum := sha256.Sum256([]byte(appID + "\x00" + strings.ToLower(signature)))
 	return "sig." + hex.EncodeToString(sum[:])
 }
 
-// ErrSignatureUsed: the signature came with another push before.
-var ErrSignatureUsed = errors.New("the signature was used for another push")
+// BodyKey names a push together with its exact body: what a plaintext
+// signature, which covers no body, is bound to.
+func BodyKey(pushKey string, body []byte) string {
+	sum := sha256.Sum256(body)
+	return pushKey + "." + hex.EncodeToString(sum[:])
+}
 
-// BindSignature ties the signature sigKey to the push pushKey for the
-// bucket's TTL: the same pair again (a retry) is fine, the signature with
-// any other push is ErrSignatureUsed.
-func (s *Store) BindSignature(ctx context.Context, sigKey, pushKey string) error {
+// ErrSignatureUsed: the signature came with another message before.
+var ErrSignatureUsed = errors.New("the signature was used for another message")
+
+// BindSignature spends the signature sigKey on use (what it came with) for
+// the bucket's TTL: the same pair again (a retry) is fine, the signature
+// with anything else is ErrSignatureUsed.
+func (s *Store) BindSignature(ctx context.Context, sigKey, use string) error {
 	kv, err := s.bucket(ctx)
 	if err != nil {
 		return err
 	}
-	_, err = kv.Create(ctx, sigKey, []byte(pushKey))
+	_, err = kv.Create(ctx, sigKey, []byte(use))
 	if err == nil {
 		return nil
 	}
@@ -88,7 +98,7 @@ func (s *Store) BindSignature(ctx context.Context, sigKey, pushKey string) error
 	if err != nil {
 		return fmt.Errorf("read push signature: %w", err)
 	}
-	if string(e.Value()) != pushKey {
+	if string(e.Value()) != use {
 		return ErrSignatureUsed
 	}
 	return nil

@@ -80,7 +80,8 @@ func TestClaimFinishRelease(t *testing.T) {
 	}
 }
 
-// TestBindSignature: a signature serves one push; its retries repeat both.
+// TestBindSignature: a signature serves one message; its retries repeat
+// both.
 func TestBindSignature(t *testing.T) {
 	nc := natstest.Connect(t, natstest.Start(t))
 	js, err := jetstream.New(nc)
@@ -89,24 +90,31 @@ func TestBindSignature(t *testing.T) {
 	}
 	s := New(js, 1)
 	ctx := context.Background()
-	sig := SignatureKey("wx1", "1700000000", "123")
-	for _, other := range []string{SignatureKey("wx2", "1700000000", "123"), SignatureKey("wx1", "1700000001", "123"),
-		SignatureKey("wx1", "1700000000", "124"), Key("wx1", "1700000000", 123)} {
+	sig := SignatureKey("wx1", "ABCDEF0123")
+	if SignatureKey("wx1", "abcdef0123") != sig {
+		t.Error("the signature's hex case makes another key")
+	}
+	push, another := Key("wx1", "o1", 1700000000), Key("wx1", "o1", 1700000001)
+	for _, other := range []string{SignatureKey("wx2", "abcdef0123"), SignatureKey("wx1", "abcdef0124"), push} {
 		if other == sig {
 			t.Fatalf("signature key %s collides", sig)
 		}
 	}
-	push, another := Key("wx1", "o1", 1700000000), Key("wx1", "o1", 1700000001)
+	if BodyKey(push, []byte("<xml>a</xml>")) == BodyKey(push, []byte("<xml>b</xml>")) || BodyKey(push, nil) == push {
+		t.Error("body keys do not tell bodies apart")
+	}
 	if err := s.BindSignature(ctx, sig, push); err != nil {
 		t.Fatalf("first use: %v", err)
 	}
 	if err := s.BindSignature(ctx, sig, push); err != nil {
 		t.Fatalf("the retry of the same push: %v", err)
 	}
-	if err := s.BindSignature(ctx, sig, another); !errors.Is(err, ErrSignatureUsed) {
-		t.Fatalf("the signature with another push: %v, want ErrSignatureUsed", err)
+	for _, use := range []string{another, BodyKey(push, []byte("<xml>other</xml>")), "verify"} {
+		if err := s.BindSignature(ctx, sig, use); !errors.Is(err, ErrSignatureUsed) {
+			t.Fatalf("the signature on %s: %v, want ErrSignatureUsed", use, err)
+		}
 	}
-	if err := s.BindSignature(ctx, SignatureKey("wx1", "1700000001", "9"), another); err != nil {
+	if err := s.BindSignature(ctx, SignatureKey("wx1", "99"), another); err != nil {
 		t.Fatalf("another push with its own signature: %v", err)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxlogin/wxlogin/shared/natsconn"
 )
 
 // AttemptTimeout bounds one attempt.
@@ -21,12 +23,20 @@ const AttemptTimeout = 10 * time.Second
 // Retry runs fn (each attempt bounded by AttemptTimeout) until it succeeds,
 // retrying with backoff (250 ms doubling up to 5 s) while the failure looks
 // like NATS or JetStream not being there yet; any other error is returned
-// at once, and ctx's error once it ends.
+// at once, and ctx's error once it ends. An attempt the server refused a
+// permission for (it times out, the refusal comes asynchronously) is no
+// outage: its error names the permission, and the service stops.
 func Retry(ctx context.Context, nc *nats.Conn, log *slog.Logger, fn func(context.Context) error) error {
 	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		attempt, cancel := context.WithTimeout(ctx, AttemptTimeout)
+		before := nc.LastError()
 		err := fn(attempt)
 		cancel()
+		if err != nil && ctx.Err() == nil {
+			if denied := natsconn.Denied(nc, before); denied != nil {
+				return struct{}{}, backoff.Permanent(fmt.Errorf("%w: this service's NATS user lacks a permission it needs (the server's authorization, deploy/nats/auth.conf)", denied))
+			}
+		}
 		if err != nil && ctx.Err() == nil && nc.IsConnected() && !transient(err) {
 			return struct{}{}, backoff.Permanent(err)
 		}

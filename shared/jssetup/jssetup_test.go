@@ -97,3 +97,46 @@ func TestBucketWaitEndsWithCtx(t *testing.T) {
 		t.Fatalf("KV with a 100 ms ctx took %s behind another create", d)
 	}
 }
+
+// TestRetryStopsWhenDenied: a setup the server refuses a permission for
+// fails at once, naming the refusal, instead of retrying as if JetStream
+// were not up yet; the same setup as an allowed user succeeds.
+func TestRetryStopsWhenDenied(t *testing.T) {
+	s := natstest.StartSecured(t)
+	create := func(nc *nats.Conn) func(context.Context) error {
+		return func(ctx context.Context) error {
+			js, err := jetstream.New(nc)
+			if err != nil {
+				return err
+			}
+			// The refused request gets no answer: only its timeout ends it.
+			ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			defer cancel()
+			_, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "wxlogin_qr"})
+			return err
+		}
+	}
+	logs := &logtest.Buffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	// A deadline, so that a Retry that does not see the refusal fails the
+	// test instead of retrying for ever.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	calls := 0
+	events := natstest.ConnectAs(t, s, "events")
+	fn := create(events)
+	err := Retry(ctx, events, log, func(ctx context.Context) error {
+		calls++
+		return fn(ctx)
+	})
+	if err == nil || !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), "lacks a permission") {
+		t.Fatalf("%d attempts, error %v; want the permissions violation, named", calls, err)
+	}
+	if calls != 1 {
+		t.Errorf("%d attempts, want 1: a refusal is no outage", calls)
+	}
+	owner := natstest.ConnectAs(t, s, "session")
+	if err := Retry(ctx, owner, log, create(owner)); err != nil {
+		t.Fatalf("the bucket's owner: %v", err)
+	}
+}

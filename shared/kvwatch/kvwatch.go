@@ -17,6 +17,8 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxlogin/wxlogin/shared/natsconn"
 )
 
 // Backoff bounds for opening the bucket and re-creating the watch: it
@@ -190,7 +192,9 @@ func Run(ctx context.Context, b *Bucket, opts Options, h Handler, log *slog.Logg
 	log = log.With("bucket", b.Name())
 	retry := &backoff.ExponentialBackOff{InitialInterval: minBackoff, Multiplier: 2, MaxInterval: maxBackoff}
 	failures := 0
+	nc := b.js.Conn()
 	for ctx.Err() == nil {
+		before := nc.LastError()
 		err := watch(ctx, b, opts, h, func() {
 			// A watch that delivered its initial values is healthy: the
 			// next failure starts from the shortest backoff again.
@@ -207,6 +211,11 @@ func Run(ctx context.Context, b *Bucket, opts Options, h Handler, log *slog.Logg
 		level := slog.LevelInfo
 		if failures > 5 {
 			level = slog.LevelWarn
+		}
+		if denied := natsconn.Denied(nc, before); denied != nil {
+			// Not the owner being late: a permission missing from this
+			// service's NATS user. It stays unhealthy until that is fixed.
+			level, err = slog.LevelError, fmt.Errorf("%w (this service's NATS user lacks a permission the watch needs)", denied)
 		}
 		wait := retry.NextBackOff()
 		log.Log(ctx, level, "KV watch not running; retrying", "error", err, "retry_in", wait)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/wxlogin/wxlogin/shared/logtest"
 	"github.com/wxlogin/wxlogin/shared/natstest"
 	"github.com/wxlogin/wxlogin/shared/poll"
 )
@@ -300,4 +302,35 @@ func TestOpenWaitEndsWithCtx(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("Open with a 100 ms ctx took %s behind another lookup", d)
 	}
+}
+
+// TestRunSaysWhenDenied: a watch the server refuses a permission for is
+// logged as an error naming the refusal, not as a bucket not created yet.
+func TestRunSaysWhenDenied(t *testing.T) {
+	s := natstest.StartSecured(t)
+	owner, err := jetstream.New(natstest.ConnectAs(t, s, "session"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	natstest.CreateKeyValue(t, owner, jetstream.KeyValueConfig{Bucket: "wxlogin_qr"})
+	js, err := jetstream.New(natstest.ConnectAs(t, s, "events")) // may read the event stream only
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &logtest.Buffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Run(ctx, NewBucket(js, "wxlogin_qr"), Options{}, &view{}, slog.New(slog.NewTextHandler(logs, nil)))
+	}()
+	defer func() { cancel(); <-done }()
+	poll.Until(t, 15*time.Second, "the refusal logged", func() bool {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, "level=ERROR") && strings.Contains(line, "Permissions Violation") && strings.Contains(line, "lacks a permission") {
+				return true
+			}
+		}
+		return false
+	})
 }

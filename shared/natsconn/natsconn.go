@@ -216,3 +216,15 @@ func Drain(nc *nats.Conn, timeout time.Duration, log *slog.Logger) {
 		nc.Close()
 	}
 }
+
+// Denied returns the permissions violation the server reported on nc since
+// before (nc.LastError() taken then), or nil. A request whose subject the
+// user may not publish to gets no answer, only this asynchronous error: a
+// caller that timed out asks here whether it was refused rather than slow.
+func Denied(nc *nats.Conn, before error) error {
+	err := nc.LastError()
+	if err == nil || err == before || !errors.Is(err, nats.ErrPermissionViolation) {
+		return nil
+	}
+	return err
+}

@@ -65,7 +65,7 @@ vulncheck:
 ## compose-test: the production shape for real (deploy/composetest): a
 ## Docker engine and the compose plugin installed and started when absent,
 ## stand-ins for registry images that cannot be pulled, the images built,
-## the dev-profile stack driven through logins, scaling, a replica stopped,
+## the dev-profile stack driven through logins, webhooks, scaling, a replica stopped,
 ## NATS and Postgres restarted, down and up. Prints its timings.
 compose-test:
 	@start=$$(date +%s); \

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -16,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -76,6 +78,7 @@ func TestComposeStack(t *testing.T) {
 		{"an unchanged up --build recreates nothing", (*stack).upUnchanged},
 		{"mini-program login through the published port", (*stack).miniProgramLogin},
 		{"QR login through the published port", (*stack).qrLogin},
+		{"the webhooks profile: a new user's user.created, signed, at a receiver on the host", (*stack).webhooks},
 		{"scale identity=3 session=2, concurrent first logins of one openid", (*stack).scaleAndFirstLogins},
 		{"an identity replica stopped mid-burst", (*stack).replicaStopped},
 		{"NATS restarted", func(s *stack) { s.dependencyRestarted("nats") }},
@@ -446,6 +449,74 @@ func (s *stack) qrLogin() {
 		s.t.Fatalf("poll: %d %v %v", resp.StatusCode, poll, err)
 	}
 	users["o_compose_web"] = userID(poll)
+}
+
+// webhooks starts the webhooks profile with one endpoint, a receiver on
+// this host (host.docker.internal), and checks that a new user's
+// user.created arrives there, signed (Standard Webhooks) with the
+// endpoint's secret; then it takes the service away again.
+func (s *stack) webhooks() {
+	type delivery struct {
+		hdr  http.Header
+		body []byte
+	}
+	got := make(chan delivery, 16)
+	ln, err := net.Listen("tcp", "0.0.0.0:0") // the containers reach the host's bridge address
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		select {
+		case got <- delivery{r.Header.Clone(), body}:
+		default:
+		}
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	secret := "whsec_" + base64.StdEncoding.EncodeToString(key)
+	dir := s.t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	file := filepath.Join(dir, "webhooks.yaml")
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	yaml := `- {name: compose, url: "http://host.docker.internal:` + port + `/hook", secret: "` + secret + `", events: [user.created]}` + "\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	s.env = append(s.env, "WXLOGIN_WEBHOOKS_FILE="+file)
+	s.mustCompose(upTimeout, "--profile", "webhooks", "up", "-d", "--build", "--wait", "webhooks")
+	defer s.mustCompose(stepTimeout, "--profile", "webhooks", "rm", "-s", "-f", "webhooks")
+
+	user, isNew, err := s.login("o_compose_webhook")
+	if err != nil || !isNew {
+		s.t.Fatalf("login: new %v, %v", isNew, err)
+	}
+	var d delivery
+	select {
+	case d = <-got:
+	case <-time.After(time.Minute):
+		s.t.Fatal("no delivery within a minute of the new user")
+	}
+	var ev struct {
+		ID, Type string
+		User     struct{ ID string }
+	}
+	if err := json.Unmarshal(d.body, &ev); err != nil || ev.Type != "user.created" || ev.User.ID != user || d.hdr.Get("webhook-id") != ev.ID {
+		s.t.Fatalf("delivery %s (webhook-id %q, %v), want user.created of %s", d.body, d.hdr.Get("webhook-id"), err, user)
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(ev.ID + "." + d.hdr.Get("webhook-timestamp") + "." + string(d.body)))
+	want := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	if !slices.Contains(strings.Fields(d.hdr.Get("webhook-signature")), want) {
+		s.t.Fatalf("webhook-signature %q, want %q", d.hdr.Get("webhook-signature"), want)
+	}
+	users["o_compose_webhook"] = user
+	s.t.Logf("user.created of %s delivered to the host, signed", user)
 }
 
 func (s *stack) scale(identity, session int) {

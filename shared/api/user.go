@@ -1,6 +1,20 @@
 package api
 
-import "time"
+import (
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// ValidID reports whether s is an id as wxlogin makes them (users,
+// identities, refresh families, tokens): a UUID in its canonical form,
+// lower case with hyphens. uuid.Parse alone also takes braces, urn:uuid:
+// and upper case, which Postgres, KV keys and string comparisons would
+// each read their own way.
+func ValidID(s string) bool {
+	u, err := uuid.Parse(s)
+	return err == nil && u.String() == s
+}
 
 // User is the public view of an account: what the HTTP API returns and what
 // identity sends to the gateway. It never holds a secret (no session_key, no

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/natsrpc"
 )
 
@@ -76,10 +77,11 @@ type RefreshRequest struct {
 
 // RefreshTokenUser is the user id a refresh token names (its text before the
 // first dot), read without verifying anything: only for looking the user up
-// before spending the token. "" when there is none.
+// before spending the token. "" when there is none, or it is no id as
+// wxlogin writes them (api.ValidID).
 func RefreshTokenUser(refreshToken string) string {
 	user, _, ok := strings.Cut(refreshToken, ".")
-	if !ok {
+	if !ok || !api.ValidID(user) {
 		return ""
 	}
 	return user

@@ -328,11 +328,10 @@ func activeUser(err error, disabled bool, what string) error {
 	return nil
 }
 
-// validID reports whether id is a UUID (users and identities ids are).
-func validID(id string) bool {
-	_, err := uuid.Parse(id)
-	return err == nil
-}
+// validID reports whether id is an id as we write them (api.ValidID): the
+// canonical UUID form only, since Postgres would also read other spellings
+// (or fail on them) and the answer would not name the id asked for.
+func validID(id string) bool { return api.ValidID(id) }
 
 // ValidID reports whether id has the form of a user id.
 func ValidID(id string) bool { return validID(id) }

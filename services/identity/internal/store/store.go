@@ -593,7 +593,7 @@ func (s *Store) linkToUnionID(ctx context.Context, in WechatLogin) (res LoginRes
 // GetUser returns the user with its identities, or ErrNotFound (also for an
 // id that is not a UUID).
 func (s *Store) GetUser(ctx context.Context, id string) (User, error) {
-	if _, err := uuid.Parse(id); err != nil {
+	if !validID(id) {
 		return User{}, ErrNotFound
 	}
 	var u User

@@ -485,6 +485,12 @@ func TestGetUser(t *testing.T) {
 		{"unknown", "5b1b2a57-1a43-4c0c-9df7-4ab0d1f0b0a1", store.ErrNotFound},
 		{"malformed", "not-a-uuid", store.ErrNotFound},
 		{"empty", "", store.ErrNotFound},
+		// Other spellings of a UUID: Postgres would refuse (urn) or find
+		// the user under an id that is not the one asked for.
+		{"urn", "urn:uuid:" + res.User.ID, store.ErrNotFound},
+		{"upper case", strings.ToUpper(res.User.ID), store.ErrNotFound},
+		{"braces", "{" + res.User.ID + "}", store.ErrNotFound},
+		{"no hyphens", strings.ReplaceAll(res.User.ID, "-", ""), store.ErrNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u, err := s.GetUser(ctx, tc.id)

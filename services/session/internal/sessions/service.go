@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/wxlogin/wxlogin/shared/api"
@@ -355,7 +354,7 @@ func checkRevoke(req session.RevokeRequest) error {
 		return api.Errorf(api.CodeInvalidRequest, "jti, sid or user_id is required")
 	// jti and sid are ours and UUIDs; checking the form also keeps them
 	// valid KV keys.
-	case req.JTI != "" && !canonicalUUID(req.JTI):
+	case req.JTI != "" && !api.ValidID(req.JTI):
 		return api.Errorf(api.CodeInvalidRequest, "jti is malformed")
 	case req.JTI != "" && req.ExpiresAt <= 0:
 		return api.Errorf(api.CodeInvalidRequest, "exp is required with jti")
@@ -450,9 +449,4 @@ func accessClaims(userID, kind, appID, familyID string) tokens.AccessClaims {
 		clientID = tokens.DefaultClientID
 	}
 	return tokens.AccessClaims{UserID: userID, ClientID: clientID, SessionID: familyID, Kind: kind}
-}
-
-func canonicalUUID(s string) bool {
-	id, err := uuid.Parse(s)
-	return err == nil && id.String() == s
 }

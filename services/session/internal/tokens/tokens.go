@@ -17,6 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
+	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/jwtverify"
 )
 
@@ -157,10 +158,7 @@ func ValidUserID(id string) bool {
 
 // ValidFamilyID reports whether id is a family id as NewFamilyID makes them
 // (the canonical UUID form: uuid.Parse also accepts braces and urn prefixes).
-func ValidFamilyID(id string) bool {
-	u, err := uuid.Parse(id)
-	return err == nil && u.String() == id
-}
+func ValidFamilyID(id string) bool { return api.ValidID(id) }
 
 // NewFamilyID returns a new refresh family id (a UUID v4, which is also a
 // valid KV key token).

@@ -20,6 +20,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/services/identity/identitysvc"
 	"github.com/wxlogin/wxlogin/services/identity/internal/store"
+	"github.com/wxlogin/wxlogin/shared/envconfig"
 )
 
 func main() {
@@ -45,12 +46,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return identitysvc.Run(ctx, cfg, log)
 	case args[0] == "migrate" && len(args) == 1:
 		if err := identitysvc.Migrate(ctx, cfg.DatabaseURL); err != nil {
-			return err
+			return err // without the DSN's password (Migrate redacts)
 		}
 		fmt.Fprintln(stdout, "migrations applied")
 		return nil
 	case (args[0] == "grant-admin" || args[0] == "revoke-admin") && len(args) == 2:
-		return setAdmin(ctx, cfg, stdout, args[1], args[0] == "grant-admin")
+		// lib/pq's errors may quote the DSN, password and all.
+		return envconfig.RedactError(setAdmin(ctx, cfg, stdout, args[1], args[0] == "grant-admin"), cfg.DatabaseURL)
 	default:
 		return errors.New(usage)
 	}

@@ -1,6 +1,8 @@
 package envconfig
 
 import (
+	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -186,4 +188,62 @@ func redactDSN(s string) string {
 		return redactedValue
 	}
 	return out.String()
+}
+
+// RedactError returns err with every credential of urls (as RedactURLs
+// finds them) and each of secrets cut out of its message; errors.Is and
+// errors.As still see what it wraps. Parse errors repeat the whole URL or
+// DSN they failed on (net/url, lib/pq), password and all.
+func RedactError(err error, urls string, secrets ...string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if s := strings.TrimSpace(urls); s != "" {
+		msg = strings.ReplaceAll(msg, s, RedactURLs(s))
+	}
+	for _, s := range append(credentials(urls), secrets...) {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, redactedValue)
+		}
+	}
+	return &redactedError{msg: msg, err: err}
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// credentials are the secrets urls hold: each URL's userinfo (raw and
+// escaped) and its password, and every password= value (of a DSN, or of a
+// URL's query), longest first so that a part never hides the whole.
+func credentials(urls string) []string {
+	var out []string
+	s := strings.TrimSpace(urls)
+	if !isDSN(s) {
+		for _, u := range splitURLs(s) {
+			rest := u
+			if before, after, ok := strings.Cut(u, "://"); ok && validScheme(before) {
+				rest = after
+			}
+			if at := strings.LastIndex(rest, "@"); at >= 0 {
+				info := rest[:at]
+				out = append(out, info, url.PathEscape(info))
+				if _, pass, ok := strings.Cut(info, ":"); ok {
+					out = append(out, pass)
+				}
+			}
+		}
+	}
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '&' || r == '?' || r == '\t' }) {
+		if k, v, ok := strings.Cut(f, "="); ok && isPasswordKey(k) {
+			out = append(out, strings.Trim(v, "'"))
+		}
+	}
+	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return out
 }

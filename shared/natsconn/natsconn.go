@@ -164,37 +164,8 @@ func Connect(o Options) (*nats.Conn, error) {
 	return nc, nil
 }
 
-// redactedError is err with its credentials cut out of the message (a URL
-// parse error repeats the whole URL); errors.Is still finds what it wraps.
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
-
 func redact(err error, o Options) error {
-	msg := err.Error()
-	secrets := []string{o.Credentials.Password}
-	for u := range strings.SplitSeq(o.URL, ",") {
-		if at := strings.LastIndex(u, "@"); at >= 0 {
-			info := strings.TrimSpace(u[:at])
-			if _, rest, ok := strings.Cut(info, "://"); ok {
-				info = rest
-			}
-			secrets = append(secrets, info, url.PathEscape(info))
-			if _, pass, ok := strings.Cut(info, ":"); ok {
-				secrets = append(secrets, pass)
-			}
-		}
-	}
-	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "***")
-		}
-	}
-	return &redactedError{msg: msg, err: err}
+	return envconfig.RedactError(err, o.URL, o.Credentials.Password)
 }
 
 // Drain lets in-flight messages finish, then closes nc; it waits for the

@@ -115,6 +115,13 @@ func (c Config) Validate() error {
 	if strings.TrimSpace(c.DatabaseURL) == "" {
 		return errors.New("WXLOGIN_DATABASE_URL: must not be empty")
 	}
+	if strings.Contains(c.DatabaseURL, "://") {
+		// Said here, without the URL: url.Parse's error would quote it,
+		// password and all.
+		if _, err := url.Parse(c.DatabaseURL); err != nil {
+			return fmt.Errorf("WXLOGIN_DATABASE_URL (%s): not a valid URL; percent-encode special characters of the password", envconfig.RedactURLs(c.DatabaseURL))
+		}
+	}
 	if u, err := url.Parse(c.WechatAPIBase); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("WXLOGIN_WECHAT_API_BASE: %q is not an http(s) URL", c.WechatAPIBase)
 	}
@@ -180,6 +187,10 @@ func (c Config) apps() (*apps.Registry, error) {
 	}
 	return reg, nil
 }
+
+// String is the configuration as %v prints it: what LogValue logs, so no
+// secret (the struct's own fields hold them all).
+func (c Config) String() string { return c.LogValue().String() }
 
 // LogValue is the configuration as logged: secrets masked.
 func (c Config) LogValue() slog.Value {

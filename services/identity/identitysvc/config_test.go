@@ -2,12 +2,14 @@ package identitysvc
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/apps"
@@ -218,9 +220,13 @@ func TestConfigLogValueMasksSecrets(t *testing.T) {
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", cfg)
 	out := buf.String()
+	printed := fmt.Sprintf("%v %+v %s", cfg, cfg, cfg)
 	for _, secret := range []string{"mp-secret-value", "web-secret-value", "oa-secret-value", "oaTokenValue", testAESKey, "app-secret-value", "db-password", "nats-password"} {
 		if strings.Contains(out, secret) {
 			t.Errorf("logged config holds %q: %s", secret, out)
+		}
+		if strings.Contains(printed, secret) {
+			t.Errorf("printed config holds %q: %s", secret, printed)
 		}
 	}
 	for _, visible := range []string{"wxmp", "wxweb", "wxoa", "wxapp", "db:5432", "n2:4222"} {
@@ -253,5 +259,37 @@ func TestConfigFromEnvFiles(t *testing.T) {
 	}
 	if cfg.DatabaseURL != "postgres://wxlogin:db-secret@db:5432/wxlogin?sslmode=require" || cfg.NATSAuth.Password != "nats-secret" || cfg.MiniProgramSecret != "mp-secret" {
 		t.Errorf("cfg = %+v", cfg)
+	}
+}
+
+// TestDatabaseErrorsHideThePassword: a URL that does not parse is refused
+// at start without quoting it, and lib/pq's errors (which quote the DSN
+// they fail to parse) reach neither the log nor the returned error with
+// the password in them.
+func TestDatabaseErrorsHideThePassword(t *testing.T) {
+	const password = "p%zz-db-secret"
+	dsn := "postgres://app:" + password + "@127.0.0.1:5432/wxlogin?sslmode=disable"
+	cfg := DefaultConfig()
+	cfg.DatabaseURL = dsn
+	err := cfg.Validate()
+	if err == nil || !strings.Contains(err.Error(), "WXLOGIN_DATABASE_URL") || strings.Contains(err.Error(), "zz-db-secret") {
+		t.Fatalf("Validate: %v; want WXLOGIN_DATABASE_URL named, the password not", err)
+	}
+
+	var logs bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	db, err := openDB(ctx, dsn, 1, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err == nil {
+		db.Close()
+		t.Fatal("openDB: no error for a DSN lib/pq cannot parse")
+	}
+	for what, text := range map[string]string{"error": err.Error(), "log": logs.String(), "migrate": fmt.Sprint(Migrate(ctx, dsn))} {
+		if strings.Contains(text, "zz-db-secret") {
+			t.Errorf("%s holds the password: %s", what, text)
+		}
+	}
+	if !strings.Contains(logs.String(), "database not reachable yet") {
+		t.Errorf("the retry was not logged: %s", logs.String())
 	}
 }

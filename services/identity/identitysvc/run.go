@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/jmoiron/sqlx"
 	_ "github.com/lib/pq" // the Postgres driver
 	"github.com/nats-io/nats.go"
@@ -26,6 +27,7 @@ import (
 	"github.com/wxlogin/wxlogin/services/identity/internal/store"
 	"github.com/wxlogin/wxlogin/services/identity/internal/wxauth"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
+	"github.com/wxlogin/wxlogin/shared/envconfig"
 	"github.com/wxlogin/wxlogin/shared/jssetup"
 	"github.com/wxlogin/wxlogin/shared/natsconn"
 	"github.com/wxlogin/wxlogin/shared/natsrpc"
@@ -51,10 +53,10 @@ func Migrate(ctx context.Context, dsn string) error {
 func migrate(ctx context.Context, dsn string, log *slog.Logger) error {
 	db, err := sqlx.Open("postgres", dsn)
 	if err != nil {
-		return fmt.Errorf("database: %w", err)
+		return envconfig.RedactError(fmt.Errorf("database: %w", err), dsn)
 	}
 	defer db.Close()
-	return store.Migrate(ctx, db.DB, log)
+	return envconfig.RedactError(store.Migrate(ctx, db.DB, log), dsn)
 }
 
 // Run serves identity until ctx is cancelled, then stops in order (micro
@@ -237,28 +239,26 @@ func createAssets(ctx context.Context, js jetstream.JetStream, replicas int) err
 func openDB(ctx context.Context, dsn string, conns int, log *slog.Logger) (*sqlx.DB, error) {
 	db, err := sqlx.Open("postgres", dsn)
 	if err != nil {
-		return nil, fmt.Errorf("WXLOGIN_DATABASE_URL: %w", err)
+		return nil, envconfig.RedactError(fmt.Errorf("WXLOGIN_DATABASE_URL: %w", err), dsn)
 	}
 	db.SetMaxOpenConns(conns)
 	db.SetMaxIdleConns(conns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 
-	deadline := time.Now().Add(dbStartupWait)
-	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+	_, err = backoff.Retry(ctx, func() (struct{}, error) {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err = db.PingContext(pctx)
-		cancel()
-		if err == nil {
-			return db, nil
-		}
-		if ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
-			db.Close()
-			return nil, fmt.Errorf("database not reachable: %w", errors.Join(err, ctx.Err()))
-		}
-		log.Warn("database not reachable yet; retrying", "retry_in", wait, "error", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
+		defer cancel()
+		// lib/pq parses the DSN on connecting, and its errors quote it.
+		return struct{}{}, envconfig.RedactError(db.PingContext(pctx), dsn)
+	},
+		backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 200 * time.Millisecond, Multiplier: 2, MaxInterval: 2 * time.Second}),
+		backoff.WithMaxElapsedTime(dbStartupWait),
+		backoff.WithNotify(func(err error, wait time.Duration) {
+			log.Warn("database not reachable yet; retrying", "retry_in", wait, "error", err)
+		}))
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("database not reachable: %w", err)
 	}
+	return db, nil
 }

@@ -479,11 +479,16 @@ func TestOAFollowLoginProcesses(t *testing.T) {
 					ID string `json:"id"`
 					OA struct {
 						AppID, OpenID string
-						Login         bool `json:"login"`
+						Login         bool   `json:"login"`
+						EventKey      string `json:"event_key"`
 					} `json:"oa"`
 				}
 				if err := json.Unmarshal(m.Data, &ev); err != nil || ev.ID == "" || ev.ID != m.Header.Get("Nats-Msg-Id") || ev.OA.OpenID == "" {
 					t.Errorf("%s event %s: %v", subject, m.Data, err)
+				}
+				// Our scenes keep their ticket but never their secret.
+				if rest, ours := strings.CutPrefix(strings.TrimPrefix(ev.OA.EventKey, "qrscene_"), "wxl."); ours && strings.Contains(rest, ".") {
+					t.Errorf("%s event carries a scene's secret: event_key %q", subject, ev.OA.EventKey)
 				}
 				if ev.OA.Login {
 					logins++

@@ -281,6 +281,14 @@ func (a *API) handlePush(ctx context.Context, app apps.App, msg oapush.Message) 
 func oaEvent(msg oapush.Message, app apps.App, login bool) (subject, typ string, push identity.OAPush) {
 	push = identity.OAPush{AppID: app.AppID, OpenID: msg.FromUserName, ToUserName: msg.ToUserName, CreateTime: msg.CreateTime,
 		MsgType: msg.MsgType, Event: msg.Event, EventKey: msg.EventKey, Content: msg.Content, MsgID: msg.MsgID, Login: login}
+	if scene := msg.Scene(); scene != "" {
+		if ticket, _, ours := session.ParseOAScene(scene); ours {
+			// The scene's secret is what completes its ticket: it goes to
+			// WeChat and back, never into an event. The ticket stays, for
+			// the bot to tell which code was scanned.
+			push.EventKey = strings.TrimSuffix(msg.EventKey, scene) + session.OAScenePrefix + ticket
+		}
+	}
 	switch {
 	case msg.MsgType != oapush.MsgTypeEvent:
 		return identity.SubjectOAMessage, identity.EventOAMessage, push

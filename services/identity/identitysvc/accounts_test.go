@@ -109,6 +109,8 @@ func TestPasswordLogin(t *testing.T) {
 		{"unknown user", "nobody", "whatever it is"},
 		{"wechat account", wx.User.Username, "no password at all"},
 		{"empty", "", ""},
+		// No account can have it; Postgres would refuse the NUL (a 500).
+		{"NUL in the username", "ali\x00ce", "whatever it is"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := login(tc.username, tc.password, ip2)

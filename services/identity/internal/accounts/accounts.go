@@ -146,7 +146,9 @@ func (a *API) checkPassword(ctx context.Context, rawUsername, pw, clientIP strin
 		return store.Credentials{}, a.limitError(ctx, err, clientIP)
 	}
 	var creds store.Credentials
-	if username != "" && len(username) <= maxUsername*4 && len(pw) <= maxPassword {
+	// A name no account can have (too long, not text: Postgres would
+	// refuse a NUL) is checked against the dummy hash like an unknown one.
+	if username != "" && len(username) <= maxUsername*4 && len(pw) <= maxPassword && textField("username", &username, maxUsername*4, true) == nil {
 		creds, err = a.Store.Credentials(ctx, username)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			a.releaseAttempt(ctx, attempt)

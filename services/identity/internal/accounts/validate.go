@@ -42,7 +42,11 @@ func textField(name string, v *string, limit int, bytes bool) error {
 		n = len(*v)
 	}
 	if n > limit {
-		return invalid("%s is longer than %d characters", name, limit)
+		unit := "characters"
+		if bytes {
+			unit = "bytes"
+		}
+		return invalid("%s is longer than %d %s", name, limit, unit)
 	}
 	return nil
 }

@@ -275,6 +275,13 @@ func TestUpdateMe(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a long unknown field is not echoed whole", func(t *testing.T) {
+		name := strings.Repeat("x", 10<<10)
+		b := wantProblem(t, patch(`{"`+name+`":1}`, bearer(token)), http.StatusBadRequest, "invalid_request")
+		if d, _ := b["detail"].(string); len(d) > 300 || !strings.Contains(d, `"`+name[:64]+`"…`) {
+			t.Errorf("detail of %d bytes, want the name's first 64 in under 300: %.400s", len(d), d)
+		}
+	})
 	t.Run("identity errors pass through", func(t *testing.T) {
 		s.setFail(identity.SubjectUserUpdate, &api.Error{Code: api.CodeNotFound, Message: "no such user"})
 		defer s.setFail(identity.SubjectUserUpdate, nil)

@@ -26,6 +26,9 @@ const (
 	maxUsernameBytes  = 64
 	maxPasswordBytes  = 128
 	maxBindTokenBytes = 256
+	// maxEchoedNameBytes bounds an unknown member name quoted back in a
+	// problem detail: longer than any field name, far shorter than a body.
+	maxEchoedNameBytes = 64
 )
 
 func (s *server) registerAccounts(v1 *gin.RouterGroup) {
@@ -168,7 +171,7 @@ func parseProfilePatch(contentType string, body []byte, now time.Time) (identity
 	// as username or phone_number that has its own route or none.
 	for name := range raw {
 		if !slices.Contains(profileFields, name) {
-			return req, invalidField(name, "unknown or read-only field; updatable: "+strings.Join(profileFields, ", "))
+			return req, invalidField(echoedName(name), "unknown or read-only field; updatable: "+strings.Join(profileFields, ", "))
 		}
 	}
 
@@ -210,6 +213,15 @@ func parseProfilePatch(contentType string, body []byte, now time.Time) (identity
 		return req, err
 	}
 	return req, nil
+}
+
+// echoedName quotes a client's member name for a problem detail, cut to
+// maxEchoedNameBytes (ToValidUTF8 drops a rune the cut split).
+func echoedName(name string) string {
+	if len(name) <= maxEchoedNameBytes {
+		return fmt.Sprintf("%q", name)
+	}
+	return fmt.Sprintf("%q…", strings.ToValidUTF8(name[:maxEchoedNameBytes], ""))
 }
 
 // setPhone stores the phone number behind a getPhoneNumber code.

@@ -159,6 +159,42 @@ func TestPasswordLogin(t *testing.T) {
 	})
 }
 
+// TestPasswordMustBeUTF8: a password identity would receive as U+FFFD, not
+// as sent, is refused before identity is asked, on every route taking one.
+func TestPasswordMustBeUTF8(t *testing.T) {
+	e := newEnv(t)
+	base, s := e.upAccounts(nil)
+	for _, route := range []struct{ path, subject, rest string }{
+		{"/api/v1/auth/register", identity.SubjectRegister, ""},
+		{"/api/v1/auth/password/login", identity.SubjectPasswordLogin, ""},
+		{"/api/v1/auth/bind", identity.SubjectBind, "code=c"},
+	} {
+		form := "username=alice&password=correct%FFhorse"
+		js := "{\"username\":\"alice\",\"password\":\"correct\xffhorse\""
+		if route.rest != "" {
+			form += "&" + route.rest
+			js += `,"code":"c"`
+		}
+		for _, c := range []struct{ name, contentType, body string }{
+			{"form byte 0xFF", formType, form},
+			{"JSON byte 0xFF", jsonType, js + "}"},
+			{"JSON lone surrogate", jsonType, strings.Replace(js, "\xff", `\udc00`, 1) + "}"},
+		} {
+			t.Run(route.path+" "+c.name, func(t *testing.T) {
+				before := s.count(route.subject)
+				b := wantProblem(t, do(t, context.Background(), http.MethodPost, base+route.path, c.contentType, c.body, nil),
+					http.StatusBadRequest, "invalid_request")
+				if d, _ := b["detail"].(string); !strings.HasPrefix(d, "password:") {
+					t.Errorf("detail %q does not name the password", d)
+				}
+				if s.count(route.subject) != before {
+					t.Error("identity was asked")
+				}
+			})
+		}
+	}
+}
+
 func TestTrustedProxy(t *testing.T) {
 	e := newEnv(t)
 	base, s := e.upAccounts(func(c *gatewaysvc.Config) { c.TrustedProxies = []string{"127.0.0.1/32"} })
@@ -275,6 +311,13 @@ func TestUpdateMe(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a long unknown field is not echoed whole", func(t *testing.T) {
+		name := strings.Repeat("x", 10<<10)
+		b := wantProblem(t, patch(`{"`+name+`":1}`, bearer(token)), http.StatusBadRequest, "invalid_request")
+		if d, _ := b["detail"].(string); len(d) > 300 || !strings.Contains(d, `"`+name[:64]+`"…`) {
+			t.Errorf("detail of %d bytes, want the name's first 64 in under 300: %.400s", len(d), d)
+		}
+	})
 	t.Run("identity errors pass through", func(t *testing.T) {
 		s.setFail(identity.SubjectUserUpdate, &api.Error{Code: api.CodeNotFound, Message: "no such user"})
 		defer s.setFail(identity.SubjectUserUpdate, nil)

@@ -196,7 +196,8 @@ func (e *env) up(mutate func(*gatewaysvc.Config)) string {
 type identityStub struct {
 	mu         sync.Mutex
 	fail       *api.Error
-	disabled   bool // every user it answers is disabled
+	disabled   bool   // every user it answers is disabled
+	answerID   string // if set, the id of every user it answers (a buggy identity)
 	logins     []identity.MiniProgramLoginRequest
 	userGets   []string
 	requestIDs []string
@@ -228,6 +229,18 @@ func (s *identityStub) loginCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.logins)
+}
+
+func (s *identityStub) userGetCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.userGets)
+}
+
+func (s *identityStub) setAnswerID(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.answerID = id
 }
 
 func (s *identityStub) lastRequestID() string {
@@ -265,6 +278,9 @@ func (s *identityStub) getUser(ctx context.Context, req identity.UserGetRequest)
 	}
 	u := testUser()
 	u.ID = req.UserID
+	if s.answerID != "" {
+		u.ID = s.answerID
+	}
 	if s.disabled {
 		at := time.Now().UTC()
 		u.DisabledAt = &at

@@ -143,6 +143,28 @@ func TestRefreshChecksTheUserFirst(t *testing.T) {
 		}
 	})
 
+	// uuid.Parse takes these too; only the canonical form is a user's id.
+	for _, user := range []string{"urn:uuid:" + testUserID, strings.ToUpper(testUserID), "{" + testUserID + "}",
+		strings.ReplaceAll(testUserID, "-", "")} {
+		t.Run("user spelled "+user, func(t *testing.T) {
+			gets, before := e.id.userGetCount(), refreshes()
+			wantProblem(t, postJSON(t, base+refreshURL, `{"refresh_token":"`+user+`.f.s"}`), http.StatusUnauthorized, "token_invalid")
+			if e.id.userGetCount() != gets || refreshes() != before {
+				t.Fatal("identity or session was asked about a non-canonical user id")
+			}
+		})
+	}
+
+	t.Run("identity answered another user: token_invalid, nothing refreshed", func(t *testing.T) {
+		e.id.setAnswerID(uuid.NewString())
+		defer e.id.setAnswerID("")
+		before := refreshes()
+		wantProblem(t, postJSON(t, base+refreshURL, `{"refresh_token":"`+token+`"}`), http.StatusUnauthorized, "token_invalid")
+		if refreshes() != before {
+			t.Fatal("session was asked to refresh after identity answered another user")
+		}
+	})
+
 	t.Run("session refreshed another user than the one checked", func(t *testing.T) {
 		// The stub's pair is always testUserID's.
 		r := postJSON(t, base+refreshURL, `{"refresh_token":"`+uuid.NewString()+`.f.s"}`)

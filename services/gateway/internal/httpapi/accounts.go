@@ -26,6 +26,9 @@ const (
 	maxUsernameBytes  = 64
 	maxPasswordBytes  = 128
 	maxBindTokenBytes = 256
+	// maxEchoedNameBytes bounds an unknown member name quoted back in a
+	// problem detail: longer than any field name, far shorter than a body.
+	maxEchoedNameBytes = 64
 )
 
 func (s *server) registerAccounts(v1 *gin.RouterGroup) {
@@ -109,6 +112,12 @@ func credentialsAndProof(f map[string]string, needProof bool) (identity.WeChatPr
 	if err := required("password", f["password"], maxPasswordBytes); err != nil {
 		return p, err
 	}
+	// Invalid UTF-8 becomes U+FFFD on the way to identity (JSON decoding
+	// here, or encoding to NATS), so different passwords would be one:
+	// bytes a form carries as they came, and a U+FFFD JSON decoding left.
+	if pw := f["password"]; !utf8.ValidString(pw) || strings.ContainsRune(pw, utf8.RuneError) {
+		return p, invalidField("password", "must be valid UTF-8 (and without U+FFFD, which stands for invalid bytes)")
+	}
 	p = identity.WeChatProof{BindToken: f["bind_token"], Code: f["code"]}
 	if err := opaque("bind_token", p.BindToken, maxBindTokenBytes); err != nil {
 		return p, err
@@ -168,7 +177,7 @@ func parseProfilePatch(contentType string, body []byte, now time.Time) (identity
 	// as username or phone_number that has its own route or none.
 	for name := range raw {
 		if !slices.Contains(profileFields, name) {
-			return req, invalidField(name, "unknown or read-only field; updatable: "+strings.Join(profileFields, ", "))
+			return req, invalidField(echoedName(name), "unknown or read-only field; updatable: "+strings.Join(profileFields, ", "))
 		}
 	}
 
@@ -210,6 +219,15 @@ func parseProfilePatch(contentType string, body []byte, now time.Time) (identity
 		return req, err
 	}
 	return req, nil
+}
+
+// echoedName quotes a client's member name for a problem detail, cut to
+// maxEchoedNameBytes (ToValidUTF8 drops a rune the cut split).
+func echoedName(name string) string {
+	if len(name) <= maxEchoedNameBytes {
+		return fmt.Sprintf("%q", name)
+	}
+	return fmt.Sprintf("%q…", strings.ToValidUTF8(name[:maxEchoedNameBytes], ""))
 }
 
 // setPhone stores the phone number behind a getPhoneNumber code.

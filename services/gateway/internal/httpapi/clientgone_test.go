@@ -103,7 +103,7 @@ func TestClientGoneIsQuiet(t *testing.T) {
 	cases := []struct{ name, path, body string }{
 		{"mini-program login", "/api/v1/auth/miniprogram/login", `{"code":"c"}`},
 		{"password login", "/api/v1/auth/password/login", `{"username":"alice","password":"correct horse"}`},
-		{"refresh", "/api/v1/auth/refresh", `{"refresh_token":"r.t"}`},
+		{"refresh", "/api/v1/auth/refresh", `{"refresh_token":"0b0e5a64-3c1f-4a7e-9d0f-6c1f2b9b7e11.t"}`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

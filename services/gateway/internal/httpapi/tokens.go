@@ -65,9 +65,12 @@ func (s *server) refresh(c *gin.Context) {
 	}
 
 	// The token's user is unverified here: it only picks whom to look up.
-	// Session verifies the token, and its user must then be this one.
+	// Session verifies the token, and its user must then be this one. Only
+	// the canonical spelling can be a user's id: the others uuid.Parse
+	// takes would reach identity's query, and the comparisons below, as
+	// some other text.
 	userID := session.RefreshTokenUser(token)
-	if userID == "" {
+	if id, err := uuidField("refresh_token", userID); err != nil || id != userID {
 		s.fail(c, errRefreshInvalid)
 		return
 	}
@@ -111,7 +114,11 @@ func (s *server) refreshingUser(c *gin.Context, userID string) (api.User, error)
 	case err != nil:
 		return api.User{}, err
 	case user.ID != userID:
-		return api.User{}, fmt.Errorf("refresh: identity answered user %q for %q", user.ID, userID)
+		// Identity's bug, but the id came from an unverified token: the
+		// client gets the invalid token answer, the log the mismatch.
+		s.log.LogAttrs(c.Request.Context(), slog.LevelError, "refresh: identity answered another user than the token names",
+			slog.String("request_id", middleware.RequestIDOf(c)), slog.String("user_id", userID), slog.String("answered_id", user.ID))
+		return api.User{}, errRefreshInvalid
 	case user.DisabledAt == nil:
 		return user, nil
 	}

@@ -427,7 +427,16 @@ func parseWait(v string) (time.Duration, error) {
 		if nerr != nil {
 			return 0, invalidField("wait", `must be a duration such as "25s" or a number of seconds`)
 		}
-		d = time.Duration(n) * time.Second
+		// Bounded before multiplying: a huge n would wrap around, to a
+		// short wait or a negative one.
+		switch {
+		case n < 0:
+			d = -1
+		case n > int(maxWait/time.Second):
+			d = maxWait
+		default:
+			d = time.Duration(n) * time.Second
+		}
 	}
 	if d < 0 {
 		return 0, invalidField("wait", "must not be negative")

@@ -164,10 +164,10 @@ func TestPasswordLogin(t *testing.T) {
 func TestPasswordMustBeUTF8(t *testing.T) {
 	e := newEnv(t)
 	base, s := e.upAccounts(nil)
+	// Only a new password (register): logins and bind take the password
+	// as it comes, so an account set before this rule still logs in.
 	for _, route := range []struct{ path, subject, rest string }{
 		{"/api/v1/auth/register", identity.SubjectRegister, ""},
-		{"/api/v1/auth/password/login", identity.SubjectPasswordLogin, ""},
-		{"/api/v1/auth/bind", identity.SubjectBind, "code=c"},
 	} {
 		form := "username=alice&password=correct%FFhorse"
 		js := "{\"username\":\"alice\",\"password\":\"correct\xffhorse\""

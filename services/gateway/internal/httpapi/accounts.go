@@ -55,6 +55,14 @@ func (s *server) register(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	// A new password must be text: invalid UTF-8 becomes U+FFFD on the way
+	// to identity (JSON decoding here, or encoding to NATS), so different
+	// passwords would be set as one. Logins take the password as it comes:
+	// it turns into the same text it did when it was set.
+	if pw := f["password"]; !utf8.ValidString(pw) || strings.ContainsRune(pw, utf8.RuneError) {
+		s.fail(c, invalidField("password", "must be valid UTF-8 (and without U+FFFD, which stands for invalid bytes)"))
+		return
+	}
 	s.login(c, api.KindPassword, http.StatusCreated, func(ctx context.Context) (identity.LoginResult, error) {
 		return s.identity.Register(ctx, req)
 	})
@@ -111,12 +119,6 @@ func credentialsAndProof(f map[string]string, needProof bool) (identity.WeChatPr
 	}
 	if err := required("password", f["password"], maxPasswordBytes); err != nil {
 		return p, err
-	}
-	// Invalid UTF-8 becomes U+FFFD on the way to identity (JSON decoding
-	// here, or encoding to NATS), so different passwords would be one:
-	// bytes a form carries as they came, and a U+FFFD JSON decoding left.
-	if pw := f["password"]; !utf8.ValidString(pw) || strings.ContainsRune(pw, utf8.RuneError) {
-		return p, invalidField("password", "must be valid UTF-8 (and without U+FFFD, which stands for invalid bytes)")
 	}
 	p = identity.WeChatProof{BindToken: f["bind_token"], Code: f["code"]}
 	if err := opaque("bind_token", p.BindToken, maxBindTokenBytes); err != nil {

@@ -241,6 +241,10 @@ func (c Config) introspectClients() (map[string]string, error) {
 	return clients, nil
 }
 
+// String is the configuration as %v prints it: what LogValue logs, so no
+// secret (the struct's own fields hold them).
+func (c Config) String() string { return c.LogValue().String() }
+
 // LogValue logs the configuration with the secret masked.
 func (c Config) LogValue() slog.Value {
 	secret := ""

@@ -2,6 +2,7 @@ package gatewaysvc_test
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -32,8 +33,9 @@ func TestConfigLogRedactsNATSCredentials(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			log := slog.New(slog.NewJSONHandler(&buf, nil))
-			log.Info("gateway listening", "config", gatewaysvc.Config{NATSURL: c.url, JWTSecret: "jwt-secret-of-at-least-32-bytes-long"})
-			out := buf.String()
+			cfg := gatewaysvc.Config{NATSURL: c.url, JWTSecret: "jwt-secret-of-at-least-32-bytes-long"}
+			log.Info("gateway listening", "config", cfg)
+			out := buf.String() + fmt.Sprintf(" %v %+v %s", cfg, cfg, cfg)
 			for _, s := range append(c.secrets, "jwt-secret-of-at-least-32-bytes-long") {
 				if strings.Contains(out, s) {
 					t.Errorf("%q is in the log line: %s", s, out)

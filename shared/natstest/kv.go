@@ -43,3 +43,14 @@ func KVStreamConfig(t testing.TB, js jetstream.JetStream, name string) jetstream
 	}
 	return bs.StreamInfo().Config
 }
+
+// JetStream starts an embedded server (Start) and returns JetStream over a
+// connection to it; both end with the test.
+func JetStream(t testing.TB) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(Connect(t, Start(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}

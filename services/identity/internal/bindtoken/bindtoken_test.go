@@ -20,11 +20,7 @@ import (
 )
 
 func TestIssueLookupSpend(t *testing.T) {
-	nc := natstest.Connect(t, natstest.Start(t))
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t)
 	s := New(js, 1)
 	ctx := context.Background()
 	nick := "小红"

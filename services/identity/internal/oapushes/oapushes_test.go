@@ -13,11 +13,7 @@ import (
 )
 
 func TestClaimFinishRelease(t *testing.T) {
-	nc := natstest.Connect(t, natstest.Start(t))
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t)
 	s := New(js, 1)
 	ctx := context.Background()
 	key := Key("wx1", "o1", 1700000000)
@@ -83,11 +79,7 @@ func TestClaimFinishRelease(t *testing.T) {
 // TestBindSignature: a signature serves one message; its retries repeat
 // both.
 func TestBindSignature(t *testing.T) {
-	nc := natstest.Connect(t, natstest.Start(t))
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t)
 	s := New(js, 1)
 	ctx := context.Background()
 	sig := SignatureKey("wx1", "ABCDEF0123")

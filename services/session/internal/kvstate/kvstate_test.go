@@ -19,11 +19,7 @@ var ttls = TTLs{Access: 2 * time.Hour, Refresh: 720 * time.Hour, QR: 5 * time.Mi
 
 func open(t *testing.T) (*Buckets, jetstream.JetStream) {
 	t.Helper()
-	nc := natstest.Connect(t, natstest.Start(t))
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t)
 	b, err := Open(context.Background(), js, ttls, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -99,11 +95,7 @@ func TestBucketConfigsReplicas(t *testing.T) {
 // A single server refuses replicated buckets; a cluster cannot be started
 // in a unit test, so this shows the count reaches JetStream.
 func TestOpenReplicasReachJetStream(t *testing.T) {
-	nc := natstest.Connect(t, natstest.Start(t))
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t)
 	ctx := context.Background()
 	var apiErr *jetstream.APIError
 	if _, err := Open(ctx, js, ttls, 3); !errors.As(err, &apiErr) || apiErr.ErrorCode != 10074 {
@@ -117,11 +109,7 @@ func TestOpenReplicasReachJetStream(t *testing.T) {
 // rotate-key opens the keys bucket as the service made it: run with another
 // replica count, it neither fails nor rescales the bucket.
 func TestOpenKeysKeepsExistingBucket(t *testing.T) {
-	nc := natstest.Connect(t, natstest.Start(t))
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t)
 	ctx := context.Background()
 	created, err := OpenKeys(ctx, js, 1) // no bucket yet: created
 	if err != nil {

@@ -61,11 +61,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	nc := natstest.Connect(t, natstest.Start(t))
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t)
 	ctx := context.Background()
 	ttls := kvstate.TTLs{Access: accessTTL, Refresh: refreshTTL, QR: qrTTL}
 	b, err := kvstate.Open(ctx, js, ttls, 1)

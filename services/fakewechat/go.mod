@@ -7,7 +7,10 @@ require (
 	github.com/wxlogin/wxlogin/shared v0.0.0
 )
 
-require github.com/skip2/go-qrcode v0.0.0-20200617195104-da1b6568686e // indirect
+require (
+	github.com/google/uuid v1.6.0 // indirect
+	github.com/skip2/go-qrcode v0.0.0-20200617195104-da1b6568686e // indirect
+)
 
 replace github.com/wxlogin/wxlogin/shared => ../../shared
 

@@ -4,10 +4,13 @@
 package kvstate
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -263,6 +266,28 @@ func (f *Families) ListUser(ctx context.Context, userID string) (map[string]Fami
 		fams[familyID] = fam
 	}
 	return fams, nil
+}
+
+// Trim deletes the user's oldest families (by CreatedAt) beyond the
+// newest keep, and returns how many it deleted: one account logging in
+// over and over must not fill the bucket every login shares. A trimmed
+// family's refresh token no longer works; its access tokens run out.
+func (f *Families) Trim(ctx context.Context, userID string, keep int) (int, error) {
+	fams, err := f.ListUser(ctx, userID)
+	if err != nil || len(fams) <= keep {
+		return 0, err
+	}
+	ids := slices.SortedFunc(maps.Keys(fams), func(a, b string) int {
+		return cmp.Or(fams[a].CreatedAt.Compare(fams[b].CreatedAt), strings.Compare(a, b))
+	})
+	n := 0
+	for _, id := range ids[:len(ids)-keep] {
+		if err := f.kv.Delete(ctx, FamilyKey(userID, id)); err != nil {
+			return n, fmt.Errorf("trim family: %w", err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 // OwnerOf returns the user whose family familyID is, by a scan of the

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/micro"
@@ -55,11 +56,23 @@ type Deps struct {
 	Log             *slog.Logger
 	Metrics         *metrics.Metrics // nil: not measured
 	Now             func() time.Time // nil: time.Now
+	// MaxFamilies bounds one user's refresh families (sessions): past it
+	// the oldest go (0: DefaultMaxFamilies). TrimEvery: a copy checks a
+	// user once per that many of its logins (0: DefaultTrimEvery), so the
+	// check (a listing) stays off almost every login.
+	MaxFamilies, TrimEvery int
 }
+
+// Defaults of Deps.MaxFamilies and Deps.TrimEvery.
+const (
+	DefaultMaxFamilies = 100
+	DefaultTrimEvery   = 16
+)
 
 // Service implements the session endpoints.
 type Service struct {
 	Deps
+	issued issueCounts
 }
 
 // New returns the session endpoints over deps.
@@ -67,7 +80,34 @@ func New(deps Deps) *Service {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	return &Service{Deps: deps}
+	if deps.MaxFamilies <= 0 {
+		deps.MaxFamilies = DefaultMaxFamilies
+	}
+	if deps.TrimEvery <= 0 {
+		deps.TrimEvery = DefaultTrimEvery
+	}
+	return &Service{Deps: deps, issued: issueCounts{n: map[string]int{}}}
+}
+
+// issueCounts counts this copy's logins per user, for Trim. It forgets
+// everything when it holds maxCountedUsers: a user then starts from zero,
+// which only delays a trim.
+type issueCounts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+const maxCountedUsers = 10000
+
+// due counts a login of user and reports whether it is the every-th.
+func (c *issueCounts) due(user string, every int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.n) >= maxCountedUsers {
+		clear(c.n)
+	}
+	c.n[user]++
+	return c.n[user]%every == 0
 }
 
 // AddEndpoints registers the endpoints on svc, running them on pool, each
@@ -179,6 +219,18 @@ func (s *Service) Issue(ctx context.Context, req session.IssueRequest) (session.
 	s.Metrics.TokensIssued(req.Kind)
 	s.Log.Info("tokens issued", "request_id", natsrpc.RequestID(ctx), "user_id", req.UserID, "sid", g.familyID,
 		"kind", req.Kind, "appid", req.AppID)
+	if s.issued.due(req.UserID, s.TrimEvery) {
+		// The login has its tokens: a failed trim is only logged (the
+		// next check tries again).
+		n, err := s.Families.Trim(ctx, req.UserID, s.MaxFamilies)
+		switch {
+		case err != nil:
+			s.Log.Warn("trimming the user's oldest sessions failed", "request_id", natsrpc.RequestID(ctx), "user_id", req.UserID, "error", err)
+		case n > 0:
+			s.Log.Info("the user's oldest sessions trimmed", "request_id", natsrpc.RequestID(ctx), "user_id", req.UserID,
+				"trimmed", n, "kept", s.MaxFamilies)
+		}
+	}
 	return tok, nil
 }
 

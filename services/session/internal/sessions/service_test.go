@@ -729,3 +729,39 @@ func TestStoredFamilyHoldsNoToken(t *testing.T) {
 		}
 	}
 }
+
+// TestFamiliesPerUserCapped: one user's logins keep at most MaxFamilies
+// refresh families (plus the logins since the last check, fewer than
+// TrimEvery): the oldest go and their refresh tokens stop working, the
+// newest keep working, and other users are untouched.
+func TestFamiliesPerUserCapped(t *testing.T) {
+	f := newFixture(t)
+	f.svc.MaxFamilies, f.svc.TrimEvery = 3, 2
+	other := f.issueFor(t, "user-2")
+	var toks []session.Tokens
+	for range 9 {
+		f.clock.Advance(time.Second) // the families' ages order them
+		toks = append(toks, f.issueFor(t, "user-1"))
+	}
+	fams, err := f.svc.Families.ListUser(context.Background(), "user-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Trimmed to 3 at the 8th login; the 9th came after.
+	if len(fams) != 4 {
+		t.Fatalf("%d families after 9 logins, want 4 (3 kept at the last check, 1 since)", len(fams))
+	}
+	for i, tok := range toks {
+		_, err := f.refresh(tok.RefreshToken)
+		if i >= 5 { // kept
+			if err != nil {
+				t.Errorf("login %d (kept): refresh: %v", i+1, err)
+			}
+			continue
+		}
+		wantCode(t, err, api.CodeTokenInvalid) // trimmed
+	}
+	if _, err := f.refresh(other.RefreshToken); err != nil {
+		t.Errorf("another user's session: %v", err)
+	}
+}

@@ -180,12 +180,31 @@ func (s *Service) newGrant(userID, kind, appID string, now time.Time) (grant, er
 	}, nil
 }
 
-// store creates the grant's family; its tokens work from then on.
+// store creates the grant's family (every login's, QR logins' too); its
+// tokens work from then on.
 func (s *Service) store(ctx context.Context, g grant, now time.Time) (session.Tokens, error) {
 	if err := s.Families.Create(ctx, g.userID, g.familyID, g.family); err != nil {
 		return session.Tokens{}, fmt.Errorf("store refresh family: %w", err)
 	}
+	s.trim(ctx, g.userID)
 	return s.tokens(g.access, g.refresh, g.family.ExpiresAt, now), nil
+}
+
+// trim keeps the user at MaxFamilies families, checking once per TrimEvery
+// of this copy's logins of the user. The login has its family: a failed
+// trim is only logged (the next check tries again).
+func (s *Service) trim(ctx context.Context, userID string) {
+	if !s.issued.due(userID, s.TrimEvery) {
+		return
+	}
+	n, err := s.Families.Trim(ctx, userID, s.MaxFamilies)
+	switch {
+	case err != nil:
+		s.Log.Warn("trimming the user's oldest sessions failed", "request_id", natsrpc.RequestID(ctx), "user_id", userID, "error", err)
+	case n > 0:
+		s.Log.Info("the user's oldest sessions trimmed", "request_id", natsrpc.RequestID(ctx), "user_id", userID,
+			"trimmed", n, "kept", s.MaxFamilies)
+	}
 }
 
 // Issue starts a new refresh family for a user who has just logged in.
@@ -219,18 +238,6 @@ func (s *Service) Issue(ctx context.Context, req session.IssueRequest) (session.
 	s.Metrics.TokensIssued(req.Kind)
 	s.Log.Info("tokens issued", "request_id", natsrpc.RequestID(ctx), "user_id", req.UserID, "sid", g.familyID,
 		"kind", req.Kind, "appid", req.AppID)
-	if s.issued.due(req.UserID, s.TrimEvery) {
-		// The login has its tokens: a failed trim is only logged (the
-		// next check tries again).
-		n, err := s.Families.Trim(ctx, req.UserID, s.MaxFamilies)
-		switch {
-		case err != nil:
-			s.Log.Warn("trimming the user's oldest sessions failed", "request_id", natsrpc.RequestID(ctx), "user_id", req.UserID, "error", err)
-		case n > 0:
-			s.Log.Info("the user's oldest sessions trimmed", "request_id", natsrpc.RequestID(ctx), "user_id", req.UserID,
-				"trimmed", n, "kept", s.MaxFamilies)
-		}
-	}
 	return tok, nil
 }
 

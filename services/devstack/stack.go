@@ -66,6 +66,9 @@ type Stack struct {
 	WebhooksURL string
 
 	group *errgroup.Group
+	// natsDown is closed once the embedded NATS server has shut down (after
+	// every service): its store is then no longer written to.
+	natsDown chan struct{}
 }
 
 // Start brings every part up and returns once the gateway is ready. The
@@ -238,9 +241,12 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 		// NATS goes last: the services drain their connections first.
 		return nil
 	})
+	st.natsDown = make(chan struct{})
 	go func() {
+		defer close(st.natsDown)
 		_ = g.Wait()
 		ns.Shutdown()
+		ns.WaitForShutdown()
 	}()
 
 	if err := waitReady(gctx, st.GatewayURL+"/readyz", 30*time.Second); err != nil {
@@ -255,7 +261,11 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Stack, error) {
 }
 
 // Wait blocks until every part has stopped and returns the first failure.
-func (s *Stack) Wait() error { return s.group.Wait() }
+func (s *Stack) Wait() error {
+	err := s.group.Wait()
+	<-s.natsDown
+	return err
+}
 
 // Banner is the copy-paste quick start printed once the stack is up.
 func (s *Stack) Banner() string {

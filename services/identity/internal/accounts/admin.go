@@ -208,7 +208,7 @@ func (a *API) AdminAuditList(ctx context.Context, req identity.AdminAuditListReq
 		return identity.AdminAuditPage{}, err
 	}
 	for _, f := range []struct{ name, v string }{{"actor", req.Actor}, {"target", req.Target}} {
-		if f.v != "" && !store.ValidID(f.v) {
+		if f.v != "" && !api.ValidID(f.v) {
 			return identity.AdminAuditPage{}, invalid("%s must be a user id", f.name)
 		}
 	}

@@ -252,7 +252,7 @@ RETURNING ` + selectUser("u.")
 // succeeds (Bound false). ErrIdentityBound when the identity or its unionid
 // belongs to another user; ErrNotFound, ErrUserDisabled.
 func (s *Store) BindIdentity(ctx context.Context, userID string, in WechatLogin, beforeCommit func(context.Context) error) (BindResult, error) {
-	if !validID(userID) {
+	if !api.ValidID(userID) {
 		return BindResult{}, ErrNotFound
 	}
 	var res BindResult
@@ -327,11 +327,3 @@ func activeUser(err error, disabled bool, what string) error {
 	}
 	return nil
 }
-
-// validID reports whether id is an id as we write them (api.ValidID): the
-// canonical UUID form only, since Postgres would also read other spellings
-// (or fail on them) and the answer would not name the id asked for.
-func validID(id string) bool { return api.ValidID(id) }
-
-// ValidID reports whether id has the form of a user id.
-func ValidID(id string) bool { return validID(id) }

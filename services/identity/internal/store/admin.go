@@ -10,6 +10,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
 )
 
@@ -60,7 +61,7 @@ func audit(ctx context.Context, tx sqlx.ExecerContext, actorID, action, targetID
 // RecordAudit writes an audit row for an action done outside Postgres (a
 // session revocation): the caller writes it first and then acts.
 func (s *Store) RecordAudit(ctx context.Context, actorID, action, targetID string, detail any) (string, error) {
-	if (actorID != "" && !validID(actorID)) || (targetID != "" && !validID(targetID)) {
+	if (actorID != "" && !api.ValidID(actorID)) || (targetID != "" && !api.ValidID(targetID)) {
 		return "", ErrNotFound
 	}
 	return audit(ctx, s.db, actorID, action, targetID, detail)
@@ -77,7 +78,7 @@ const auditCountCap = 10_000
 // ListAudit returns one page of the audit log, newest first, and how many
 // rows match (at most auditCountCap: beyond it the count says so, capped).
 func (s *Store) ListAudit(ctx context.Context, f AuditFilter, limit, offset int) ([]Audit, int, bool, error) {
-	if (f.ActorID != "" && !validID(f.ActorID)) || (f.TargetID != "" && !validID(f.TargetID)) {
+	if (f.ActorID != "" && !api.ValidID(f.ActorID)) || (f.TargetID != "" && !api.ValidID(f.TargetID)) {
 		return []Audit{}, 0, false, nil
 	}
 	where := `($1::uuid IS NULL OR actor_id = $1::uuid) AND ($2::uuid IS NULL OR target_id = $2::uuid) AND ($3::text IS NULL OR action = $3::text)`
@@ -122,7 +123,7 @@ func othersAdmin(ctx context.Context, tx *sqlx.Tx, userID string) (bool, error) 
 // ErrNotFound; ErrLastAdmin when revoking the last enabled administrator.
 // Returns the user with its identities.
 func (s *Store) SetUserAdmin(ctx context.Context, actorID, userID string, admin bool) (User, error) {
-	if !validID(userID) {
+	if !api.ValidID(userID) {
 		return User{}, ErrNotFound
 	}
 	if _, err := s.setAdmin(ctx, actorID, `id = $1`, userID, admin, true); err != nil {
@@ -199,7 +200,7 @@ FROM usr`, userID, admin, newEventID())
 // either way, in one transaction. Disabling the last enabled administrator
 // is ErrLastAdmin. Returns the user with its identities; ErrNotFound.
 func (s *Store) SetDisabled(ctx context.Context, actorID, userID string, disabled bool) (User, error) {
-	if !validID(userID) {
+	if !api.ValidID(userID) {
 		return User{}, ErrNotFound
 	}
 	err := s.inTx(ctx, nil, func(tx *sqlx.Tx) error {

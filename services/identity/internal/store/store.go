@@ -591,9 +591,10 @@ func (s *Store) linkToUnionID(ctx context.Context, in WechatLogin) (res LoginRes
 }
 
 // GetUser returns the user with its identities, or ErrNotFound (also for an
-// id that is not a UUID).
+// id that is not one as we write them, api.ValidID: Postgres would read other
+// spellings of a UUID, or fail on them).
 func (s *Store) GetUser(ctx context.Context, id string) (User, error) {
-	if !validID(id) {
+	if !api.ValidID(id) {
 		return User{}, ErrNotFound
 	}
 	var u User

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
 )
 
@@ -64,7 +65,7 @@ SELECT ` + selectUser("(usr.u).") + ` FROM usr`
 // statement. Nothing to change: the user as it is, no event.
 // ErrNotFound, ErrUserDisabled.
 func (s *Store) UpdateUser(ctx context.Context, userID string, p ProfileUpdate) (User, error) {
-	if !validID(userID) {
+	if !api.ValidID(userID) {
 		return User{}, ErrNotFound
 	}
 	if p.empty() {
@@ -90,7 +91,7 @@ func (s *Store) UpdateUser(ctx context.Context, userID string, p ProfileUpdate) 
 
 // ActiveUser returns ErrNotFound or ErrUserDisabled unless the user can act.
 func (s *Store) ActiveUser(ctx context.Context, userID string) error {
-	if !validID(userID) {
+	if !api.ValidID(userID) {
 		return ErrNotFound
 	}
 	var disabled bool
@@ -104,7 +105,7 @@ func (s *Store) ActiveUser(ctx context.Context, userID string) error {
 // identity that carries it, so the person's next WeChat login is not
 // linked back here.
 func (s *Store) DeleteIdentity(ctx context.Context, userID, identityID string) error {
-	if !validID(userID) || !validID(identityID) {
+	if !api.ValidID(userID) || !api.ValidID(identityID) {
 		return ErrNotFound
 	}
 	return s.inTx(ctx, nil, func(tx *sqlx.Tx) error {
@@ -285,7 +286,7 @@ func escapeLike(s string) string {
 // IsActiveAdmin reports whether the user is an administrator that is not
 // disabled. Unknown or malformed ids are not.
 func (s *Store) IsActiveAdmin(ctx context.Context, userID string) (bool, error) {
-	if !validID(userID) {
+	if !api.ValidID(userID) {
 		return false, nil
 	}
 	var admin bool

@@ -83,25 +83,32 @@ var ErrSignatureUsed = errors.New("the signature was used for another message")
 // the bucket's TTL: the same pair again (a retry) is fine, the signature
 // with anything else is ErrSignatureUsed.
 func (s *Store) BindSignature(ctx context.Context, sigKey, use string) error {
-	kv, err := s.bucket(ctx)
+	_, earlier, err := s.createOrGet(ctx, sigKey, []byte(use))
 	if err != nil {
-		return err
-	}
-	_, err = kv.Create(ctx, sigKey, []byte(use))
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, jetstream.ErrKeyExists) {
 		return fmt.Errorf("bind push signature: %w", err)
 	}
-	e, err := kv.Get(ctx, sigKey)
-	if err != nil {
-		return fmt.Errorf("read push signature: %w", err)
-	}
-	if string(e.Value()) != use {
+	if earlier != nil && string(earlier) != use {
 		return ErrSignatureUsed
 	}
 	return nil
+}
+
+// createOrGet creates key with value and returns its revision, or, when
+// the key is there already, what it holds (earlier non-nil).
+func (s *Store) createOrGet(ctx context.Context, key string, value []byte) (rev uint64, earlier []byte, err error) {
+	kv, err := s.bucket(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	rev, err = kv.Create(ctx, key, value)
+	if err == nil || !errors.Is(err, jetstream.ErrKeyExists) {
+		return rev, nil, err
+	}
+	e, err := kv.Get(ctx, key)
+	if err != nil {
+		return 0, nil, fmt.Errorf("read: %w", err)
+	}
+	return 0, e.Value(), nil
 }
 
 // Claim is a push seen.
@@ -116,23 +123,15 @@ type Claim struct {
 
 // Claim records key as being handled, or answers what the first time did.
 func (s *Store) Claim(ctx context.Context, key string) (Claim, error) {
-	kv, err := s.bucket(ctx)
+	rev, earlier, err := s.createOrGet(ctx, key, []byte("{}"))
 	if err != nil {
-		return Claim{}, err
-	}
-	rev, err := kv.Create(ctx, key, []byte("{}"))
-	if err == nil {
-		return Claim{First: true, rev: rev}, nil
-	}
-	if !errors.Is(err, jetstream.ErrKeyExists) {
 		return Claim{}, fmt.Errorf("claim push: %w", err)
 	}
-	e, err := kv.Get(ctx, key)
-	if err != nil {
-		return Claim{}, fmt.Errorf("read claimed push: %w", err)
+	if earlier == nil {
+		return Claim{First: true, rev: rev}, nil
 	}
 	var res identity.OAPushResult
-	if json.Unmarshal(e.Value(), &res) != nil || res.Reply == "" {
+	if json.Unmarshal(earlier, &res) != nil || res.Reply == "" {
 		return Claim{}, nil // still being handled
 	}
 	return Claim{Earlier: &res}, nil

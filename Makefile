@@ -6,12 +6,12 @@ PKGS    := $(addsuffix /...,$(MODULES))
 # through the module proxy) unless the caller chose one.
 export GOTOOLCHAIN ?= auto
 
-.PHONY: test vet build bench bench-short bench-admin gobench devstack tidy faults-long fuzz vulncheck compose-test
+.PHONY: test vet tidy-check build bench bench-short bench-admin gobench devstack tidy faults-long fuzz vulncheck compose-test
 
 ## test: vet, then every module's unit and integration tests with the race
 ## detector, against a real PostgreSQL (WXLOGIN_TEST_DATABASE_URL, else
 ## 127.0.0.1:5432) and an embedded NATS server.
-test: vet
+test: vet tidy-check
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 ## faults-long: the fault tests (services/devstack/faults_test.go) with
@@ -85,3 +85,8 @@ devstack:
 
 tidy:
 	for m in $(MODULES); do (cd $$m && $(GO) mod tidy) || exit 1; done
+
+## tidy-check: fails when a module's go.mod or go.sum is not what `make tidy`
+## would write (each module also builds on its own, GOWORK=off, in images).
+tidy-check:
+	for m in $(MODULES); do (cd $$m && $(GO) mod tidy -diff) || { echo "$$m: run make tidy"; exit 1; }; done

@@ -3,8 +3,6 @@ package main
 import (
 	"net/http"
 	"net/url"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -149,11 +147,7 @@ func TestAccountsProcesses(t *testing.T) {
 	}
 
 	// Admin: granted by the CLI, then searches by openid and by phone.
-	grant := exec.Command(filepath.Join(p.bin, "identity"), "grant-admin", "alice")
-	grant.Env = p.env
-	if out, err := grant.CombinedOutput(); err != nil {
-		t.Fatalf("identity grant-admin: %v %s", err, out)
-	}
+	p.grantAdmin("alice")
 	for _, q := range []string{"o_alice_wx", "13800138000"} {
 		r := do(t, http.MethodGet, p.url("/api/v1/admin/users?q="+q), "", "", bearer(aliceToken))
 		items, _ := r.body["items"].([]any)

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -40,11 +38,7 @@ func TestAdminConsoleProcesses(t *testing.T) {
 	pwLogin := passwordCall("/api/v1/auth/password/login", http.StatusOK)
 	admin := register("console_admin")
 	adminID, adminToken := userID(t, admin), str(admin, "access_token")
-	grant := exec.Command(filepath.Join(p.bin, "identity"), "grant-admin", "console_admin")
-	grant.Env = p.env
-	if out, err := grant.CombinedOutput(); err != nil {
-		t.Fatalf("identity grant-admin: %v %s", err, out)
-	}
+	p.grantAdmin("console_admin")
 	plain := register("console_plain")
 	plainID, plainToken := userID(t, plain), str(plain, "access_token")
 	asAdmin := func(method, path string) response {

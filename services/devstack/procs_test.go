@@ -481,6 +481,17 @@ func (p *procStack) login(openID string) response {
 	return r
 }
 
+// grantAdmin makes the user with this username an administrator, through
+// identity's grant-admin command, as an operator would.
+func (p *procStack) grantAdmin(username string) {
+	p.t.Helper()
+	grant := exec.Command(filepath.Join(p.bin, "identity"), "grant-admin", username)
+	grant.Env = p.env
+	if out, err := grant.CombinedOutput(); err != nil {
+		p.t.Fatalf("identity grant-admin %s: %v %s", username, err, out)
+	}
+}
+
 // until retries f every 50 ms until it returns true or the deadline passes.
 func until(t *testing.T, limit time.Duration, what string, f func() bool) {
 	t.Helper()

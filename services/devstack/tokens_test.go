@@ -2,8 +2,6 @@ package main
 
 import (
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -126,11 +124,7 @@ func TestRefreshDefencesProcesses(t *testing.T) {
 	}
 	admin := register("refresh_admin")
 	adminID, adminToken := userID(t, admin), str(admin, "access_token")
-	grant := exec.Command(filepath.Join(p.bin, "identity"), "grant-admin", "refresh_admin")
-	grant.Env = p.env
-	if out, err := grant.CombinedOutput(); err != nil {
-		t.Fatalf("identity grant-admin: %v %s", err, out)
-	}
+	p.grantAdmin("refresh_admin")
 	// A refresh token naming a real user but no family: 401 once identity
 	// and session both answer, 503 while either is away. Spends nothing.
 	probe := adminID + ".probe"

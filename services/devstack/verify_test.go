@@ -146,6 +146,25 @@ func TestTokenChecksAsSeparateProcesses(t *testing.T) {
 			t.Fatalf("verify module after logout: %v (a local check only sees expiry)", err)
 		}
 	})
+	t.Run("a disabled user's token: inactive as soon as the disable answered", func(t *testing.T) {
+		admin := postJSON(t, p.url("/api/v1/auth/register"), map[string]any{"username": "verify_admin", "password": "correct horse battery"})
+		if admin.status != http.StatusCreated {
+			t.Fatalf("register: %d %s", admin.status, admin.raw)
+		}
+		p.grantAdmin("verify_admin")
+		login := p.login("o_verify_disabled")
+		victim, token := userID(t, login), str(login, "access_token")
+		if r := introspect(t, p, token, client); r.body["active"] != true {
+			t.Fatalf("introspection before the disable: %d %s", r.status, r.raw)
+		}
+		d := do(t, http.MethodPost, p.url("/api/v1/admin/users/"+victim+"/disable"), "", "", bearer(str(admin, "access_token")))
+		if d.status != http.StatusOK {
+			t.Fatalf("disable: %d %s", d.status, d.raw)
+		}
+		if r := introspect(t, p, token, client); r.status != http.StatusOK || r.raw != `{"active":false}` {
+			t.Fatalf("introspection after the disable: %d %s", r.status, r.raw)
+		}
+	})
 }
 
 // TestKeyRotationAsSeparateProcesses: the verify module, fed from the

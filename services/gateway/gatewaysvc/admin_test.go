@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wxlogin/wxlogin/services/gateway/gatewaysvc"
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
 	"github.com/wxlogin/wxlogin/shared/api/session"
@@ -13,7 +14,7 @@ import (
 
 func TestAdminUsers(t *testing.T) {
 	e := newEnv(t)
-	base, s := e.upAccounts(nil)
+	base, s := e.upAccounts(func(c *gatewaysvc.Config) { c.IntrospectClients = "api:" + introspectSecret })
 	admin, actor := e.userToken()
 	users := base + "/api/v1/admin/users"
 	post := func(url string) response {
@@ -66,7 +67,22 @@ func TestAdminUsers(t *testing.T) {
 		}
 	})
 
+	// The user's token is inactive on this gateway as soon as disable has
+	// answered: the stub writes no KV, so only the gateway's own view can
+	// tell.
+	active := func(token string) bool {
+		t.Helper()
+		r := introspect(t, base, token, basic("api", introspectSecret))
+		if r.status != http.StatusOK {
+			t.Fatalf("introspection: status %d: %s", r.status, r.raw)
+		}
+		return r.body["active"] == true
+	}
 	t.Run("disable revokes the user's sessions", func(t *testing.T) {
+		victim := e.se.token(otherUserID, nil)
+		if !active(victim) {
+			t.Fatal("the user's token is inactive before the disable")
+		}
 		revokes := s.count(session.SubjectRevoke)
 		r := post(users + "/" + otherUserID + "/disable")
 		if r.status != http.StatusOK || r.body["disabled_at"] == nil {
@@ -81,13 +97,25 @@ func TestAdminUsers(t *testing.T) {
 		if got := last[session.RevokeRequest](t, s, session.SubjectRevoke); got != (session.RevokeRequest{UserID: otherUserID}) {
 			t.Errorf("session got %+v", got)
 		}
+		if active(victim) {
+			t.Error("the disabled user's token is still active")
+		}
+		if !active(admin) {
+			t.Error("another user's token became inactive")
+		}
 	})
 	t.Run("a failed revoke is reported, so the admin retries", func(t *testing.T) {
 		s.setFail(session.SubjectRevoke, &api.Error{Code: api.CodeServiceUnavailable, Message: "session busy"})
 		defer s.setFail(session.SubjectRevoke, nil)
-		wantProblem(t, post(users+"/"+otherUserID+"/disable"), http.StatusServiceUnavailable, "service_unavailable")
+		victim, id := e.userToken()
+		wantProblem(t, post(users+"/"+id+"/disable"), http.StatusServiceUnavailable, "service_unavailable")
 		if !strings.Contains(e.logs.String(), "user disabled but its sessions not revoked yet") {
 			t.Error("the failed revoke was not logged")
+		}
+		// Identity has disabled the user: this gateway refuses its tokens
+		// even though the session service has not revoked them yet.
+		if active(victim) {
+			t.Error("the disabled user's token is still active")
 		}
 	})
 	t.Run("enable does not revoke", func(t *testing.T) {

@@ -137,8 +137,10 @@ func (s *server) adminEnable(c *gin.Context)  { s.adminSetDisabled(c, false) }
 
 // adminSetDisabled disables or enables a user. Disabling then revokes the
 // user's sessions, so its tokens and refresh families die at once rather
-// than at expiry. Both steps are idempotent: if the revoke fails the admin
-// gets the error and simply retries.
+// than at expiry: on this gateway before it answers, on the others when
+// their watch sees the revocation. Both steps are idempotent: if the revoke
+// fails the admin gets the error and simply retries (this gateway refuses
+// the user's tokens meanwhile; identity refuses their refresh).
 func (s *server) adminSetDisabled(c *gin.Context, disabled bool) {
 	id, err := pathUUID(c, "id")
 	if err != nil {
@@ -157,6 +159,7 @@ func (s *server) adminSetDisabled(c *gin.Context, disabled bool) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
 		err := s.session.Revoke(ctx, session.RevokeRequest{UserID: id})
 		cancel()
+		s.revokeUserHere(id)
 		if err != nil {
 			s.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "user disabled but its sessions not revoked yet",
 				slog.String("request_id", middleware.RequestIDOf(c)), slog.String("user_id", id), slog.Any("error", err))
@@ -326,6 +329,7 @@ func (s *server) adminRevokeSessions(c *gin.Context) {
 	if !s.auditThenRevoke(c, identity.AuditSessionsRevokeAll, id, detail, session.RevokeRequest{UserID: id}) {
 		return
 	}
+	s.revokeUserHere(id)
 	c.Status(http.StatusNoContent)
 }
 

@@ -40,6 +40,7 @@ func (probeRevocations) Check(c *jwtverify.Claims) error {
 }
 
 func (probeRevocations) Add(*jwtverify.Claims) {}
+func (probeRevocations) AddUser(string)        {}
 
 // signedOnlyRoutes may accept a revoked token (middleware.RequireSignedToken);
 // each is justified where it is registered. Every other Bearer route must

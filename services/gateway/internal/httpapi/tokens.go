@@ -29,6 +29,8 @@ type Revocations interface {
 	middleware.Revocations
 	// Add revokes the token's jti and refresh family locally at once.
 	Add(claims *jwtverify.Claims)
+	// AddUser revokes locally at once every token of the user issued so far.
+	AddUser(userID string)
 }
 
 func (s *server) registerTokens(v1 *gin.RouterGroup) {
@@ -124,6 +126,7 @@ func (s *server) refreshingUser(c *gin.Context, userID string) (api.User, error)
 	ctx, cancel = context.WithTimeout(c.Request.Context(), callTimeout)
 	err = s.session.Revoke(ctx, session.RevokeRequest{UserID: userID})
 	cancel()
+	s.revokeUserHere(userID)
 	if err != nil {
 		// Refused either way; the next attempt revokes again.
 		s.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "refresh of a disabled user refused, its sessions not revoked yet",
@@ -182,6 +185,15 @@ func (s *server) logout(c *gin.Context) {
 	}
 	c.Header("Cache-Control", "no-store")
 	c.Status(http.StatusNoContent)
+}
+
+// revokeUserHere makes this gateway refuse, at once, the user's access
+// tokens issued so far: the session service's user revocation reaches the
+// other gateways through their watch a moment later.
+func (s *server) revokeUserHere(userID string) {
+	if s.revocations != nil {
+		s.revocations.AddUser(userID)
+	}
 }
 
 // readBodyMax reads at most limit bytes of the request body.

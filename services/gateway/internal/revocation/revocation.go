@@ -204,6 +204,17 @@ func (s *Set) Add(c *jwtverify.Claims) {
 	}
 }
 
+// AddUser revokes here, at once, every access token of the user issued
+// until now, as the session service's user revocation does in KV (disable,
+// revoke all sessions). As with Add, the other gateways learn it through
+// their watch; this closes the moment on the gateway that made the change.
+func (s *Set) AddUser(userID string) {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.local[session.RevokedUserKey(userID)] = entry{at: now.Unix(), until: now.Add(s.accessTTL + slack)}
+}
+
 // prune forgets entries no live token can match any more.
 func (s *Set) prune() {
 	now := s.now()

@@ -322,3 +322,35 @@ func run(t *testing.T, s *Set, js jetstream.JetStream) {
 		<-done
 	})
 }
+
+func TestAddUserLocal(t *testing.T) {
+	s, c, h := newSet(t)
+	h.Begin()
+	h.Loaded()
+	now := c.now()
+	before := claims("j1", "s1", "u1", now.Add(-time.Minute))
+	s.AddUser("u1")
+	for _, tc := range []struct {
+		name string
+		c    *jwtverify.Claims
+		want bool
+	}{
+		{"issued before", before, true},
+		{"issued the same second", claims("j2", "s2", "u1", now), true},
+		{"issued after", claims("j3", "s3", "u1", now.Add(time.Second)), false},
+		{"another user", claims("j4", "s4", "u2", now.Add(-time.Minute)), false},
+	} {
+		if got := s.Revoked(tc.c); got != tc.want {
+			t.Errorf("%s: revoked %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	h.Begin()
+	h.Loaded()
+	if !s.Revoked(before) {
+		t.Error("local user revocation lost on reload")
+	}
+	c.add(ttl + slack + time.Second)
+	if s.Revoked(before) {
+		t.Error("kept past every access token's lifetime")
+	}
+}

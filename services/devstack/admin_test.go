@@ -201,6 +201,34 @@ func TestAdminConsoleProcesses(t *testing.T) {
 		}
 	})
 
+	t.Run("revoking all of a user's sessions ends them and leaves the account enabled", func(t *testing.T) {
+		register("console_three")
+		one, two := pwLogin("console_three"), pwLogin("console_three")
+		id := userID(t, one)
+		if r := asAdmin(http.MethodDelete, "/api/v1/admin/users/"+id+"/sessions"); r.status != http.StatusNoContent {
+			t.Fatalf("revoke all: %d %s", r.status, r.raw)
+		}
+		for _, s := range []response{one, two} {
+			wantProblem(t, do(t, http.MethodGet, p.url("/api/v1/me"), "", "", bearer(str(s, "access_token"))), http.StatusUnauthorized, "token_revoked")
+			if r := postJSON(t, p.url("/api/v1/auth/refresh"), map[string]any{"refresh_token": str(s, "refresh_token")}); r.status != http.StatusUnauthorized {
+				t.Fatalf("refresh of a revoked session: %d %s", r.status, r.raw)
+			}
+		}
+		if r := asAdmin(http.MethodGet, "/api/v1/admin/users/"+id+"/sessions"); r.status != http.StatusOK || !strings.Contains(r.raw, `"items":[]`) {
+			t.Fatalf("sessions after revoking all: %d %s", r.status, r.raw)
+		}
+		// Tokens carry iat in whole seconds, so within the second of the
+		// revocation a login answers token_revoked ("sign in again").
+		var again response
+		until(t, 5*time.Second, "a login after revoking all", func() bool {
+			again = postJSON(t, p.url("/api/v1/auth/password/login"), map[string]any{"username": "console_three", "password": pass})
+			return again.status == http.StatusOK
+		})
+		if r := do(t, http.MethodGet, p.url("/api/v1/me"), "", "", bearer(str(again, "access_token"))); r.status != http.StatusOK {
+			t.Fatalf("/me after a new login: %d %s", r.status, r.raw)
+		}
+	})
+
 	t.Run("disabling shows in the audit log, admin as actor and user as target", func(t *testing.T) {
 		if r := asAdmin(http.MethodPost, "/api/v1/admin/users/"+plainID+"/disable"); r.status != http.StatusOK {
 			t.Fatalf("disable: %d %s", r.status, r.raw)
@@ -275,7 +303,7 @@ func TestAdminConsoleProcesses(t *testing.T) {
 			t.Fatal(err)
 		}
 		seen := map[string]int{}
-		for len(seen) < 5 {
+		for len(seen) < 6 {
 			msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
 			if err != nil {
 				t.Fatalf("admin events so far %v: %v", seen, err)
@@ -293,7 +321,7 @@ func TestAdminConsoleProcesses(t *testing.T) {
 			}
 			seen[ev.Action]++
 		}
-		for _, a := range []string{"session.revoke", "user.disable", "user.enable", "user.grant_admin", "user.revoke_admin"} {
+		for _, a := range []string{"session.revoke", "session.revoke_all", "user.disable", "user.enable", "user.grant_admin", "user.revoke_admin"} {
 			if seen[a] == 0 {
 				t.Errorf("no %s event: %v", a, seen)
 			}
@@ -312,10 +340,10 @@ func TestAdminConsoleProcesses(t *testing.T) {
 				t.Errorf("search %q found %v, want %s", q, items[0], wxID)
 			}
 		}
-		// Three usernames, and the WeChat user's openid and unionid.
+		// Four usernames, and the WeChat user's openid and unionid.
 		r := asAdmin(http.MethodGet, "/api/v1/admin/users?q=console_&sort=-last_login_at&page_size=2")
 		items, _ := r.body["items"].([]any)
-		if r.status != http.StatusOK || len(items) != 2 || r.body["total"] != 4.0 {
+		if r.status != http.StatusOK || len(items) != 2 || r.body["total"] != 5.0 {
 			t.Fatalf("search sorted by last login: %d %s", r.status, r.raw)
 		}
 		// console_plain logged in last (to pick up its admin rights).

@@ -217,8 +217,9 @@ func TestAdminConsoleProcesses(t *testing.T) {
 		if r := asAdmin(http.MethodGet, "/api/v1/admin/users/"+id+"/sessions"); r.status != http.StatusOK || !strings.Contains(r.raw, `"items":[]`) {
 			t.Fatalf("sessions after revoking all: %d %s", r.status, r.raw)
 		}
-		// Tokens carry iat in whole seconds, so within the second of the
-		// revocation a login answers token_revoked ("sign in again").
+		// For a second or two after the revocation a login answers
+		// token_revoked ("sign in again"): a login that raced it must not
+		// outlive it, and iat counts whole seconds.
 		var again response
 		until(t, 5*time.Second, "a login after revoking all", func() bool {
 			again = postJSON(t, p.url("/api/v1/auth/password/login"), map[string]any{"username": "console_three", "password": pass})

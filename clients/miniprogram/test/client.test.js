@@ -6,6 +6,7 @@
 
 const { test, describe, before } = require('node:test')
 const assert = require('node:assert/strict')
+const { randomUUID } = require('node:crypto')
 
 const { createClient, WxLoginError } = require('..')
 const { testEnv, createFakeWx, closedURL, until } = require('./fake-wx')
@@ -180,9 +181,12 @@ describe('once the access token has expired', { timeout: 60000 }, () => {
   // Sessions logged in together, so that one wait covers them all.
   const parallel = session('o_mpclient_parallel')
   const spent = session('o_mpclient_spent')
+  const revoked = session('o_mpclient_famrevoked')
+  const invalid = session('o_mpclient_unknownrt')
+  const relogin = session('o_mpclient_reloginfails')
   const outage = session('o_mpclient_outage')
   const late = session('o_mpclient_late')
-  const all = [parallel, spent, outage, late]
+  const all = [parallel, spent, revoked, invalid, relogin, outage, late]
 
   before(async () => {
     for (const s of all) {
@@ -193,6 +197,20 @@ describe('once the access token has expired', { timeout: 60000 }, () => {
     // copy of the app): what it keeps is an already rotated token.
     const r = await direct('POST', REFRESH, { body: { refresh_token: spent.stale.refresh_token } })
     assert.equal(r.status, 200)
+    // revoked's and relogin's sessions are logged out behind their backs (as
+    // on another device) while their access tokens are still valid: the
+    // family is revoked, and once the access token has expired the gateway
+    // answers token_expired (expiry is checked before revocation), so the
+    // client refreshes, and the refresh is answered token_revoked.
+    for (const s of [revoked, relogin]) {
+      const out = await direct('POST', LOGOUT, { token: s.stale.access_token })
+      assert.equal(out.status, 204)
+    }
+    // invalid keeps a refresh token of the right form and user that names a
+    // family the server never made: the refresh is answered token_invalid.
+    const [uid, , gen, secret] = invalid.stale.refresh_token.split('.')
+    invalid.forged = [uid, randomUUID(), gen, secret].join('.')
+    invalid.wx.setStorageSync(KEY, { access_token: invalid.stale.access_token, refresh_token: invalid.forged })
     // The real expiry (WXLOGIN_ACCESS_TTL plus the verifiers' leeway).
     await until(30000, 'the access tokens to expire', async () => {
       for (const s of all) {
@@ -227,6 +245,62 @@ describe('once the access token has expired', { timeout: 60000 }, () => {
     assert.equal(wx.calls(LOGIN), 2)
     assert.equal(wx.log.find((c) => c.path === REFRESH).code, 'refresh_token_reused')
     assert.notEqual(wx.getStorageSync(KEY).refresh_token, stale.refresh_token)
+  })
+
+  test('a revoked family: the refresh is answered token_revoked, one new login, and the calls succeed', T, async () => {
+    const { wx, client, user, stale } = revoked
+    const answers = await Promise.all([1, 2, 3].map(() => client.request({ url: ME })))
+    for (const a of answers) {
+      assert.equal(a.statusCode, 200)
+      assert.equal(a.data.id, user.id)
+    }
+    assert.equal(wx.calls(REFRESH), 1)
+    assert.equal(wx.log.find((c) => c.path === REFRESH).code, 'token_revoked')
+    assert.equal(wx.calls('wx.login'), 2) // the first login and the one after the refresh
+    assert.equal(wx.calls(LOGIN), 2)
+    assert.equal(wx.calls(ME), 6)
+    const now = wx.getStorageSync(KEY)
+    assert.notEqual(now.refresh_token, stale.refresh_token)
+    assert.equal((await direct('GET', ME, { token: now.access_token })).status, 200) // a new session, not the old one
+  })
+
+  test('an unknown refresh token: the refresh is answered token_invalid, one new login, and the call succeeds', T, async () => {
+    const { wx, client, user, forged } = invalid
+    const me = await client.request({ url: ME })
+    assert.equal(me.statusCode, 200)
+    assert.equal(me.data.id, user.id)
+    assert.equal(wx.calls(REFRESH), 1)
+    assert.equal(wx.log.find((c) => c.path === REFRESH).code, 'token_invalid')
+    assert.equal(wx.calls('wx.login'), 2)
+    assert.equal(wx.calls(LOGIN), 2)
+    assert.equal(wx.calls(ME), 2)
+    assert.notEqual(wx.getStorageSync(KEY).refresh_token, forged)
+  })
+
+  test('the login after a session that is over fails: one attempt, and the caller gets its error', T, async (t) => {
+    const { wx, client, user } = relogin
+    // More refused exchanges than one attempt needs: a client that tried
+    // again would be refused again, and counted.
+    await fakeErrors(40029, 3)
+    t.after(() => fakeErrors(0, 0))
+    await assert.rejects(client.request({ url: ME }), (err) => {
+      assert.ok(err instanceof WxLoginError)
+      assert.equal(err.code, 'wechat_code_invalid')
+      assert.equal(err.status, 401)
+      assert.equal(err.problem.code, 'wechat_code_invalid')
+      return true
+    })
+    assert.equal(wx.calls(REFRESH), 1)
+    assert.equal(wx.log.find((c) => c.path === REFRESH).code, 'token_revoked')
+    assert.equal(wx.calls('wx.login'), 2) // the first login and exactly one more
+    assert.equal(wx.calls(LOGIN), 2)
+    assert.equal(wx.log.filter((c) => c.path === LOGIN).at(-1).code, 'wechat_code_invalid')
+    assert.equal(wx.calls(ME), 1) // not run again without a session
+    assert.equal(client.isLoggedIn(), false)
+    // Nothing is left under way: with WeChat answering again, login() works.
+    await fakeErrors(0, 0)
+    assert.equal((await client.login()).user.id, user.id)
+    assert.equal((await client.request({ url: ME })).data.id, user.id)
   })
 
   test('a refresh answered 503 keeps the tokens and rejects; the session works once it is back', T, async () => {

@@ -3,6 +3,7 @@ package webhooksvc_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -455,5 +456,149 @@ func TestResumesAfterARestart(t *testing.T) {
 	poll.Until(t, wait, "the events of the downtime delivered", func() bool { return len(r.Accepted()) == 3 })
 	if got := ids(r.Deliveries()); got[0] != first.ID || !slices.Equal(slices.Sorted(slices.Values(got[1:])), slices.Sorted(slices.Values(want))) {
 		t.Errorf("delivered %v, want %s then %v, each once", got, first.ID, want)
+	}
+}
+
+// holdingReceiver holds every request until the test answers it, and
+// counts how many it holds at once; an answered request goes on to its
+// webhooktest.Receiver, which checks the signature, records it and answers.
+type holdingReceiver struct {
+	*webhooktest.Receiver
+	URL string // where it listens: not the Receiver's URL
+
+	mu   sync.Mutex
+	held []chan struct{} // the requests waiting to be answered, oldest first
+	peak int             // the most held at once
+
+	stopOnce sync.Once
+	stopped  chan struct{} // closed: every request passes
+}
+
+func newHoldingReceiver(t *testing.T, secret string) *holdingReceiver {
+	t.Helper()
+	// The Receiver's own server is left unused: this one hands it the requests.
+	h := &holdingReceiver{Receiver: webhooktest.NewReceiver(t, secret), stopped: make(chan struct{})}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		answer := make(chan struct{})
+		h.mu.Lock()
+		h.held = append(h.held, answer)
+		h.peak = max(h.peak, len(h.held))
+		h.mu.Unlock()
+		select {
+		case <-answer:
+		case <-h.stopped:
+		case <-r.Context().Done(): // the service gave up on it: no longer in flight
+			h.mu.Lock()
+			h.held = slices.DeleteFunc(h.held, func(c chan struct{}) bool { return c == answer })
+			h.mu.Unlock()
+			return
+		}
+		h.Receiver.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	h.URL = srv.URL + "/hook"
+	return h
+}
+
+// stop lets every request through, held or to come. A test defers it
+// with t.Cleanup after starting the service, so that it runs before the
+// service's stop, which waits for the requests in flight.
+func (h *holdingReceiver) stop() { h.stopOnce.Do(func() { close(h.stopped) }) }
+
+// inFlight is how many requests it holds now, and the most it held at once.
+func (h *holdingReceiver) inFlight() (now, peak int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.held), h.peak
+}
+
+// answerOne lets the oldest held request through. The request leaves the
+// count at once, before it is answered: the service cannot send another
+// in its slot before it has the answer.
+func (h *holdingReceiver) answerOne(t *testing.T) {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.held) == 0 {
+		t.Fatal("no request held")
+	}
+	close(h.held[0])
+	h.held = h.held[1:]
+}
+
+// An endpoint has at most its concurrency of requests in flight, and as
+// many as that while events wait: a receiver holding every request sees
+// exactly Concurrency at once, never more, again each time it answers
+// one. An endpoint whose slots are all taken holds up no other; in the
+// end each event reaches each endpoint once.
+func TestConcurrencyBoundsTheRequestsInFlight(t *testing.T) {
+	const limit, events = 3, 12
+	b := newBus(t)
+	cappedSecret, otherSecret := webhooktest.NewSecret(), webhooktest.NewSecret()
+	capped, other := newHoldingReceiver(t, cappedSecret), webhooktest.NewReceiver(t, otherSecret)
+	svc := start(t, b.config(writeFile(t,
+		// A timeout far above the test's: no request is given up and retried.
+		endpoint{Name: "capped", URL: capped.URL, Secret: cappedSecret, Concurrency: limit, Timeout: "1m"},
+		endpoint{Name: "other", URL: other.URL, Secret: otherSecret},
+	)))
+	t.Cleanup(capped.stop)
+
+	var want []string
+	for i := range events {
+		want = append(want, b.publish(identity.EventUserCreated, fmt.Sprintf("u%d", i)).ID)
+	}
+	slices.Sort(want)
+
+	poll.Until(t, wait, fmt.Sprintf("%d requests held by the capped receiver", limit), func() bool {
+		now, _ := capped.inFlight()
+		return now >= limit
+	})
+	poll.Until(t, wait, "every event at the other endpoint while the capped one has no free slot", func() bool {
+		return len(other.Accepted()) == events
+	})
+	if now, peak := capped.inFlight(); now != limit || peak != limit || len(capped.Deliveries()) != 0 {
+		t.Fatalf("capped endpoint: %d requests in flight, at most %d, %d answered; want %d, %d, 0", now, peak, len(capped.Deliveries()), limit, limit)
+	}
+	// Answer one at a time: each time the service fills the slot it
+	// freed, and no more.
+	for answered := range events {
+		expect := min(limit, events-answered)
+		poll.Until(t, wait, fmt.Sprintf("%d requests in flight after %d answered", expect, answered), func() bool {
+			now, _ := capped.inFlight()
+			return now >= expect
+		})
+		if now, peak := capped.inFlight(); peak > limit {
+			t.Fatalf("after %d answered: %d requests in flight, at most %d at once; want at most %d", answered, now, peak, limit)
+		}
+		capped.answerOne(t)
+	}
+
+	poll.Until(t, wait, "every event at the capped endpoint", func() bool { return len(capped.Accepted()) == events })
+	// Both consumers acknowledged everything: no event comes again.
+	for _, name := range []string{"capped", "other"} {
+		poll.Until(t, wait, name+"'s events all acknowledged", func() bool {
+			cons, err := b.events.Consumer(context.Background(), identity.EventStream, webhooks.ConsumerPrefix+name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, err := cons.Info(context.Background())
+			return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.AckFloor.Stream == events
+		})
+	}
+	for name, r := range map[string]*webhooktest.Receiver{"capped": capped.Receiver, "other": other} {
+		if got := slices.Sorted(slices.Values(ids(r.Deliveries()))); !slices.Equal(got, want) {
+			t.Errorf("%s got webhook-ids %v, want each of %v once", name, got, want)
+		}
+		for _, d := range r.Deliveries() {
+			if !d.Accepted() {
+				t.Errorf("%s: delivery %s not accepted (valid %v, status %d)", name, d.ID, d.Valid, d.Status)
+			}
+		}
+	}
+	if _, peak := capped.inFlight(); peak != limit {
+		t.Errorf("at most %d requests in flight at once, want %d", peak, limit)
+	}
+	if n := svc.metric(t, series(webhooksvc.NameDeliveries, "capped")); n != events {
+		t.Errorf("capped deliveries = %v, want %d", n, events)
 	}
 }

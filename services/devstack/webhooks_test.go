@@ -2,19 +2,25 @@ package main
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/wxlogin/wxlogin/shared/freeaddr"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wxlogin/wxlogin/services/webhooks/webhooksvc"
 	"github.com/wxlogin/wxlogin/services/webhooks/webhooktest"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
+	"github.com/wxlogin/wxlogin/shared/api/webhooks"
 	"github.com/wxlogin/wxlogin/shared/natsauth"
 	"github.com/wxlogin/wxlogin/shared/wechat/fakewechat"
 )
@@ -73,7 +79,8 @@ func (w *webhookReceivers) check(t *testing.T, user string, loginAgain func()) {
 
 // With the services as separate processes, and the webhooks binary as the
 // NATS user events on deploy/nats/nats.conf, a new user's login produces one
-// signed user.created at the receiver within seconds.
+// signed user.created at the receiver within seconds; one who logs in while
+// the receiver is down gets it there, once, when the receiver is back.
 func TestWebhooksAsAProcess(t *testing.T) {
 	p := startProcs(t)
 	w := newWebhookReceivers(t)
@@ -85,6 +92,47 @@ func TestWebhooksAsAProcess(t *testing.T) {
 	if !strings.Contains(r.raw, `wxlogin_webhooks_deliveries_total{endpoint="created"} 1`) {
 		t.Errorf("metrics do not count the delivery:\n%s", r.raw)
 	}
+
+	// The user.created receiver goes down (its address refuses
+	// connections); a new user who logs in meanwhile is announced to it,
+	// once and signed, when it is back at the same address.
+	addr := strings.TrimSuffix(strings.TrimPrefix(w.created.URL, "http://"), "/hook")
+	w.created.Close()
+	late := userID(t, p.login("o_webhook_while_down"))
+	refused := webhooksvc.NameFailures + `{endpoint="created",reason="network"}`
+	until(t, 10*time.Second, "a delivery to the receiver that is down", func() bool { return metric(t, ops, refused) >= 1 })
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen on the receiver's address again: %v", err)
+	}
+	back := webhooktest.Serve(t, w.secrets[0], ln)
+	began := time.Now()
+	// The first retry is a second after the failure (webhooksvc.DefaultRetry).
+	until(t, 20*time.Second, "the user.created webhook once the receiver is back", func() bool { return len(back.Accepted()) > 0 })
+	t.Logf("user.created reached the receiver %s after it came back", time.Since(began).Round(time.Millisecond))
+	if d := back.Accepted()[0]; d.Event.Type != identity.EventUserCreated || d.Event.User.ID != late || d.ID != d.Event.ID || d.ID == "" {
+		t.Errorf("delivery after the downtime: webhook-id %q, event %+v; want user.created of %s with its id", d.ID, d.Event, late)
+	}
+	// Acknowledged: it will not come again.
+	js, err := jetstream.New(p.connectAs(natsauth.Events))
+	if err != nil {
+		t.Fatal(err)
+	}
+	until(t, 10*time.Second, "the created endpoint's events all acknowledged", func() bool {
+		cons, err := js.Consumer(context.Background(), identity.EventStream, webhooks.ConsumerPrefix+"created")
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := cons.Info(context.Background())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+	if got := back.Deliveries(); len(got) != 1 || !got[0].Valid {
+		t.Errorf("%d deliveries once the receiver was back (%v), want one, signed", len(got), got)
+	}
+	if n := metric(t, ops, webhooksvc.NameDeliveries+`{endpoint="created"}`); n != 2 {
+		t.Errorf("created deliveries = %v, want 2", n)
+	}
+
 	for _, s := range w.secrets {
 		if strings.Contains(p.logs.String(), strings.TrimPrefix(s, "whsec_")) {
 			t.Error("a webhook secret is in the logs")
@@ -132,4 +180,20 @@ func (p *procStack) startWebhooks(file string) string {
 		p.t.Fatalf("%v\nlogs:\n%s", err, p.logs.String())
 	}
 	return ops
+}
+
+// metric reads one series of an ops server's /metrics, e.g.
+// `wxlogin_webhooks_deliveries_total{endpoint="created"}`; 0 when absent.
+func metric(t *testing.T, ops, series string) float64 {
+	t.Helper()
+	for line := range strings.Lines(do(t, http.MethodGet, ops+"/metrics", "", "", nil).raw) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", series, err)
+			}
+			return f
+		}
+	}
+	return 0
 }

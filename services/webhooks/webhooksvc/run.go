@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -198,7 +199,7 @@ func (w *worker) consumerConfig(from time.Time) jetstream.ConsumerConfig {
 // one there to the file's events, keeping where it started. The stream is
 // identity's: until it exists, wait for it.
 func (w *worker) bind(ctx context.Context, from time.Time) error {
-	backoff := 100 * time.Millisecond
+	retry := &backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, Multiplier: 2, MaxInterval: 5 * time.Second}
 	for {
 		err := jssetup.Retry(ctx, w.nc, w.log, func(ctx context.Context) error {
 			c, err := w.createOrUpdate(ctx, from)
@@ -215,13 +216,13 @@ func (w *worker) bind(ctx context.Context, from time.Time) error {
 			}
 			return nil
 		}
-		w.log.Warn("waiting for the event stream (identity creates it)", "stream", identity.EventStream, "retry_in", backoff)
+		wait := retry.NextBackOff()
+		w.log.Warn("waiting for the event stream (identity creates it)", "stream", identity.EventStream, "retry_in", wait)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
@@ -234,7 +235,7 @@ func (w *worker) run(ctx context.Context) {
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
 	deliverCtx := context.WithoutCancel(ctx)
-	backoff := time.Duration(0)
+	retry := &backoff.ExponentialBackOff{InitialInterval: 250 * time.Millisecond, Multiplier: 2, MaxInterval: 5 * time.Second}
 	for {
 		// Wait for one free slot, then take all that are free.
 		select {
@@ -259,22 +260,22 @@ func (w *worker) run(ctx context.Context) {
 			return
 		}
 		if err == nil {
-			backoff = 0
+			retry.Reset()
 			continue
 		}
-		backoff = min(max(2*backoff, 250*time.Millisecond), 5*time.Second)
+		wait := retry.NextBackOff()
 		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, nats.ErrNoResponders) {
 			w.log.Warn("consumer gone; creating it again", "error", err)
 			if err := w.bind(ctx, time.Now()); err != nil && ctx.Err() == nil {
 				w.log.Error("cannot create the consumer again", "error", err)
 			}
 		} else {
-			w.log.Warn("pulling events failed; will retry", "error", err, "retry_in", backoff)
+			w.log.Warn("pulling events failed; will retry", "error", err, "retry_in", wait)
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
 	}
 }

@@ -52,6 +52,9 @@ type Config struct {
 	// limits.go). A full QR bucket answers new tickets 503.
 	QRMaxBytes       int64 `env:"WXLOGIN_QR_MAX_BYTES"`
 	SessionsMaxBytes int64 `env:"WXLOGIN_SESSIONS_MAX_BYTES"`
+	// MaxSessionsPerUser bounds one user's refresh families: past it a
+	// login ends the user's oldest sessions (1: one device at a time).
+	MaxSessionsPerUser int `env:"WXLOGIN_MAX_SESSIONS_PER_USER" envDefault:"100"`
 }
 
 // Bounds on the lifetimes: beyond them a value is far more likely a typo
@@ -64,6 +67,8 @@ const (
 	maxQRTTL      = time.Hour
 	// minBucketBytes is the smallest bucket cap that may be configured.
 	minBucketBytes = 8 << 10
+	// maxSessionsPerUser: listing a user's families is the cap's cost.
+	maxSessionsPerUser = 10000
 )
 
 // ConfigFromEnv reads the configuration from the environment and validates
@@ -111,6 +116,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("WXLOGIN_QR_MAX_BYTES: %d is below %d bytes (0: sized from WXLOGIN_QR_TTL)", c.QRMaxBytes, minBucketBytes)
 	case c.SessionsMaxBytes != 0 && c.SessionsMaxBytes < minBucketBytes:
 		return fmt.Errorf("WXLOGIN_SESSIONS_MAX_BYTES: %d is below %d bytes (0: sized from WXLOGIN_REFRESH_TTL)", c.SessionsMaxBytes, minBucketBytes)
+	case c.MaxSessionsPerUser < 1 || c.MaxSessionsPerUser > maxSessionsPerUser:
+		return fmt.Errorf("WXLOGIN_MAX_SESSIONS_PER_USER: %d is outside 1..%d", c.MaxSessionsPerUser, maxSessionsPerUser)
 	}
 	if err := c.NATSAuth.Validate(c.NATSURL); err != nil {
 		return err

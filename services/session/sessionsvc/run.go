@@ -133,6 +133,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		QRTTL:           cfg.QRTTL,
 		Log:             log,
 		Metrics:         m,
+		MaxFamilies:     cfg.MaxSessionsPerUser,
 	})
 	pool := natsrpc.NewPool(natsrpc.Workers(cfg.Workers), requestTimeout, log)
 	ms, err := micro.AddService(nc, micro.Config{

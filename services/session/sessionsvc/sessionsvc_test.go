@@ -365,6 +365,34 @@ func TestKeyFile(t *testing.T) {
 	}
 }
 
+// TestOneSessionPerUserOverNATS: WXLOGIN_MAX_SESSIONS_PER_USER=1 is one
+// device at a time: a login ends the user's previous session.
+func TestOneSessionPerUserOverNATS(t *testing.T) {
+	s := natstest.Start(t)
+	nc := natstest.Connect(t, s)
+	cfg := config(s)
+	cfg.MaxSessionsPerUser = 1
+	start(t, cfg, nc)
+	client := session.NewClient(nc)
+	issue := func(user string) session.Tokens {
+		t.Helper()
+		tok, err := client.Issue(call(t), session.IssueRequest{UserID: user, Kind: api.KindPassword})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	first, other, second := issue("u1"), issue("u2"), issue("u1")
+	if _, err := client.Refresh(call(t), first.RefreshToken); api.CodeOf(err) != api.CodeTokenInvalid {
+		t.Fatalf("the earlier session's refresh: %v, want token_invalid", err)
+	}
+	for name, tok := range map[string]session.Tokens{"the newest session": second, "another user's session": other} {
+		if _, err := client.Refresh(call(t), tok.RefreshToken); err != nil {
+			t.Errorf("%s: refresh: %v", name, err)
+		}
+	}
+}
+
 func TestRefreshRevokeOverNATS(t *testing.T) {
 	s := natstest.Start(t)
 	nc := natstest.Connect(t, s)
@@ -524,7 +552,7 @@ func TestConfigFromEnv(t *testing.T) {
 	vars := []string{
 		"WXLOGIN_NATS_URL", "WXLOGIN_JWT_ALG", "WXLOGIN_JWT_KEY_FILE", "WXLOGIN_JWT_SECRET", "WXLOGIN_JWT_ISSUER",
 		"WXLOGIN_JWT_AUDIENCE", "WXLOGIN_ACCESS_TTL", "WXLOGIN_REFRESH_TTL", "WXLOGIN_QR_TTL", "WXLOGIN_LOG_LEVEL",
-		"WXLOGIN_NATS_REPLICAS", "WXLOGIN_METRICS_ADDR",
+		"WXLOGIN_NATS_REPLICAS", "WXLOGIN_METRICS_ADDR", "WXLOGIN_MAX_SESSIONS_PER_USER",
 	}
 	tests := []struct {
 		name    string
@@ -550,6 +578,10 @@ func TestConfigFromEnv(t *testing.T) {
 		{"6 replicas", map[string]string{"WXLOGIN_NATS_REPLICAS": "6"}, "WXLOGIN_NATS_REPLICAS"},
 		{"negative replicas", map[string]string{"WXLOGIN_NATS_REPLICAS": "-1"}, "WXLOGIN_NATS_REPLICAS"},
 		{"unparsable replicas", map[string]string{"WXLOGIN_NATS_REPLICAS": "three"}, "WXLOGIN_NATS_REPLICAS"},
+		{"one session per user", map[string]string{"WXLOGIN_MAX_SESSIONS_PER_USER": "1"}, ""},
+		{"no session per user", map[string]string{"WXLOGIN_MAX_SESSIONS_PER_USER": "0"}, "WXLOGIN_MAX_SESSIONS_PER_USER"},
+		{"too many sessions per user", map[string]string{"WXLOGIN_MAX_SESSIONS_PER_USER": "10001"}, "WXLOGIN_MAX_SESSIONS_PER_USER"},
+		{"unparsable sessions per user", map[string]string{"WXLOGIN_MAX_SESSIONS_PER_USER": "many"}, "WXLOGIN_MAX_SESSIONS_PER_USER"},
 		{"metrics port", map[string]string{"WXLOGIN_METRICS_ADDR": ":9100"}, ""},
 		{"metrics host and port", map[string]string{"WXLOGIN_METRICS_ADDR": "127.0.0.1:9100"}, ""},
 		{"metrics port without colon", map[string]string{"WXLOGIN_METRICS_ADDR": "9100"}, "WXLOGIN_METRICS_ADDR"},
@@ -585,7 +617,7 @@ func TestDefaultConfigAndMasking(t *testing.T) {
 	want := sessionsvc.Config{
 		NATSURL: "nats://127.0.0.1:4222", JWTAlg: "EdDSA", JWTIssuer: "wxlogin", JWTAudience: "wxlogin",
 		AccessTTL: 2 * time.Hour, RefreshTTL: 720 * time.Hour, QRTTL: 5 * time.Minute, LogLevel: slog.LevelInfo,
-		NATSReplicas: 1,
+		NATSReplicas: 1, MaxSessionsPerUser: 100,
 	}
 	if cfg != want {
 		t.Fatalf("DefaultConfig = %+v, want %+v", cfg, want)

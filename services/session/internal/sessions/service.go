@@ -58,15 +58,17 @@ type Deps struct {
 	Now             func() time.Time // nil: time.Now
 	// MaxFamilies bounds one user's refresh families (sessions): past it
 	// the oldest go (0: DefaultMaxFamilies). TrimEvery: a copy checks a
-	// user once per that many of its logins (0: DefaultTrimEvery), so the
-	// check (a listing) stays off almost every login.
+	// user once per that many of its logins (0: MaxFamilies/6, between 1
+	// and MaxTrimEvery), so the check (a listing) stays off most logins
+	// while a user exceeds the cap by at most a sixth between checks.
 	MaxFamilies, TrimEvery int
 }
 
-// Defaults of Deps.MaxFamilies and Deps.TrimEvery.
+// The default of Deps.MaxFamilies, and the most logins of a user between
+// two checks when Deps.TrimEvery is derived.
 const (
 	DefaultMaxFamilies = 100
-	DefaultTrimEvery   = 16
+	MaxTrimEvery       = 16
 )
 
 // Service implements the session endpoints.
@@ -84,7 +86,7 @@ func New(deps Deps) *Service {
 		deps.MaxFamilies = DefaultMaxFamilies
 	}
 	if deps.TrimEvery <= 0 {
-		deps.TrimEvery = DefaultTrimEvery
+		deps.TrimEvery = min(max(deps.MaxFamilies/6, 1), MaxTrimEvery)
 	}
 	return &Service{Deps: deps, issued: issueCounts{n: map[string]int{}}}
 }

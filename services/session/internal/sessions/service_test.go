@@ -765,3 +765,17 @@ func TestFamiliesPerUserCapped(t *testing.T) {
 		t.Errorf("another user's session: %v", err)
 	}
 }
+
+// TestTrimEveryFollowsTheCap: the check runs often enough that a user
+// exceeds a small cap by little (every login for a cap of 1), and at most
+// every MaxTrimEvery logins for a large one.
+func TestTrimEveryFollowsTheCap(t *testing.T) {
+	for _, tc := range []struct{ max, want int }{{0, 16}, {1, 1}, {6, 1}, {12, 2}, {100, 16}, {10000, 16}} {
+		if got := New(Deps{MaxFamilies: tc.max}).TrimEvery; got != tc.want {
+			t.Errorf("MaxFamilies %d: TrimEvery %d, want %d", tc.max, got, tc.want)
+		}
+	}
+	if got := New(Deps{MaxFamilies: 100, TrimEvery: 3}).TrimEvery; got != 3 {
+		t.Errorf("an explicit TrimEvery became %d", got)
+	}
+}

@@ -48,7 +48,7 @@ bench-admin:
 ## fuzz: each fuzz target for FUZZTIME (their seed corpora already run in
 ## `make test`); a failure leaves the input in the package's testdata/fuzz.
 FUZZTIME  ?= 10s
-FUZZ_PKGS := ./services/gateway/internal/httpapi ./services/gateway/internal/redirecturi ./shared/jwtverify ./shared/wechat
+FUZZ_PKGS := ./services/gateway/internal/httpapi ./services/gateway/internal/redirecturi ./shared/jwtverify ./shared/wechat ./shared/wechat/oapush ./shared/envconfig
 fuzz:
 	for p in $(FUZZ_PKGS); do \
 		for f in $$($(GO) test -list '^Fuzz' $$p | grep '^Fuzz'); do \

@@ -1,12 +1,14 @@
 package deploy
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 // repoFiles calls fn with the path (relative to the repository root) and
@@ -95,5 +97,78 @@ func TestNoReferencesOutsideTheRepo(t *testing.T) {
 	})
 	if files < 100 {
 		t.Fatalf("walked only %d files; is the repository root where the test looks?", files)
+	}
+}
+
+var (
+	mdLinkRe    = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	mdHeadingRe = regexp.MustCompile(`(?m)^#{1,6} +(.+?) *$`)
+	mdFenceRe   = regexp.MustCompile("(?ms)^```.*?^```")
+)
+
+// githubAnchors are the anchors GitHub gives the headings of a markdown
+// file: lower case, punctuation dropped, spaces as hyphens, repeats numbered.
+func githubAnchors(md string) map[string]bool {
+	md = mdFenceRe.ReplaceAllString(md, "")
+	anchors, seen := map[string]bool{}, map[string]int{}
+	for _, m := range mdHeadingRe.FindAllStringSubmatch(md, -1) {
+		var b strings.Builder
+		for _, r := range strings.ToLower(m[1]) {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsNumber(r):
+				b.WriteRune(r)
+			}
+		}
+		a := b.String()
+		if n := seen[a]; n > 0 {
+			anchors[fmt.Sprintf("%s-%d", a, n)] = true
+		} else {
+			anchors[a] = true
+		}
+		seen[a]++
+	}
+	return anchors
+}
+
+// TestMarkdownLinksResolve: every relative link of the repository's
+// markdown files names a file or folder that exists, and an anchor, where
+// it has one, names a heading of that file.
+func TestMarkdownLinksResolve(t *testing.T) {
+	var broken []string
+	repoFiles(t, func(path, content string) {
+		if filepath.Ext(path) != ".md" {
+			return
+		}
+		for _, m := range mdLinkRe.FindAllStringSubmatch(mdFenceRe.ReplaceAllString(content, ""), -1) {
+			link := m[1]
+			if strings.Contains(link, "://") || strings.HasPrefix(link, "mailto:") || strings.HasPrefix(link, "/") {
+				continue // absolute: another site, or a path on the gateway
+			}
+			target, anchor, _ := strings.Cut(link, "#")
+			file := path
+			if target != "" {
+				file = filepath.ToSlash(filepath.Join(filepath.Dir(path), target))
+			}
+			st, err := os.Stat(filepath.Join("..", file))
+			if err != nil {
+				broken = append(broken, path+": "+link+" (no such file)")
+				continue
+			}
+			if anchor == "" || st.IsDir() || filepath.Ext(file) != ".md" {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join("..", file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !githubAnchors(string(b))[anchor] {
+				broken = append(broken, path+": "+link+" (no such heading)")
+			}
+		}
+	})
+	if len(broken) > 0 {
+		t.Errorf("broken links:\n%s", strings.Join(broken, "\n"))
 	}
 }

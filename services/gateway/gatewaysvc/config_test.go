@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wxlogin/wxlogin/services/gateway/gatewaysvc"
+	"github.com/wxlogin/wxlogin/shared/logtest"
 	"github.com/wxlogin/wxlogin/shared/poll"
 )
 
@@ -66,4 +67,9 @@ func TestStartupLogsHideNATSToken(t *testing.T) {
 	if !strings.Contains(logs, "redacted@127.0.0.1") {
 		t.Errorf("no redacted NATS URL in the logs:\n%s", logs)
 	}
+}
+
+// The start line shows every setting: a field added to Config is logged.
+func TestConfigLogsEveryField(t *testing.T) {
+	logtest.LogsEveryField(t, gatewaysvc.Config{})
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/apps"
+	"github.com/wxlogin/wxlogin/shared/logtest"
 )
 
 // clearEnv unsets every WXLOGIN_ variable for the test (t.Setenv restores them).
@@ -292,4 +293,9 @@ func TestDatabaseErrorsHideThePassword(t *testing.T) {
 	if !strings.Contains(logs.String(), "database not reachable yet") {
 		t.Errorf("the retry was not logged: %s", logs.String())
 	}
+}
+
+// The start line shows every setting: a field added to Config is logged.
+func TestConfigLogsEveryField(t *testing.T) {
+	logtest.LogsEveryField(t, Config{})
 }

@@ -199,5 +199,6 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("pprof", m.Pprof),
 		slog.Int64("qr_max_bytes", m.QRMaxBytes),
 		slog.Int64("sessions_max_bytes", m.SessionsMaxBytes),
+		slog.Int("max_sessions_per_user", m.MaxSessionsPerUser),
 	)
 }

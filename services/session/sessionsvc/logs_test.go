@@ -164,3 +164,8 @@ func TestReconnectLogHidesToken(t *testing.T) {
 		t.Errorf("the token is logged:\n%s", out)
 	}
 }
+
+// The start line shows every setting: a field added to Config is logged.
+func TestConfigLogsEveryField(t *testing.T) {
+	logtest.LogsEveryField(t, sessionsvc.Config{})
+}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wxlogin/wxlogin/shared/logtest"
 )
 
 // secretA is a valid secret; its base64 part must never show in an error.
@@ -172,4 +174,9 @@ func TestSubjectsOverlap(t *testing.T) {
 			t.Errorf("subjectsOverlap(%s, %s) = %v", tc.a, tc.b, got)
 		}
 	}
+}
+
+// The start line shows every setting: a field added to Config is logged.
+func TestConfigLogsEveryField(t *testing.T) {
+	logtest.LogsEveryField(t, Config{})
 }

@@ -271,8 +271,9 @@ func (f *Families) ListUser(ctx context.Context, userID string) (map[string]Fami
 // Trim deletes the user's oldest families (by CreatedAt) beyond the
 // newest keep, and returns how many it deleted: one account logging in
 // over and over must not fill the bucket every login shares. A trimmed
-// family's refresh token no longer works; its access tokens run out.
-func (f *Families) Trim(ctx context.Context, userID string, keep int) (int, error) {
+// family's refresh token no longer works; first, before(familyID) ends its
+// access tokens (a failure stops the trim, the family kept).
+func (f *Families) Trim(ctx context.Context, userID string, keep int, before func(familyID string) error) (int, error) {
 	fams, err := f.ListUser(ctx, userID)
 	if err != nil || len(fams) <= keep {
 		return 0, err
@@ -282,6 +283,9 @@ func (f *Families) Trim(ctx context.Context, userID string, keep int) (int, erro
 	})
 	n := 0
 	for _, id := range ids[:len(ids)-keep] {
+		if err := before(id); err != nil {
+			return n, fmt.Errorf("trim family: %w", err)
+		}
 		if err := f.kv.Delete(ctx, FamilyKey(userID, id)); err != nil {
 			return n, fmt.Errorf("trim family: %w", err)
 		}

@@ -188,18 +188,22 @@ func (s *Service) store(ctx context.Context, g grant, now time.Time) (session.To
 	if err := s.Families.Create(ctx, g.userID, g.familyID, g.family); err != nil {
 		return session.Tokens{}, fmt.Errorf("store refresh family: %w", err)
 	}
-	s.trim(ctx, g.userID)
+	s.trim(ctx, g.userID, now)
 	return s.tokens(g.access, g.refresh, g.family.ExpiresAt, now), nil
 }
 
 // trim keeps the user at MaxFamilies families, checking once per TrimEvery
-// of this copy's logins of the user. The login has its family: a failed
-// trim is only logged (the next check tries again).
-func (s *Service) trim(ctx context.Context, userID string) {
+// of this copy's logins of the user. A trimmed session ends as a logout
+// does: its access tokens are revoked by sid, then its family goes. The
+// login has its family: a failed trim is only logged (the next check tries
+// again).
+func (s *Service) trim(ctx context.Context, userID string, now time.Time) {
 	if !s.issued.due(userID, s.TrimEvery) {
 		return
 	}
-	n, err := s.Families.Trim(ctx, userID, s.MaxFamilies)
+	n, err := s.Families.Trim(ctx, userID, s.MaxFamilies, func(familyID string) error {
+		return s.Revocations.RevokeSID(ctx, familyID, now)
+	})
 	switch {
 	case err != nil:
 		s.Log.Warn("trimming the user's oldest sessions failed", "request_id", natsrpc.RequestID(ctx), "user_id", userID, "error", err)

@@ -732,8 +732,9 @@ func TestStoredFamilyHoldsNoToken(t *testing.T) {
 
 // TestFamiliesPerUserCapped: one user's logins keep at most MaxFamilies
 // refresh families (plus the logins since the last check, fewer than
-// TrimEvery): the oldest go and their refresh tokens stop working, the
-// newest keep working, and other users are untouched.
+// TrimEvery): the oldest go, their refresh tokens stop working and their
+// sids are revoked (access tokens), the newest keep working, and other
+// users are untouched.
 func TestFamiliesPerUserCapped(t *testing.T) {
 	f := newFixture(t)
 	f.svc.MaxFamilies, f.svc.TrimEvery = 3, 2
@@ -752,14 +753,26 @@ func TestFamiliesPerUserCapped(t *testing.T) {
 		t.Fatalf("%d families after 9 logins, want 4 (3 kept at the last check, 1 since)", len(fams))
 	}
 	for i, tok := range toks {
-		_, err := f.refresh(tok.RefreshToken)
+		c, err := f.verifier.Verify(tok.AccessToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, revokedErr := f.buckets.Revoked.Get(context.Background(), session.RevokedSIDKey(c.SessionID))
+		_, err = f.refresh(tok.RefreshToken)
 		if i >= 5 { // kept
 			if err != nil {
 				t.Errorf("login %d (kept): refresh: %v", i+1, err)
 			}
+			if !errors.Is(revokedErr, jetstream.ErrKeyNotFound) {
+				t.Errorf("login %d (kept): its sid is revoked (%v)", i+1, revokedErr)
+			}
 			continue
 		}
 		wantCode(t, err, api.CodeTokenInvalid) // trimmed
+		// Its access tokens end too, as at a logout.
+		if revokedErr != nil {
+			t.Errorf("login %d (trimmed): its sid is not revoked: %v", i+1, revokedErr)
+		}
 	}
 	if _, err := f.refresh(other.RefreshToken); err != nil {
 		t.Errorf("another user's session: %v", err)

@@ -154,6 +154,9 @@ func (s *accountsStub) start() {
 		}
 		return u
 	}))
+	add(id, "admin_audit_record", identity.SubjectAdminAuditRecord, stub(s, identity.SubjectAdminAuditRecord, func(identity.AdminAuditRecordRequest) identity.AdminAuditRecordResult {
+		return identity.AdminAuditRecordResult{}
+	}))
 	e.stopper(id)
 
 	se, err := micro.AddService(e.nc, micro.Config{Name: session.Service, Version: "0.0.1", QueueGroup: session.Service})
@@ -167,6 +170,9 @@ func (s *accountsStub) start() {
 	add(se, "jwks", session.SubjectJWKS, endpoint(e.se.jwks))
 	add(se, "revoke", session.SubjectRevoke, stub(s, session.SubjectRevoke, func(session.RevokeRequest) session.RevokeResponse {
 		return session.RevokeResponse{}
+	}))
+	add(se, "list", session.SubjectList, stub(s, session.SubjectList, func(session.ListRequest) session.List {
+		return session.List{}
 	}))
 	e.stopper(se)
 }

@@ -118,6 +118,19 @@ func TestAdminUsers(t *testing.T) {
 			t.Error("the disabled user's token is still active")
 		}
 	})
+	t.Run("revoking all of a user's sessions refuses its tokens here at once", func(t *testing.T) {
+		victim, id := e.userToken()
+		r := do(t, context.Background(), http.MethodDelete, users+"/"+id+"/sessions", "", "", bearer(admin))
+		if r.status != http.StatusNoContent {
+			t.Fatalf("status %d: %s", r.status, r.raw)
+		}
+		if got := last[session.RevokeRequest](t, s, session.SubjectRevoke); got != (session.RevokeRequest{UserID: id}) {
+			t.Errorf("session got %+v", got)
+		}
+		if active(victim) {
+			t.Error("the user's token is still active")
+		}
+	})
 	t.Run("enable does not revoke", func(t *testing.T) {
 		revokes := s.count(session.SubjectRevoke)
 		r := post(users + "/" + otherUserID + "/enable")

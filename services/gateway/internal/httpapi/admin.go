@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -156,10 +157,11 @@ func (s *server) adminSetDisabled(c *gin.Context, disabled bool) {
 		return
 	}
 	if disabled {
+		began := time.Now()
 		ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
 		err := s.session.Revoke(ctx, session.RevokeRequest{UserID: id})
 		cancel()
-		s.revokeUserHere(id)
+		s.revokeUserHere(id, began)
 		if err != nil {
 			s.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "user disabled but its sessions not revoked yet",
 				slog.String("request_id", middleware.RequestIDOf(c)), slog.String("user_id", id), slog.Any("error", err))
@@ -326,10 +328,11 @@ func (s *server) adminRevokeSessions(c *gin.Context) {
 		return
 	}
 	detail, _ := json.Marshal(map[string]int{"sessions": len(list.Items)})
+	began := time.Now()
 	if !s.auditThenRevoke(c, identity.AuditSessionsRevokeAll, id, detail, session.RevokeRequest{UserID: id}) {
 		return
 	}
-	s.revokeUserHere(id)
+	s.revokeUserHere(id, began)
 	c.Status(http.StatusNoContent)
 }
 

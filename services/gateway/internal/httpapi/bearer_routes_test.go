@@ -39,8 +39,8 @@ func (probeRevocations) Check(c *jwtverify.Claims) error {
 	return nil
 }
 
-func (probeRevocations) Add(*jwtverify.Claims) {}
-func (probeRevocations) AddUser(string)        {}
+func (probeRevocations) Add(*jwtverify.Claims)     {}
+func (probeRevocations) AddUser(string, time.Time) {}
 
 // signedOnlyRoutes may accept a revoked token (middleware.RequireSignedToken);
 // each is justified where it is registered. Every other Bearer route must

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -29,8 +30,9 @@ type Revocations interface {
 	middleware.Revocations
 	// Add revokes the token's jti and refresh family locally at once.
 	Add(claims *jwtverify.Claims)
-	// AddUser revokes locally at once every token of the user issued so far.
-	AddUser(userID string)
+	// AddUser revokes locally at once every token of the user issued up to
+	// at (when the revocation began).
+	AddUser(userID string, at time.Time)
 }
 
 func (s *server) registerTokens(v1 *gin.RouterGroup) {
@@ -123,10 +125,11 @@ func (s *server) refreshingUser(c *gin.Context, userID string) (api.User, error)
 	case user.DisabledAt == nil:
 		return user, nil
 	}
+	began := time.Now()
 	ctx, cancel = context.WithTimeout(c.Request.Context(), callTimeout)
 	err = s.session.Revoke(ctx, session.RevokeRequest{UserID: userID})
 	cancel()
-	s.revokeUserHere(userID)
+	s.revokeUserHere(userID, began)
 	if err != nil {
 		// Refused either way; the next attempt revokes again.
 		s.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "refresh of a disabled user refused, its sessions not revoked yet",
@@ -188,11 +191,12 @@ func (s *server) logout(c *gin.Context) {
 }
 
 // revokeUserHere makes this gateway refuse, at once, the user's access
-// tokens issued so far: the session service's user revocation reaches the
-// other gateways through their watch a moment later.
-func (s *server) revokeUserHere(userID string) {
+// tokens issued up to began (taken before the session service was asked to
+// revoke them): its user revocation reaches the other gateways through
+// their watch a moment later.
+func (s *server) revokeUserHere(userID string, began time.Time) {
 	if s.revocations != nil {
-		s.revocations.AddUser(userID)
+		s.revocations.AddUser(userID, began)
 	}
 }
 

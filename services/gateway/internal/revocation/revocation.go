@@ -66,8 +66,9 @@ type Set struct {
 	// entries once they are all in, so keys deleted while no watch ran are
 	// forgotten. nil while no load is in progress.
 	next map[string]entry
-	// local are revocations this gateway made itself (logout), effective
-	// before the watch delivers the session service's write.
+	// local are revocations this gateway made itself (logout, disable,
+	// revoke-all, a disabled user's refresh), effective before the watch
+	// delivers the session service's write.
 	local map[string]entry
 }
 
@@ -204,15 +205,23 @@ func (s *Set) Add(c *jwtverify.Claims) {
 	}
 }
 
-// AddUser revokes here, at once, every access token of the user issued
-// until now, as the session service's user revocation does in KV (disable,
-// revoke all sessions). As with Add, the other gateways learn it through
-// their watch; this closes the moment on the gateway that made the change.
-func (s *Set) AddUser(userID string) {
+// AddUser revokes here, at once, every access token of the user issued up
+// to at, as the session service's user revocation does in KV (disable,
+// revoke all sessions). at is when the caller began to revoke, before it
+// asked the session service: session's own cut-off comes later, so a login
+// after it is never refused here (tokens issued in between are caught when
+// the watch delivers session's cut-off). As with Add, the other gateways
+// learn it through their watch; this closes the moment on the gateway that
+// made the change.
+func (s *Set) AddUser(userID string, at time.Time) {
 	now := s.now()
+	key := session.RevokedUserKey(userID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.local[session.RevokedUserKey(userID)] = entry{at: now.Unix(), until: now.Add(s.accessTTL + slack)}
+	if e, ok := s.local[key]; ok && e.at > at.Unix() {
+		return // an earlier call revoked up to a later moment
+	}
+	s.local[key] = entry{at: at.Unix(), until: now.Add(s.accessTTL + slack)}
 }
 
 // prune forgets entries no live token can match any more.

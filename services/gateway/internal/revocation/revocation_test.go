@@ -329,7 +329,8 @@ func TestAddUserLocal(t *testing.T) {
 	h.Loaded()
 	now := c.now()
 	before := claims("j1", "s1", "u1", now.Add(-time.Minute))
-	s.AddUser("u1")
+	s.AddUser("u1", now)
+	s.AddUser("u1", now.Add(-time.Hour)) // a call that began earlier narrows nothing
 	for _, tc := range []struct {
 		name string
 		c    *jwtverify.Claims

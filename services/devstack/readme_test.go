@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestREADMEQuickStartCurl runs the README's curl walk-through, as a
@@ -13,7 +15,10 @@ import (
 // token the script picks out of the answer works on /api/v1/me.
 func TestREADMEQuickStartCurl(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
-		t.Fatal("curl is not installed; the README's quick start needs it")
+		if os.Getenv("CI") == "true" {
+			t.Fatal("curl is not installed; .ci/run installs it")
+		}
+		t.Skip("curl not installed: the README's quick start runs where it is (always under CI=true)")
 	}
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
@@ -31,7 +36,9 @@ func TestREADMEQuickStartCurl(t *testing.T) {
 
 	st := startStack(t)
 	script = strings.NewReplacer("http://127.0.0.1:8080", st.GatewayURL, "http://127.0.0.1:8081", st.FakeURL).Replace(script)
-	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("the README's curl walk-through: %v\n%s", err, out)

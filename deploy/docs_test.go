@@ -3,6 +3,7 @@ package deploy
 import (
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -117,7 +118,7 @@ func githubAnchors(md string) map[string]bool {
 			switch {
 			case r == ' ':
 				b.WriteRune('-')
-			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsNumber(r):
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsMark(r) || unicode.Is(unicode.Nd, r):
 				b.WriteRune(r)
 			}
 		}
@@ -147,6 +148,9 @@ func TestMarkdownLinksResolve(t *testing.T) {
 				continue // absolute: another site, or a path on the gateway
 			}
 			target, anchor, _ := strings.Cut(link, "#")
+			if a, err := url.PathUnescape(anchor); err == nil {
+				anchor = a
+			}
 			file := path
 			if target != "" {
 				file = filepath.ToSlash(filepath.Join(filepath.Dir(path), target))

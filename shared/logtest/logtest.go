@@ -49,6 +49,13 @@ func LogsEveryField(t testing.TB, cfg slog.LogValuer) {
 			fields = append(fields, f.Name)
 		}
 	}
+	seen := map[string]bool{}
+	for _, a := range v.Group() {
+		if seen[a.Key] {
+			t.Errorf("%T logs %s twice", cfg, a.Key)
+		}
+		seen[a.Key] = true
+	}
 	if got := len(v.Group()); got != len(fields) {
 		var names []string
 		for _, a := range v.Group() {

@@ -16,7 +16,6 @@ import (
 	"github.com/wxlogin/wxlogin/shared/api"
 	"github.com/wxlogin/wxlogin/shared/api/identity"
 	"github.com/wxlogin/wxlogin/shared/api/session"
-	"github.com/wxlogin/wxlogin/shared/jwtverify"
 )
 
 // Admin search paging.
@@ -157,12 +156,7 @@ func (s *server) adminSetDisabled(c *gin.Context, disabled bool) {
 		return
 	}
 	if disabled {
-		began := time.Now()
-		ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
-		err := s.session.Revoke(ctx, session.RevokeRequest{UserID: id})
-		cancel()
-		s.revokeUserHere(id, began)
-		if err != nil {
+		if err := s.revokeUser(c, id); err != nil {
 			s.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "user disabled but its sessions not revoked yet",
 				slog.String("request_id", middleware.RequestIDOf(c)), slog.String("user_id", id), slog.Any("error", err))
 			s.fail(c, err)
@@ -312,11 +306,6 @@ func (s *server) adminRevokeSession(c *gin.Context) {
 	if !s.auditThenRevoke(c, identity.AuditSessionRevoke, id, detail, session.RevokeRequest{SessionID: sid, Subject: id}) {
 		return
 	}
-	// This gateway refuses the session's tokens from now on; the others learn
-	// it from the revoked bucket a moment later.
-	if s.revocations != nil {
-		s.revocations.Add(&jwtverify.Claims{SessionID: sid})
-	}
 	c.Status(http.StatusNoContent)
 }
 
@@ -328,16 +317,14 @@ func (s *server) adminRevokeSessions(c *gin.Context) {
 		return
 	}
 	detail, _ := json.Marshal(map[string]int{"sessions": len(list.Items)})
-	began := time.Now()
 	if !s.auditThenRevoke(c, identity.AuditSessionsRevokeAll, id, detail, session.RevokeRequest{UserID: id}) {
 		return
 	}
-	s.revokeUserHere(id, began)
 	c.Status(http.StatusNoContent)
 }
 
-// auditThenRevoke records the action, then revokes; false when it answered
-// an error.
+// auditThenRevoke records the action, then revokes, at the session service
+// and here (revokeHere); false when it answered an error.
 func (s *server) auditThenRevoke(c *gin.Context, action, userID string, detail json.RawMessage, rev session.RevokeRequest) bool {
 	actor := middleware.ClaimsOf(c).Subject
 	ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
@@ -347,6 +334,7 @@ func (s *server) auditThenRevoke(c *gin.Context, action, userID string, detail j
 		s.fail(c, err)
 		return false
 	}
+	began := time.Now()
 	ctx, cancel = context.WithTimeout(c.Request.Context(), callTimeout)
 	err = s.session.Revoke(ctx, rev)
 	cancel()
@@ -360,5 +348,6 @@ func (s *server) auditThenRevoke(c *gin.Context, action, userID string, detail j
 	s.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "admin revoked sessions",
 		slog.String("request_id", middleware.RequestIDOf(c)), slog.String("user_id", userID),
 		slog.String("sid", rev.SessionID), slog.String("actor_id", actor))
+	s.revokeHere(rev, began)
 	return true
 }

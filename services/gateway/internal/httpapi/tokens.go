@@ -125,12 +125,7 @@ func (s *server) refreshingUser(c *gin.Context, userID string) (api.User, error)
 	case user.DisabledAt == nil:
 		return user, nil
 	}
-	began := time.Now()
-	ctx, cancel = context.WithTimeout(c.Request.Context(), callTimeout)
-	err = s.session.Revoke(ctx, session.RevokeRequest{UserID: userID})
-	cancel()
-	s.revokeUserHere(userID, began)
-	if err != nil {
+	if err := s.revokeUser(c, userID); err != nil {
 		// Refused either way; the next attempt revokes again.
 		s.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "refresh of a disabled user refused, its sessions not revoked yet",
 			slog.String("request_id", middleware.RequestIDOf(c)), slog.String("user_id", userID), slog.Any("error", err))
@@ -190,13 +185,32 @@ func (s *server) logout(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
-// revokeUserHere makes this gateway refuse, at once, the user's access
-// tokens issued up to began (taken before the session service was asked to
-// revoke them): its user revocation reaches the other gateways through
-// their watch a moment later.
-func (s *server) revokeUserHere(userID string, began time.Time) {
-	if s.revocations != nil {
-		s.revocations.AddUser(userID, began)
+// revokeUser revokes every session of the user at the session service and,
+// whatever it answers, on this gateway (fail closed: the caller only acts
+// on a user that is to lose its sessions, e.g. a disabled one).
+func (s *server) revokeUser(c *gin.Context, userID string) error {
+	rev := session.RevokeRequest{UserID: userID}
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(c.Request.Context(), callTimeout)
+	err := s.session.Revoke(ctx, rev)
+	cancel()
+	s.revokeHere(rev, began)
+	return err
+}
+
+// revokeHere makes this gateway refuse at once what rev revoked (a session,
+// a user's tokens up to began, taken before the session service was asked,
+// so a login after session's own cut-off is never refused here); the other
+// gateways learn it through their watch a moment later.
+func (s *server) revokeHere(rev session.RevokeRequest, began time.Time) {
+	if s.revocations == nil {
+		return
+	}
+	if rev.SessionID != "" {
+		s.revocations.Add(&jwtverify.Claims{SessionID: rev.SessionID})
+	}
+	if rev.UserID != "" {
+		s.revocations.AddUser(rev.UserID, began)
 	}
 }
 
